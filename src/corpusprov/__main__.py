@@ -1,0 +1,5 @@
+"""``python -m corpusprov``."""
+
+from corpusprov.cli import main
+
+main()

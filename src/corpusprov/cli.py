@@ -1,0 +1,174 @@
+"""The ``corpusprov`` command line: parse, call the core, render; errors become exit codes here."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from corpusprov import __version__
+from corpusprov.errors import CorpusprovError
+from corpusprov.inputs import display_path
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="corpusprov",
+    help="Provenance-stamped merge and aggregate of video-quality corpus JSONL shards.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+manifest_app = typer.Typer(help="Read and check manifest sidecars.", no_args_is_help=True,
+                           rich_markup_mode=None)
+app.add_typer(manifest_app, name="manifest")
+
+#: Exit code for an interrupted run (128 + SIGINT), as shells report it.
+EXIT_INTERRUPTED = 130
+#: Exit code for a bug in corpusprov itself (EX_SOFTWARE).
+EXIT_INTERNAL = 70
+
+
+@contextlib.contextmanager
+def _boundary() -> Iterator[None]:
+    """The one place where errors turn into a message on stderr and an exit code."""
+    try:
+        yield
+    except CorpusprovError as exc:
+        typer.echo(f"corpusprov: error: {exc}", err=True)
+        raise typer.Exit(exc.exit_code) from None
+    except KeyboardInterrupt:
+        typer.echo("corpusprov: interrupted; no output was written", err=True)
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+    except (typer.Exit, typer.Abort):
+        raise
+    except Exception as exc:
+        if os.environ.get("CORPUSPROV_DEBUG"):
+            raise
+        typer.echo(f"corpusprov: internal error: {type(exc).__name__}: {exc} "
+                   "(a bug; re-run with CORPUSPROV_DEBUG=1 for the traceback and report it)",
+                   err=True)
+        raise typer.Exit(EXIT_INTERNAL) from None
+
+
+def _argv() -> tuple[str, ...]:
+    return ("corpusprov", *sys.argv[1:])
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        typer.echo(f"corpusprov {__version__}")
+        raise typer.Exit
+
+
+@app.callback()
+def _root(
+    version: Annotated[bool, typer.Option("--version", callback=_version_callback,
+                                          is_eager=True, help="Print the version and exit.")] = False,
+) -> None:
+    """Provenance-stamped merge and aggregate of video-quality corpus JSONL shards."""
+
+
+InputsArg = Annotated[list[str], typer.Argument(help="JSONL shards, or folders of *.jsonl (sorted).",
+                                                show_default=False)]
+OutputOpt = Annotated[Path, typer.Option("--output", "-o", help="Corpus JSONL to write.",
+                                         show_default=False)]
+ParamsOpt = Annotated[Path | None, typer.Option("--params", help="params.yaml to read "
+                                                "[default: params.yaml if present, else built-in defaults].")]
+ManifestOpt = Annotated[Path | None, typer.Option("--manifest-out",
+                                                  help="Manifest path [default: OUTPUT.manifest.json].")]
+RejectsOpt = Annotated[Path | None, typer.Option("--rejects-out",
+                                                 help="Rejects JSONL [default: OUTPUT stem + .rejects.jsonl].")]
+MetricsOpt = Annotated[Path | None, typer.Option("--metrics-out",
+                                                 help="Scalar metrics JSON for `dvc exp show` [default: none].")]
+
+
+def _summary(kind: str, report: Any) -> str:
+    manifest = report.manifest
+    counters = manifest.counters
+    duplicates = sum(counters.get(name, 0) for name in manifest.accounting["duplicates"])
+    rejected = sum(counters.get(name, 0) for name in manifest.accounting["rejected"])
+    corpus = manifest.output("corpus")
+    return (f"{kind}: {counters['rows_in']} rows in from {len(manifest.inputs)} input(s) -> "
+            f"{counters['rows_out']} rows out ({duplicates} duplicates, {rejected} rejected)\n"
+            f"  corpus:   {corpus.path if corpus else '?'}\n"
+            f"  manifest: {report.manifest_path}")
+
+
+@app.command()
+def merge(inputs: InputsArg, output: OutputOpt, params: ParamsOpt = None,
+          manifest_out: ManifestOpt = None, rejects_out: RejectsOpt = None,
+          metrics_out: MetricsOpt = None) -> None:
+    """Merge encode-grid shards: validate required keys, dedup on the natural key."""
+    from corpusprov.stage import StageRequest, run_merge
+
+    with _boundary():
+        report = run_merge(StageRequest(
+            inputs=tuple(inputs), output=output, params_path=params or Path("params.yaml"),
+            params_explicit=params is not None, manifest_out=manifest_out,
+            rejects_out=rejects_out, metrics_out=metrics_out, argv=_argv()))
+        typer.echo(_summary("merge", report))
+
+
+@app.command()
+def sample(
+    out: Annotated[Path, typer.Option("--out", help="Folder to fill (encode/ and mos/).")] = Path("data/raw"),
+    seed: Annotated[int, typer.Option("--seed", help="Random seed: same seed, same bytes.")] = 0,
+    rows: Annotated[int, typer.Option("--rows", help="Encode-grid rows in all (MOS rows: about 2/3).")] = 600,
+) -> None:
+    """Write deterministic synthetic shards shaped like real ones."""
+    from corpusprov.sample import generate_samples
+
+    with _boundary():
+        result = generate_samples(out, seed=seed, rows=rows)
+        for item in result.files:
+            typer.echo(f"{item.kind:7} {item.rows:8d} rows  {display_path(item.path)}")
+
+
+@manifest_app.command("show")
+def manifest_show(path: Annotated[Path, typer.Argument(help="Manifest JSON.")]) -> None:
+    """Print a manifest for a person: what went in, what came out, how."""
+    from corpusprov.manifest import load_manifest
+    from corpusprov.render import render_manifest
+
+    with _boundary():
+        manifest, _ = load_manifest(path, display_path(path))
+        typer.echo(render_manifest(manifest))
+
+
+@manifest_app.command("validate")
+def manifest_validate(paths: Annotated[list[Path], typer.Argument(help="Manifest JSON files.")]) -> None:
+    """Check manifests against the shipped JSON Schema and check that counters add up."""
+    from corpusprov.errors import DataError
+    from corpusprov.manifest import accounting_problems, load_manifest
+
+    with _boundary():
+        failed = 0
+        for path in paths:
+            display = display_path(path)
+            try:
+                manifest, _ = load_manifest(path, display)
+            except DataError as exc:
+                typer.echo(f"{exc}", err=True)
+                failed += 1
+                continue
+            problems = accounting_problems(manifest)
+            if problems:
+                failed += 1
+                for problem in problems:
+                    typer.echo(f"{display}: counters do not add up: {problem}", err=True)
+            else:
+                typer.echo(f"{display}: valid ({manifest.kind}, manifest v{manifest.manifest_version})")
+        if failed:
+            raise typer.Exit(1)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

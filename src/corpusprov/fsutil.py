@@ -1,0 +1,89 @@
+"""Atomic file writing: a temp file in the target folder, fsync, then rename."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+from corpusprov.errors import OutputError
+
+__all__ = ["TEMP_PREFIX", "atomic_writer", "clean_stale_temps", "write_bytes_atomic"]
+
+#: Every temp file we create starts with this, so a later run can find and remove
+#: the leftovers of a run that was killed before it could clean up.
+TEMP_PREFIX = ".corpusprov-tmp-"
+
+
+def _temp_path(target: Path) -> Path:
+    return target.with_name(f"{TEMP_PREFIX}{os.getpid()}-{secrets.token_hex(4)}-{target.name}")
+
+
+def clean_stale_temps(target: Path) -> list[Path]:
+    """Remove temp files a killed run left next to ``target`` (only those whose process is gone)."""
+    removed: list[Path] = []
+    folder = target.parent
+    if not folder.is_dir():
+        return removed
+    for candidate in folder.glob(f"{TEMP_PREFIX}*-{target.name}"):
+        pid_text = candidate.name[len(TEMP_PREFIX):].split("-", 1)[0]
+        if pid_text.isdigit() and _process_alive(int(pid_text)) and int(pid_text) != os.getpid():
+            continue
+        with contextlib.suppress(FileNotFoundError):
+            candidate.unlink()
+            removed.append(candidate)
+    return removed
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@contextlib.contextmanager
+def atomic_writer(target: Path) -> Iterator[BinaryIO]:
+    """Yield a binary file; on a clean exit it replaces ``target`` whole, on error it vanishes."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    clean_stale_temps(target)
+    temp = _temp_path(target)
+    try:
+        with open(temp, "xb") as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temp, target)
+    except BaseException as exc:
+        with contextlib.suppress(FileNotFoundError):
+            temp.unlink()
+        if isinstance(exc, OSError):
+            raise OutputError(
+                f"cannot write {target.name}: {exc.strerror or exc}",
+                path=str(target),
+                fix="check free space and permissions of the output folder",
+            ) from exc
+        raise
+    _fsync_dir(target.parent)
+
+
+def _fsync_dir(folder: Path) -> None:
+    # The rename is only durable once the folder entry is on disk too.
+    with contextlib.suppress(OSError):
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def write_bytes_atomic(target: Path, data: bytes) -> None:
+    """Write ``data`` to ``target`` atomically."""
+    with atomic_writer(target) as handle:
+        handle.write(data)

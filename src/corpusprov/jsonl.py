@@ -1,0 +1,441 @@
+"""Streaming JSONL: read each shard once in binary, hash exactly the bytes parsed, write canonically."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+import secrets
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO, Final, Literal
+
+import orjson
+
+from corpusprov.errors import DataError, InputError
+
+__all__ = [
+    "FLOAT_FORMAT",
+    "SERIALIZATION",
+    "Digest",
+    "FileHasher",
+    "JsonlOptions",
+    "JsonlReader",
+    "LineError",
+    "canonical_line",
+    "find_special_values",
+    "replace_non_finite",
+]
+
+#: Bytes read per chunk: large enough that hashing and splitting run at C speed.
+CHUNK_BYTES: Final = 4 * 1024 * 1024
+
+#: How floats come out: orjson's shortest round-trip form (e.g. ``5e-05`` -> ``0.00005``,
+#: ``1e16`` -> ``1e+16``, ``23.0`` stays ``23.0``). Pinned by golden tests; the output
+#: hash depends on it, so the manifest names it.
+FLOAT_FORMAT: Final = f"orjson-{orjson.__version__.split('.')[0]}-shortest-roundtrip"
+
+#: The serialisation contract recorded in every manifest.
+SERIALIZATION: Final[dict[str, str]] = {
+    "format": "jsonl",
+    "encoding": "utf-8 (no \\u escapes for non-ASCII)",
+    "keys": "sorted",
+    "separators": "compact",
+    "newline": "\\n",
+    "float_format": FLOAT_FORMAT,
+    "non_finite": "NaN/Infinity/-Infinity tokens, as Python's json writes them",
+}
+
+_UTF8_BOM: Final = b"\xef\xbb\xbf"
+# Integer literals of 19+ digits may not fit 64 bits; orjson would turn them into floats.
+_LONG_DIGITS: Final = re.compile(rb"\d{19,}")
+# A key followed by whitespace before its colon: the fast duplicate-key count misses it.
+_SPACED_COLON: Final = re.compile(rb'"\s+:')
+_INT64_MIN: Final = -(2**63)
+_UINT64_MAX: Final = 2**64 - 1
+
+
+@dataclass(frozen=True)
+class Digest:
+    """Size and hashes of a byte stream, as the manifest and DVC record them."""
+
+    bytes: int
+    """Number of bytes hashed."""
+    sha256: str
+    """Hex sha256 of the bytes."""
+    md5: str
+    """Hex md5 of the bytes: what DVC 3 writes in ``dvc.lock`` (``hash: md5``)."""
+
+
+class FileHasher:
+    """sha256 + md5 + byte count over bytes fed in order."""
+
+    __slots__ = ("_md5", "_sha256", "size")
+
+    def __init__(self) -> None:
+        self._sha256 = hashlib.sha256()
+        self._md5 = hashlib.md5()  # noqa: S324 -- DVC's content id, not a security use
+        self.size = 0
+
+    def update(self, data: bytes | bytearray | memoryview) -> None:
+        """Feed the next bytes."""
+        self._sha256.update(data)
+        self._md5.update(data)
+        self.size += len(data)
+
+    def digest(self) -> Digest:
+        """The digest of everything fed so far."""
+        return Digest(self.size, self._sha256.hexdigest(), self._md5.hexdigest())
+
+
+def hash_file(path: Path) -> Digest:
+    """Hash a whole file (the floor every stage is measured against)."""
+    hasher = FileHasher()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(CHUNK_BYTES):
+            hasher.update(chunk)
+    return hasher.digest()
+
+
+@dataclass(frozen=True)
+class JsonlOptions:
+    """How tolerant the reader is of byte-level quirks; strict by default."""
+
+    bom: Literal["reject", "accept"] = "reject"
+    """A UTF-8 byte order mark at the start of the file."""
+    crlf: Literal["reject", "accept"] = "reject"
+    """``\\r\\n`` line endings."""
+    blank_lines: Literal["reject", "skip"] = "reject"
+    """Lines with nothing but white space."""
+    max_line_bytes: int = 64 * 1024 * 1024
+    """A longer line is taken for a file that lost its newlines."""
+    params_path: str = "params.yaml"
+    """Named in fix hints."""
+    params_group: str = "merge"
+    """The params group the options come from, named in fix hints."""
+
+
+@dataclass
+class ReadStats:
+    """What the reader saw besides rows."""
+
+    bom: bool = False
+    crlf_lines: int = 0
+    blank_lines: int = 0
+
+
+class LineError(DataError):
+    """One line is not a JSON object the stage can use; ``reason`` names the kind."""
+
+    def __init__(self, message: str, *, reason: str, path: str, line: int,
+                 fix: str | None = None, raw: bytes = b"") -> None:
+        super().__init__(message, path=path, line=line, fix=fix)
+        self.reason = reason
+        self.raw = raw
+
+
+class JsonlReader:
+    """Iterate ``(line_number, row, special, error)`` over one shard, hashing every byte read.
+
+    ``row`` is the parsed object (``None`` when ``error`` is set); ``special`` says the row
+    holds values orjson cannot write back as read (non-finite floats, integers beyond
+    64 bits), so the writer takes its careful path. File-level problems (missing file,
+    BOM or CRLF when the options forbid them, an empty file) raise; a line that is not a
+    usable JSON object comes back as a :class:`LineError` so the stage can fail or reject
+    by its policy. After iteration, :attr:`digest` is the hash of exactly the bytes parsed.
+    """
+
+    def __init__(self, path: Path, display: str, options: JsonlOptions | None = None) -> None:
+        self.path = path
+        self.display = display
+        self.options = options or JsonlOptions()
+        self.stats = ReadStats()
+        self._digest: Digest | None = None
+
+    @property
+    def digest(self) -> Digest:
+        """Hash of the bytes read; only valid once iteration finished."""
+        if self._digest is None:
+            raise RuntimeError("JsonlReader.digest read before the file was consumed")
+        return self._digest
+
+    def _fix(self, key: str, value: str) -> str:
+        return (f"or set {self.options.params_group}.jsonl.{key}: {value} "
+                f"in {self.options.params_path}")
+
+    def __iter__(self) -> Iterator[tuple[int, Any, bool, LineError | None]]:
+        options = self.options
+        hasher = FileHasher()
+        try:
+            handle: BinaryIO = open(self.path, "rb")  # noqa: SIM115 -- closed in finally
+        except FileNotFoundError as exc:
+            raise InputError("input file does not exist", path=self.display,
+                             fix="check the path, or run `dvc pull` / `dvc checkout`") from exc
+        except IsADirectoryError as exc:
+            raise InputError("input is a folder where a file was expected",
+                             path=self.display) from exc
+        except OSError as exc:
+            raise InputError(f"cannot read input: {exc.strerror or exc}",
+                             path=self.display) from exc
+        try:
+            line_no = 0
+            carry = b""
+            first = True
+            while True:
+                chunk = handle.read(CHUNK_BYTES)
+                if not chunk:
+                    break
+                hasher.update(chunk)
+                if first:
+                    first = False
+                    if chunk.startswith(_UTF8_BOM):
+                        if options.bom == "reject":
+                            raise DataError(
+                                "file starts with a UTF-8 byte order mark", path=self.display,
+                                line=1, fix="save it without BOM " + self._fix("bom", "accept"))
+                        self.stats.bom = True
+                        chunk = chunk[len(_UTF8_BOM):]
+                data = carry + chunk if carry else chunk
+                lines = data.split(b"\n")
+                carry = lines.pop()
+                if len(carry) > options.max_line_bytes:
+                    raise self._too_long(line_no + len(lines) + 1)
+                for raw in lines:
+                    line_no += 1
+                    yield self._parse(raw, line_no, last=False)
+            if first:
+                raise DataError("file is empty (no rows)", path=self.display,
+                                fix="remove it from the inputs or fill it")
+            if carry:
+                line_no += 1
+                yield self._parse(carry, line_no, last=True)
+            self._digest = hasher.digest()
+        finally:
+            handle.close()
+
+    def _too_long(self, line_no: int) -> DataError:
+        return DataError(
+            f"line is longer than {self.options.max_line_bytes} bytes", path=self.display,
+            line=line_no, fix="the file has probably lost its newlines; "
+            + self._fix("max_line_bytes", "<larger>"))
+
+    def _parse(self, raw: bytes, line_no: int, *, last: bool) -> tuple[int, Any, bool, LineError | None]:
+        options = self.options
+        if len(raw) > options.max_line_bytes:
+            raise self._too_long(line_no)
+        if raw.endswith(b"\r"):
+            if options.crlf == "reject":
+                raise DataError("line ends with CRLF (Windows line endings)", path=self.display,
+                                line=line_no,
+                                fix="convert the file with `dos2unix` " + self._fix("crlf", "accept"))
+            self.stats.crlf_lines += 1
+            raw = raw[:-1]
+        if not raw.strip():
+            if options.blank_lines == "reject":
+                raise DataError("blank line", path=self.display, line=line_no,
+                                fix="remove it " + self._fix("blank_lines", "skip"))
+            self.stats.blank_lines += 1
+            return line_no, None, False, _BLANK
+        try:
+            row, special = parse_row(raw)
+        except _ParseError as problem:
+            message = problem.message
+            reason = problem.reason
+            if last and problem.at_end:
+                message += " (last line, no newline at the end: the file looks truncated)"
+                reason = "truncated_line"
+            return line_no, None, False, LineError(message, reason=reason, path=self.display,
+                                                   line=line_no, fix=problem.fix, raw=raw)
+        return line_no, row, special, None
+
+
+#: Marker the reader returns for a skipped blank line (never surfaced as an error).
+_BLANK: Final = LineError("blank line", reason="blank", path="", line=0)
+
+
+def is_blank(error: LineError | None) -> bool:
+    """True when the reader skipped a blank line (allowed by the options)."""
+    return error is _BLANK
+
+
+class _ParseError(Exception):
+    def __init__(self, message: str, reason: str, fix: str | None = None, *,
+                 at_end: bool = False) -> None:
+        super().__init__(message)
+        self.message = message
+        self.reason = reason
+        self.fix = fix
+        self.at_end = at_end
+
+
+def parse_row(raw: bytes) -> tuple[dict[str, Any], bool]:
+    """Parse one line into an object; ``True`` second when it holds special values."""
+    try:
+        row = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return _parse_careful(raw)
+    if type(row) is not dict:
+        raise _ParseError(f"top-level JSON {_json_type(row)} where an object was expected",
+                            "not_an_object", "each line must be one JSON object")
+    if _LONG_DIGITS.search(raw) is not None:
+        # orjson reads integers past 64 bits as floats, silently losing digits.
+        return _parse_careful(raw)
+    if b'\\"' in raw or _SPACED_COLON.search(raw) is not None:
+        return _parse_careful(raw)
+    # Outside strings, `":` only ends a key; with no escaped quotes in the line the
+    # count is exact, and more keys written than parsed means a duplicate key.
+    if raw.count(b'":') != _count_keys(row):
+        return _parse_careful(raw)
+    return row, False
+
+
+def _count_keys(value: Any) -> int:
+    if type(value) is dict:
+        total = len(value)
+        for item in value.values():
+            if type(item) is dict or type(item) is list:
+                total += _count_keys(item)
+        return total
+    if type(value) is list:
+        total = 0
+        for item in value:
+            if type(item) is dict or type(item) is list:
+                total += _count_keys(item)
+        return total
+    return 0
+
+
+def _json_type(value: Any) -> str:
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, bool):
+        return "boolean"
+    if value is None:
+        return "null"
+    return "number"
+
+
+def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise _ParseError(f"duplicate key {key!r} inside one object", "duplicate_key",
+                                "keep one value per key")
+        result[key] = value
+    return result
+
+
+def _parse_careful(raw: bytes) -> tuple[dict[str, Any], bool]:
+    """The slow, exact path: NaN tokens, huge integers, duplicate keys, precise errors."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise _ParseError(f"invalid UTF-8 at byte {exc.start + 1}", "invalid_utf8",
+                            "re-encode the file as UTF-8") from None
+    try:
+        row = json.loads(text, object_pairs_hook=_reject_duplicates)
+    except json.JSONDecodeError as exc:
+        # The error sits in the last, unfinished token: what a cut-off write looks like.
+        tail = text[exc.pos:].strip()
+        at_end = (exc.msg.startswith("Unterminated string")
+                  or not any(mark in tail for mark in ",:}]"))
+        where = f"{exc.msg} column {exc.colno}" if exc.msg.endswith(" at") else \
+            f"{exc.msg} at column {exc.colno}"
+        raise _ParseError(f"invalid JSON: {where}", "invalid_json",
+                          "fix or remove the line", at_end=at_end) from None
+    except RecursionError:
+        raise _ParseError("JSON nested too deeply", "invalid_json",
+                            "flatten the row") from None
+    except ValueError as exc:  # e.g. int longer than sys.get_int_max_str_digits()
+        raise _ParseError(f"invalid JSON: {exc}", "invalid_json", "fix the value") from None
+    if type(row) is not dict:
+        raise _ParseError(f"top-level JSON {_json_type(row)} where an object was expected",
+                            "not_an_object", "each line must be one JSON object")
+    special = bool(find_special_values(row))
+    try:
+        canonical_line(row, special=special)
+    except orjson.JSONEncodeError as exc:
+        raise _ParseError(f"value cannot be written back as JSON: {exc}", "invalid_json",
+                            "fix the value (an unpaired \\u surrogate escape?)") from None
+    except RecursionError:
+        raise _ParseError("JSON nested too deeply", "invalid_json", "flatten the row") from None
+    return row, special
+
+
+def find_special_values(value: Any, path: str = "") -> list[tuple[str, Any]]:
+    """Dotted paths of non-finite floats and integers beyond 64 bits inside ``value``."""
+    found: list[tuple[str, Any]] = []
+    stack: list[tuple[str, Any]] = [(path, value)]
+    while stack:
+        where, item = stack.pop()
+        kind = type(item)
+        if kind is float:
+            if not math.isfinite(item):
+                found.append((where, item))
+        elif kind is int:
+            if item < _INT64_MIN or item > _UINT64_MAX:
+                found.append((where, item))
+        elif kind is dict:
+            stack.extend((f"{where}.{key}" if where else key, child) for key, child in item.items())
+        elif kind is list:
+            stack.extend((f"{where}[{index}]", child) for index, child in enumerate(item))
+    found.sort(key=lambda pair: pair[0])
+    return found
+
+
+def non_finite_fields(row: dict[str, Any]) -> list[str]:
+    """Dotted paths of the non-finite floats in ``row``."""
+    return [where for where, value in find_special_values(row) if isinstance(value, float)]
+
+
+def replace_non_finite(value: Any, replacement: Any = None) -> Any:
+    """A copy of ``value`` with every non-finite float replaced."""
+    kind = type(value)
+    if kind is float and not math.isfinite(value):
+        return replacement
+    if kind is dict:
+        return {key: replace_non_finite(child, replacement) for key, child in value.items()}
+    if kind is list:
+        return [replace_non_finite(child, replacement) for child in value]
+    return value
+
+
+_OPTIONS: Final = orjson.OPT_SORT_KEYS | orjson.OPT_APPEND_NEWLINE
+_SENTINEL_PREFIX: Final = f"corpusprov-raw-{secrets.token_hex(12)}-"
+
+
+def canonical_line(row: Any, *, special: bool = False) -> bytes:
+    """One canonical JSONL line: sorted keys, compact, raw UTF-8, ``\\n``.
+
+    ``special`` rows keep non-finite floats as ``NaN``/``Infinity``/``-Infinity`` tokens
+    (as Python's json writes them) and integers beyond 64 bits exactly; orjson would
+    write ``null`` or refuse, so those values travel as unique placeholder strings and are
+    swapped back into the bytes.
+    """
+    if not special:
+        return orjson.dumps(row, option=_OPTIONS)
+    tokens: list[bytes] = []
+    placeheld = _placehold(row, tokens)
+    line = orjson.dumps(placeheld, option=_OPTIONS)
+    for index, token in enumerate(tokens):
+        line = line.replace(f'"{_SENTINEL_PREFIX}{index}"'.encode(), token, 1)
+    return line
+
+
+def _placehold(value: Any, tokens: list[bytes]) -> Any:
+    kind = type(value)
+    if kind is float and not math.isfinite(value):
+        tokens.append(b"NaN" if math.isnan(value) else (b"Infinity" if value > 0 else b"-Infinity"))
+        return f"{_SENTINEL_PREFIX}{len(tokens) - 1}"
+    if kind is int and (value < _INT64_MIN or value > _UINT64_MAX):
+        tokens.append(str(value).encode())
+        return f"{_SENTINEL_PREFIX}{len(tokens) - 1}"
+    if kind is dict:
+        return {key: _placehold(child, tokens) for key, child in value.items()}
+    if kind is list:
+        return [_placehold(child, tokens) for child in value]
+    return value

@@ -1,0 +1,158 @@
+"""Natural keys: value semantics for dedup, and a compact table of 128-bit key digests."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from array import array
+from collections.abc import Iterator, Sequence
+from typing import Any, Final
+
+import orjson
+
+__all__ = ["DigestTable", "NonFiniteKeyError", "key_digest", "key_part"]
+
+_EMPTY: Final = -1
+
+
+class NonFiniteKeyError(ValueError):
+    """A key field holds NaN or an infinity: such a row has no usable identity."""
+
+    def __init__(self, field_name: str) -> None:
+        super().__init__(field_name)
+        self.field_name = field_name
+
+
+def key_part(value: Any) -> bytes:
+    """Encode one key value so that equal-by-contract values give equal bytes.
+
+    Numbers compare by value (``23 == 23.0``), strings exactly, a string never equals a
+    number, and ``true`` never equals ``1``.
+    """
+    kind = type(value)
+    if kind is str:
+        text: str = value
+        return b"s" + text.encode("utf-8", "surrogatepass")
+    if kind is int:
+        return b"n" + str(value).encode()
+    if kind is float:
+        if not math.isfinite(value):
+            raise NonFiniteKeyError("")
+        if value.is_integer():
+            return b"n" + str(int(value)).encode()
+        return b"n" + repr(value).encode()
+    if kind is bool:
+        return b"b1" if value else b"b0"
+    if value is None:
+        return b"z"
+    return b"j" + orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+
+
+def key_digest(row: dict[str, Any], fields: Sequence[str]) -> bytes:
+    """128-bit digest of the natural key of ``row`` (fields must all be present)."""
+    hasher = hashlib.blake2b(digest_size=16)
+    for name in fields:
+        try:
+            part = key_part(row[name])
+        except NonFiniteKeyError:
+            raise NonFiniteKeyError(name) from None
+        hasher.update(len(part).to_bytes(4, "little"))
+        hasher.update(part)
+    return hasher.digest()
+
+
+class DigestTable:
+    """Open-addressing map from 16-byte digests to non-negative ints.
+
+    About 24 bytes a slot, at most half full after growth: well under 64 bytes per
+    unique key, where a ``set`` of key tuples costs several hundred. Collisions of
+    128-bit digests are not a practical concern (2^-64 at four billion keys).
+    """
+
+    __slots__ = ("_capacity", "_keys", "_size", "_values")
+
+    def __init__(self, capacity: int = 1024) -> None:
+        size = 8
+        while size < capacity:
+            size *= 2
+        self._capacity = size
+        self._keys = bytearray(16 * size)
+        self._values = array("q", [_EMPTY]) * size
+        self._size = 0
+
+    def __len__(self) -> int:
+        return self._size
+
+    def nbytes(self) -> int:
+        """Bytes held by the table's buffers."""
+        return len(self._keys) + self._values.itemsize * len(self._values)
+
+    def _slot(self, digest: bytes) -> int:
+        mask = self._capacity - 1
+        index = int.from_bytes(digest[:8], "little") & mask
+        keys = self._keys
+        values = self._values
+        while True:
+            if values[index] == _EMPTY:
+                return index
+            offset = index * 16
+            if keys[offset:offset + 16] == digest:
+                return index
+            index = (index + 1) & mask
+
+    def get(self, digest: bytes) -> int | None:
+        """The value stored for ``digest``, or ``None``."""
+        value = self._values[self._slot(digest)]
+        return None if value == _EMPTY else value
+
+    def setdefault(self, digest: bytes, value: int) -> int | None:
+        """Store ``value`` if ``digest`` is new and return ``None``; else return the old value."""
+        index = self._slot(digest)
+        old = self._values[index]
+        if old != _EMPTY:
+            return old
+        self._put(index, digest, value)
+        return None
+
+    def set(self, digest: bytes, value: int) -> int | None:
+        """Store ``value`` for ``digest``; return the value it replaced, if any."""
+        index = self._slot(digest)
+        old = self._values[index]
+        if old != _EMPTY:
+            self._values[index] = value
+            return old
+        self._put(index, digest, value)
+        return None
+
+    def _put(self, index: int, digest: bytes, value: int) -> None:
+        if value < 0:
+            raise ValueError("DigestTable values must be non-negative")
+        offset = index * 16
+        self._keys[offset:offset + 16] = digest
+        self._values[index] = value
+        self._size += 1
+        if self._size * 2 > self._capacity:
+            self._grow()
+
+    def _grow(self) -> None:
+        old_keys = self._keys
+        old_values = self._values
+        self._capacity *= 2
+        self._keys = bytearray(16 * self._capacity)
+        self._values = array("q", [_EMPTY]) * self._capacity
+        mask = self._capacity - 1
+        keys = self._keys
+        values = self._values
+        for old_index, value in enumerate(old_values):
+            if value == _EMPTY:
+                continue
+            digest = old_keys[old_index * 16:old_index * 16 + 16]
+            index = int.from_bytes(digest[:8], "little") & mask
+            while values[index] != _EMPTY:
+                index = (index + 1) & mask
+            keys[index * 16:index * 16 + 16] = digest
+            values[index] = value
+
+    def values(self) -> Iterator[int]:
+        """Every stored value, in no particular order."""
+        return (value for value in self._values if value != _EMPTY)

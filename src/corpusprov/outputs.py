@@ -1,0 +1,171 @@
+"""Staged outputs: every file of a run is written to a temp file and renamed together at the end."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from corpusprov.errors import OutputError
+from corpusprov.fsutil import TEMP_PREFIX, clean_stale_temps
+from corpusprov.jsonl import Digest, FileHasher
+
+__all__ = ["OutputRecord", "OutputSet", "StagedFile"]
+
+_FLUSH_BYTES = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class OutputRecord:
+    """A written output as the manifest records it."""
+
+    role: str
+    """``corpus``, ``rejects`` or ``metrics``."""
+    path: str
+    """Repo-relative path."""
+    digest: Digest
+    """Size and hashes of the bytes written."""
+    rows: int | None
+    """Lines written (``None`` for non-JSONL files)."""
+
+
+class StagedFile:
+    """A temp file next to its target that hashes what is written to it."""
+
+    def __init__(self, target: Path, display: str, role: str) -> None:
+        self.target = target
+        self.display = display
+        self.role = role
+        self.rows = 0
+        self.temp = target.with_name(f"{TEMP_PREFIX}{os.getpid()}-{os.urandom(4).hex()}-{target.name}")
+        self._hasher = FileHasher()
+        self._buffer: list[bytes] = []
+        self._buffered = 0
+        self._handle: BinaryIO | None = None
+        self._final: Digest | None = None
+        self.created_folders: list[Path] = []
+
+    def open(self) -> None:
+        """Create the temp file (and the folders it needs, remembered for :meth:`abort`)."""
+        missing = []
+        folder = self.target.parent
+        while not folder.exists() and folder != folder.parent:
+            missing.append(folder)
+            folder = folder.parent
+        self.created_folders = missing  # deepest first
+        self.target.parent.mkdir(parents=True, exist_ok=True)
+        clean_stale_temps(self.target)
+        self._handle = open(self.temp, "xb")  # noqa: SIM115 -- closed by finish/abort
+
+    def write_line(self, line: bytes) -> None:
+        """Append one line (which carries its own newline)."""
+        self._buffer.append(line)
+        self._buffered += len(line)
+        self.rows += 1
+        if self._buffered >= _FLUSH_BYTES:
+            self._flush()
+
+    def write_bytes(self, data: bytes) -> None:
+        """Append raw bytes (for non-JSONL outputs)."""
+        self._buffer.append(data)
+        self._buffered += len(data)
+        self._flush()
+
+    def _flush(self) -> None:
+        if not self._buffer:
+            return
+        block = b"".join(self._buffer)
+        self._buffer.clear()
+        self._buffered = 0
+        self._hasher.update(block)
+        self._require_handle().write(block)
+
+    def _require_handle(self) -> BinaryIO:
+        if self._handle is None:
+            raise RuntimeError(f"staged output {self.display} written before open()")
+        return self._handle
+
+    def finish(self) -> Digest:
+        """Flush, fsync and close; return the digest of everything written."""
+        if self._final is None:
+            self._flush()
+            handle = self._require_handle()
+            handle.flush()
+            os.fsync(handle.fileno())
+            handle.close()
+            self._final = self._hasher.digest()
+        return self._final
+
+    def abort(self) -> None:
+        """Close and delete the temp file."""
+        if self._handle is not None and not self._handle.closed:
+            with contextlib.suppress(OSError):
+                self._handle.close()
+        with contextlib.suppress(FileNotFoundError):
+            self.temp.unlink()
+
+
+class OutputSet:
+    """All outputs of one run; nothing appears at a target path until :meth:`commit`."""
+
+    def __init__(self) -> None:
+        self._files: list[StagedFile] = []
+
+    def __enter__(self) -> OutputSet:
+        return self
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if exc_type is not None:
+            self.abort()
+
+    def stage(self, target: Path, display: str, role: str) -> StagedFile:
+        """Open a staged file for ``target``."""
+        staged = StagedFile(target, display, role)
+        try:
+            staged.open()
+        except OSError as exc:
+            raise OutputError(f"cannot create output: {exc.strerror or exc}", path=display,
+                              fix="check that the folder is writable") from exc
+        self._files.append(staged)
+        return staged
+
+    def records(self) -> list[OutputRecord]:
+        """Finish every staged file and describe it."""
+        try:
+            return [OutputRecord(staged.role, staged.display, staged.finish(),
+                                 staged.rows if staged.role != "metrics" else None)
+                    for staged in self._files]
+        except OSError as exc:
+            raise OutputError(f"cannot write outputs: {exc.strerror or exc}",
+                              fix="check free space and file size limits") from exc
+
+    def commit(self) -> None:
+        """Rename every temp file onto its target, in staging order (the manifest last)."""
+        try:
+            for staged in self._files:
+                staged.finish()
+            for staged in self._files:
+                os.replace(staged.temp, staged.target)
+        except OSError as exc:
+            self.abort()
+            raise OutputError(f"cannot write outputs: {exc.strerror or exc}",
+                              fix="check free space and file size limits") from exc
+        folders = {staged.target.parent for staged in self._files}
+        for folder in folders:
+            with contextlib.suppress(OSError):
+                fd = os.open(folder, os.O_RDONLY)
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+
+    def abort(self) -> None:
+        """Remove every temp file, and the folders this run created if they are empty."""
+        for staged in self._files:
+            staged.abort()
+        for staged in self._files:
+            for folder in staged.created_folders:
+                with contextlib.suppress(OSError):
+                    folder.rmdir()

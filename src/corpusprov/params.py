@@ -1,0 +1,339 @@
+"""params.yaml: safe loading, and validation that points at the offending line and column."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final, Literal, cast
+
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.error import MarkedYAMLError, YAMLError
+
+from corpusprov.defaults import ENCODE_GRID_REQUIRED_KEYS, MERGE_DEDUP_KEY
+from corpusprov.errors import ParamsError
+from corpusprov.jsonl import Digest, JsonlOptions
+
+__all__ = [
+    "GroupReader",
+    "MergeParams",
+    "ParamsFile",
+    "load_params",
+    "merge_params",
+]
+
+_PLAIN_TAGS: Final = {
+    None,
+    "tag:yaml.org,2002:str",
+    "tag:yaml.org,2002:int",
+    "tag:yaml.org,2002:float",
+    "tag:yaml.org,2002:bool",
+    "tag:yaml.org,2002:null",
+    "tag:yaml.org,2002:seq",
+    "tag:yaml.org,2002:map",
+}
+
+
+@dataclass(frozen=True)
+class ParamsFile:
+    """A loaded params file: its bytes' digest, plain data, and the tree for positions."""
+
+    display: str | None
+    """Repo-relative path, or ``None`` when no file exists and defaults apply."""
+    digest: Digest | None
+    """Hash of the file's bytes."""
+    data: dict[str, Any]
+    """The whole document as plain dicts, lists and scalars."""
+    tree: Any = field(repr=False, compare=False)
+    """The ruamel round-trip tree (line and column of every key)."""
+
+    def group(self, name: str) -> GroupReader:
+        """A reader over one top-level group (an empty one when absent)."""
+        node = self.tree.get(name) if isinstance(self.tree, CommentedMap) else None
+        if node is None:
+            node = CommentedMap()
+        where = self.display or "params.yaml"
+        if not isinstance(node, CommentedMap):
+            line, column = _position(self.tree, name)
+            raise ParamsError(f"`{name}` must be a mapping", path=where, line=line, column=column,
+                              fix=f"write {name}'s settings as `key: value` lines under it")
+        return GroupReader(node, name, where)
+
+    def group_values(self, name: str) -> dict[str, Any]:
+        """The plain value of one group, as DVC records it in ``dvc.lock``."""
+        value = self.data.get(name, {})
+        return dict(value) if isinstance(value, dict) else {}
+
+
+def load_params(path: Path, display: str, *, required: bool) -> ParamsFile:
+    """Load ``path`` safely; a missing optional file means built-in defaults."""
+    if not path.exists():
+        if required:
+            raise ParamsError("params file does not exist", path=display,
+                              fix="pass --params PATH or create it from the template")
+        return ParamsFile(None, None, {}, CommentedMap())
+    if not path.is_file():
+        raise ParamsError("params path is not a file", path=display,
+                          fix="pass --params with the path of a YAML file")
+    raw = path.read_bytes()
+    digest = Digest(len(raw), hashlib.sha256(raw).hexdigest(),
+                    hashlib.md5(raw).hexdigest())  # noqa: S324 -- DVC's content id
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ParamsError(f"not UTF-8 (byte {exc.start + 1})", path=display,
+                          fix="save the file as UTF-8") from None
+    yaml = YAML(typ="rt", pure=True)
+    try:
+        tree = yaml.load(text)
+    except MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        problem = (exc.problem or exc.context or "malformed YAML").strip()
+        raise ParamsError(f"malformed YAML: {problem}", path=display,
+                          line=mark.line + 1 if mark else None,
+                          column=mark.column + 1 if mark else None,
+                          fix="fix the YAML syntax at that spot (a missing bracket, quote or "
+                              "indentation?)") from None
+    except YAMLError as exc:
+        raise ParamsError(f"malformed YAML: {str(exc).splitlines()[0]}", path=display,
+                          fix="fix the YAML syntax") from None
+    if tree is None:
+        tree = CommentedMap()
+    if not isinstance(tree, CommentedMap):
+        raise ParamsError("the top level must be a mapping of groups", path=display, line=1,
+                          fix="params.yaml maps stage names (sample, merge, aggregate) to settings")
+    data = cast("dict[str, Any]", _plain(tree, display, None, None))
+    return ParamsFile(display, digest, data, tree)
+
+
+def _position(node: Any, key: Any) -> tuple[int | None, int | None]:
+    try:
+        line, column = node.lc.key(key) if isinstance(node, CommentedMap) else node.lc.item(key)
+    except (AttributeError, KeyError, IndexError, TypeError):
+        return None, None
+    return int(line) + 1, int(column) + 1
+
+
+def _plain(node: Any, display: str, parent: Any, key: Any) -> Any:
+    """Plain Python data, refusing any tag that would construct an object."""
+    tag = getattr(node, "tag", None)
+    tag_value = getattr(tag, "value", tag) if tag is not None else None
+    if tag_value not in _PLAIN_TAGS or type(node).__name__ == "TaggedScalar":
+        line, column = _position(parent, key) if parent is not None else (None, None)
+        raise ParamsError(f"YAML tag {tag_value} is not allowed", path=display, line=line,
+                          column=column, fix="params hold plain values only; remove the tag")
+    if isinstance(node, CommentedMap):
+        return {str(child_key): _plain(child, display, node, child_key)
+                for child_key, child in node.items()}
+    if isinstance(node, CommentedSeq):
+        return [_plain(child, display, node, index) for index, child in enumerate(node)]
+    if isinstance(node, bool):
+        return bool(node)
+    if isinstance(node, int):
+        return int(node)
+    if isinstance(node, float):
+        return float(node)
+    if node is None or isinstance(node, str):
+        return None if node is None else str(node)
+    line, column = _position(parent, key) if parent is not None else (None, None)
+    raise ParamsError(f"unsupported YAML value {type(node).__name__}", path=display, line=line,
+                      column=column, fix="use plain strings, numbers, booleans, lists and mappings")
+
+
+class GroupReader:
+    """Typed access to one mapping in params.yaml; every error names line and column."""
+
+    def __init__(self, node: CommentedMap, dotted: str, display: str) -> None:
+        self.node = node
+        self.dotted = dotted
+        self.display = display
+        self._seen: set[str] = set()
+
+    def error(self, key: str | None, message: str, fix: str | None = None) -> ParamsError:
+        """A ParamsError positioned at ``key`` (or at the group itself)."""
+        line, column = _position(self.node, key) if key is not None else (None, None)
+        if line is None:
+            # A group missing from the file has no position: point at nothing rather than guess.
+            group_line = getattr(self.node.lc, "line", None)
+            line, column = (group_line + 1 if isinstance(group_line, int) else None), None
+        name = f"{self.dotted}.{key}" if key else self.dotted
+        return ParamsError(f"{name}: {message}", path=self.display, line=line, column=column,
+                           fix=fix or f"fix {name} (README, \"Parameters\", lists every key)")
+
+    def has(self, key: str) -> bool:
+        """Whether the key is present."""
+        return key in self.node
+
+    def _absent(self, key: str, value: Any) -> bool:
+        """True when the key is missing; a key written with no value is an error."""
+        if value is not None:
+            return False
+        if key in self.node:
+            raise self.error(key, "has no value", fix="give a value or delete the line")
+        return True
+
+    def raw(self, key: str) -> Any:
+        """The value at ``key`` as written, marking it as known."""
+        self._seen.add(key)
+        return self.node.get(key)
+
+    def choice(self, key: str, choices: Sequence[str], default: str) -> str:
+        """A string that must be one of ``choices``."""
+        value = self.raw(key)
+        if value is None and key in self.node and "null" in choices:
+            return "null"  # YAML reads a bare `null` as no value; here it is a choice
+        if self._absent(key, value):
+            return default
+        if not isinstance(value, str) or value not in choices:
+            raise self.error(key, f"must be one of {', '.join(choices)} (found {value!r})")
+        return value
+
+    def string(self, key: str, default: str | None = None) -> str | None:
+        """An optional string."""
+        value = self.raw(key)
+        if self._absent(key, value):
+            return default
+        if not isinstance(value, str):
+            raise self.error(key, f"must be a string (found {value!r})")
+        return str(value)
+
+    def number(self, key: str, default: float, *, minimum: float | None = None) -> float:
+        """A number (int or float)."""
+        value = self.raw(key)
+        if self._absent(key, value):
+            return default
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise self.error(key, f"must be a number (found {value!r})")
+        if minimum is not None and value < minimum:
+            raise self.error(key, f"must be at least {minimum} (found {value})")
+        return float(value)
+
+    def integer(self, key: str, default: int, *, minimum: int | None = None) -> int:
+        """An integer."""
+        value = self.raw(key)
+        if self._absent(key, value):
+            return default
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self.error(key, f"must be an integer (found {value!r})")
+        if minimum is not None and value < minimum:
+            raise self.error(key, f"must be at least {minimum} (found {value})")
+        return int(value)
+
+    def boolean(self, key: str, default: bool) -> bool:
+        """A boolean."""
+        value = self.raw(key)
+        if self._absent(key, value):
+            return default
+        if not isinstance(value, bool):
+            raise self.error(key, f"must be true or false (found {value!r})")
+        return bool(value)
+
+    def names(self, key: str, default: Sequence[str], *, allow_empty: bool = False) -> tuple[str, ...]:
+        """A list of distinct non-empty strings."""
+        value = self.raw(key)
+        if self._absent(key, value):
+            return tuple(default)
+        if not isinstance(value, list) or not all(isinstance(item, str) and item for item in value):
+            raise self.error(key, "must be a list of field names")
+        if not value and not allow_empty:
+            raise self.error(key, "must name at least one field")
+        seen: set[str] = set()
+        for item in value:
+            if item in seen:
+                raise self.error(key, f"names {item!r} twice")
+            seen.add(item)
+        return tuple(str(item) for item in value)
+
+    def sub(self, key: str) -> GroupReader:
+        """The nested mapping at ``key`` (empty when absent)."""
+        value = self.raw(key)
+        if value is None:
+            value = CommentedMap()
+        if not isinstance(value, CommentedMap):
+            raise self.error(key, "must be a mapping")
+        return GroupReader(value, f"{self.dotted}.{key}", self.display)
+
+    def finish(self) -> None:
+        """Refuse keys nobody asked for: a typo must not silently mean the default."""
+        for key in self.node:
+            if str(key) not in self._seen:
+                known = ", ".join(sorted(self._seen))
+                raise self.error(str(key), "unknown key", fix=f"known keys here: {known}")
+
+
+def read_jsonl_options(group: GroupReader, params_display: str, group_name: str) -> JsonlOptions:
+    """The ``jsonl`` sub-group shared by every stage."""
+    jsonl = group.sub("jsonl")
+    options = JsonlOptions(
+        bom=cast("Literal['reject', 'accept']", jsonl.choice("bom", ("reject", "accept"), "reject")),
+        crlf=cast("Literal['reject', 'accept']", jsonl.choice("crlf", ("reject", "accept"), "reject")),
+        blank_lines=cast("Literal['reject', 'skip']",
+                         jsonl.choice("blank_lines", ("reject", "skip"), "reject")),
+        max_line_bytes=jsonl.integer("max_line_bytes", JsonlOptions.max_line_bytes, minimum=1),
+        params_path=params_display,
+        params_group=group_name,
+    )
+    jsonl.finish()
+    return options
+
+
+@dataclass(frozen=True)
+class MergeParams:
+    """The ``merge`` group, validated, with defaults filled in."""
+
+    required_keys: tuple[str, ...] = ENCODE_GRID_REQUIRED_KEYS
+    """Keys every row must carry."""
+    dedup_key: tuple[str, ...] = MERGE_DEDUP_KEY
+    """The natural key."""
+    keep: Literal["first", "last"] = "first"
+    """Which occurrence of a natural key wins."""
+    non_finite: Literal["keep", "null", "reject"] = "keep"
+    """What to do with NaN/Infinity outside the key."""
+    on_invalid_row: Literal["fail", "reject"] = "fail"
+    """Whether an unusable row fails the run or goes to the rejects file."""
+    jsonl: JsonlOptions = field(default_factory=JsonlOptions)
+    """Byte-level tolerance of the reader."""
+
+    def policy(self) -> dict[str, Any]:
+        """The policy as the manifest records it."""
+        return {
+            "required_keys": list(self.required_keys),
+            "dedup": {"key": list(self.dedup_key), "keep": self.keep,
+                      "key_semantics": "numbers by value (23 == 23.0), strings exactly, "
+                                       "a string never equals a number, booleans are not numbers"},
+            "non_finite": self.non_finite,
+            "non_finite_in_key": "reject",
+            "on_invalid_row": self.on_invalid_row,
+            "jsonl": {"bom": self.jsonl.bom, "crlf": self.jsonl.crlf,
+                      "blank_lines": self.jsonl.blank_lines,
+                      "max_line_bytes": self.jsonl.max_line_bytes},
+        }
+
+
+def merge_params(params: ParamsFile) -> MergeParams:
+    """Validate the ``merge`` group."""
+    group = params.group("merge")
+    display = params.display or "params.yaml"
+    required = group.names("required_keys", ENCODE_GRID_REQUIRED_KEYS)
+    dedup = group.sub("dedup")
+    dedup_key = dedup.names("key", MERGE_DEDUP_KEY)
+    keep = dedup.choice("keep", ("first", "last"), "first")
+    dedup.finish()
+    for name in dedup_key:
+        if name not in required:
+            raise dedup.error("key", f"{name!r} is not one of merge.required_keys",
+                              fix="a dedup key field must be required, or rows could lack it")
+    non_finite = group.choice("non_finite", ("keep", "null", "reject"), "keep")
+    on_invalid = group.choice("on_invalid_row", ("fail", "reject"), "fail")
+    jsonl = read_jsonl_options(group, display, "merge")
+    group.finish()
+    return MergeParams(
+        required_keys=required,
+        dedup_key=dedup_key,
+        keep=cast("Literal['first', 'last']", keep),
+        non_finite=cast("Literal['keep', 'null', 'reject']", non_finite),
+        on_invalid_row=cast("Literal['fail', 'reject']", on_invalid),
+        jsonl=jsonl,
+    )

@@ -1,0 +1,180 @@
+"""Run a stage end to end: resolve inputs, load params, stream, write outputs and manifest together."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from corpusprov import __version__
+from corpusprov.errors import UsageError
+from corpusprov.inputs import FolderArg, InputFile, check_outputs, display_path, dvc_dir_md5, resolve_inputs
+from corpusprov.jsonl import SERIALIZATION
+from corpusprov.manifest import InputRecord, Manifest, OutputEntry, manifest_bytes
+from corpusprov.merge import MERGE_ACCOUNTING, merge
+from corpusprov.outputs import OutputSet, StagedFile
+from corpusprov.params import ParamsFile, load_params, merge_params
+from corpusprov.provenance import git_state, iso_utc, run_environment, utc_now
+
+__all__ = ["StageReport", "StageRequest", "default_manifest_path", "default_rejects_path",
+           "metrics_bytes", "run_merge"]
+
+
+@dataclass(frozen=True)
+class StageRequest:
+    """What the command line asked a stage to do."""
+
+    inputs: tuple[str, ...]
+    """INPUT arguments: files or folders."""
+    output: Path
+    """The corpus JSONL to write."""
+    params_path: Path = Path("params.yaml")
+    """The params file."""
+    params_explicit: bool = False
+    """Whether ``--params`` was given (then the file must exist)."""
+    manifest_out: Path | None = None
+    """Manifest path; default ``<output>.manifest.json``."""
+    rejects_out: Path | None = None
+    """Rejects JSONL path; default ``<output stem>.rejects.jsonl``."""
+    metrics_out: Path | None = None
+    """Scalar metrics JSON for ``dvc exp show``; none by default."""
+    argv: tuple[str, ...] = ()
+    """The command line as typed (program name first)."""
+
+
+@dataclass(frozen=True)
+class StageReport:
+    """What a stage run produced."""
+
+    manifest: Manifest
+    """The manifest written."""
+    manifest_path: str
+    """Where it was written (repo-relative)."""
+
+
+def default_manifest_path(output: Path) -> Path:
+    """``<output>.manifest.json``."""
+    return output.with_name(output.name + ".manifest.json")
+
+
+def default_rejects_path(output: Path) -> Path:
+    """``<output without .jsonl>.rejects.jsonl``."""
+    stem = output.name[:-len(".jsonl")] if output.name.endswith(".jsonl") else output.name
+    return output.with_name(stem + ".rejects.jsonl")
+
+
+def metrics_bytes(counters: dict[str, Any]) -> bytes:
+    """Scalar metrics as ``dvc metrics``/``dvc exp show`` read them."""
+    return orjson.dumps(counters, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS
+                        | orjson.OPT_APPEND_NEWLINE)
+
+
+def _folder_records(folders: Sequence[FolderArg], records: Sequence[InputRecord]) -> tuple[dict[str, Any], ...]:
+    by_path = {record.path: record for record in records}
+    result = []
+    for folder in folders:
+        entries = []
+        for name in folder.files:
+            display = f"{folder.display}/{name}" if folder.display != "." else name
+            entries.append((name, by_path[display].md5))
+        result.append({"path": folder.display, "files": list(folder.files),
+                       "dvc_dir_md5": dvc_dir_md5(entries)})
+    return tuple(result)
+
+
+def _command(request: StageRequest, files: Sequence[InputFile], paths: dict[str, Path],
+             params: ParamsFile) -> dict[str, Any]:
+    args: dict[str, Any] = {
+        "inputs": [display_path(Path(arg)) for arg in request.inputs],
+        "output": display_path(request.output),
+        "params": params.display,
+    }
+    for name, path in paths.items():
+        args[name] = display_path(path)
+    return {"argv": list(request.argv), "args": args}
+
+
+Body = Callable[[Sequence[InputFile], StagedFile, StagedFile], tuple[list[InputRecord], dict[str, int], dict[str, Any]]]
+
+
+def _run(kind: str, request: StageRequest, params: ParamsFile, policy: dict[str, Any],
+         accounting: dict[str, Any], body: Body) -> StageReport:
+    started = utc_now()
+    clock = time.monotonic()
+    files, folders = resolve_inputs(request.inputs)
+    manifest_path = request.manifest_out or default_manifest_path(request.output)
+    rejects_path = request.rejects_out or default_rejects_path(request.output)
+    targets = {"output": request.output, "rejects_out": rejects_path, "manifest_out": manifest_path}
+    if request.metrics_out is not None:
+        targets["metrics_out"] = request.metrics_out
+    check_outputs(list(targets.values()), files, folders)
+    with OutputSet() as outputs:
+        corpus = outputs.stage(request.output, display_path(request.output), "corpus")
+        rejects = outputs.stage(rejects_path, display_path(rejects_path), "rejects")
+        records, counters, extra = body(files, corpus, rejects)
+        metrics = None
+        if request.metrics_out is not None:
+            metrics = outputs.stage(request.metrics_out, display_path(request.metrics_out), "metrics")
+            metrics.write_bytes(metrics_bytes(counters))
+        written = outputs.records()
+        manifest_file = outputs.stage(manifest_path, display_path(manifest_path), "manifest")
+        finished = utc_now()
+        provenance = {
+            "started_at_utc": iso_utc(started),
+            "finished_at_utc": iso_utc(finished),
+            "duration_s": round(time.monotonic() - clock, 6),
+            "git": git_state(),
+            **run_environment(),
+        }
+        manifest = Manifest(
+            kind=kind,
+            tool={"name": "corpusprov", "version": __version__},
+            command=_command(request, files, {k: v for k, v in targets.items() if k != "output"},
+                             params),
+            params={"path": params.display,
+                    "sha256": params.digest.sha256 if params.digest else None,
+                    "md5": params.digest.md5 if params.digest else None,
+                    "group": kind, "values": params.group_values(kind)},
+            policy=policy,
+            serialization=dict(SERIALIZATION),
+            inputs=tuple(records),
+            input_folders=_folder_records(folders, records),
+            outputs=tuple(OutputEntry(record.role, record.path, record.digest.bytes,
+                                      record.digest.sha256, record.digest.md5, record.rows)
+                          for record in written),
+            counters=counters,
+            accounting=accounting,
+            provenance=provenance,
+            extra=extra,
+        )
+        manifest_file.write_bytes(manifest_bytes(manifest))
+        outputs.commit()
+    return StageReport(manifest, display_path(manifest_path))
+
+
+def _load(request: StageRequest) -> ParamsFile:
+    if not request.inputs:
+        raise UsageError("no inputs given", fix="pass at least one JSONL file or folder")
+    return load_params(request.params_path, display_path(request.params_path),
+                       required=request.params_explicit)
+
+
+def run_merge(request: StageRequest) -> StageReport:
+    """``corpusprov merge``: validate, de-duplicate and write the encode-grid corpus."""
+    params_file = _load(request)
+    params = merge_params(params_file)
+
+    def body(files: Sequence[InputFile], corpus: StagedFile,
+             rejects: StagedFile) -> tuple[list[InputRecord], dict[str, int], dict[str, Any]]:
+        outcome = merge(files, params, corpus, rejects)
+        records = [InputRecord(item.file.display, item.file.arg, item.file.relpath,
+                               item.digest.bytes, item.digest.sha256, item.digest.md5,
+                               item.counters["rows_in"], item.counters)
+                   for item in outcome.inputs]
+        return records, outcome.counters, {}
+
+    return _run("merge", request, params_file, params.policy(), MERGE_ACCOUNTING, body)

@@ -1,0 +1,1 @@
+"""corpusprov test suite."""

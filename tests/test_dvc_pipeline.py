@@ -1,0 +1,115 @@
+"""The template under real DVC: repro, lock hashes against the manifest, no-op re-runs."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from ruamel.yaml import YAML
+
+from corpusprov.manifest import accounting_problems, load_manifest
+from tests.conftest import run
+
+pytestmark = pytest.mark.dvc
+
+MERGED = "data/merged/encode_grid.jsonl"
+MANIFEST = MERGED + ".manifest.json"
+
+
+def _lock(repo: Path) -> dict[str, Any]:
+    data: dict[str, Any] = YAML(typ="safe", pure=True).load((repo / "dvc.lock").read_text(encoding="utf-8"))
+    return data
+
+
+def _entry(entries: list[dict[str, Any]], path: str) -> dict[str, Any]:
+    return next(entry for entry in entries if entry["path"] == path)
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One repository built by `dvc repro`, shared by the read-only checks below."""
+    import shutil
+
+    from tests.conftest import REPO_ROOT, TEMPLATE_FILES
+
+    repo = tmp_path_factory.mktemp("built") / "repo"
+    repo.mkdir()
+    for item in TEMPLATE_FILES:
+        shutil.copy2(REPO_ROOT / item, repo / item)
+    shutil.copytree(REPO_ROOT / "src" / "corpusprov", repo / "src" / "corpusprov",
+                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    params = (repo / "params.yaml").read_text(encoding="utf-8").replace("rows: 600", "rows: 150")
+    (repo / "params.yaml").write_text(params, encoding="utf-8")
+    run(["git", "init", "-q", "-b", "main"], repo)
+    run(["dvc", "init", "-q"], repo)
+    (repo / ".dvc" / "config").write_text("[core]\n    analytics = false\n", encoding="utf-8")
+    run(["git", "add", "-A"], repo)
+    run(["git", "commit", "-q", "-m", "template"], repo)
+    run(["dvc", "repro"], repo)
+    return repo
+
+
+def test_repro_leaves_lock_outputs_manifest_and_metrics(built: Path) -> None:
+    for path in ("dvc.lock", MERGED, MANIFEST, "data/merged/encode_grid.rejects.jsonl", "metrics/merge.json"):
+        assert (built / path).is_file(), path
+    manifest, _ = load_manifest(built / MANIFEST, MANIFEST)
+    assert accounting_problems(manifest) == []
+    assert manifest.provenance["dvc_stage"] == "merge"
+    assert manifest.counters["duplicates"] > 0
+    metrics = json.loads((built / "metrics/merge.json").read_text(encoding="utf-8"))
+    assert metrics["rows_out"] == manifest.counters["rows_out"]
+
+
+def test_manifest_hashes_equal_dvc_lock(built: Path) -> None:
+    lock = _lock(built)["stages"]["merge"]
+    manifest, _ = load_manifest(built / MANIFEST, MANIFEST)
+    dep = _entry(lock["deps"], "data/raw/encode")
+    assert dep["hash"] == "md5"
+    folder = manifest.input_folders[0]
+    assert folder["path"] == "data/raw/encode"
+    assert folder["dvc_dir_md5"] == dep["md5"]
+    # The per-file listing DVC keeps in its cache agrees with the manifest file by file.
+    listing_path = built / ".dvc" / "cache" / "files" / "md5" / dep["md5"][:2] / dep["md5"][2:]
+    listing = json.loads(listing_path.read_text(encoding="utf-8"))
+    assert {item["relpath"]: item["md5"] for item in listing} == {
+        record.relpath: record.md5 for record in manifest.inputs}
+    assert dep["nfiles"] == len(manifest.inputs)
+    corpus = manifest.output("corpus")
+    assert corpus is not None
+    assert _entry(lock["outs"], MERGED)["md5"] == corpus.md5
+    assert _entry(lock["outs"], MERGED)["size"] == corpus.bytes
+    rejects = manifest.output("rejects")
+    assert rejects is not None
+    assert _entry(lock["outs"], "data/merged/encode_grid.rejects.jsonl")["md5"] == rejects.md5
+    import hashlib
+
+    manifest_md5 = hashlib.md5((built / MANIFEST).read_bytes()).hexdigest()  # noqa: S324
+    assert _entry(lock["outs"], MANIFEST)["md5"] == manifest_md5
+    assert lock["params"]["params.yaml"]["merge"] == manifest.params["values"]
+
+
+def test_second_repro_does_no_work_and_status_is_clean(built: Path) -> None:
+    before = (built / MANIFEST).read_bytes()
+    again = run(["dvc", "repro"], built)
+    assert "didn't change, skipping" in again.stdout
+    assert "Running stage" not in again.stdout
+    assert (built / MANIFEST).read_bytes() == before
+    status = run(["dvc", "status"], built)
+    assert "Data and pipelines are up to date" in status.stdout
+
+
+def test_repro_after_param_change_reruns_merge_only(template_repo: Callable[..., Path]) -> None:
+    repo = template_repo(rows=60)
+    run(["dvc", "repro"], repo)
+    first = (repo / MERGED).read_bytes()
+    params = (repo / "params.yaml").read_text(encoding="utf-8").replace("keep: first", "keep: last")
+    (repo / "params.yaml").write_text(params, encoding="utf-8")
+    done = run(["dvc", "repro"], repo)
+    assert "Running stage 'merge'" in done.stdout
+    assert "Running stage 'sample'" not in done.stdout
+    manifest, _ = load_manifest(repo / MANIFEST, MANIFEST)
+    assert manifest.policy["dedup"]["keep"] == "last"
+    assert (repo / MERGED).read_bytes() != first
