@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -52,24 +53,43 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return repo
 
 
-def test_repro_leaves_lock_outputs_manifest_and_metrics(built: Path) -> None:
-    for path in ("dvc.lock", MERGED, MANIFEST, "data/merged/encode_grid.rejects.jsonl", "metrics/merge.json"):
+STAGES = {
+    # stage: (input folder, output JSONL, rejects, metrics)
+    "merge": ("data/raw/encode", MERGED, "data/merged/encode_grid.rejects.jsonl", "metrics/merge.json"),
+    "aggregate": ("data/raw/mos", "data/unified/mos_unified.jsonl", "data/unified/mos_unified.rejects.jsonl",
+                  "metrics/aggregate.json"),
+}
+
+
+@pytest.mark.parametrize("stage", sorted(STAGES))
+def test_repro_leaves_lock_outputs_manifest_and_metrics(built: Path, stage: str) -> None:
+    _, output, rejects, metrics_path = STAGES[stage]
+    manifest_path = output + ".manifest.json"
+    for path in ("dvc.lock", output, manifest_path, rejects, metrics_path):
         assert (built / path).is_file(), path
-    manifest, _ = load_manifest(built / MANIFEST, MANIFEST)
+    manifest, _ = load_manifest(built / manifest_path, manifest_path)
     assert accounting_problems(manifest) == []
-    assert manifest.provenance["dvc_stage"] == "merge"
-    assert manifest.counters["duplicates"] > 0
-    metrics = json.loads((built / "metrics/merge.json").read_text(encoding="utf-8"))
+    assert manifest.kind == stage
+    assert manifest.provenance["dvc_stage"] == stage
+    duplicates = sum(manifest.counters[name] for name in manifest.accounting["duplicates"])
+    rejected = sum(manifest.counters[name] for name in manifest.accounting["rejected"])
+    assert duplicates > 0, "the samples carry duplicates"
+    assert rejected > 0, "the samples carry rows that must be rejected"
+    metrics = json.loads((built / metrics_path).read_text(encoding="utf-8"))
     assert metrics["rows_out"] == manifest.counters["rows_out"]
+    assert len((built / rejects).read_text(encoding="utf-8").splitlines()) == rejected
 
 
-def test_manifest_hashes_equal_dvc_lock(built: Path) -> None:
-    lock = _lock(built)["stages"]["merge"]
-    manifest, _ = load_manifest(built / MANIFEST, MANIFEST)
-    dep = _entry(lock["deps"], "data/raw/encode")
+@pytest.mark.parametrize("stage", sorted(STAGES))
+def test_manifest_hashes_equal_dvc_lock(built: Path, stage: str) -> None:
+    folder_path, output, rejects_path, _ = STAGES[stage]
+    manifest_path = output + ".manifest.json"
+    lock = _lock(built)["stages"][stage]
+    manifest, _ = load_manifest(built / manifest_path, manifest_path)
+    dep = _entry(lock["deps"], folder_path)
     assert dep["hash"] == "md5"
     folder = manifest.input_folders[0]
-    assert folder["path"] == "data/raw/encode"
+    assert folder["path"] == folder_path
     assert folder["dvc_dir_md5"] == dep["md5"]
     # The per-file listing DVC keeps in its cache agrees with the manifest file by file.
     listing_path = built / ".dvc" / "cache" / "files" / "md5" / dep["md5"][:2] / dep["md5"][2:]
@@ -79,16 +99,14 @@ def test_manifest_hashes_equal_dvc_lock(built: Path) -> None:
     assert dep["nfiles"] == len(manifest.inputs)
     corpus = manifest.output("corpus")
     assert corpus is not None
-    assert _entry(lock["outs"], MERGED)["md5"] == corpus.md5
-    assert _entry(lock["outs"], MERGED)["size"] == corpus.bytes
+    assert _entry(lock["outs"], output)["md5"] == corpus.md5
+    assert _entry(lock["outs"], output)["size"] == corpus.bytes
     rejects = manifest.output("rejects")
     assert rejects is not None
-    assert _entry(lock["outs"], "data/merged/encode_grid.rejects.jsonl")["md5"] == rejects.md5
-    import hashlib
-
-    manifest_md5 = hashlib.md5((built / MANIFEST).read_bytes()).hexdigest()  # noqa: S324
-    assert _entry(lock["outs"], MANIFEST)["md5"] == manifest_md5
-    assert lock["params"]["params.yaml"]["merge"] == manifest.params["values"]
+    assert _entry(lock["outs"], rejects_path)["md5"] == rejects.md5
+    manifest_md5 = hashlib.md5((built / manifest_path).read_bytes()).hexdigest()  # noqa: S324
+    assert _entry(lock["outs"], manifest_path)["md5"] == manifest_md5
+    assert lock["params"]["params.yaml"][stage] == manifest.params["values"]
 
 
 def test_second_repro_does_no_work_and_status_is_clean(built: Path) -> None:
@@ -96,6 +114,7 @@ def test_second_repro_does_no_work_and_status_is_clean(built: Path) -> None:
     again = run(["dvc", "repro"], built)
     assert "didn't change, skipping" in again.stdout
     assert "Running stage" not in again.stdout
+    assert "Stage 'aggregate' didn't change, skipping" in again.stdout
     assert (built / MANIFEST).read_bytes() == before
     status = run(["dvc", "status"], built)
     assert "Data and pipelines are up to date" in status.stdout
@@ -110,6 +129,7 @@ def test_repro_after_param_change_reruns_merge_only(template_repo: Callable[...,
     done = run(["dvc", "repro"], repo)
     assert "Running stage 'merge'" in done.stdout
     assert "Running stage 'sample'" not in done.stdout
+    assert "Running stage 'aggregate'" not in done.stdout
     manifest, _ = load_manifest(repo / MANIFEST, MANIFEST)
     assert manifest.policy["dedup"]["keep"] == "last"
     assert (repo / MERGED).read_bytes() != first

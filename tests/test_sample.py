@@ -226,18 +226,57 @@ def test_preset_is_a_string_for_x26x_and_an_int_for_the_others(sample_dir: Path)
     assert types_seen == {int, str}
 
 
-def test_nan_tokens_are_bare_and_only_in_feature_columns(sample_dir: Path) -> None:
+def failed_probes(folder: Path) -> list[tuple[str, int, Row]]:
+    """Every encode row with a NaN in a natural-key field, as (host, 1-based line, row)."""
+    return [(host, line, row) for host, rows in encode_shards(folder).items()
+            for line, row in enumerate(rows, start=1)
+            if any(is_nan(row[field]) for field in MERGE_DEDUP_KEY)]
+
+
+def test_nan_tokens_are_bare_and_only_in_feature_columns_but_one_crf(sample_dir: Path) -> None:
     raw = b"".join(path.read_bytes() for path in sorted((sample_dir / "encode").glob("*.jsonl")))
     assert b": NaN" in raw
     assert b'"NaN"' not in raw
+    assert raw.count(b'"crf": NaN') == 1
 
+    [(probe_host, probe_line, _)] = failed_probes(sample_dir)
     nan_columns: set[str] = set()
-    for rows in encode_shards(sample_dir).values():
-        for row in rows:
-            nan_columns |= {key for key, value in row.items() if is_nan(value)}
+    for host, rows in encode_shards(sample_dir).items():
+        for line, row in enumerate(rows, start=1):
+            columns = {key for key, value in row.items() if is_nan(value)}
+            if (host, line) == (probe_host, probe_line):
+                assert columns == {"crf"}  # the deliberate failed probe, NaN nowhere else
+                continue
+            nan_columns |= columns
     assert nan_columns
     assert nan_columns <= {"cambi", "ciede2000"}
     assert not nan_columns & {*MERGE_DEDUP_KEY, "vmaf_score"}
+
+
+@pytest.mark.parametrize(("seed", "rows"), [(7, 10), (1, 11), (0, 12), (0, 600), (7, 1234), (2, 3000)])
+def test_exactly_one_failed_probe_with_nan_crf_in_host_c(tmp_path: Path, seed: int, rows: int) -> None:
+    result = generate_samples(tmp_path, seed=seed, rows=rows)
+
+    [(host, line, probe)] = failed_probes(tmp_path)
+    assert host == "grid-host-c"
+    shard = (tmp_path / "encode" / "grid-host-c.jsonl").read_bytes().splitlines()
+    assert b'"crf": NaN' in shard[line - 1]
+    assert sum(b'"crf": NaN' in raw for raw in shard) == 1
+    # Otherwise a normal row: every required key, finite numbers, a real cell's other key fields.
+    assert set(ENCODE_GRID_REQUIRED_KEYS) <= probe.keys()
+    assert [key for key, value in probe.items() if is_nan(value)] == ["crf"]
+    assert probe["host"] == "grid-host-c"
+    assert probe["exit_status"] == 0
+    vmaf = probe["vmaf_score"]
+    assert isinstance(vmaf, float)
+    assert 0.0 <= vmaf <= 100.0
+    # A re-probe of a cell an earlier host measured.
+    cell = tuple(probe[field] for field in MERGE_DEDUP_KEY if field != "crf")
+    shards = encode_shards(tmp_path)
+    assert any(tuple(row[field] for field in MERGE_DEDUP_KEY if field != "crf") == cell
+               for earlier in ("grid-host-a", "grid-host-b") for row in shards[earlier])
+    # It replaces a row rather than adding one.
+    assert sum(file.rows for file in result.files if file.kind == "encode") == rows
 
 
 def test_non_ascii_is_written_raw(sample_dir: Path) -> None:

@@ -117,6 +117,34 @@ def merge(inputs: InputsArg, output: OutputOpt, params: ParamsOpt = None,
 
 
 @app.command()
+def aggregate(inputs: InputsArg, output: OutputOpt, params: ParamsOpt = None,
+              manifest_out: ManifestOpt = None, rejects_out: RejectsOpt = None,
+              metrics_out: MetricsOpt = None) -> None:
+    """Aggregate MOS corpora: one 0-100 scale, cross-corpus dedup, rejects with reasons."""
+    from corpusprov.stage import StageRequest, run_aggregate
+
+    with _boundary():
+        report = run_aggregate(StageRequest(
+            inputs=tuple(inputs), output=output, params_path=params or Path("params.yaml"),
+            params_explicit=params is not None, manifest_out=manifest_out,
+            rejects_out=rejects_out, metrics_out=metrics_out, argv=_argv()))
+        typer.echo(_summary("aggregate", report))
+
+
+@app.command()
+def scales(params: ParamsOpt = None) -> None:
+    """Print the scale table from params.yaml: corpus, native range, direction, formula, citation."""
+    from corpusprov.params import load_params
+    from corpusprov.render import render_scales
+    from corpusprov.scales import aggregate_params
+
+    with _boundary():
+        path = params or Path("params.yaml")
+        loaded = load_params(path, display_path(path), required=True)
+        typer.echo(render_scales(aggregate_params(loaded)))
+
+
+@app.command()
 def sample(
     out: Annotated[Path, typer.Option("--out", help="Folder to fill (encode/ and mos/).")] = Path("data/raw"),
     seed: Annotated[int, typer.Option("--seed", help="Random seed: same seed, same bytes.")] = 0,

@@ -30,7 +30,7 @@ __all__ = [
 ]
 
 #: Bytes read per chunk: large enough that hashing and splitting run at C speed.
-CHUNK_BYTES: Final = 4 * 1024 * 1024
+CHUNK_BYTES: Final = 1024 * 1024
 
 #: How floats come out: orjson's shortest round-trip form (e.g. ``5e-05`` -> ``0.00005``,
 #: ``1e16`` -> ``1e+16``, ``23.0`` stays ``23.0``). Pinned by golden tests; the output

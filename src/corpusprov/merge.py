@@ -9,18 +9,18 @@ from typing import Any, Final
 
 from corpusprov.errors import DataError
 from corpusprov.inputs import InputFile
-from corpusprov.jsonl import (
-    Digest,
-    JsonlReader,
-    LineError,
-    canonical_line,
-    find_special_values,
-    is_blank,
-    replace_non_finite,
-)
+from corpusprov.jsonl import Digest, JsonlReader, LineError, canonical_line, is_blank
 from corpusprov.keys import DigestTable, NonFiniteKeyError, key_digest
 from corpusprov.outputs import StagedFile
 from corpusprov.params import MergeParams
+from corpusprov.rowpolicy import (
+    Verdict,
+    apply_non_finite,
+    check_line,
+    count_non_finite,
+    reject_line,
+    zero_counters,
+)
 
 __all__ = ["MERGE_COUNTERS", "InputOutcome", "MergeOutcome", "merge"]
 
@@ -73,23 +73,6 @@ class MergeOutcome:
     """Totals."""
 
 
-def _new_counters() -> dict[str, int]:
-    return dict.fromkeys(MERGE_COUNTERS, 0)
-
-
-class _Verdict:
-    """How one row was judged; built once per row, shared by both passes."""
-
-    __slots__ = ("detail", "digest", "reason", "row", "special")
-
-    def __init__(self) -> None:
-        self.reason: str | None = None
-        self.detail = ""
-        self.digest = b""
-        self.row: Any = None
-        self.special = False
-
-
 class _Judge:
     """Applies the merge policy to one parsed line."""
 
@@ -99,59 +82,20 @@ class _Judge:
         self.key_fields = params.dedup_key
 
     def judge(self, line_no: int, row: Any, special: bool, error: LineError | None,
-              display: str) -> _Verdict:
-        verdict = _Verdict()
+              display: str) -> Verdict:
+        verdict = Verdict()
         params = self.params
-        if error is not None:
-            if params.on_invalid_row == "fail":
-                raise error
-            verdict.reason = error.reason
-            verdict.detail = error.message
-            verdict.row = {"raw": error.raw.decode("utf-8", "replace")}
-            return verdict
-        if not row.keys() >= self.required:
-            missing = sorted(self.required.difference(row))
-            shown = ", ".join(repr(name) for name in missing[:5])
-            more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
-            message = f"missing required key{'s' if len(missing) > 1 else ''} {shown}{more}"
-            if params.on_invalid_row == "fail":
-                raise DataError(message, path=display, line=line_no,
-                                fix="add the key to the row, or drop it from "
-                                    "merge.required_keys in params.yaml")
-            verdict.reason = "missing_key"
-            verdict.detail = message
-            verdict.row = row
+        if not check_line(verdict, line_no, row, special, error, display, required=self.required,
+                          on_invalid_row=params.on_invalid_row, group="merge"):
             return verdict
         try:
             verdict.digest = key_digest(row, self.key_fields)
         except NonFiniteKeyError as exc:
-            verdict.reason = "non_finite_key"
-            verdict.detail = f"natural-key field {exc.field_name!r} is not a finite number"
-            verdict.row = row
-            verdict.special = True
-            return verdict
-        verdict.row = row
-        verdict.special = special
-        if special and params.non_finite != "keep":
-            bad = [where for where, value in find_special_values(row) if isinstance(value, float)]
-            if bad and params.non_finite == "reject":
-                verdict.reason = "non_finite_value"
-                verdict.detail = f"non-finite value in {', '.join(bad)}"
-                return verdict
-            if bad:
-                verdict.row = replace_non_finite(row)
-                verdict.special = bool(find_special_values(verdict.row))
+            return verdict.reject("non_finite_key",
+                                  f"natural-key field {exc.field_name!r} is not a finite number",
+                                  row, special=True)
+        apply_non_finite(verdict, params.non_finite)
         return verdict
-
-
-def _non_finite_count(row: Any) -> int:
-    return sum(1 for _, value in find_special_values(row) if isinstance(value, float))
-
-
-def _reject_line(display: str, line_no: int, verdict: _Verdict) -> bytes:
-    record = {"reason": verdict.reason, "path": display, "line": line_no,
-              "detail": verdict.detail, "row": verdict.row}
-    return canonical_line(record, special=verdict.special)
 
 
 def merge(files: Sequence[InputFile], params: MergeParams, corpus: StagedFile,
@@ -169,7 +113,7 @@ def merge(files: Sequence[InputFile], params: MergeParams, corpus: StagedFile,
     row_index = 0
     keep_last = params.keep == "last"
     for file in files:
-        counters = _new_counters()
+        counters = zero_counters(MERGE_COUNTERS)
         per_input.append(counters)
         starts.append(row_index)
         reader = JsonlReader(file.path, file.display, params.jsonl)
@@ -181,7 +125,7 @@ def merge(files: Sequence[InputFile], params: MergeParams, corpus: StagedFile,
             verdict = judge.judge(line_no, row, special, error, file.display)
             if verdict.reason is not None:
                 counters["rejected_" + verdict.reason] += 1
-                rejects.write_line(_reject_line(file.display, line_no, verdict))
+                rejects.write_line(reject_line(file.display, line_no, verdict))
                 row_index += 1
                 continue
             if keep_last:
@@ -196,17 +140,14 @@ def merge(files: Sequence[InputFile], params: MergeParams, corpus: StagedFile,
             else:
                 counters["rows_out"] += 1
                 corpus.write_line(canonical_line(verdict.row, special=verdict.special))
-            if verdict.special and params.non_finite == "keep":
-                counters["non_finite_kept"] += _non_finite_count(verdict.row)
-            elif special and params.non_finite == "null" and verdict.row is not row:
-                counters["non_finite_nulled"] += _non_finite_count(row)
+            count_non_finite(counters, row, special, verdict, params.non_finite)
             row_index += 1
         digests.append(reader.digest)
     if keep_last:
         _write_last(files, params, judge, table, digests, corpus)
     outcomes = tuple(InputOutcome(file, digest, counters)
                      for file, digest, counters in zip(files, digests, per_input, strict=True))
-    totals = _new_counters()
+    totals = zero_counters(MERGE_COUNTERS)
     for counters in per_input:
         for name, value in counters.items():
             totals[name] += value

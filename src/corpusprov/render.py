@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from corpusprov.manifest import Manifest
+from corpusprov.scales import AggregateParams
 
-__all__ = ["render_manifest"]
+__all__ = ["render_manifest", "render_scales"]
 
 
 def _size(count: int) -> str:
@@ -81,4 +82,35 @@ def render_manifest(manifest: Manifest) -> str:
     lines.append("")
     lines.append(f"serialization: {manifest.serialization['float_format']}, "
                  f"keys {manifest.serialization['keys']}, {manifest.serialization['separators']}")
+    return "\n".join(lines)
+
+
+def _table(headers: list[str], rows: list[list[str]]) -> list[str]:
+    widths = [max(len(headers[i]), *(len(row[i]) for row in rows)) for i in range(len(headers))]
+    lines = ["  ".join(cell.ljust(width) for cell, width in zip(headers, widths, strict=True)).rstrip()]
+    lines.append("  ".join("-" * width for width in widths))
+    lines.extend("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+                 for row in rows)
+    return lines
+
+
+def render_scales(params: AggregateParams) -> str:
+    """The scale map as a table a person can check at a glance."""
+    rows = []
+    for corpus, scale in params.scales.items():
+        rows.append([
+            corpus,
+            f"{scale.native_min:g}-{scale.native_max:g}",
+            "higher is better" if scale.higher_is_better else "lower is better (DMOS)",
+            scale.formula(),
+            scale.label,
+            scale.citation or "-",
+        ])
+    lines = _table(["corpus", "native", "direction", "formula (unified 0-100, never clipped)",
+                    "label", "citation"], rows)
+    lines.append("")
+    lines.append(f"range slack: {params.range_slack:g} native units either side; "
+                 f"dedup key: {', '.join(params.dedup_key)}")
+    for path, label in sorted(params.overrides.items()):
+        lines.append(f"override: every row of {path} is {label}")
     return "\n".join(lines)

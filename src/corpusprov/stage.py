@@ -19,9 +19,10 @@ from corpusprov.merge import MERGE_ACCOUNTING, merge
 from corpusprov.outputs import OutputSet, StagedFile
 from corpusprov.params import ParamsFile, load_params, merge_params
 from corpusprov.provenance import git_state, iso_utc, run_environment, utc_now
+from corpusprov.scales import aggregate_params, check_overrides
 
 __all__ = ["StageReport", "StageRequest", "default_manifest_path", "default_rejects_path",
-           "metrics_bytes", "run_merge"]
+           "metrics_bytes", "run_aggregate", "run_merge"]
 
 
 @dataclass(frozen=True)
@@ -178,3 +179,32 @@ def run_merge(request: StageRequest) -> StageReport:
         return records, outcome.counters, {}
 
     return _run("merge", request, params_file, params.policy(), MERGE_ACCOUNTING, body)
+
+
+def run_aggregate(request: StageRequest) -> StageReport:
+    """``corpusprov aggregate``: normalise MOS corpora onto 0-100 and de-duplicate across corpora."""
+    from corpusprov.aggregate import AGGREGATE_ACCOUNTING, aggregate
+
+    params_file = _load(request)
+    params = aggregate_params(params_file)
+
+    def body(files: Sequence[InputFile], corpus: StagedFile,
+             rejects: StagedFile) -> tuple[list[InputRecord], dict[str, int], dict[str, Any]]:
+        names = {file.display for file in files} | {file.arg for file in files}
+        check_overrides(params, names, params_file)
+        outcome = aggregate(files, params, corpus, rejects)
+        records = [InputRecord(item.file.display, item.file.arg, item.file.relpath,
+                               item.digest.bytes, item.digest.sha256, item.digest.md5,
+                               item.counters["rows_in"], item.counters,
+                               outcome.overrides.get(item.file.display))
+                   for item in outcome.inputs]
+        conversions = [{**params.scales[label].to_dict(), "rows_out": rows}
+                       for label, rows in outcome.rows_by_corpus.items()]
+        extra = {
+            "scale_conversions": conversions,
+            "overrides": [{"input": path, "label": label}
+                          for path, label in sorted(outcome.overrides.items())],
+        }
+        return records, outcome.counters, extra
+
+    return _run("aggregate", request, params_file, params.policy(), AGGREGATE_ACCOUNTING, body)

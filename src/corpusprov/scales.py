@@ -1,0 +1,192 @@
+"""The aggregate policy: per-corpus scale maps onto 0-100, overrides, and the dedup resolver."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal, cast
+
+from corpusprov.defaults import MOS_REQUIRED_KEYS
+from corpusprov.jsonl import JsonlOptions
+from corpusprov.params import GroupReader, ParamsFile, read_jsonl_options
+
+__all__ = ["AggregateParams", "ScaleEntry", "aggregate_params"]
+
+#: The resolver, in words, as the manifest records it.
+RESOLVER = ("cross-corpus duplicates (same key, different corpus): the row with the smallest "
+            "positive mos_std_dev wins; 0, missing, negative or non-finite std-dev is unknown and "
+            "loses to any known one; ties keep the first seen in input order. Same-corpus "
+            "duplicates keep the first seen. Rows without every key field are keyed by "
+            "(src, corpus_source).")
+
+
+@dataclass(frozen=True)
+class ScaleEntry:
+    """How one corpus's native scores map onto the unified 0-100 axis."""
+
+    corpus: str
+    """The corpus label (as rows and overrides name it)."""
+    native_min: float
+    """Lowest score of the native scale."""
+    native_max: float
+    """Highest score of the native scale."""
+    higher_is_better: bool
+    """False for DMOS-style scales, where lower means better quality."""
+    label: str
+    """Written into each unified row's ``mos_native_scale``."""
+    citation: str | None = None
+    """Where the scale is published."""
+    licence: str | None = None
+    """The corpus's licence, as the team records it."""
+
+    def contains(self, value: float, slack: float) -> bool:
+        """Whether ``value`` lies within the native range widened by ``slack``."""
+        return self.native_min - slack <= value <= self.native_max + slack
+
+    def to_unified(self, value: float) -> float:
+        """Affine map of the native range onto 0-100 (reversed for DMOS); never clipped."""
+        span = self.native_max - self.native_min
+        if self.higher_is_better:
+            return (value - self.native_min) / span * 100.0
+        return (self.native_max - value) / span * 100.0
+
+    def formula(self) -> str:
+        """The map as a person reads it."""
+        span = self.native_max - self.native_min
+        lo = _number(self.native_min)
+        hi = _number(self.native_max)
+        if self.higher_is_better:
+            return f"mos = (x - {lo}) / {_number(span)} * 100"
+        return f"mos = ({hi} - x) / {_number(span)} * 100"
+
+    def to_dict(self) -> dict[str, Any]:
+        """Manifest form."""
+        return {"corpus": self.corpus, "native_min": self.native_min, "native_max": self.native_max,
+                "higher_is_better": self.higher_is_better, "label": self.label,
+                "formula": self.formula(), "citation": self.citation, "licence": self.licence}
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else repr(value)
+
+
+@dataclass(frozen=True)
+class AggregateParams:
+    """The ``aggregate`` group, validated, with defaults filled in."""
+
+    scales: dict[str, ScaleEntry]
+    """Scale map by corpus label."""
+    range_slack: float = 0.05
+    """Native units a score may lie outside its range and still count (rounding)."""
+    overrides: dict[str, str] = field(default_factory=dict)
+    """Input path (file or folder argument) -> corpus label forced on its rows."""
+    dedup_key: tuple[str, ...] = ("src_sha256",)
+    """Cross-corpus identity of a source."""
+    required_keys: tuple[str, ...] = MOS_REQUIRED_KEYS
+    """Keys every row must carry."""
+    on_invalid_row: Literal["fail", "reject"] = "fail"
+    """Whether an unusable row fails the run or goes to the rejects file."""
+    non_finite: Literal["keep", "null", "reject"] = "keep"
+    """NaN/Infinity outside ``mos`` and the key."""
+    jsonl: JsonlOptions = field(default_factory=JsonlOptions)
+    """Byte-level tolerance of the reader."""
+
+    def policy(self) -> dict[str, Any]:
+        """The policy as the manifest records it."""
+        return {
+            "required_keys": list(self.required_keys),
+            "dedup": {"key": list(self.dedup_key), "fallback_key": ["src", "corpus_source"],
+                      "resolver": RESOLVER},
+            "label_resolution": "per-input override in params > row corpus_source > row corpus",
+            "range_slack": self.range_slack,
+            "clipping": "never",
+            "non_finite": self.non_finite,
+            "non_finite_mos": "reject",
+            "on_invalid_row": self.on_invalid_row,
+            "output_order": "corpus_source, src_sha256, src, input order",
+            "jsonl": {"bom": self.jsonl.bom, "crlf": self.jsonl.crlf,
+                      "blank_lines": self.jsonl.blank_lines,
+                      "max_line_bytes": self.jsonl.max_line_bytes},
+        }
+
+
+def _scale(group: GroupReader, corpus: str) -> ScaleEntry:
+    node = group.raw(corpus)
+    if not hasattr(node, "items"):
+        raise group.error(corpus, "must be a mapping with min, max, higher_is_better and label")
+    entry = group.sub(corpus)
+    for required in ("min", "max", "higher_is_better", "label"):
+        if not entry.has(required):
+            raise group.error(corpus, f"is missing `{required}`",
+                              fix="give min, max, higher_is_better and label (citation and "
+                                  "licence are optional)")
+    native_min = entry.number("min", 0.0)
+    native_max = entry.number("max", 0.0)
+    if not native_min < native_max:
+        raise entry.error("min", f"min {_number(native_min)} must be below max {_number(native_max)}",
+                          fix="fix the native range (a DMOS scale keeps min < max and sets "
+                              "higher_is_better: false)")
+    higher = entry.raw("higher_is_better")
+    if not isinstance(higher, bool):
+        raise entry.error("higher_is_better", f"unknown direction {higher!r}",
+                          fix="use true (MOS: higher is better) or false (DMOS: lower is better)")
+    label = entry.string("label")
+    if not label:
+        raise entry.error("label", "must be a non-empty string")
+    citation = entry.string("citation")
+    licence = entry.string("licence")
+    entry.finish()
+    return ScaleEntry(corpus, native_min, native_max, higher, label, citation, licence)
+
+
+def aggregate_params(params: ParamsFile) -> AggregateParams:
+    """Validate the ``aggregate`` group; every problem is reported before any input is read."""
+    group = params.group("aggregate")
+    display = params.display or "params.yaml"
+    scales_group = group.sub("scales")
+    scales = {str(corpus): _scale(scales_group, str(corpus)) for corpus in scales_group.node}
+    scales_group.finish()
+    if not scales:
+        raise group.error("scales", "no scale map: aggregate needs one entry per corpus",
+                          fix="copy the `scales` block from the template's params.yaml")
+    range_slack = group.number("range_slack", 0.05, minimum=0.0)
+    overrides_group = group.sub("overrides")
+    overrides: dict[str, str] = {}
+    for path in overrides_group.node:
+        label = overrides_group.string(str(path))
+        if label not in scales:
+            raise overrides_group.error(str(path), f"label {label!r} has no entry in aggregate.scales",
+                                        fix="add a scale for it or fix the label")
+        overrides[str(path).rstrip("/")] = str(label)
+    overrides_group.finish()
+    dedup = group.sub("dedup")
+    dedup_key = dedup.names("key", ("src_sha256",))
+    dedup.finish()
+    required = group.names("required_keys", MOS_REQUIRED_KEYS)
+    if "mos" not in required:
+        raise group.error("required_keys", "must include 'mos'",
+                          fix="aggregate cannot place a row without its score")
+    on_invalid = group.choice("on_invalid_row", ("fail", "reject"), "fail")
+    non_finite = group.choice("non_finite", ("keep", "null", "reject"), "keep")
+    jsonl = read_jsonl_options(group, display, "aggregate")
+    group.finish()
+    return AggregateParams(
+        scales=scales,
+        range_slack=range_slack,
+        overrides=overrides,
+        dedup_key=dedup_key,
+        required_keys=required,
+        on_invalid_row=cast("Literal['fail', 'reject']", on_invalid),
+        non_finite=cast("Literal['keep', 'null', 'reject']", non_finite),
+        jsonl=jsonl,
+    )
+
+
+def check_overrides(params: AggregateParams, paths: set[str], params_file: ParamsFile) -> None:
+    """Refuse an override that names no input: a typo must not silently leave labels alone."""
+    overrides = params_file.group("aggregate").sub("overrides")
+    for path in params.overrides:
+        if path not in paths:
+            written = next((str(key) for key in overrides.node if str(key).rstrip("/") == path), path)
+            raise overrides.error(written, f"names {path!r}, which is not an input",
+                                  fix="fix the path (repo-relative, as `corpusprov aggregate` is "
+                                      "given it) or remove the override")
