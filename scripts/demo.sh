@@ -20,4 +20,13 @@ done
 echo
 dvc metrics show
 echo
-echo "demo: done. Read a manifest with: corpusprov manifest show data/merged/encode_grid.jsonl.manifest.json"
+echo "demo: corpusprov verify (dvc.lock <-> manifests <-> bytes on disk)"
+corpusprov verify
+echo
+echo "demo: done. Outputs:"
+echo "  data/merged/encode_grid.jsonl    (+ .manifest.json, encode_grid.rejects.jsonl)"
+echo "  data/unified/mos_unified.jsonl   (+ .manifest.json, mos_unified.rejects.jsonl)"
+echo "  metrics/merge.json, metrics/aggregate.json, dvc.lock"
+echo "Read a manifest: corpusprov manifest show data/merged/encode_grid.jsonl.manifest.json"
+echo "Trace a key:     corpusprov trace aggregate src_sha256=<sha>"
+echo "Replay a build:  corpusprov replay data/unified/mos_unified.jsonl.manifest.json"

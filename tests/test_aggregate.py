@@ -252,3 +252,18 @@ def test_peak_memory_does_not_grow_with_row_width(tmp_path: Path) -> None:
     narrow_bytes = sum(p.stat().st_size for p in (tmp_path / "w0" / "mos").iterdir())
     assert wide_bytes > narrow_bytes + rows * 2000  # the rows really are wider
     assert wide <= narrow * 1.10, f"peak RSS {narrow} KiB narrow vs {wide} KiB wide"
+
+
+@pytest.mark.parametrize(("units", "winner"), [("unified", "waterloo-ivc-4k"), ("native", "lsvq")])
+def test_std_devs_compare_on_one_axis_unless_told_native(cli: Cli, tmp_path: Path, units: str,
+                                                         winner: str) -> None:
+    """0.4 on a 1-5 scale is 10 on 0-100: less certain than a 0-100 corpus's 8."""
+    _params(tmp_path)
+    text = (tmp_path / "params.yaml").read_text(encoding="utf-8").replace(
+        "std_dev_units: unified", f"std_dev_units: {units}")
+    (tmp_path / "params.yaml").write_text(text, encoding="utf-8")
+    write_jsonl(tmp_path / "a.jsonl", [mos_row("x", 4.0, "lsvq", std=0.4, sha="s"),
+                                       mos_row("x", 80.0, "waterloo-ivc-4k", std=8.0, sha="s")])
+    manifest = _run(cli, "a.jsonl")
+    assert [row["corpus_source"] for row in _out(tmp_path)] == [winner]
+    assert manifest.policy["dedup"]["std_dev_units"] == units

@@ -134,7 +134,13 @@ class _Judge:
                                   "number", row, special=True)
         std = row.get("mos_std_dev")
         known = (type(std) is float or type(std) is int) and math.isfinite(std) and std > 0
-        verdict.std = float(std) if known else _UNKNOWN_STD
+        if not known:
+            verdict.std = _UNKNOWN_STD
+        elif params.std_dev_units == "unified":
+            # Std-devs of a 1-5 and a 0-100 corpus only compare on one axis.
+            verdict.std = float(std) * 100.0 / scale.span()
+        else:
+            verdict.std = float(std)
         apply_non_finite(verdict, params.non_finite)
         return verdict
 

@@ -31,8 +31,14 @@ app.add_typer(manifest_app, name="manifest")
 
 #: Exit code for an interrupted run (128 + SIGINT), as shells report it.
 EXIT_INTERRUPTED = 130
+#: Exit code for a run ended by SIGTERM (128 + 15).
+EXIT_TERMINATED = 143
 #: Exit code for a bug in corpusprov itself (EX_SOFTWARE).
 EXIT_INTERNAL = 70
+
+
+class Terminated(BaseException):
+    """SIGTERM arrived: unwind like an interrupt, so staged outputs are removed."""
 
 
 @contextlib.contextmanager
@@ -46,6 +52,9 @@ def _boundary() -> Iterator[None]:
     except KeyboardInterrupt:
         typer.echo("corpusprov: interrupted; no output was written", err=True)
         raise typer.Exit(EXIT_INTERRUPTED) from None
+    except Terminated:
+        typer.echo("corpusprov: terminated; no output was written", err=True)
+        raise typer.Exit(EXIT_TERMINATED) from None
     except (typer.Exit, typer.Abort):
         raise
     except Exception as exc:
@@ -85,6 +94,9 @@ ManifestOpt = Annotated[Path | None, typer.Option("--manifest-out",
                                                   help="Manifest path [default: OUTPUT.manifest.json].")]
 RejectsOpt = Annotated[Path | None, typer.Option("--rejects-out",
                                                  help="Rejects JSONL [default: OUTPUT stem + .rejects.jsonl].")]
+OutsideOpt = Annotated[bool, typer.Option("--allow-outside-repo",
+                                           help="Allow paths outside the working directory; the manifest "
+                                                "then records relative paths that leave it.")]
 MetricsOpt = Annotated[Path | None, typer.Option("--metrics-out",
                                                  help="Scalar metrics JSON for `dvc exp show` [default: none].")]
 
@@ -104,7 +116,7 @@ def _summary(kind: str, report: Any) -> str:
 @app.command()
 def merge(inputs: InputsArg, output: OutputOpt, params: ParamsOpt = None,
           manifest_out: ManifestOpt = None, rejects_out: RejectsOpt = None,
-          metrics_out: MetricsOpt = None) -> None:
+          metrics_out: MetricsOpt = None, allow_outside_repo: OutsideOpt = False) -> None:
     """Merge encode-grid shards: validate required keys, dedup on the natural key."""
     from corpusprov.stage import StageRequest, run_merge
 
@@ -112,14 +124,15 @@ def merge(inputs: InputsArg, output: OutputOpt, params: ParamsOpt = None,
         report = run_merge(StageRequest(
             inputs=tuple(inputs), output=output, params_path=params or Path("params.yaml"),
             params_explicit=params is not None, manifest_out=manifest_out,
-            rejects_out=rejects_out, metrics_out=metrics_out, argv=_argv()))
+            rejects_out=rejects_out, metrics_out=metrics_out, argv=_argv(),
+            allow_outside_repo=allow_outside_repo))
         typer.echo(_summary("merge", report))
 
 
 @app.command()
 def aggregate(inputs: InputsArg, output: OutputOpt, params: ParamsOpt = None,
               manifest_out: ManifestOpt = None, rejects_out: RejectsOpt = None,
-              metrics_out: MetricsOpt = None) -> None:
+              metrics_out: MetricsOpt = None, allow_outside_repo: OutsideOpt = False) -> None:
     """Aggregate MOS corpora: one 0-100 scale, cross-corpus dedup, rejects with reasons."""
     from corpusprov.stage import StageRequest, run_aggregate
 
@@ -127,7 +140,8 @@ def aggregate(inputs: InputsArg, output: OutputOpt, params: ParamsOpt = None,
         report = run_aggregate(StageRequest(
             inputs=tuple(inputs), output=output, params_path=params or Path("params.yaml"),
             params_explicit=params is not None, manifest_out=manifest_out,
-            rejects_out=rejects_out, metrics_out=metrics_out, argv=_argv()))
+            rejects_out=rejects_out, metrics_out=metrics_out, argv=_argv(),
+            allow_outside_repo=allow_outside_repo))
         typer.echo(_summary("aggregate", report))
 
 
@@ -157,6 +171,61 @@ def sample(
         result = generate_samples(out, seed=seed, rows=rows)
         for item in result.files:
             typer.echo(f"{item.kind:7} {item.rows:8d} rows  {display_path(item.path)}")
+
+
+@app.command()
+def verify(
+    stages: Annotated[list[str] | None, typer.Argument(help="Stages to check [default: every stage "
+                                                           "with a manifest].", show_default=False)] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the findings as JSON.")] = False,
+    no_rehash: Annotated[bool, typer.Option("--no-rehash", help="Compare recorded hashes only; "
+                                                                "check file sizes, not contents.")] = False,
+) -> None:
+    """Prove dvc.lock, the manifests and the bytes on disk agree (run from the repo root)."""
+    import json
+
+    from corpusprov.render import render_findings
+    from corpusprov.verify import verify as run_verify
+
+    with _boundary():
+        report = run_verify(Path.cwd(), tuple(stages or ()), rehash=not no_rehash)
+        if as_json:
+            typer.echo(json.dumps(report.to_dict(), indent=2, ensure_ascii=False))
+        else:
+            typer.echo(render_findings(report))
+        if not report.ok:
+            raise typer.Exit(1)
+
+
+@app.command()
+def replay(
+    manifest: Annotated[Path, typer.Argument(help="Manifest to replay.")],
+    keep: Annotated[Path | None, typer.Option("--keep", help="Keep the replayed outputs in this "
+                                                            "(empty or new) folder.")] = None,
+) -> None:
+    """Re-run a manifest's recorded command and params on its inputs; exit 0 only if reproduced."""
+    from corpusprov.render import render_replay
+    from corpusprov.replay import replay as run_replay
+
+    with _boundary():
+        result = run_replay(manifest, keep)
+        typer.echo(render_replay(result))
+        if not result.reproduced:
+            raise typer.Exit(1)
+
+
+@app.command()
+def trace(
+    stage: Annotated[str, typer.Argument(help="dvc.yaml stage (merge, aggregate, ...).")],
+    key: Annotated[list[str], typer.Argument(help="KEY=VALUE for dedup key fields; values are read "
+                                                  "as JSON when they parse, else as strings.")],
+) -> None:
+    """Every input occurrence of a dedup key, which one won, and the rule that decided."""
+    from corpusprov.render import render_trace
+    from corpusprov.trace import trace as run_trace
+
+    with _boundary():
+        typer.echo(render_trace(run_trace(Path.cwd(), stage, key)))
 
 
 @manifest_app.command("show")
@@ -197,6 +266,16 @@ def manifest_validate(paths: Annotated[list[Path], typer.Argument(help="Manifest
             raise typer.Exit(1)
 
 
+def _on_sigterm(signum: int, frame: object) -> None:
+    raise Terminated
+
+
 def main() -> None:
     """Console-script entry point."""
+    import signal
+
+    # A file-size limit should fail a write with EFBIG (a clear error, temp files removed)
+    # rather than kill the process; SIGTERM should unwind like Ctrl-C.
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, _on_sigterm)
     app()

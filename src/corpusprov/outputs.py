@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -107,6 +109,26 @@ class StagedFile:
             self.temp.unlink()
 
 
+@contextlib.contextmanager
+def _folder_lock(folder: Path) -> Iterator[None]:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
+def _fsync_folder(folder: Path) -> None:
+    # The renames are only durable once the folder entries are on disk too.
+    with contextlib.suppress(OSError):
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
 class OutputSet:
     """All outputs of one run; nothing appears at a target path until :meth:`commit`."""
 
@@ -142,24 +164,27 @@ class OutputSet:
                               fix="check free space and file size limits") from exc
 
     def commit(self) -> None:
-        """Rename every temp file onto its target, in staging order (the manifest last)."""
+        """Rename every temp file onto its target, in staging order (the manifest last).
+
+        Two runs writing the same outputs each rename a complete set while holding an
+        exclusive lock on the output folders, so the files on disk always come from one run:
+        never a corpus from one and a manifest from the other.
+        """
+        folders = sorted({staged.target.parent.resolve() for staged in self._files})
         try:
             for staged in self._files:
                 staged.finish()
-            for staged in self._files:
-                os.replace(staged.temp, staged.target)
+            with contextlib.ExitStack() as locks:
+                for folder in folders:
+                    locks.enter_context(_folder_lock(folder))
+                for staged in self._files:
+                    os.replace(staged.temp, staged.target)
+                for folder in folders:
+                    _fsync_folder(folder)
         except OSError as exc:
             self.abort()
             raise OutputError(f"cannot write outputs: {exc.strerror or exc}",
                               fix="check free space and file size limits") from exc
-        folders = {staged.target.parent for staged in self._files}
-        for folder in folders:
-            with contextlib.suppress(OSError):
-                fd = os.open(folder, os.O_RDONLY)
-                try:
-                    os.fsync(fd)
-                finally:
-                    os.close(fd)
 
     def abort(self) -> None:
         """Remove every temp file, and the folders this run created if they are empty."""

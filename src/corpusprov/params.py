@@ -22,6 +22,7 @@ __all__ = [
     "ParamsFile",
     "load_params",
     "merge_params",
+    "params_from_values",
 ]
 
 _PLAIN_TAGS: Final = {
@@ -106,6 +107,16 @@ def load_params(path: Path, display: str, *, required: bool) -> ParamsFile:
                           fix="params.yaml maps stage names (sample, merge, aggregate) to settings")
     data = cast("dict[str, Any]", _plain(tree, display, None, None))
     return ParamsFile(display, digest, data, tree)
+
+
+def params_from_values(group: str, values: dict[str, Any], display: str | None) -> ParamsFile:
+    """A params file holding one group's recorded values (for replay and trace)."""
+    import io
+
+    buffer = io.StringIO()
+    YAML(typ="safe", pure=True).dump({group: values}, buffer)
+    tree = YAML(typ="rt", pure=True).load(buffer.getvalue())
+    return ParamsFile(display, None, {group: values}, tree)
 
 
 def _position(node: Any, key: Any) -> tuple[int | None, int | None]:

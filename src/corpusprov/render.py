@@ -5,9 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from corpusprov.manifest import Manifest
+from corpusprov.replay import ReplayResult
 from corpusprov.scales import AggregateParams
+from corpusprov.trace import TraceResult
+from corpusprov.verify import VerifyReport
 
-__all__ = ["render_manifest", "render_scales"]
+__all__ = ["render_findings", "render_manifest", "render_replay", "render_scales", "render_trace"]
 
 
 def _size(count: int) -> str:
@@ -113,4 +116,73 @@ def render_scales(params: AggregateParams) -> str:
                  f"dedup key: {', '.join(params.dedup_key)}")
     for path, label in sorted(params.overrides.items()):
         lines.append(f"override: every row of {path} is {label}")
+    return "\n".join(lines)
+
+
+def _clip(text: str, width: int) -> str:
+    return text if len(text) <= width else text[:width - 3] + "..."
+
+
+def render_findings(report: VerifyReport) -> str:
+    """verify's verdict: a summary line, then one row per disagreement with its likely cause."""
+    stages = ", ".join(report.stages) or "none"
+    if report.ok:
+        lines = [f"verify: OK - dvc.lock, manifests and bytes on disk agree "
+                 f"({report.checks} checks; stages: {stages})"]
+    else:
+        lines = [f"verify: FAILED - {len(report.findings)} disagreement(s) in {report.checks} checks "
+                 f"(stages: {stages})", ""]
+        rows = [[item.stage, item.what, _clip(item.expected, 40), _clip(item.found, 40), item.where]
+                for item in report.findings]
+        lines.extend(_table(["stage", "what", "expected", "found", "where"], rows))
+        lines.append("")
+        lines.append("likely causes:")
+        seen: set[tuple[str, str]] = set()
+        for item in report.findings:
+            if (item.where, item.cause) not in seen:
+                seen.add((item.where, item.cause))
+                lines.append(f"  {item.where}: {item.cause}")
+    if report.skipped:
+        lines.append(f"(stages without a manifest, not checked: {', '.join(report.skipped)})")
+    return "\n".join(lines)
+
+
+def render_replay(result: ReplayResult) -> str:
+    """replay's verdict."""
+    if result.reproduced:
+        lines = [f"replay: REPRODUCED - {result.kind} output sha256 {result.expected_sha256}"]
+    else:
+        lines = [f"replay: NOT REPRODUCED - {result.kind} output sha256 {result.found_sha256}, "
+                 f"recorded {result.expected_sha256}"]
+        if result.first_difference is not None:
+            line, recorded, replayed = result.first_difference
+            lines.append(f"  first difference at line {line}:")
+            if result.differing_fields:
+                lines.extend(f"    {item}" for item in result.differing_fields)
+            lines.append(f"    recorded: {recorded}")
+            lines.append(f"    replayed: {replayed}")
+        if result.note:
+            lines.append(f"  ({result.note})")
+    if result.rejects_reproduced is not None:
+        lines.append(f"  rejects file {'reproduced' if result.rejects_reproduced else 'DIFFERS'}")
+    if result.recorded_version != result.version:
+        lines.append(f"  note: recorded by corpusprov {result.recorded_version}, replayed with {result.version}")
+    if result.kept:
+        lines.append(f"  replayed outputs kept in {result.kept}")
+    return "\n".join(lines)
+
+
+def render_trace(result: TraceResult) -> str:
+    """trace's answer: every occurrence, the winner, and the rule."""
+    key = ", ".join(f"{name}={value!r}" for name, value in result.key.items())
+    lines = [f"trace {result.stage} ({result.kind}): {key}"]
+    if not result.occurrences:
+        lines.append("  no input row carries this key")
+    for item in result.occurrences:
+        fields = ", ".join(f"{name}={value!r}" for name, value in item.fields.items())
+        marker = "*" if item.verdict == "winner" else " "
+        lines.append(f" {marker} {item.path}:{item.line}  {item.verdict}")
+        lines.append(f"      {fields}")
+    lines.append(f"rule: {result.rule}")
+    lines.extend(f"note: {note}" for note in result.notes)
     return "\n".join(lines)

@@ -13,10 +13,10 @@ __all__ = ["AggregateParams", "ScaleEntry", "aggregate_params"]
 
 #: The resolver, in words, as the manifest records it.
 RESOLVER = ("cross-corpus duplicates (same key, different corpus): the row with the smallest "
-            "positive mos_std_dev wins; 0, missing, negative or non-finite std-dev is unknown and "
-            "loses to any known one; ties keep the first seen in input order. Same-corpus "
-            "duplicates keep the first seen. Rows without every key field are keyed by "
-            "(src, corpus_source).")
+            "positive mos_std_dev wins, std-devs compared in {units} units; 0, missing, negative or "
+            "non-finite std-dev is unknown and loses to any known one; ties keep the first seen in "
+            "input order. Same-corpus duplicates keep the first seen. Rows without every key field "
+            "are keyed by (src, corpus_source).")
 
 
 @dataclass(frozen=True)
@@ -41,6 +41,10 @@ class ScaleEntry:
     def contains(self, value: float, slack: float) -> bool:
         """Whether ``value`` lies within the native range widened by ``slack``."""
         return self.native_min - slack <= value <= self.native_max + slack
+
+    def span(self) -> float:
+        """Native units from min to max."""
+        return self.native_max - self.native_min
 
     def to_unified(self, value: float) -> float:
         """Affine map of the native range onto 0-100 (reversed for DMOS); never clipped."""
@@ -81,6 +85,8 @@ class AggregateParams:
     """Input path (file or folder argument) -> corpus label forced on its rows."""
     dedup_key: tuple[str, ...] = ("src_sha256",)
     """Cross-corpus identity of a source."""
+    std_dev_units: Literal["unified", "native"] = "unified"
+    """Compare std-devs on the 0-100 axis (scale-aware) or as written (native units)."""
     required_keys: tuple[str, ...] = MOS_REQUIRED_KEYS
     """Keys every row must carry."""
     on_invalid_row: Literal["fail", "reject"] = "fail"
@@ -90,12 +96,19 @@ class AggregateParams:
     jsonl: JsonlOptions = field(default_factory=JsonlOptions)
     """Byte-level tolerance of the reader."""
 
+    def resolver(self) -> str:
+        """The dedup resolver in words."""
+        units = ("unified 0-100 (std-dev * 100 / native span)" if self.std_dev_units == "unified"
+                 else "native (as written)")
+        return RESOLVER.format(units=units)
+
     def policy(self) -> dict[str, Any]:
         """The policy as the manifest records it."""
         return {
             "required_keys": list(self.required_keys),
             "dedup": {"key": list(self.dedup_key), "fallback_key": ["src", "corpus_source"],
-                      "resolver": RESOLVER},
+                      "std_dev_units": self.std_dev_units,
+                      "resolver": self.resolver()},
             "label_resolution": "per-input override in params > row corpus_source > row corpus",
             "range_slack": self.range_slack,
             "clipping": "never",
@@ -156,10 +169,15 @@ def aggregate_params(params: ParamsFile) -> AggregateParams:
         if label not in scales:
             raise overrides_group.error(str(path), f"label {label!r} has no entry in aggregate.scales",
                                         fix="add a scale for it or fix the label")
-        overrides[str(path).rstrip("/")] = str(label)
+        clean = str(path).rstrip("/")
+        if clean.startswith(("/", "~", "../")) or clean == ".." or "/../" in clean:
+            raise overrides_group.error(str(path), "path leaves the repository",
+                                        fix="name inputs by their repo-relative path")
+        overrides[clean] = str(label)
     overrides_group.finish()
     dedup = group.sub("dedup")
     dedup_key = dedup.names("key", ("src_sha256",))
+    std_dev_units = dedup.choice("std_dev_units", ("unified", "native"), "unified")
     dedup.finish()
     required = group.names("required_keys", MOS_REQUIRED_KEYS)
     if "mos" not in required:
@@ -174,6 +192,7 @@ def aggregate_params(params: ParamsFile) -> AggregateParams:
         range_slack=range_slack,
         overrides=overrides,
         dedup_key=dedup_key,
+        std_dev_units=cast("Literal['unified', 'native']", std_dev_units),
         required_keys=required,
         on_invalid_row=cast("Literal['fail', 'reject']", on_invalid),
         non_finite=cast("Literal['keep', 'null', 'reject']", non_finite),

@@ -19,6 +19,7 @@ from corpusprov.merge import MERGE_ACCOUNTING, merge
 from corpusprov.outputs import OutputSet, StagedFile
 from corpusprov.params import ParamsFile, load_params, merge_params
 from corpusprov.provenance import git_state, iso_utc, run_environment, utc_now
+from corpusprov.redact import redact_argv
 from corpusprov.scales import aggregate_params, check_overrides
 
 __all__ = ["StageReport", "StageRequest", "default_manifest_path", "default_rejects_path",
@@ -45,6 +46,8 @@ class StageRequest:
     """Scalar metrics JSON for ``dvc exp show``; none by default."""
     argv: tuple[str, ...] = ()
     """The command line as typed (program name first)."""
+    allow_outside_repo: bool = False
+    """Allow inputs, outputs and params outside the working directory (the repository root)."""
 
 
 @dataclass(frozen=True)
@@ -87,6 +90,18 @@ def _folder_records(folders: Sequence[FolderArg], records: Sequence[InputRecord]
     return tuple(result)
 
 
+def _argv(argv: Sequence[str]) -> list[str]:
+    """argv as the manifest records it: repo paths relative, credentials and home folders redacted."""
+    recorded = []
+    for arg in argv:
+        if arg.startswith("/"):
+            relative = display_path(Path(arg))
+            if not relative.startswith("../"):
+                arg = relative or "."
+        recorded.append(arg)
+    return redact_argv(recorded)
+
+
 def _command(request: StageRequest, files: Sequence[InputFile], paths: dict[str, Path],
              params: ParamsFile) -> dict[str, Any]:
     args: dict[str, Any] = {
@@ -96,7 +111,23 @@ def _command(request: StageRequest, files: Sequence[InputFile], paths: dict[str,
     }
     for name, path in paths.items():
         args[name] = display_path(path)
-    return {"argv": list(request.argv), "args": args}
+    return {"argv": _argv(request.argv), "args": args}
+
+
+def _check_inside(request: StageRequest, files: Sequence[InputFile], targets: dict[str, Path],
+                  params: ParamsFile) -> None:
+    """Refuse paths outside the repository: the manifest records repo-relative paths only."""
+    if request.allow_outside_repo:
+        return
+    named = [(item.display, "input") for item in files]
+    named += [(display_path(path), name.replace("_", "-")) for name, path in targets.items()]
+    if params.display is not None:
+        named.append((params.display, "params"))
+    for display, what in named:
+        if display == ".." or display.startswith("../"):
+            raise UsageError(f"{what} path is outside the repository (the working directory)",
+                             path=display, fix="move it into the repository (`dvc add` / `dvc import`), "
+                             "or pass --allow-outside-repo to record a relative path that leaves it")
 
 
 Body = Callable[[Sequence[InputFile], StagedFile, StagedFile], tuple[list[InputRecord], dict[str, int], dict[str, Any]]]
@@ -113,6 +144,7 @@ def _run(kind: str, request: StageRequest, params: ParamsFile, policy: dict[str,
     if request.metrics_out is not None:
         targets["metrics_out"] = request.metrics_out
     check_outputs(list(targets.values()), files, folders)
+    _check_inside(request, files, targets, params)
     with OutputSet() as outputs:
         corpus = outputs.stage(request.output, display_path(request.output), "corpus")
         rejects = outputs.stage(rejects_path, display_path(rejects_path), "rejects")

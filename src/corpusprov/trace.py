@@ -1,0 +1,210 @@
+"""trace: every input occurrence of a dedup key, which one won, and the rule that decided."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from corpusprov.errors import UsageError
+from corpusprov.jsonl import JsonlReader, hash_file, is_blank
+from corpusprov.keys import NonFiniteKeyError, key_part
+from corpusprov.manifest import load_manifest
+from corpusprov.params import merge_params, params_from_values
+from corpusprov.verify import plan_stages
+
+__all__ = ["Occurrence", "TraceResult", "parse_key_values", "trace"]
+
+
+@dataclass(frozen=True)
+class Occurrence:
+    """One input row carrying the traced key."""
+
+    path: str
+    """Shard it is in."""
+    line: int
+    """Line number."""
+    fields: dict[str, Any]
+    """The fields that decided (key fields, corpus, std-dev, ...)."""
+    verdict: str
+    """``winner``, or why it was not written."""
+    group: int
+    """Which distinct key it belongs to (a partial key may match several)."""
+
+
+@dataclass(frozen=True)
+class TraceResult:
+    """All occurrences and the rule."""
+
+    stage: str
+    """The stage traced."""
+    kind: str
+    """``merge`` or ``aggregate``."""
+    key: dict[str, Any]
+    """The key asked for."""
+    rule: str
+    """The dedup rule in force (from the manifest's recorded params)."""
+    occurrences: tuple[Occurrence, ...]
+    """Every occurrence, in input order."""
+    notes: tuple[str, ...] = ()
+    """Warnings (inputs changed since the manifest was written, ...)."""
+
+
+def parse_key_values(pairs: Sequence[str]) -> dict[str, Any]:
+    """``crf=23 preset=medium`` -> ``{"crf": 23, "preset": "medium"}`` (JSON values, else strings)."""
+    key: dict[str, Any] = {}
+    for pair in pairs:
+        name, sep, raw = pair.partition("=")
+        if not sep or not name:
+            raise UsageError(f"cannot read {pair!r} as KEY=VALUE",
+                             fix="write e.g. src_sha256=ab12... crf=23 preset=medium "
+                                 "(quote a JSON string: crf='\"23\"')")
+        try:
+            value: Any = json.loads(raw)
+        except ValueError:
+            value = raw
+        key[name] = value
+    if not key:
+        raise UsageError("no KEY=VALUE given", fix="name the dedup key fields to trace")
+    return key
+
+
+def _matches(row: Any, wanted: dict[str, bytes]) -> bool:
+    if not isinstance(row, dict):
+        return False
+    for name, part in wanted.items():
+        if name not in row:
+            return False
+        try:
+            if key_part(row[name]) != part:
+                return False
+        except NonFiniteKeyError:
+            return False
+    return True
+
+
+def trace(root: Path, stage: str, pairs: Sequence[str]) -> TraceResult:
+    """Trace a key through the inputs recorded in ``stage``'s manifest."""
+    plans, _ = plan_stages(root, (stage,))
+    if not plans:
+        raise UsageError(f"stage {stage!r} writes no manifest", path="dvc.yaml",
+                         fix="trace a stage that runs corpusprov merge or aggregate")
+    manifest_path = plans[0].manifests[0]
+    manifest, _ = load_manifest(root / manifest_path, manifest_path)
+    key = parse_key_values(pairs)
+    wanted = {name: key_part(value) for name, value in key.items()}
+    params_file = params_from_values(manifest.kind, manifest.params["values"], manifest.params["path"])
+    notes = []
+    for record in manifest.inputs:
+        path = root / record.path
+        if not path.is_file() or hash_file(path).sha256 != record.sha256:
+            notes.append(f"{record.path} changed since the manifest was written: "
+                         "the trace shows the bytes on disk now")
+    if manifest.kind == "merge":
+        occurrences, rule = _trace_merge(root, manifest, params_file, key, wanted)
+    else:
+        occurrences, rule = _trace_aggregate(root, manifest, params_file, key, wanted)
+    return TraceResult(stage, manifest.kind, key, rule, tuple(occurrences), tuple(notes))
+
+
+def _trace_merge(root: Path, manifest: Any, params_file: Any, key: dict[str, Any],
+                 wanted: dict[str, bytes]) -> tuple[list[Occurrence], str]:
+    from corpusprov.merge import _Judge
+
+    params = replace(merge_params(params_file), on_invalid_row="reject")
+    unknown = [name for name in key if name not in params.dedup_key]
+    if unknown:
+        raise UsageError(f"{unknown[0]!r} is not a field of the natural key",
+                         fix=f"the key is {', '.join(params.dedup_key)}")
+    judge = _Judge(params)
+    found: list[tuple[str, int, Any, Any]] = []
+    for record in manifest.inputs:
+        for line_no, row, special, error in JsonlReader(root / record.path, record.path, params.jsonl):
+            if (error is not None and is_blank(error)) or not _matches(row, wanted):
+                continue
+            found.append((record.path, line_no, row, judge.judge(line_no, row, special, error, record.path)))
+    groups: dict[bytes, int] = {}
+    winners: dict[bytes, int] = {}
+    for index, (_, _, _, verdict) in enumerate(found):
+        if verdict.reason is None:
+            groups.setdefault(verdict.digest, len(groups))
+            if params.keep == "last" or verdict.digest not in winners:
+                winners[verdict.digest] = index
+    occurrences = []
+    for index, (path, line_no, row, verdict) in enumerate(found):
+        shown = {name: row.get(name) for name in (*params.dedup_key, "run_id", "timestamp") if name in row}
+        if verdict.reason is not None:
+            text, group = f"rejected ({verdict.reason}: {verdict.detail})", -1
+        elif winners[verdict.digest] == index:
+            text, group = "winner", groups[verdict.digest]
+        else:
+            win_path, win_line = found[winners[verdict.digest]][:2]
+            text = f"duplicate of {win_path}:{win_line}"
+            group = groups[verdict.digest]
+        occurrences.append(Occurrence(path, line_no, shown, text, group))
+    rule = (f"merge dedup.keep: {params.keep} - the {params.keep} valid occurrence of each natural key "
+            f"({', '.join(params.dedup_key)}) in input order wins; numbers compare by value")
+    return occurrences, rule
+
+
+def _trace_aggregate(root: Path, manifest: Any, params_file: Any, key: dict[str, Any],
+                     wanted: dict[str, bytes]) -> tuple[list[Occurrence], str]:
+    from corpusprov.aggregate import _Judge
+    from corpusprov.scales import aggregate_params
+
+    params = replace(aggregate_params(params_file), on_invalid_row="reject")
+    overrides = {record.path: record.label_override for record in manifest.inputs if record.label_override}
+    judge = _Judge(params)
+    found: list[tuple[str, int, Any, Any]] = []
+    for record in manifest.inputs:
+        override = overrides.get(record.path)
+        for line_no, row, special, error in JsonlReader(root / record.path, record.path, params.jsonl):
+            if (error is not None and is_blank(error)) or not _matches(row, wanted):
+                continue
+            found.append((record.path, line_no, row,
+                          judge.judge(line_no, row, special, error, record.path, override)))
+    verdicts: list[str] = [""] * len(found)
+    groups: dict[bytes, int] = {}
+    state: dict[bytes, dict[str, Any]] = {}
+    for index, (path, line_no, _, verdict) in enumerate(found):
+        if verdict.reason is not None:
+            verdicts[index] = f"rejected ({verdict.reason}: {verdict.detail})"
+            continue
+        groups.setdefault(verdict.digest, len(groups))
+        current = state.get(verdict.digest)
+        if current is None:
+            state[verdict.digest] = {"winner": index, "std": verdict.std, "first": {verdict.label: index}}
+            verdicts[index] = "winner"
+            continue
+        if verdict.label in current["first"]:
+            first = found[current["first"][verdict.label]]
+            verdicts[index] = f"same-corpus duplicate of {first[0]}:{first[1]} (the first {verdict.label} row wins)"
+            continue
+        current["first"][verdict.label] = index
+        winner = found[current["winner"]]
+        if verdict.std < current["std"]:
+            verdicts[current["winner"]] = (f"cross-corpus duplicate: lost to {path}:{line_no} "
+                                           f"(std-dev {_std(verdict.std)} < {_std(current['std'])})")
+            current.update(winner=index, std=verdict.std)
+            verdicts[index] = "winner"
+        else:
+            reason = "tie keeps the first seen" if verdict.std == current["std"] else (
+                f"std-dev {_std(verdict.std)} is not below {_std(current['std'])}")
+            verdicts[index] = f"cross-corpus duplicate: lost to {winner[0]}:{winner[1]} ({reason})"
+    occurrences = []
+    for index, (path, line_no, row, verdict) in enumerate(found):
+        shown = {name: row.get(name) for name in ("src", "src_sha256", "corpus", "corpus_source", "mos",
+                                                  "mos_std_dev") if name in row}
+        if verdict.label:
+            shown["label"] = verdict.label
+        if verdict.reason is None and params.std_dev_units == "unified":
+            shown["std_dev_unified"] = None if verdict.std == float("inf") else round(verdict.std, 6)
+        occurrences.append(Occurrence(path, line_no, shown, verdicts[index],
+                                      groups.get(verdict.digest, -1) if verdict.reason is None else -1))
+    return occurrences, params.resolver()
+
+
+def _std(value: float) -> str:
+    return "unknown" if value == float("inf") else f"{value:g}"

@@ -1,0 +1,385 @@
+"""verify: prove that dvc.lock, each stage's manifest and the bytes on disk agree."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+from ruamel.yaml import YAML
+from ruamel.yaml.error import YAMLError
+
+from corpusprov.dotted import changes
+from corpusprov.errors import CorpusprovError, UsageError
+from corpusprov.inputs import dvc_dir_md5
+from corpusprov.jsonl import Digest, hash_file
+from corpusprov.manifest import Manifest, accounting_problems, load_manifest
+from corpusprov.params import load_params
+
+__all__ = ["Finding", "StagePlan", "VerifyReport", "plan_stages", "verify"]
+
+MANIFEST_SUFFIX: Final = ".manifest.json"
+
+#: Plain-words causes, so a finding says what probably happened, not only what differs.
+CAUSE_INPUT_CHANGED: Final = "input changed after the last `dvc repro` (run `dvc repro`, or restore it)"
+CAUSE_INPUT_SAME_SIZE: Final = ("input replaced by a different file of the same size after the last "
+                                "`dvc repro`")
+CAUSE_INPUT_MISSING: Final = "input deleted or not pulled (`dvc pull` / `dvc checkout`)"
+CAUSE_OUTPUT_EDITED: Final = "output edited after it was written (restore with `dvc checkout`)"
+CAUSE_OUTPUT_MISSING: Final = "output deleted or not pulled (`dvc pull` / `dvc checkout`)"
+CAUSE_MANIFEST_EDITED: Final = "manifest edited by hand after `dvc repro` (restore with `dvc checkout`)"
+CAUSE_MANIFEST_MISSING: Final = "manifest deleted or not pulled (`dvc pull` / `dvc checkout`)"
+CAUSE_LOCK_EDITED: Final = ("dvc.lock disagrees with the manifest: dvc.lock edited, or a dvc.lock "
+                            "from another run (commit the dvc.lock `dvc repro` wrote)")
+CAUSE_LOCK_MISSING: Final = "`dvc.lock` not committed, or `dvc repro` never ran"
+CAUSE_PARAMS_PENDING: Final = "params.yaml changed and the change is not yet reproduced (run `dvc repro`)"
+CAUSE_SHARD_ADDED: Final = "shard added to the input folder after the last `dvc repro`"
+CAUSE_DEP_UNREAD: Final = "dvc.yaml lists a data dependency the stage does not read (or the manifest lost it)"
+CAUSE_INPUT_UNTRACKED: Final = "the stage reads an input dvc.yaml does not list as a dependency"
+CAUSE_DVC2: Final = ("dvc.lock entry without `hash: md5` (DVC 2 format, md5 may be of dos2unix'd "
+                     "text); re-run `dvc repro` under DVC 3 to compare it")
+CAUSE_COUNTERS: Final = "manifest counters do not add up: manifest edited by hand or written by a bug"
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One disagreement between dvc.lock, a manifest and the bytes on disk."""
+
+    stage: str
+    """The dvc.yaml stage."""
+    what: str
+    """What was compared (``input md5``, ``params``, ...)."""
+    expected: str
+    """What the reference (manifest or dvc.lock) says."""
+    found: str
+    """What is actually there."""
+    where: str
+    """The file the finding is about."""
+    cause: str
+    """The likely cause, in plain words."""
+
+
+@dataclass(frozen=True)
+class StagePlan:
+    """A dvc.yaml stage that writes a manifest."""
+
+    name: str
+    """Stage name."""
+    manifests: tuple[str, ...]
+    """Repo-relative manifest outs."""
+    outs: tuple[str, ...]
+    """Every out of the stage."""
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    """Everything verify checked and what it found."""
+
+    stages: tuple[str, ...]
+    """Stages with a manifest that were checked."""
+    skipped: tuple[str, ...]
+    """Stages without a manifest."""
+    checks: int
+    """Comparisons made."""
+    findings: tuple[Finding, ...] = field(default_factory=tuple)
+    """Disagreements (empty when everything agrees)."""
+
+    @property
+    def ok(self) -> bool:
+        """True when nothing disagrees."""
+        return not self.findings
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form for ``--json``."""
+        return {"ok": self.ok, "stages": list(self.stages), "skipped": list(self.skipped),
+                "checks": self.checks, "findings": [asdict(item) for item in self.findings]}
+
+
+def _yaml(path: Path, what: str) -> Any:
+    try:
+        return YAML(typ="safe", pure=True).load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError, YAMLError) as exc:
+        raise CorpusprovError(f"cannot read {what}: {str(exc).splitlines()[0]}", path=path.name,
+                              fix=f"fix {path.name} (restore it from git)") from None
+
+
+def _out_paths(entries: Any) -> list[str]:
+    paths: list[str] = []
+    for entry in entries or []:
+        if isinstance(entry, str):
+            paths.append(entry)
+        elif isinstance(entry, dict):
+            paths.extend(str(key) for key in entry)
+    return paths
+
+
+def plan_stages(root: Path, only: Sequence[str] = ()) -> tuple[list[StagePlan], list[str]]:
+    """Stages of ``dvc.yaml`` whose outs include a manifest, and those without one."""
+    dvc_yaml = _yaml(root / "dvc.yaml", "dvc.yaml")
+    if dvc_yaml is None:
+        raise UsageError("no dvc.yaml here", path="dvc.yaml",
+                         fix="run `corpusprov verify` from the repository root")
+    stages = dvc_yaml.get("stages") or {}
+    unknown = [name for name in only if name not in stages]
+    if unknown:
+        raise UsageError(f"no stage {unknown[0]!r} in dvc.yaml", path="dvc.yaml",
+                         fix=f"stages: {', '.join(stages)}")
+    plans: list[StagePlan] = []
+    skipped: list[str] = []
+    for name, stage in stages.items():
+        if only and name not in only:
+            continue
+        outs = _out_paths((stage or {}).get("outs")) + _out_paths((stage or {}).get("metrics"))
+        manifests = tuple(path for path in outs if path.endswith(MANIFEST_SUFFIX))
+        if manifests:
+            plans.append(StagePlan(str(name), manifests, tuple(outs)))
+        else:
+            skipped.append(str(name))
+    return plans, skipped
+
+
+def _is_code(path: str) -> bool:
+    """Deps that are the tool's code or config rather than data the stage reads."""
+    return (path == "src" or path.startswith("src/") or path.endswith((".py", ".toml", ".cfg"))
+            or Path(path).name in ("constraints.txt", "requirements.txt", "params.yaml"))
+
+
+class _Checker:
+    """Collects findings for one stage."""
+
+    def __init__(self, root: Path, stage: str, rehash: bool) -> None:
+        self.root = root
+        self.stage = stage
+        self.rehash = rehash
+        self.findings: list[Finding] = []
+        self.checks = 0
+        self._hashes: dict[str, Digest | None] = {}
+
+    def add(self, what: str, expected: object, found: object, where: str, cause: str) -> None:
+        self.findings.append(Finding(self.stage, what, str(expected), str(found), where, cause))
+
+    def digest(self, path: str) -> Digest | None:
+        if path not in self._hashes:
+            target = self.root / path
+            self._hashes[path] = hash_file(target) if target.is_file() else None
+        return self._hashes[path]
+
+    def compare(self, what: str, expected: object, found: object, where: str, cause: str) -> bool:
+        self.checks += 1
+        if expected != found:
+            self.add(what, expected, found, where, cause)
+            return False
+        return True
+
+    def file_matches(self, path: str, size: int, md5: str, sha256: str, *, role: str,
+                     missing_cause: str, changed_cause: str) -> None:
+        """The file on disk against the manifest's record of it."""
+        target = self.root / path
+        self.checks += 1
+        if not target.is_file():
+            self.add(f"{role} exists", "a file", "missing", path, missing_cause)
+            return
+        if not self.rehash:
+            self.compare(f"{role} size", size, target.stat().st_size, path, changed_cause)
+            return
+        digest = self.digest(path)
+        assert digest is not None  # noqa: S101 -- is_file() checked above
+        if digest.md5 == md5 and digest.sha256 == sha256 and digest.bytes == size:
+            return
+        cause = changed_cause
+        if role == "input" and digest.bytes == size:
+            cause = CAUSE_INPUT_SAME_SIZE
+        self.add(f"{role} md5", md5, digest.md5, path, cause)
+
+
+def _lock_entry(entries: Any, path: str) -> dict[str, Any] | None:
+    for entry in entries or []:
+        if isinstance(entry, dict) and entry.get("path") == path:
+            return entry
+    return None
+
+
+def _check_lock_hash(check: _Checker, entry: dict[str, Any], what: str, expected: str, where: str,
+                     cause: str) -> None:
+    if entry.get("hash") != "md5":
+        check.checks += 1
+        check.add(f"{what} (dvc.lock format)", "hash: md5", f"hash: {entry.get('hash')}", where, CAUSE_DVC2)
+        return
+    check.compare(what, entry.get("md5"), expected, where, cause)
+
+
+def _verify_stage(root: Path, plan: StagePlan, lock: Any, rehash: bool) -> _Checker:
+    check = _Checker(root, plan.name, rehash)
+    stage_lock = (lock or {}).get("stages", {}).get(plan.name) if isinstance(lock, dict) else None
+    if stage_lock is None and lock is not None:
+        check.checks += 1
+        check.add("stage in dvc.lock", "an entry", "none", "dvc.lock", CAUSE_LOCK_MISSING)
+    for manifest_path in plan.manifests:
+        _verify_manifest(check, manifest_path, stage_lock or {}, stage_lock is not None)
+    return check
+
+
+def _verify_manifest(check: _Checker, manifest_path: str, stage_lock: dict[str, Any],
+                     has_lock: bool) -> None:
+    root = check.root
+    check.checks += 1
+    if not (root / manifest_path).is_file():
+        check.add("manifest exists", "a file", "missing", manifest_path, CAUSE_MANIFEST_MISSING)
+        return
+    try:
+        manifest, _ = load_manifest(root / manifest_path, manifest_path)
+    except CorpusprovError as exc:
+        check.add("manifest schema", "valid manifest JSON", exc.message, manifest_path,
+                  CAUSE_MANIFEST_EDITED)
+        return
+    if has_lock:
+        entry = _lock_entry(stage_lock.get("outs"), manifest_path)
+        digest = check.digest(manifest_path)
+        if entry is None:
+            check.checks += 1
+            check.add("manifest in dvc.lock outs", "an entry", "none", "dvc.lock", CAUSE_LOCK_EDITED)
+        elif digest is not None:
+            _check_lock_hash(check, entry, "manifest md5 (dvc.lock)", digest.md5, manifest_path,
+                             CAUSE_MANIFEST_EDITED)
+    for problem in accounting_problems(manifest):
+        check.checks += 1
+        check.add("counters add up", "rows_in = out + duplicates + rejected", problem, manifest_path,
+                  CAUSE_COUNTERS)
+    _verify_outputs(check, manifest, stage_lock, has_lock)
+    _verify_inputs(check, manifest, stage_lock, has_lock)
+    if has_lock:
+        _verify_params(check, manifest, manifest_path, stage_lock)
+
+
+def _verify_outputs(check: _Checker, manifest: Manifest, stage_lock: dict[str, Any], has_lock: bool) -> None:
+    for output in manifest.outputs:
+        check.file_matches(output.path, output.bytes, output.md5, output.sha256, role=output.role,
+                           missing_cause=CAUSE_OUTPUT_MISSING, changed_cause=CAUSE_OUTPUT_EDITED)
+        if not has_lock:
+            continue
+        entry = _lock_entry(stage_lock.get("outs"), output.path)
+        if entry is not None:
+            _check_lock_hash(check, entry, f"{output.role} md5 (dvc.lock vs manifest)", output.md5,
+                             output.path, CAUSE_LOCK_EDITED)
+
+
+def _verify_inputs(check: _Checker, manifest: Manifest, stage_lock: dict[str, Any], has_lock: bool) -> None:
+    root = check.root
+    for record in manifest.inputs:
+        check.file_matches(record.path, record.bytes, record.md5, record.sha256, role="input",
+                           missing_cause=CAUSE_INPUT_MISSING, changed_cause=CAUSE_INPUT_CHANGED)
+    by_path = {record.path: record for record in manifest.inputs}
+    folders = {folder["path"]: folder for folder in manifest.input_folders}
+    for folder_path, folder in folders.items():
+        members = [record for record in manifest.inputs if record.arg == folder_path]
+        recomputed = dvc_dir_md5([(record.relpath or record.path, record.md5) for record in members])
+        check.compare("input folder .dir md5 (manifest self-check)", folder["dvc_dir_md5"], recomputed,
+                      folder_path, CAUSE_MANIFEST_EDITED)
+        on_disk = root / folder_path
+        if on_disk.is_dir():
+            present = sorted(child.name for child in on_disk.iterdir()
+                             if child.is_file() and not child.name.startswith("."))
+            for name in present:
+                if name not in folder["files"]:
+                    check.checks += 1
+                    check.add("input folder listing", "only the manifest's files",
+                              f"extra file {name}", f"{folder_path}/{name}", CAUSE_SHARD_ADDED)
+    if not has_lock:
+        return
+    covered: set[str] = set()
+    for dep in stage_lock.get("deps") or []:
+        path = str(dep.get("path", ""))
+        if _is_code(path):
+            continue
+        if path in folders:
+            covered.update(record.path for record in manifest.inputs if record.arg == path)
+            _check_lock_hash(check, dep, "input folder md5 (dvc.lock vs manifest)",
+                             folders[path]["dvc_dir_md5"], path, CAUSE_LOCK_EDITED)
+            _explain_folder(check, path, dep, by_path)
+        elif path in by_path:
+            covered.add(path)
+            _check_lock_hash(check, dep, "input md5 (dvc.lock vs manifest)", by_path[path].md5, path,
+                             CAUSE_LOCK_EDITED)
+        else:
+            check.checks += 1
+            check.add("data dependency read by the stage", "listed in the manifest", "not read", path,
+                      CAUSE_DEP_UNREAD)
+    for record in manifest.inputs:
+        check.checks += 1
+        if record.path not in covered:
+            check.add("input listed in dvc.lock deps", "a dep", "none", record.path, CAUSE_INPUT_UNTRACKED)
+
+
+def _explain_folder(check: _Checker, folder: str, dep: dict[str, Any], by_path: dict[str, Any]) -> None:
+    """Where DVC's cached ``.dir`` listing is at hand, name the file that differs."""
+    md5 = str(dep.get("md5", ""))
+    listing_path = check.root / ".dvc" / "cache" / "files" / "md5" / md5[:2] / md5[2:]
+    if not md5.endswith(".dir") or not listing_path.is_file():
+        return
+    try:
+        listing = json.loads(listing_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return
+    for item in listing:
+        path = f"{folder}/{item.get('relpath')}"
+        record = by_path.get(path)
+        check.checks += 1
+        if record is None:
+            check.add("dvc.lock folder listing", "in the manifest", "not read by the stage", path,
+                      CAUSE_LOCK_EDITED)
+        elif record.md5 != item.get("md5"):
+            check.add("input md5 (dvc.lock .dir listing vs manifest)", record.md5, item.get("md5"), path,
+                      CAUSE_LOCK_EDITED)
+
+
+def _verify_params(check: _Checker, manifest: Manifest, manifest_path: str, stage_lock: dict[str, Any]) -> None:
+    group = manifest.params["group"]
+    params_path = manifest.params["path"]
+    if params_path is None:
+        return
+    locked = (stage_lock.get("params") or {}).get(params_path, {})
+    if group in locked:
+        _compare_params(check, "dvc.lock vs manifest", locked[group], manifest.params["values"],
+                        group, params_path, CAUSE_LOCK_EDITED)
+    try:
+        current = load_params(check.root / params_path, params_path, required=True).group_values(group)
+    except CorpusprovError as exc:
+        check.checks += 1
+        check.add(f"params {group} readable", "valid params.yaml", exc.message, params_path,
+                  CAUSE_PARAMS_PENDING)
+        return
+    # Only this stage's group matters: edits to other groups or comments are not its concern.
+    _compare_params(check, "params.yaml vs manifest", manifest.params["values"], current, group,
+                    params_path, CAUSE_PARAMS_PENDING)
+
+
+def _compare_params(check: _Checker, label: str, expected: Any, found: Any, group: str, where: str,
+                    cause: str) -> None:
+    """One finding per changed dotted key, e.g. ``merge.dedup.keep: first -> last``."""
+    check.checks += 1
+    for key, old, new in changes(expected, found, group):
+        check.add(f"param {key} ({label})", _show(old), _show(new), where, cause)
+
+
+def _show(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+
+
+def verify(root: Path, stages: Sequence[str] = (), *, rehash: bool = True) -> VerifyReport:
+    """Check every stage with a manifest (or only ``stages``)."""
+    plans, skipped = plan_stages(root, stages)
+    lock = _yaml(root / "dvc.lock", "dvc.lock")
+    findings: list[Finding] = []
+    checks = 0
+    if lock is None and plans:
+        checks += 1
+        findings.append(Finding("*", "dvc.lock exists", "a file", "missing", "dvc.lock", CAUSE_LOCK_MISSING))
+    for plan in plans:
+        checker = _verify_stage(root, plan, lock, rehash)
+        findings.extend(checker.findings)
+        checks += checker.checks
+    return VerifyReport(tuple(plan.name for plan in plans), tuple(skipped), checks, tuple(findings))

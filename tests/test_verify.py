@@ -1,0 +1,280 @@
+"""verify, replay and trace against repositories built by the real `dvc repro`."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+from ruamel.yaml import YAML
+
+from tests.conftest import REPO_ROOT, TEMPLATE_FILES, run
+
+pytestmark = pytest.mark.dvc
+
+MERGED = "data/merged/encode_grid.jsonl"
+MERGED_MANIFEST = MERGED + ".manifest.json"
+UNIFIED = "data/unified/mos_unified.jsonl"
+UNIFIED_MANIFEST = UNIFIED + ".manifest.json"
+SHARD = "data/raw/encode/grid-host-b.jsonl"
+
+
+@pytest.fixture(scope="module")
+def pristine(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A repository after `dvc repro`, committed and pushed to a local remote beside it."""
+    base = tmp_path_factory.mktemp("verify")
+    repo = base / "repo"
+    repo.mkdir()
+    for item in TEMPLATE_FILES:
+        shutil.copy2(REPO_ROOT / item, repo / item)
+    shutil.copytree(REPO_ROOT / "src" / "corpusprov", repo / "src" / "corpusprov",
+                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    params = (repo / "params.yaml").read_text(encoding="utf-8").replace("rows: 600", "rows: 150")
+    (repo / "params.yaml").write_text(params, encoding="utf-8")
+    run(["git", "init", "-q", "-b", "main"], repo)
+    run(["dvc", "init", "-q"], repo)
+    (repo / ".dvc" / "config").write_text(
+        "[core]\n    analytics = false\n    remote = local\n['remote \"local\"']\n    url = ../../remote\n",
+        encoding="utf-8")
+    run(["dvc", "repro"], repo)
+    run(["git", "add", "-A"], repo)
+    run(["git", "commit", "-q", "-m", "build"], repo)
+    run(["dvc", "push"], repo)
+    return repo
+
+
+@pytest.fixture
+def repo(pristine: Path, tmp_path: Path) -> Path:
+    """A private copy of the built repository (git, DVC cache and all) to break things in."""
+    copy = tmp_path / "repo"
+    shutil.copytree(pristine, copy, symlinks=True)
+    return copy
+
+
+def verify(repo: Path, *args: str) -> tuple[int, str, list[dict[str, Any]]]:
+    text = run(["corpusprov", "verify", *args], repo, check=False)
+    as_json = run(["corpusprov", "verify", "--json", *args], repo, check=False)
+    assert text.returncode == as_json.returncode
+    assert "Traceback" not in text.stderr + as_json.stderr
+    report = json.loads(as_json.stdout)
+    assert report["ok"] is (text.returncode == 0)
+    return text.returncode, text.stdout, report["findings"]
+
+
+def _only(findings: list[dict[str, Any]], where: str) -> dict[str, Any]:
+    matching = [item for item in findings if item["where"] == where]
+    assert matching, f"no finding for {where}: {findings}"
+    return matching[0]
+
+
+def test_verify_passes_after_repro(repo: Path) -> None:
+    code, out, findings = verify(repo)
+    assert code == 0, out
+    assert findings == []
+    assert "verify: OK" in out and "merge, aggregate" in out
+    assert verify(repo, "--no-rehash")[0] == 0
+    assert verify(repo, "merge")[0] == 0
+
+
+def test_verify_passes_after_clone_and_pull(pristine: Path) -> None:
+    clone = pristine.parent / "clone"
+    run(["git", "clone", "-q", str(pristine), str(clone)], pristine.parent)
+    assert not (clone / MERGED).exists()
+    code, _, findings = verify(clone)
+    assert code == 1  # nothing pulled yet: outputs and inputs are missing
+    assert any("not pulled" in item["cause"] for item in findings)
+    run(["dvc", "pull"], clone)
+    code, out, findings = verify(clone)
+    assert code == 0, out
+    assert findings == []
+
+
+def test_shard_edited_after_repro(repo: Path) -> None:
+    with open(repo / SHARD, "a", encoding="utf-8") as handle:
+        handle.write('{"extra": "row"}\n')
+    code, out, findings = verify(repo)
+    assert code == 1
+    finding = _only(findings, SHARD)
+    assert finding["stage"] == "merge"
+    assert "input changed after the last `dvc repro`" in finding["cause"]
+    assert SHARD in out and "likely causes" in out
+
+
+def test_shard_replaced_by_a_same_size_file(repo: Path) -> None:
+    data = (repo / SHARD).read_bytes()
+    swapped = data.replace(b"libx264", b"libx999", 1)
+    assert len(swapped) == len(data) and swapped != data
+    (repo / SHARD).write_bytes(swapped)
+    code, _, findings = verify(repo)
+    assert code == 1
+    assert "same size" in _only(findings, SHARD)["cause"]
+    # Without re-hashing the sizes agree, so only a full verify can see this.
+    assert verify(repo, "--no-rehash")[0] == 0
+
+
+def test_output_jsonl_edited(repo: Path) -> None:
+    lines = (repo / MERGED).read_text(encoding="utf-8").splitlines(keepends=True)
+    (repo / MERGED).write_text("".join(lines[1:]), encoding="utf-8")
+    code, _, findings = verify(repo)
+    assert code == 1
+    assert "output edited" in _only(findings, MERGED)["cause"]
+    assert {item["stage"] for item in findings} == {"merge"}
+
+
+def test_manifest_edited(repo: Path) -> None:
+    document = json.loads((repo / UNIFIED_MANIFEST).read_text(encoding="utf-8"))
+    document["counters"]["rows_out"] += 1
+    (repo / UNIFIED_MANIFEST).write_text(json.dumps(document, indent=2), encoding="utf-8")
+    code, _, findings = verify(repo)
+    assert code == 1
+    finding = _only(findings, UNIFIED_MANIFEST)
+    assert finding["stage"] == "aggregate"
+    assert "manifest edited by hand" in finding["cause"]
+
+
+def test_dvc_lock_md5_edited(repo: Path) -> None:
+    yaml = YAML()
+    lock = yaml.load((repo / "dvc.lock").read_text(encoding="utf-8"))
+    out = next(item for item in lock["stages"]["merge"]["outs"] if item["path"] == MERGED)
+    out["md5"] = "0" * 32
+    with open(repo / "dvc.lock", "w", encoding="utf-8") as handle:
+        yaml.dump(lock, handle)
+    code, _, findings = verify(repo)
+    assert code == 1
+    finding = _only(findings, MERGED)
+    assert finding["found"] == "0" * 32 or finding["expected"] == "0" * 32
+    assert "dvc.lock" in finding["cause"]
+
+
+def test_params_change_not_yet_reproduced(repo: Path) -> None:
+    params = (repo / "params.yaml").read_text(encoding="utf-8").replace("keep: first", "keep: last")
+    (repo / "params.yaml").write_text(params, encoding="utf-8")
+    code, _, findings = verify(repo)
+    assert code == 1
+    finding = _only(findings, "params.yaml")
+    assert finding["stage"] == "merge"
+    assert "not yet reproduced" in finding["cause"]
+    assert "merge.dedup.keep" in finding["what"]
+    assert (finding["expected"], finding["found"]) == ("first", "last")
+    # The aggregate group did not change: its stage still agrees.
+    assert verify(repo, "aggregate")[0] == 0
+
+
+def test_shard_added_to_the_input_folder(repo: Path) -> None:
+    shutil.copy2(repo / SHARD, repo / "data/raw/encode/grid-host-d.jsonl")
+    code, _, findings = verify(repo)
+    assert code == 1
+    assert "shard added" in _only(findings, "data/raw/encode/grid-host-d.jsonl")["cause"]
+
+
+def test_manifest_deleted(repo: Path) -> None:
+    (repo / MERGED_MANIFEST).unlink()
+    code, _, findings = verify(repo)
+    assert code == 1
+    assert "manifest deleted" in _only(findings, MERGED_MANIFEST)["cause"]
+
+
+def test_dvc2_style_lock_entries_are_reported_not_compared(repo: Path) -> None:
+    yaml = YAML()
+    lock = yaml.load((repo / "dvc.lock").read_text(encoding="utf-8"))
+    dep = next(item for item in lock["stages"]["aggregate"]["deps"] if item["path"] == "data/raw/mos")
+    del dep["hash"]
+    with open(repo / "dvc.lock", "w", encoding="utf-8") as handle:
+        yaml.dump(lock, handle)
+    code, _, findings = verify(repo)
+    assert code == 1
+    assert "DVC 2" in _only(findings, "data/raw/mos")["cause"]
+
+
+def test_verify_outside_a_repository_is_a_usage_error(tmp_path: Path) -> None:
+    done = run(["corpusprov", "verify"], tmp_path, check=False)
+    assert done.returncode == 2
+    assert done.stderr.startswith("corpusprov: error: dvc.yaml: no dvc.yaml here")
+
+
+@pytest.mark.parametrize("manifest", [MERGED_MANIFEST, UNIFIED_MANIFEST])
+def test_replay_reproduces_both_stages(repo: Path, manifest: str) -> None:
+    done = run(["corpusprov", "replay", manifest], repo, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "replay: REPRODUCED" in done.stdout
+    recorded = json.loads((repo / manifest).read_text(encoding="utf-8"))
+    corpus = next(item for item in recorded["outputs"] if item["role"] == "corpus")
+    assert corpus["sha256"] in done.stdout
+    run(["git", "status", "--porcelain"], repo)
+    assert verify(repo)[0] == 0  # replay wrote nothing into the repository
+
+
+def test_replay_refuses_when_an_input_changed(repo: Path) -> None:
+    with open(repo / SHARD, "a", encoding="utf-8") as handle:
+        handle.write("\n")
+    done = run(["corpusprov", "replay", MERGED_MANIFEST], repo, check=False)
+    assert done.returncode == 1
+    assert done.stderr.startswith(f"corpusprov: error: {MERGED_MANIFEST}: refusing to replay: input {SHARD} changed")
+
+
+def test_replay_names_the_first_differing_row(repo: Path, tmp_path: Path) -> None:
+    # A different tool default cannot be simulated simply; editing the recorded output (and its
+    # hash in the manifest) stands in for "the recorded bytes are not what this code writes".
+    lines = (repo / MERGED).read_text(encoding="utf-8").splitlines(keepends=True)
+    lines[2] = lines[2].replace('"exit_status":0', '"exit_status":9')
+    (repo / MERGED).write_text("".join(lines), encoding="utf-8")
+    import hashlib
+
+    document = json.loads((repo / MERGED_MANIFEST).read_text(encoding="utf-8"))
+    corpus = next(item for item in document["outputs"] if item["role"] == "corpus")
+    corpus["sha256"] = hashlib.sha256((repo / MERGED).read_bytes()).hexdigest()
+    (repo / MERGED_MANIFEST).write_text(json.dumps(document), encoding="utf-8")
+    done = run(["corpusprov", "replay", MERGED_MANIFEST, "--keep", str(tmp_path / "kept")], repo, check=False)
+    assert done.returncode == 1
+    assert "NOT REPRODUCED" in done.stdout
+    assert "first difference at line 3" in done.stdout
+    assert "exit_status: recorded 9, replayed 0" in done.stdout
+    assert (tmp_path / "kept" / "encode_grid.jsonl").is_file()
+
+
+def _dedup_key(repo: Path) -> dict[str, Any]:
+    """A natural key the merge stage dropped a duplicate of (from its input rows)."""
+    from corpusprov.keys import key_digest
+
+    seen: dict[bytes, dict[str, Any]] = {}
+    for shard in sorted((repo / "data/raw/encode").glob("*.jsonl")):
+        for line in shard.read_text(encoding="utf-8").splitlines():
+            row = json.loads(line)
+            try:
+                digest = key_digest(row, ("src_sha256", "encoder", "preset", "crf"))
+            except ValueError:
+                continue
+            if digest in seen:
+                return {name: row[name] for name in ("src_sha256", "encoder", "preset", "crf")}
+            seen[digest] = row
+    raise AssertionError("the sample has no duplicate natural key")
+
+
+def test_trace_shows_every_occurrence_and_the_winner(repo: Path) -> None:
+    key = _dedup_key(repo)
+    args = [f"{name}={json.dumps(value, ensure_ascii=False)}" for name, value in key.items()]
+    done = run(["corpusprov", "trace", "merge", *args], repo)
+    lines = done.stdout.splitlines()
+    occurrences = [line for line in lines if line.startswith((" * ", "   data/"))]
+    assert len(occurrences) >= 2
+    assert sum(1 for line in occurrences if line.startswith(" * ")) == 1
+    assert "winner" in occurrences[0]
+    assert all("duplicate of" in line for line in occurrences[1:])
+    assert "dedup.keep: first" in done.stdout
+
+
+def test_trace_aggregate_explains_the_resolver(repo: Path) -> None:
+    counts: dict[str, int] = {}
+    for shard in sorted((repo / "data/raw/mos").glob("*.jsonl")):
+        for line in shard.read_text(encoding="utf-8").splitlines():
+            sha = json.loads(line)["src_sha256"]
+            counts[sha] = counts.get(sha, 0) + 1
+    sha = next(sha for sha, count in counts.items() if count > 1)
+    done = run(["corpusprov", "trace", "aggregate", f"src_sha256={sha}"], repo)
+    marked = [line for line in done.stdout.splitlines() if line.startswith(" * ")]
+    assert len(marked) == 1
+    assert "winner" in marked[0]
+    assert "duplicate" in done.stdout
+    assert "smallest positive mos_std_dev" in done.stdout
