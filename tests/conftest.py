@@ -106,29 +106,37 @@ def run(cmd: list[str], cwd: Path, *, check: bool = True, env: dict[str, str] | 
 TEMPLATE_FILES = ("dvc.yaml", "params.yaml", ".dvcignore", ".gitignore")
 
 
+def build_template(repo: Path, *, rows: int = 120, remote: str | None = "../../remote",
+                   commit: bool = True) -> Path:
+    """Lay this template out in ``repo`` as a fresh git + DVC repository (as a clone of it would be)."""
+    repo.mkdir(parents=True, exist_ok=True)
+    for item in TEMPLATE_FILES:
+        shutil.copy2(REPO_ROOT / item, repo / item)
+    # The package code is a dependency of the stages; give the repo its own copy so
+    # DVC hashes real files inside the repository, as in a clone of the template.
+    shutil.copytree(REPO_ROOT / "src" / "corpusprov", repo / "src" / "corpusprov",
+                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    params = (repo / "params.yaml").read_text(encoding="utf-8")
+    (repo / "params.yaml").write_text(params.replace("rows: 600", f"rows: {rows}"), encoding="utf-8")
+    run(["git", "init", "-q", "-b", "main"], repo)
+    run(["dvc", "init", "-q"], repo)
+    shutil.copytree(REPO_ROOT / ".dvc" / "plots", repo / ".dvc" / "plots")
+    config = "[core]\n    analytics = false\n"
+    if remote is not None:
+        config += f"    remote = local\n['remote \"local\"']\n    url = {remote}\n"
+    config += "[plots]\n    html_template = plots/offline.html\n"
+    (repo / ".dvc" / "config").write_text(config, encoding="utf-8")
+    if commit:
+        run(["git", "add", "-A"], repo)
+        run(["git", "commit", "-q", "-m", "template"], repo)
+    return repo
+
+
 @pytest.fixture
 def template_repo(tmp_path: Path) -> Callable[..., Path]:
     """A fresh git + DVC repository holding this template's pipeline, with a local remote."""
 
     def make(name: str = "repo", *, rows: int = 120) -> Path:
-        repo = tmp_path / name
-        repo.mkdir()
-        for item in TEMPLATE_FILES:
-            shutil.copy2(REPO_ROOT / item, repo / item)
-        # The package code is a dependency of the stages; give the repo its own copy so
-        # DVC hashes real files inside the repository, as in a clone of the template.
-        shutil.copytree(REPO_ROOT / "src" / "corpusprov", repo / "src" / "corpusprov",
-                        ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-        params = (repo / "params.yaml").read_text(encoding="utf-8")
-        (repo / "params.yaml").write_text(params.replace("rows: 600", f"rows: {rows}"),
-                                          encoding="utf-8")
-        run(["git", "init", "-q", "-b", "main"], repo)
-        run(["dvc", "init", "-q"], repo)
-        (repo / ".dvc" / "config").write_text(
-            "[core]\n    analytics = false\n    remote = local\n"
-            "['remote \"local\"']\n    url = ../../remote\n", encoding="utf-8")
-        run(["git", "add", "-A"], repo)
-        run(["git", "commit", "-q", "-m", "template"], repo)
-        return repo
+        return build_template(tmp_path / name, rows=rows)
 
     return make

@@ -500,8 +500,8 @@ def test_spill_file_is_removed_when_the_second_pass_fails(cli: Any, tmp_path: Pa
     spills: list[Path] = []
 
     class ChangingInputSpill(aggregate_module._Spill):
-        def __init__(self, near: Path) -> None:
-            super().__init__(near)
+        def __init__(self, near: Path, display: str) -> None:
+            super().__init__(near, display)
             spills.append(self.path)
             # Same length, still valid: only the hash can tell.
             shard.write_bytes(shard.read_bytes().replace(b"3.25", b"3.75", 1))

@@ -12,7 +12,7 @@ import pytest
 from ruamel.yaml import YAML
 
 from corpusprov.manifest import accounting_problems, load_manifest
-from tests.conftest import run
+from tests.conftest import build_template, run
 
 pytestmark = pytest.mark.dvc
 
@@ -32,23 +32,8 @@ def _entry(entries: list[dict[str, Any]], path: str) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One repository built by `dvc repro`, shared by the read-only checks below."""
-    import shutil
 
-    from tests.conftest import REPO_ROOT, TEMPLATE_FILES
-
-    repo = tmp_path_factory.mktemp("built") / "repo"
-    repo.mkdir()
-    for item in TEMPLATE_FILES:
-        shutil.copy2(REPO_ROOT / item, repo / item)
-    shutil.copytree(REPO_ROOT / "src" / "corpusprov", repo / "src" / "corpusprov",
-                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-    params = (repo / "params.yaml").read_text(encoding="utf-8").replace("rows: 600", "rows: 150")
-    (repo / "params.yaml").write_text(params, encoding="utf-8")
-    run(["git", "init", "-q", "-b", "main"], repo)
-    run(["dvc", "init", "-q"], repo)
-    (repo / ".dvc" / "config").write_text("[core]\n    analytics = false\n", encoding="utf-8")
-    run(["git", "add", "-A"], repo)
-    run(["git", "commit", "-q", "-m", "template"], repo)
+    repo = build_template(tmp_path_factory.mktemp("built") / "repo", rows=150, remote=None)
     run(["dvc", "repro"], repo)
     return repo
 

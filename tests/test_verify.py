@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from ruamel.yaml import YAML
 
-from tests.conftest import REPO_ROOT, TEMPLATE_FILES, run
+from tests.conftest import build_template, run
 
 pytestmark = pytest.mark.dvc
 
@@ -24,20 +24,7 @@ SHARD = "data/raw/encode/grid-host-b.jsonl"
 @pytest.fixture(scope="module")
 def pristine(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A repository after `dvc repro`, committed and pushed to a local remote beside it."""
-    base = tmp_path_factory.mktemp("verify")
-    repo = base / "repo"
-    repo.mkdir()
-    for item in TEMPLATE_FILES:
-        shutil.copy2(REPO_ROOT / item, repo / item)
-    shutil.copytree(REPO_ROOT / "src" / "corpusprov", repo / "src" / "corpusprov",
-                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-    params = (repo / "params.yaml").read_text(encoding="utf-8").replace("rows: 600", "rows: 150")
-    (repo / "params.yaml").write_text(params, encoding="utf-8")
-    run(["git", "init", "-q", "-b", "main"], repo)
-    run(["dvc", "init", "-q"], repo)
-    (repo / ".dvc" / "config").write_text(
-        "[core]\n    analytics = false\n    remote = local\n['remote \"local\"']\n    url = ../../remote\n",
-        encoding="utf-8")
+    repo = build_template(tmp_path_factory.mktemp("verify") / "repo", rows=150, commit=False)
     run(["dvc", "repro"], repo)
     run(["git", "add", "-A"], repo)
     run(["git", "commit", "-q", "-m", "build"], repo)

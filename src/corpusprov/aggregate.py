@@ -35,6 +35,7 @@ from corpusprov.rowpolicy import (
     zero_counters,
 )
 from corpusprov.scales import AggregateParams
+from corpusprov.summary import AggregateSummary
 
 __all__ = ["AGGREGATE_ACCOUNTING", "AGGREGATE_COUNTERS", "AggregateOutcome", "aggregate"]
 
@@ -79,6 +80,8 @@ class AggregateOutcome:
     """Rows written per corpus label (the conversions actually applied)."""
     overrides: dict[str, str]
     """Input path -> label override actually applied."""
+    summary: AggregateSummary
+    """Unified and native MOS statistics per corpus of the rows written."""
 
 
 class _Judge:
@@ -189,14 +192,24 @@ class _Resolver:
 class _Spill:
     """A temp file of unified lines in input order, read back in sorted order."""
 
-    def __init__(self, near: Path) -> None:
+    def __init__(self, near: Path, display: str) -> None:
         self.path = near.with_name(f"{TEMP_PREFIX}{os.getpid()}-{os.urandom(4).hex()}-spill-{near.name}")
-        self._handle = open(self.path, "xb+")  # noqa: SIM115 -- closed in close()
+        self.display = display
         self.offset = 0
+        try:
+            self._handle = open(self.path, "xb+")  # noqa: SIM115 -- closed in close()
+        except OSError as exc:
+            raise OutputError(f"cannot create the spill file: {exc.strerror or exc}", path=display,
+                              fix="check that the output folder is writable") from exc
 
     def write(self, line: bytes) -> tuple[int, int]:
         start = self.offset
-        self._handle.write(line)
+        try:
+            self._handle.write(line)
+        except OSError as exc:
+            raise OutputError(f"cannot write the spill file next to the output: {exc.strerror or exc}",
+                              path=self.display,
+                              fix="check free space and file size limits (ulimit -f); nothing was written") from exc
         self.offset += len(line)
         return start, len(line)
 
@@ -204,7 +217,11 @@ class _Spill:
         return os.pread(self._handle.fileno(), length, start)
 
     def flush(self) -> None:
-        self._handle.flush()
+        try:
+            self._handle.flush()
+        except OSError as exc:
+            raise OutputError(f"cannot write the spill file next to the output: {exc.strerror or exc}",
+                              path=self.display, fix="check free space and file size limits") from exc
 
     def close(self) -> None:
         with contextlib.suppress(OSError):
@@ -262,7 +279,9 @@ def aggregate(files: Sequence[InputFile], params: AggregateParams, corpus: Stage
     for winner in resolver.winner_row:
         winners[winner >> 3] |= 1 << (winner & 7)
         per_input[bisect.bisect_right(starts, winner) - 1]["rows_out"] += 1
-    rows_by_corpus = _write_sorted(files, params, judge, overrides, digests, winners, corpus)
+    summary = AggregateSummary({label: (scale.native_min, scale.native_max)
+                                for label, scale in params.scales.items()})
+    rows_by_corpus = _write_sorted(files, params, judge, overrides, digests, winners, corpus, summary)
     outcomes = tuple(InputOutcome(file, digest, counters)
                      for file, digest, counters in zip(files, digests, per_input, strict=True))
     totals = zero_counters(AGGREGATE_COUNTERS)
@@ -270,7 +289,7 @@ def aggregate(files: Sequence[InputFile], params: AggregateParams, corpus: Stage
         for name, value in counters.items():
             totals[name] += value
     applied = {file.display: overrides[file.display] for file in files if file.display in overrides}
-    return AggregateOutcome(outcomes, totals, rows_by_corpus, applied)
+    return AggregateOutcome(outcomes, totals, rows_by_corpus, applied, summary)
 
 
 def _overrides_for(files: Sequence[InputFile], params: AggregateParams) -> dict[str, str]:
@@ -285,9 +304,9 @@ def _overrides_for(files: Sequence[InputFile], params: AggregateParams) -> dict[
 
 def _write_sorted(files: Sequence[InputFile], params: AggregateParams, judge: _Judge,
                   overrides: dict[str, str], digests: Sequence[Digest], winners: bytearray,
-                  corpus: StagedFile) -> dict[str, int]:
+                  corpus: StagedFile, summary: AggregateSummary) -> dict[str, int]:
     """Second pass: unified winner lines to a spill file, then out in sorted order."""
-    spill = _Spill(corpus.target)
+    spill = _Spill(corpus.target, corpus.display)  # creates its file last: nothing to clean if it raises
     try:
         entries: list[bytes] = []
         offsets = array("q")
@@ -321,6 +340,7 @@ def _write_sorted(files: Sequence[InputFile], params: AggregateParams, judge: _J
                                                  _sort_text(unified.get("src")),
                                                  row_index.to_bytes(8, "big") + ordinal.to_bytes(8, "big"))))
                     rows_by_corpus[label] = rows_by_corpus.get(label, 0) + 1
+                    summary.add(label, verdict.unified, float(unified["mos_native"]))
                 row_index += 1
             if reader.digest != first_digest:
                 raise DataError("input changed while it was being aggregated", path=file.display,

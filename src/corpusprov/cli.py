@@ -94,6 +94,8 @@ ManifestOpt = Annotated[Path | None, typer.Option("--manifest-out",
                                                   help="Manifest path [default: OUTPUT.manifest.json].")]
 RejectsOpt = Annotated[Path | None, typer.Option("--rejects-out",
                                                  help="Rejects JSONL [default: OUTPUT stem + .rejects.jsonl].")]
+PlotsOpt = Annotated[Path | None, typer.Option("--plots-dir", help="Folder for pre-binned plot data "
+                                               "JSON (`dvc plots`) [default: none].")]
 OutsideOpt = Annotated[bool, typer.Option("--allow-outside-repo",
                                            help="Allow paths outside the working directory; the manifest "
                                                 "then records relative paths that leave it.")]
@@ -116,7 +118,8 @@ def _summary(kind: str, report: Any) -> str:
 @app.command()
 def merge(inputs: InputsArg, output: OutputOpt, params: ParamsOpt = None,
           manifest_out: ManifestOpt = None, rejects_out: RejectsOpt = None,
-          metrics_out: MetricsOpt = None, allow_outside_repo: OutsideOpt = False) -> None:
+          metrics_out: MetricsOpt = None, plots_dir: PlotsOpt = None,
+          allow_outside_repo: OutsideOpt = False) -> None:
     """Merge encode-grid shards: validate required keys, dedup on the natural key."""
     from corpusprov.stage import StageRequest, run_merge
 
@@ -124,7 +127,7 @@ def merge(inputs: InputsArg, output: OutputOpt, params: ParamsOpt = None,
         report = run_merge(StageRequest(
             inputs=tuple(inputs), output=output, params_path=params or Path("params.yaml"),
             params_explicit=params is not None, manifest_out=manifest_out,
-            rejects_out=rejects_out, metrics_out=metrics_out, argv=_argv(),
+            rejects_out=rejects_out, metrics_out=metrics_out, plots_dir=plots_dir, argv=_argv(),
             allow_outside_repo=allow_outside_repo))
         typer.echo(_summary("merge", report))
 
@@ -132,7 +135,8 @@ def merge(inputs: InputsArg, output: OutputOpt, params: ParamsOpt = None,
 @app.command()
 def aggregate(inputs: InputsArg, output: OutputOpt, params: ParamsOpt = None,
               manifest_out: ManifestOpt = None, rejects_out: RejectsOpt = None,
-              metrics_out: MetricsOpt = None, allow_outside_repo: OutsideOpt = False) -> None:
+              metrics_out: MetricsOpt = None, plots_dir: PlotsOpt = None,
+          allow_outside_repo: OutsideOpt = False) -> None:
     """Aggregate MOS corpora: one 0-100 scale, cross-corpus dedup, rejects with reasons."""
     from corpusprov.stage import StageRequest, run_aggregate
 
@@ -140,7 +144,7 @@ def aggregate(inputs: InputsArg, output: OutputOpt, params: ParamsOpt = None,
         report = run_aggregate(StageRequest(
             inputs=tuple(inputs), output=output, params_path=params or Path("params.yaml"),
             params_explicit=params is not None, manifest_out=manifest_out,
-            rejects_out=rejects_out, metrics_out=metrics_out, argv=_argv(),
+            rejects_out=rejects_out, metrics_out=metrics_out, plots_dir=plots_dir, argv=_argv(),
             allow_outside_repo=allow_outside_repo))
         typer.echo(_summary("aggregate", report))
 
@@ -197,6 +201,26 @@ def verify(
             raise typer.Exit(1)
 
 
+@app.command("verify-import")
+def verify_import(
+    as_json: Annotated[bool, typer.Option("--json", help="Print the findings as JSON.")] = False,
+) -> None:
+    """In a repository that `dvc import`ed a corpus and its manifest: prove the bytes match."""
+    import json
+
+    from corpusprov.render import render_findings
+    from corpusprov.verify_import import verify_imports
+
+    with _boundary():
+        report = verify_imports(Path.cwd())
+        typer.echo(json.dumps(report.to_dict(), indent=2, ensure_ascii=False) if as_json
+                   else render_findings(report, command="verify-import",
+                                        subject="imported corpora, their manifests and .dvc files",
+                                        unit="imported manifests"))
+        if not report.ok:
+            raise typer.Exit(1)
+
+
 @app.command()
 def replay(
     manifest: Annotated[Path, typer.Argument(help="Manifest to replay.")],
@@ -226,6 +250,31 @@ def trace(
 
     with _boundary():
         typer.echo(render_trace(run_trace(Path.cwd(), stage, key)))
+
+
+@app.command()
+def diff(
+    a: Annotated[str, typer.Argument(help="Build A: a manifest path, REV:PATH, or a git revision / "
+                                          "experiment name (then every stage with a manifest).")],
+    b: Annotated[str, typer.Argument(help="Build B, in the same forms.")],
+    stage: Annotated[list[str] | None, typer.Option("--stage", help="Only this stage (repeatable).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the differences as JSON.")] = False,
+    exit_code: Annotated[bool, typer.Option("--exit-code", help="Exit 1 when the builds differ.")] = False,
+) -> None:
+    """What changed between two builds: inputs, params (dotted keys), counters with deltas."""
+    import json
+
+    from corpusprov.diff import diff_builds
+    from corpusprov.render import render_diff
+
+    with _boundary():
+        results = diff_builds(Path.cwd(), a, b, tuple(stage or ()))
+        if as_json:
+            typer.echo(json.dumps([item.to_dict() for item in results], indent=2, ensure_ascii=False))
+        else:
+            typer.echo(render_diff(results))
+        if exit_code and not all(item.same for item in results):
+            raise typer.Exit(1)
 
 
 @manifest_app.command("show")

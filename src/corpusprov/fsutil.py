@@ -22,15 +22,27 @@ def _temp_path(target: Path) -> Path:
     return target.with_name(f"{TEMP_PREFIX}{os.getpid()}-{secrets.token_hex(4)}-{target.name}")
 
 
+def _temp_owner(name: str, target_name: str) -> int | None:
+    """The pid in ``.corpusprov-tmp-<pid>-<8 hex>-[spill-]<target>``, or None if it is not ours."""
+    if not name.startswith(TEMP_PREFIX):
+        return None
+    pid_text, _, rest = name[len(TEMP_PREFIX):].partition("-")
+    token, _, tail = rest.partition("-")
+    if not pid_text.isdigit() or len(token) != 8 or tail not in (target_name, f"spill-{target_name}"):
+        return None
+    return int(pid_text)
+
+
 def clean_stale_temps(target: Path) -> list[Path]:
     """Remove temp files a killed run left next to ``target`` (only those whose process is gone)."""
     removed: list[Path] = []
     folder = target.parent
     if not folder.is_dir():
         return removed
-    for candidate in folder.glob(f"{TEMP_PREFIX}*-{target.name}"):
-        pid_text = candidate.name[len(TEMP_PREFIX):].split("-", 1)[0]
-        if pid_text.isdigit() and _process_alive(int(pid_text)) and int(pid_text) != os.getpid():
+    for candidate in folder.glob(f"{TEMP_PREFIX}*"):
+        owner = _temp_owner(candidate.name, target.name)
+        # Our own temps are this run's (abort() removes them); a live pid is another run's.
+        if owner is None or owner == os.getpid() or _process_alive(owner):
             continue
         with contextlib.suppress(FileNotFoundError):
             candidate.unlink()

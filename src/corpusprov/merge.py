@@ -21,6 +21,7 @@ from corpusprov.rowpolicy import (
     reject_line,
     zero_counters,
 )
+from corpusprov.summary import MergeSummary
 
 __all__ = ["MERGE_COUNTERS", "InputOutcome", "MergeOutcome", "merge"]
 
@@ -71,6 +72,8 @@ class MergeOutcome:
     """One entry per shard, in input order."""
     counters: dict[str, int]
     """Totals."""
+    summary: MergeSummary
+    """Per-encoder statistics of the rows written."""
 
 
 class _Judge:
@@ -106,6 +109,7 @@ def merge(files: Sequence[InputFile], params: MergeParams, corpus: StagedFile,
     writing, so it reads twice and refuses to go on if a shard changed in between.
     """
     judge = _Judge(params)
+    summary = MergeSummary()
     table = DigestTable()
     per_input: list[dict[str, int]] = []
     digests: list[Digest] = []
@@ -139,23 +143,25 @@ def merge(files: Sequence[InputFile], params: MergeParams, corpus: StagedFile,
                 counters["duplicates"] += 1
             else:
                 counters["rows_out"] += 1
+                summary.add(verdict.row)
                 corpus.write_line(canonical_line(verdict.row, special=verdict.special))
             count_non_finite(counters, row, special, verdict, params.non_finite)
             row_index += 1
         digests.append(reader.digest)
     if keep_last:
-        _write_last(files, params, judge, table, digests, corpus)
+        _write_last(files, params, judge, table, digests, corpus, summary)
     outcomes = tuple(InputOutcome(file, digest, counters)
                      for file, digest, counters in zip(files, digests, per_input, strict=True))
     totals = zero_counters(MERGE_COUNTERS)
     for counters in per_input:
         for name, value in counters.items():
             totals[name] += value
-    return MergeOutcome(outcomes, totals)
+    return MergeOutcome(outcomes, totals, summary)
 
 
 def _write_last(files: Sequence[InputFile], params: MergeParams, judge: _Judge,
-                table: DigestTable, digests: Sequence[Digest], corpus: StagedFile) -> None:
+                table: DigestTable, digests: Sequence[Digest], corpus: StagedFile,
+                summary: MergeSummary) -> None:
     """Second pass for ``keep: last``: write each key's last valid occurrence in input order."""
     row_index = 0
     for file, first_digest in zip(files, digests, strict=True):
@@ -165,6 +171,7 @@ def _write_last(files: Sequence[InputFile], params: MergeParams, judge: _Judge,
                 continue
             verdict = judge.judge(line_no, row, special, error, file.display)
             if verdict.reason is None and table.get(verdict.digest) == row_index:
+                summary.add(verdict.row)
                 corpus.write_line(canonical_line(verdict.row, special=verdict.special))
             row_index += 1
         if reader.digest != first_digest:

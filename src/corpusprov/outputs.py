@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import signal
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +32,11 @@ class OutputRecord:
     """Size and hashes of the bytes written."""
     rows: int | None
     """Lines written (``None`` for non-JSONL files)."""
+
+
+def _write_error(display: str, exc: OSError) -> OutputError:
+    return OutputError(f"cannot write output: {exc.strerror or exc}", path=display,
+                       fix="check free space and file size limits (ulimit -f); nothing was written")
 
 
 class StagedFile:
@@ -82,7 +88,10 @@ class StagedFile:
         self._buffer.clear()
         self._buffered = 0
         self._hasher.update(block)
-        self._require_handle().write(block)
+        try:
+            self._require_handle().write(block)
+        except OSError as exc:
+            raise _write_error(self.display, exc) from exc
 
     def _require_handle(self) -> BinaryIO:
         if self._handle is None:
@@ -94,9 +103,12 @@ class StagedFile:
         if self._final is None:
             self._flush()
             handle = self._require_handle()
-            handle.flush()
-            os.fsync(handle.fileno())
-            handle.close()
+            try:
+                handle.flush()
+                os.fsync(handle.fileno())
+                handle.close()
+            except OSError as exc:
+                raise _write_error(self.display, exc) from exc
             self._final = self._hasher.digest()
         return self._final
 
@@ -107,6 +119,16 @@ class StagedFile:
                 self._handle.close()
         with contextlib.suppress(FileNotFoundError):
             self.temp.unlink()
+
+
+@contextlib.contextmanager
+def _signals_held() -> Iterator[None]:
+    held = {signal.SIGINT, signal.SIGTERM}
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 @contextlib.contextmanager
@@ -145,23 +167,20 @@ class OutputSet:
     def stage(self, target: Path, display: str, role: str) -> StagedFile:
         """Open a staged file for ``target``."""
         staged = StagedFile(target, display, role)
+        # Registered before the temp exists, so an interrupt during open() still cleans it up.
+        self._files.append(staged)
         try:
             staged.open()
         except OSError as exc:
             raise OutputError(f"cannot create output: {exc.strerror or exc}", path=display,
                               fix="check that the folder is writable") from exc
-        self._files.append(staged)
         return staged
 
     def records(self) -> list[OutputRecord]:
         """Finish every staged file and describe it."""
-        try:
-            return [OutputRecord(staged.role, staged.display, staged.finish(),
-                                 staged.rows if staged.role != "metrics" else None)
-                    for staged in self._files]
-        except OSError as exc:
-            raise OutputError(f"cannot write outputs: {exc.strerror or exc}",
-                              fix="check free space and file size limits") from exc
+        return [OutputRecord(staged.role, staged.display, staged.finish(),
+                             staged.rows if staged.role in ("corpus", "rejects") else None)
+                for staged in self._files]
 
     def commit(self) -> None:
         """Rename every temp file onto its target, in staging order (the manifest last).
@@ -171,20 +190,24 @@ class OutputSet:
         never a corpus from one and a manifest from the other.
         """
         folders = sorted({staged.target.parent.resolve() for staged in self._files})
+        for staged in self._files:
+            staged.finish()
+        current = self._files[0]
         try:
-            for staged in self._files:
-                staged.finish()
-            with contextlib.ExitStack() as locks:
+            # Ctrl-C or SIGTERM between two renames would leave a corpus beside an older
+            # manifest: hold them until the set is in place (SIGKILL cannot be held).
+            with _signals_held(), contextlib.ExitStack() as locks:
                 for folder in folders:
                     locks.enter_context(_folder_lock(folder))
                 for staged in self._files:
+                    current = staged
                     os.replace(staged.temp, staged.target)
                 for folder in folders:
                     _fsync_folder(folder)
         except OSError as exc:
             self.abort()
-            raise OutputError(f"cannot write outputs: {exc.strerror or exc}",
-                              fix="check free space and file size limits") from exc
+            raise OutputError(f"cannot put the output in place: {exc.strerror or exc}", path=current.display,
+                              fix="check the folder's permissions and free space") from exc
 
     def abort(self) -> None:
         """Remove every temp file, and the folders this run created if they are empty."""

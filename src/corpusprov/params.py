@@ -100,12 +100,19 @@ def load_params(path: Path, display: str, *, required: bool) -> ParamsFile:
     except YAMLError as exc:
         raise ParamsError(f"malformed YAML: {str(exc).splitlines()[0]}", path=display,
                           fix="fix the YAML syntax") from None
+    except (ValueError, TypeError, IndexError, AttributeError, RecursionError) as exc:
+        # ruamel raises these for built-in tags with impossible values (`!!float abc`).
+        raise ParamsError(f"malformed YAML value: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}",
+                          path=display, fix="remove the explicit !! tag or fix its value") from None
     if tree is None:
         tree = CommentedMap()
     if not isinstance(tree, CommentedMap):
         raise ParamsError("the top level must be a mapping of groups", path=display, line=1,
                           fix="params.yaml maps stage names (sample, merge, aggregate) to settings")
-    data = cast("dict[str, Any]", _plain(tree, display, None, None))
+    try:
+        data = cast("dict[str, Any]", _plain(tree, display, None, None, _Budget()))
+    except RecursionError:
+        raise ParamsError("YAML nested too deeply", path=display, fix="flatten params.yaml") from None
     return ParamsFile(display, digest, data, tree)
 
 
@@ -127,19 +134,54 @@ def _position(node: Any, key: Any) -> tuple[int | None, int | None]:
     return int(line) + 1, int(column) + 1
 
 
-def _plain(node: Any, display: str, parent: Any, key: Any) -> Any:
+class _Budget:
+    """Bounds alias expansion: a few anchors can otherwise expand to billions of nodes."""
+
+    LIMIT = 100_000
+
+    def __init__(self) -> None:
+        self.nodes = 0
+        self.path: set[int] = set()
+
+
+def _plain(node: Any, display: str, parent: Any, key: Any, budget: _Budget) -> Any:
     """Plain Python data, refusing any tag that would construct an object."""
+    budget.nodes += 1
+    if budget.nodes > _Budget.LIMIT:
+        raise ParamsError(f"params expand to more than {_Budget.LIMIT} values (YAML aliases?)", path=display,
+                          fix="params.yaml holds a few settings; remove the alias chain")
+    if isinstance(node, (CommentedMap, CommentedSeq)):
+        if id(node) in budget.path:
+            line, column = _position(parent, key) if parent is not None else (None, None)
+            raise ParamsError("a YAML alias refers to itself", path=display, line=line, column=column,
+                              fix="remove the recursive alias")
+        budget.path.add(id(node))
+        try:
+            return _plain_container(node, display, parent, key, budget)
+        finally:
+            budget.path.discard(id(node))
+    return _plain_scalar(node, display, parent, key)
+
+
+def _plain_container(node: Any, display: str, parent: Any, key: Any, budget: _Budget) -> Any:
+    _check_tag(node, display, parent, key)
+    if isinstance(node, CommentedMap):
+        return {str(child_key): _plain(child, display, node, child_key, budget)
+                for child_key, child in node.items()}
+    return [_plain(child, display, node, index, budget) for index, child in enumerate(node)]
+
+
+def _check_tag(node: Any, display: str, parent: Any, key: Any) -> None:
     tag = getattr(node, "tag", None)
     tag_value = getattr(tag, "value", tag) if tag is not None else None
     if tag_value not in _PLAIN_TAGS or type(node).__name__ == "TaggedScalar":
         line, column = _position(parent, key) if parent is not None else (None, None)
         raise ParamsError(f"YAML tag {tag_value} is not allowed", path=display, line=line,
                           column=column, fix="params hold plain values only; remove the tag")
-    if isinstance(node, CommentedMap):
-        return {str(child_key): _plain(child, display, node, child_key)
-                for child_key, child in node.items()}
-    if isinstance(node, CommentedSeq):
-        return [_plain(child, display, node, index) for index, child in enumerate(node)]
+
+
+def _plain_scalar(node: Any, display: str, parent: Any, key: Any) -> Any:
+    _check_tag(node, display, parent, key)
     if isinstance(node, bool):
         return bool(node)
     if isinstance(node, int):
@@ -169,7 +211,8 @@ class GroupReader:
             # A group missing from the file has no position: point at nothing rather than guess.
             group_line = getattr(self.node.lc, "line", None)
             line, column = (group_line + 1 if isinstance(group_line, int) else None), None
-        name = f"{self.dotted}.{key}" if key else self.dotted
+        shown = key if key is None or key.isprintable() else repr(key)
+        name = f"{self.dotted}.{shown}" if key else self.dotted
         return ParamsError(f"{name}: {message}", path=self.display, line=line, column=column,
                            fix=fix or f"fix {name} (README, \"Parameters\", lists every key)")
 

@@ -54,7 +54,8 @@ def redact_text(text: str, environ: Mapping[str, str] | None = None) -> str:
     text = _SECRET_ASSIGNMENT.sub(lambda match: f"{match['key']}{match['sep']}{REDACTED}", text)
     text = _KNOWN_SHAPES.sub(REDACTED, text)
     for home in _home_folders(environ):
-        text = text.replace(home, "~")
+        # Only whole path components: /home/alice must not eat /home/alice2.
+        text = re.sub(re.escape(home) + r"(?=/|$|[^\w.-])", "~", text)
     return text
 
 

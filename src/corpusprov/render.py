@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from corpusprov.diff import ManifestDiff
 from corpusprov.manifest import Manifest
 from corpusprov.replay import ReplayResult
 from corpusprov.scales import AggregateParams
 from corpusprov.trace import TraceResult
 from corpusprov.verify import VerifyReport
 
-__all__ = ["render_findings", "render_manifest", "render_replay", "render_scales", "render_trace"]
+__all__ = ["render_diff", "render_findings", "render_manifest", "render_replay", "render_scales",
+           "render_trace"]
 
 
 def _size(count: int) -> str:
@@ -123,15 +125,15 @@ def _clip(text: str, width: int) -> str:
     return text if len(text) <= width else text[:width - 3] + "..."
 
 
-def render_findings(report: VerifyReport) -> str:
+def render_findings(report: VerifyReport, *, command: str = "verify",
+                    subject: str = "dvc.lock, manifests and bytes on disk", unit: str = "stages") -> str:
     """verify's verdict: a summary line, then one row per disagreement with its likely cause."""
     stages = ", ".join(report.stages) or "none"
     if report.ok:
-        lines = [f"verify: OK - dvc.lock, manifests and bytes on disk agree "
-                 f"({report.checks} checks; stages: {stages})"]
+        lines = [f"{command}: OK - {subject} agree ({report.checks} checks; {unit}: {stages})"]
     else:
-        lines = [f"verify: FAILED - {len(report.findings)} disagreement(s) in {report.checks} checks "
-                 f"(stages: {stages})", ""]
+        lines = [f"{command}: FAILED - {len(report.findings)} disagreement(s) in {report.checks} checks "
+                 f"({unit}: {stages})", ""]
         rows = [[item.stage, item.what, _clip(item.expected, 40), _clip(item.found, 40), item.where]
                 for item in report.findings]
         lines.extend(_table(["stage", "what", "expected", "found", "where"], rows))
@@ -185,4 +187,41 @@ def render_trace(result: TraceResult) -> str:
         lines.append(f"      {fields}")
     lines.append(f"rule: {result.rule}")
     lines.extend(f"note: {note}" for note in result.notes)
+    return "\n".join(lines)
+
+
+def _value(value: Any) -> str:
+    return "(absent)" if value is None else (value if isinstance(value, str) else repr(value))
+
+
+def render_diff(results: list[ManifestDiff]) -> str:
+    """Per stage: params, inputs, counters and outputs that changed, or that nothing did."""
+    lines: list[str] = []
+    for item in results:
+        lines.append(f"{item.stage}: {item.a} -> {item.b}")
+        if item.same:
+            lines.append("  nothing changed")
+            continue
+        if item.params_changed:
+            lines.append("  params:")
+            lines.extend(f"    {change['key']}: {_value(change['old'])} -> {_value(change['new'])}"
+                         for change in item.params_changed)
+        if item.inputs_added or item.inputs_removed or item.inputs_changed:
+            lines.append("  inputs:")
+            lines.extend(f"    + {entry['path']}  sha256 {entry['sha256'][:16]}..." for entry in item.inputs_added)
+            lines.extend(f"    - {entry['path']}  sha256 {entry['sha256'][:16]}..." for entry in item.inputs_removed)
+            lines.extend(f"    ~ {entry['path']}  sha256 {entry['old'][:16]}... -> {entry['new'][:16]}..."
+                         for entry in item.inputs_changed)
+        if item.counters_changed:
+            lines.append("  counters:")
+            width = max(len(change["name"]) for change in item.counters_changed)
+            lines.extend(f"    {change['name']:<{width}}  {change['old']} -> {change['new']} ({change['delta']:+d})"
+                         for change in item.counters_changed)
+        if item.outputs_changed:
+            lines.append("  outputs:")
+            lines.extend(f"    {entry['role']:8} {entry['path']}  sha256 "
+                         f"{(entry['old'] or '(none)')[:16]}... -> {entry['new'][:16]}..."
+                         for entry in item.outputs_changed)
+        if item.tool_changed:
+            lines.append(f"  corpusprov: {item.tool_changed['old']} -> {item.tool_changed['new']}")
     return "\n".join(lines)

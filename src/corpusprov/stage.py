@@ -44,6 +44,8 @@ class StageRequest:
     """Rejects JSONL path; default ``<output stem>.rejects.jsonl``."""
     metrics_out: Path | None = None
     """Scalar metrics JSON for ``dvc exp show``; none by default."""
+    plots_dir: Path | None = None
+    """Folder for pre-binned plot data (``dvc plots``); none by default."""
     argv: tuple[str, ...] = ()
     """The command line as typed (program name first)."""
     allow_outside_repo: bool = False
@@ -71,7 +73,7 @@ def default_rejects_path(output: Path) -> Path:
     return output.with_name(stem + ".rejects.jsonl")
 
 
-def metrics_bytes(counters: dict[str, Any]) -> bytes:
+def metrics_bytes(counters: Any) -> bytes:
     """Scalar metrics as ``dvc metrics``/``dvc exp show`` read them."""
     return orjson.dumps(counters, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS
                         | orjson.OPT_APPEND_NEWLINE)
@@ -93,11 +95,14 @@ def _folder_records(folders: Sequence[FolderArg], records: Sequence[InputRecord]
 def _argv(argv: Sequence[str]) -> list[str]:
     """argv as the manifest records it: repo paths relative, credentials and home folders redacted."""
     recorded = []
+    home = str(Path.home())
     for arg in argv:
         if arg.startswith("/"):
-            relative = display_path(Path(arg))
-            if not relative.startswith("../"):
-                arg = relative or "."
+            relative = display_path(Path(arg)) or "."
+            # Never an absolute path: inside the repo it is repo-relative; outside it (only with
+            # --allow-outside-repo) it is ~/... under the home folder, else relative (../).
+            if not relative.startswith("../") or not (arg == home or arg.startswith(home + "/")):
+                arg = relative
         recorded.append(arg)
     return redact_argv(recorded)
 
@@ -130,7 +135,27 @@ def _check_inside(request: StageRequest, files: Sequence[InputFile], targets: di
                              "or pass --allow-outside-repo to record a relative path that leaves it")
 
 
-Body = Callable[[Sequence[InputFile], StagedFile, StagedFile], tuple[list[InputRecord], dict[str, int], dict[str, Any]]]
+@dataclass(frozen=True)
+class _BodyResult:
+    """What a stage core hands back to the runner."""
+
+    records: list[InputRecord]
+    counters: dict[str, int]
+    extra: dict[str, Any]
+    metrics: dict[str, Any]
+    plots: dict[str, list[dict[str, Any]]]
+
+
+Body = Callable[[Sequence[InputFile], StagedFile, StagedFile], _BodyResult]
+
+
+def _metrics(counters: dict[str, int], accounting: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    """Counters, totals and per-group statistics, named to read well as `dvc exp show` columns."""
+    metrics: dict[str, Any] = dict(counters)
+    metrics["duplicates_total"] = sum(counters[name] for name in accounting["duplicates"])
+    metrics["rejected_total"] = sum(counters[name] for name in accounting["rejected"])
+    metrics.update(extra)
+    return metrics
 
 
 def _run(kind: str, request: StageRequest, params: ParamsFile, policy: dict[str, Any],
@@ -143,16 +168,26 @@ def _run(kind: str, request: StageRequest, params: ParamsFile, policy: dict[str,
     targets = {"output": request.output, "rejects_out": rejects_path, "manifest_out": manifest_path}
     if request.metrics_out is not None:
         targets["metrics_out"] = request.metrics_out
+    plot_names = {"merge": ("rows_by_encoder_preset",),
+                  "aggregate": ("mos_unified_hist", "mos_native_hist")}[kind]
+    if request.plots_dir is not None:
+        for name in plot_names:
+            targets[f"plot_{name}"] = request.plots_dir / f"{name}.json"
     check_outputs(list(targets.values()), files, folders)
     _check_inside(request, files, targets, params)
     with OutputSet() as outputs:
         corpus = outputs.stage(request.output, display_path(request.output), "corpus")
         rejects = outputs.stage(rejects_path, display_path(rejects_path), "rejects")
-        records, counters, extra = body(files, corpus, rejects)
-        metrics = None
+        result = body(files, corpus, rejects)
+        records, counters, extra = result.records, result.counters, result.extra
         if request.metrics_out is not None:
             metrics = outputs.stage(request.metrics_out, display_path(request.metrics_out), "metrics")
-            metrics.write_bytes(metrics_bytes(counters))
+            metrics.write_bytes(metrics_bytes(_metrics(counters, accounting, result.metrics)))
+        if request.plots_dir is not None:
+            for name in plot_names:
+                target = targets[f"plot_{name}"]
+                plot = outputs.stage(target, display_path(target), "plot")
+                plot.write_bytes(metrics_bytes(result.plots[name]))
         written = outputs.records()
         manifest_file = outputs.stage(manifest_path, display_path(manifest_path), "manifest")
         finished = utc_now()
@@ -201,14 +236,14 @@ def run_merge(request: StageRequest) -> StageReport:
     params_file = _load(request)
     params = merge_params(params_file)
 
-    def body(files: Sequence[InputFile], corpus: StagedFile,
-             rejects: StagedFile) -> tuple[list[InputRecord], dict[str, int], dict[str, Any]]:
+    def body(files: Sequence[InputFile], corpus: StagedFile, rejects: StagedFile) -> _BodyResult:
         outcome = merge(files, params, corpus, rejects)
         records = [InputRecord(item.file.display, item.file.arg, item.file.relpath,
                                item.digest.bytes, item.digest.sha256, item.digest.md5,
                                item.counters["rows_in"], item.counters)
                    for item in outcome.inputs]
-        return records, outcome.counters, {}
+        return _BodyResult(records, outcome.counters, {}, outcome.summary.metrics(),
+                           outcome.summary.plots())
 
     return _run("merge", request, params_file, params.policy(), MERGE_ACCOUNTING, body)
 
@@ -220,8 +255,7 @@ def run_aggregate(request: StageRequest) -> StageReport:
     params_file = _load(request)
     params = aggregate_params(params_file)
 
-    def body(files: Sequence[InputFile], corpus: StagedFile,
-             rejects: StagedFile) -> tuple[list[InputRecord], dict[str, int], dict[str, Any]]:
+    def body(files: Sequence[InputFile], corpus: StagedFile, rejects: StagedFile) -> _BodyResult:
         names = {file.display for file in files} | {file.arg for file in files}
         check_overrides(params, names, params_file)
         outcome = aggregate(files, params, corpus, rejects)
@@ -237,6 +271,7 @@ def run_aggregate(request: StageRequest) -> StageReport:
             "overrides": [{"input": path, "label": label}
                           for path, label in sorted(outcome.overrides.items())],
         }
-        return records, outcome.counters, extra
+        return _BodyResult(records, outcome.counters, extra, outcome.summary.metrics(),
+                           outcome.summary.plots())
 
     return _run("aggregate", request, params_file, params.policy(), AGGREGATE_ACCOUNTING, body)

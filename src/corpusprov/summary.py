@@ -1,0 +1,169 @@
+"""Per-group statistics of the rows a stage wrote: metrics columns and pre-binned plot data."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["AggregateSummary", "MergeSummary", "Running"]
+
+#: Unified MOS histogram: 5-point bins over 0-100, plus the (unclipped) slack either side.
+UNIFIED_EDGES = tuple(float(edge) for edge in range(0, 101, 5))
+#: Native histograms: this many bins over each corpus's native range.
+NATIVE_BINS = 10
+
+
+@dataclass
+class Running:
+    """Count, mean and standard deviation, one value at a time (Welford)."""
+
+    count: int = 0
+    mean: float = 0.0
+    _m2: float = 0.0
+
+    def add(self, value: float) -> None:
+        """Take one value."""
+        self.count += 1
+        delta = value - self.mean
+        self.mean += delta / self.count
+        self._m2 += delta * (value - self.mean)
+
+    @property
+    def std(self) -> float:
+        """Population standard deviation (0 for fewer than two values)."""
+        return math.sqrt(self._m2 / self.count) if self.count > 1 else 0.0
+
+
+def _round(value: float) -> float:
+    return round(value, 6)
+
+
+def _bin_label(low: float, high: float) -> str:
+    return f"{low:g}-{high:g}"
+
+
+def _histogram(values: list[int], edges: tuple[float, ...]) -> list[tuple[str, int]]:
+    """``values`` are counts for [below, bin0 .. binN-1, above]; labels follow the edges."""
+    labels = [f"<{edges[0]:g}"]
+    labels += [_bin_label(edges[i], edges[i + 1]) for i in range(len(edges) - 1)]
+    labels.append(f">{edges[-1]:g}")
+    return list(zip(labels, values, strict=True))
+
+
+def _bin_index(value: float, edges: tuple[float, ...]) -> int:
+    """0 below the range, len(edges) above it, else 1 + the bin (the top edge closes the last bin)."""
+    if value < edges[0]:
+        return 0
+    if value > edges[-1]:
+        return len(edges)
+    for index in range(len(edges) - 1):
+        if value < edges[index + 1]:
+            return index + 1
+    return len(edges) - 1
+
+
+@dataclass
+class MergeSummary:
+    """Rows and VMAF per encoder, rows per encoder x preset, of the rows written."""
+
+    by_encoder: dict[str, Running] = field(default_factory=dict)
+    rows_by_encoder: dict[str, int] = field(default_factory=dict)
+    by_cell: dict[tuple[str, str], int] = field(default_factory=dict)
+
+    def add(self, row: Mapping[str, Any]) -> None:
+        """Count one written row."""
+        encoder = str(row.get("encoder"))
+        preset = row.get("preset")
+        preset_text = _preset_text(preset)
+        self.rows_by_encoder[encoder] = self.rows_by_encoder.get(encoder, 0) + 1
+        self.by_cell[(encoder, preset_text)] = self.by_cell.get((encoder, preset_text), 0) + 1
+        vmaf = row.get("vmaf_score")
+        if (type(vmaf) is float or type(vmaf) is int) and math.isfinite(vmaf):
+            self.by_encoder.setdefault(encoder, Running()).add(float(vmaf))
+
+    def metrics(self) -> dict[str, Any]:
+        """``encoder.<name>.rows`` and ``encoder.<name>.vmaf_mean`` columns."""
+        result: dict[str, Any] = {}
+        for encoder in sorted(self.rows_by_encoder):
+            stats = self.by_encoder.get(encoder)
+            result[encoder] = {"rows": self.rows_by_encoder[encoder],
+                               "vmaf_mean": _round(stats.mean) if stats else None}
+        return {"encoder": result}
+
+    def plots(self) -> dict[str, list[dict[str, Any]]]:
+        """Rows per encoder x preset, ready for the bar template."""
+        points = []
+        cells = sorted(self.by_cell.items(), key=lambda item: (item[0][0], _preset_order(item[0][1])))
+        for (encoder, preset), rows in cells:
+            points.append({"group": encoder, "bin": preset, "order": _preset_order(preset), "rows": rows})
+        return {"rows_by_encoder_preset": points}
+
+
+def _preset_text(preset: Any) -> str:
+    if type(preset) is float and preset.is_integer():
+        return str(int(preset))
+    return str(preset)
+
+
+_SPEED = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow",
+          "placebo")
+
+
+def _preset_order(preset: str) -> float:
+    """Numeric presets by number, x264/x265 names fastest to slowest, others after."""
+    try:
+        return float(preset)
+    except ValueError:
+        return 1000.0 + (_SPEED.index(preset) if preset in _SPEED else len(_SPEED))
+
+
+@dataclass
+class AggregateSummary:
+    """Unified and native MOS per corpus, of the rows written."""
+
+    native_ranges: dict[str, tuple[float, float]]
+    unified: dict[str, Running] = field(default_factory=dict)
+    native: dict[str, Running] = field(default_factory=dict)
+    unified_bins: dict[str, list[int]] = field(default_factory=dict)
+    native_bins: dict[str, list[int]] = field(default_factory=dict)
+
+    def add(self, corpus: str, unified: float, native: float) -> None:
+        """Count one written row."""
+        self.unified.setdefault(corpus, Running()).add(unified)
+        self.native.setdefault(corpus, Running()).add(native)
+        unified_bins = self.unified_bins.setdefault(corpus, [0] * (len(UNIFIED_EDGES) + 1))
+        unified_bins[_bin_index(unified, UNIFIED_EDGES)] += 1
+        edges = self._native_edges(corpus)
+        native_bins = self.native_bins.setdefault(corpus, [0] * (len(edges) + 1))
+        native_bins[_bin_index(native, edges)] += 1
+
+    def _native_edges(self, corpus: str) -> tuple[float, ...]:
+        low, high = self.native_ranges[corpus]
+        step = (high - low) / NATIVE_BINS
+        return (*(low + step * index for index in range(NATIVE_BINS)), high)
+
+    def metrics(self) -> dict[str, Any]:
+        """``corpus.<label>.rows``, ``.mos_mean``, ``.mos_std``, ``.mos_native_mean`` columns."""
+        result = {}
+        for corpus in sorted(self.unified):
+            stats = self.unified[corpus]
+            result[corpus] = {"rows": stats.count, "mos_mean": _round(stats.mean),
+                              "mos_std": _round(stats.std),
+                              "mos_native_mean": _round(self.native[corpus].mean)}
+        return {"corpus": result}
+
+    def plots(self) -> dict[str, list[dict[str, Any]]]:
+        """Pre-binned histograms: unified 0-100 and native, per corpus."""
+        unified_points = []
+        native_points = []
+        for corpus in sorted(self.unified):
+            for order, (label, rows) in enumerate(_histogram(self.unified_bins[corpus], UNIFIED_EDGES)):
+                if rows or 0 < order < len(UNIFIED_EDGES):
+                    unified_points.append({"group": corpus, "bin": label, "order": order, "rows": rows})
+            edges = self._native_edges(corpus)
+            for order, (label, rows) in enumerate(_histogram(self.native_bins[corpus], edges)):
+                if rows or 0 < order < len(edges):
+                    native_points.append({"group": corpus, "bin": label, "order": order, "rows": rows})
+        return {"mos_unified_hist": unified_points, "mos_native_hist": native_points}

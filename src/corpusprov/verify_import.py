@@ -1,0 +1,132 @@
+"""verify-import: in a consumer repository, prove imported corpora are the bytes their manifests describe."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ruamel.yaml import YAML
+from ruamel.yaml.error import YAMLError
+
+from corpusprov.errors import CorpusprovError, UsageError
+from corpusprov.jsonl import hash_file
+from corpusprov.manifest import load_manifest
+from corpusprov.verify import (
+    CAUSE_MANIFEST_EDITED,
+    CAUSE_OUTPUT_EDITED,
+    MANIFEST_SUFFIX,
+    Finding,
+    VerifyReport,
+)
+
+__all__ = ["ImportedFile", "find_imports", "verify_imports"]
+
+CAUSE_NOT_PULLED = "imported file missing: run `dvc pull` (or `dvc update` the import)"
+CAUSE_OTHER_REVISION = ("the corpus and its manifest were imported from different revisions: "
+                        "`dvc import` both at the same --rev")
+CAUSE_DVC_FILE = "the .dvc file's md5 differs from the bytes: the import was edited or not checked out"
+CAUSE_NO_CORPUS = "the manifest's corpus was not imported: `dvc import` it beside the manifest"
+
+
+@dataclass(frozen=True)
+class ImportedFile:
+    """One ``dvc import`` of a file from another repository."""
+
+    dvc_file: str
+    """The consumer's ``.dvc`` file."""
+    source_path: str
+    """Path in the source repository."""
+    repo_url: str
+    """The source repository."""
+    rev_lock: str | None
+    """Commit the import is pinned to."""
+    local_path: str
+    """Where the import lives in the consumer."""
+    md5: str | None
+    """md5 the ``.dvc`` file records."""
+
+
+def find_imports(root: Path) -> list[ImportedFile]:
+    """Every single-file ``dvc import`` under ``root`` (outside .git/.dvc)."""
+    found = []
+    yaml = YAML(typ="safe", pure=True)
+    for dvc_file in sorted(root.rglob("*.dvc")):
+        relative = dvc_file.relative_to(root)
+        if relative.parts[0] in (".git", ".dvc"):
+            continue
+        try:
+            data: Any = yaml.load(dvc_file.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, YAMLError):
+            continue
+        if not isinstance(data, dict):
+            continue
+        deps = data.get("deps") or []
+        outs = data.get("outs") or []
+        if len(deps) != 1 or len(outs) != 1 or not isinstance(deps[0].get("repo"), dict):
+            continue
+        out_path = (dvc_file.parent / str(outs[0]["path"])).relative_to(root).as_posix()
+        repo = deps[0]["repo"]
+        found.append(ImportedFile(relative.as_posix(), str(deps[0]["path"]), str(repo.get("url")),
+                                  repo.get("rev_lock"), out_path, outs[0].get("md5")))
+    return found
+
+
+def verify_imports(root: Path) -> VerifyReport:
+    """For each imported manifest, check the imported corpus against it, and both against their .dvc files."""
+    imports = find_imports(root)
+    manifests = [item for item in imports if item.source_path.endswith(MANIFEST_SUFFIX)]
+    if not manifests:
+        raise UsageError("no imported manifest (`*.manifest.json` brought in by `dvc import`) here",
+                         fix="import the corpus and its manifest: dvc import URL PATH and "
+                             "dvc import URL PATH.manifest.json, at the same --rev")
+    findings: list[Finding] = []
+    checks = 0
+    by_source = {(item.repo_url, item.source_path): item for item in imports}
+
+    def add(stage: str, what: str, expected: object, found: object, where: str, cause: str) -> None:
+        findings.append(Finding(stage, what, str(expected), str(found), where, cause))
+
+    for imported in manifests:
+        stage = imported.local_path
+        target = root / imported.local_path
+        checks += 1
+        if not target.is_file():
+            add(stage, "manifest present", "a file", "missing", imported.local_path, CAUSE_NOT_PULLED)
+            continue
+        checks += 1
+        manifest_md5 = hash_file(target).md5
+        if imported.md5 is not None and manifest_md5 != imported.md5:
+            add(stage, "manifest md5 (.dvc vs bytes)", imported.md5, manifest_md5, imported.local_path,
+                CAUSE_DVC_FILE)
+        try:
+            manifest, _ = load_manifest(target, imported.local_path)
+        except CorpusprovError as exc:
+            add(stage, "manifest schema", "valid manifest", exc.message, imported.local_path, CAUSE_MANIFEST_EDITED)
+            continue
+        for output in manifest.outputs:
+            if output.role not in ("corpus", "rejects"):
+                continue
+            counterpart = by_source.get((imported.repo_url, output.path))
+            checks += 1
+            if counterpart is None:
+                if output.role == "corpus":
+                    add(stage, "corpus imported", output.path, "not imported", imported.local_path,
+                        CAUSE_NO_CORPUS)
+                continue
+            if counterpart.rev_lock != imported.rev_lock:
+                add(stage, f"{output.role} revision", imported.rev_lock, counterpart.rev_lock,
+                    counterpart.dvc_file, CAUSE_OTHER_REVISION)
+            path = root / counterpart.local_path
+            if not path.is_file():
+                add(stage, f"{output.role} present", "a file", "missing", counterpart.local_path, CAUSE_NOT_PULLED)
+                continue
+            digest = hash_file(path)
+            checks += 2
+            if (digest.sha256, digest.md5, digest.bytes) != (output.sha256, output.md5, output.bytes):
+                add(stage, f"{output.role} sha256 (manifest vs bytes)", output.sha256, digest.sha256,
+                    counterpart.local_path, CAUSE_OUTPUT_EDITED)
+            if counterpart.md5 is not None and counterpart.md5 != output.md5:
+                add(stage, f"{output.role} md5 (.dvc vs manifest)", output.md5, counterpart.md5,
+                    counterpart.dvc_file, CAUSE_DVC_FILE)
+    return VerifyReport(tuple(item.local_path for item in manifests), (), checks, tuple(findings))

@@ -1,0 +1,139 @@
+"""Experiments: real `dvc exp run -S`, `dvc exp show --json`, plots in headless Chromium, corpusprov diff."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import build_template, run
+
+pytestmark = pytest.mark.dvc
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                  "--virtual-time-budget=8000"]
+
+
+@pytest.fixture(scope="module")
+def experiments(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A committed baseline and two experiments that pull counters in opposite directions."""
+    repo = build_template(tmp_path_factory.mktemp("exp") / "repo", rows=240)
+    run(["dvc", "repro"], repo)
+    run(["git", "add", "-A"], repo)
+    run(["git", "commit", "-q", "-m", "baseline"], repo)
+    # Slack 2 admits the sample's out-of-range MOS rows; `reject` drops merge rows holding NaN.
+    run(["dvc", "exp", "run", "--temp", "-n", "wide-slack", "-S", "aggregate.range_slack=2"], repo)
+    run(["dvc", "exp", "run", "--temp", "-n", "strict-nan", "-S", "merge.non_finite=reject"], repo)
+    return repo
+
+
+def _rows(repo: Path) -> dict[str, dict[str, Any]]:
+    """`dvc exp show --json` as {name: {metrics file: data}}, baseline as `main`."""
+    shown = json.loads(run(["dvc", "exp", "show", "--json"], repo).stdout)
+    rows: dict[str, dict[str, Any]] = {}
+    for entry in shown:
+        for item in [entry, *[rev for exp in entry.get("experiments") or [] for rev in exp["revs"]]]:
+            name = item.get("name") or item["rev"]
+            metrics = item["data"].get("metrics") or {}
+            rows[name] = {path: value["data"] for path, value in metrics.items()}
+    return rows
+
+
+def test_exp_show_carries_counters_that_move_as_the_params_say(experiments: Path) -> None:
+    rows = _rows(experiments)
+    base, wide, strict = rows["main"], rows["wide-slack"], rows["strict-nan"]
+    for row in (base, wide, strict):
+        for name in ("rows_in", "rows_out", "duplicates_total", "rejected_total"):
+            assert name in row["metrics/merge.json"]
+            assert name in row["metrics/aggregate.json"]
+        assert row["metrics/aggregate.json"]["corpus"]["lsvq"]["rows"] > 0
+        assert "vmaf_mean" in next(iter(row["metrics/merge.json"]["encoder"].values()))
+    assert base["metrics/aggregate.json"]["rejected_bad_scale"] > 0
+    assert wide["metrics/aggregate.json"]["rejected_bad_scale"] == 0
+    assert wide["metrics/aggregate.json"]["rows_out"] > base["metrics/aggregate.json"]["rows_out"]
+    assert wide["metrics/merge.json"] == base["metrics/merge.json"]
+    assert base["metrics/merge.json"]["rejected_non_finite_value"] == 0
+    assert strict["metrics/merge.json"]["rejected_non_finite_value"] > 0
+    assert strict["metrics/merge.json"]["rows_out"] < base["metrics/merge.json"]["rows_out"]
+    assert strict["metrics/aggregate.json"] == base["metrics/aggregate.json"]
+
+
+def test_diff_names_exactly_the_changed_params_and_moved_counters(experiments: Path) -> None:
+    done = run(["corpusprov", "diff", "wide-slack", "strict-nan", "--json"], experiments)
+    by_stage = {item["stage"]: item for item in json.loads(done.stdout)}
+    merge, aggregate = by_stage["merge"], by_stage["aggregate"]
+    assert [change["key"] for change in merge["params_changed"]] == ["merge.non_finite"]
+    assert (merge["params_changed"][0]["old"], merge["params_changed"][0]["new"]) == ("keep", "reject")
+    assert [change["key"] for change in aggregate["params_changed"]] == ["aggregate.range_slack"]
+    moved = {change["name"]: change for change in merge["counters_changed"]}
+    assert moved["rejected_non_finite_value"]["delta"] > 0
+    # Every row rejected now was either written or dropped as a duplicate before.
+    duplicates = moved.get("duplicates", {"delta": 0})["delta"]
+    assert moved["rows_out"]["delta"] + duplicates == -moved["rejected_non_finite_value"]["delta"]
+    assert {change["name"] for change in aggregate["counters_changed"]} >= {"rejected_bad_scale", "rows_out"}
+    assert merge["inputs_added"] == merge["inputs_removed"] == merge["inputs_changed"] == []
+    text = run(["corpusprov", "diff", "wide-slack", "strict-nan"], experiments).stdout
+    assert "merge.non_finite: keep -> reject" in text
+    assert re.search(r"rejected_non_finite_value\s+0 -> \d+ \(\+\d+\)", text)
+
+
+def test_diff_of_a_build_with_itself_says_nothing_changed(experiments: Path) -> None:
+    done = run(["corpusprov", "diff", "wide-slack", "wide-slack", "--exit-code"], experiments, check=False)
+    assert done.returncode == 0
+    assert done.stdout.count("nothing changed") == 2
+    path = "data/merged/encode_grid.jsonl.manifest.json"
+    same = run(["corpusprov", "diff", path, path], experiments)
+    assert "nothing changed" in same.stdout
+    differs = run(["corpusprov", "diff", "strict-nan", "main", "--exit-code"], experiments, check=False)
+    assert differs.returncode == 1
+
+
+def _render(html: Path, out: Path) -> tuple[str, Path]:
+    assert CHROMIUM, "chromium is not installed (.ci/run installs Debian's chromium)"
+    profile = out.parent / f"profile-{out.stem}"
+    dom = subprocess.run([CHROMIUM, *CHROMIUM_FLAGS, f"--user-data-dir={profile}-dom", "--dump-dom",
+                          html.as_uri()], capture_output=True, text=True, timeout=120, check=True).stdout
+    subprocess.run([CHROMIUM, *CHROMIUM_FLAGS, f"--user-data-dir={profile}-shot", "--window-size=1000,1400",
+                    f"--screenshot={out}", html.as_uri()], capture_output=True, timeout=120, check=True)
+    return dom, out
+
+
+def _ink(png: Path) -> float:
+    """Fraction of pixels that are not (near) white."""
+    from PIL import Image
+
+    with Image.open(png) as image:
+        grey = image.convert("L")
+        histogram = grey.histogram()
+    return 1 - sum(histogram[240:]) / sum(histogram)
+
+
+def test_plots_show_draws_readable_charts_offline(experiments: Path, tmp_path: Path) -> None:
+    run(["dvc", "plots", "show", "-o", str(tmp_path / "show")], experiments)
+    html = tmp_path / "show" / "index.html"
+    page = html.read_text(encoding="utf-8")
+    assert "cdn.jsdelivr" not in page  # Vega is inlined: the page draws with no network
+    dom, shot = _render(html, tmp_path / "show.png")
+    assert dom.count("<canvas") >= 3, "each plot should have drawn a canvas"
+    assert "Unified MOS (0-100) per corpus" in page
+    assert _ink(shot) > 0.02, "the screenshot is blank"
+
+
+def test_plots_diff_overlays_two_experiments(experiments: Path, tmp_path: Path) -> None:
+    run(["dvc", "plots", "diff", "wide-slack", "strict-nan", "-o", str(tmp_path / "diff")], experiments)
+    html = tmp_path / "diff" / "index.html"
+    specs = [json.loads(match) for match in re.findall(r"var spec = (\{.*?\});\s*vegaEmbed", html.read_text(
+        encoding="utf-8"), re.S)]
+    assert len(specs) == 3
+    for spec in specs:
+        assert {point["rev"] for point in spec["data"]["values"]} == {"wide-slack", "strict-nan"}
+    dom, shot = _render(html, tmp_path / "diff.png")
+    assert dom.count("<canvas") >= 3
+    assert _ink(shot) > 0.02
