@@ -96,6 +96,9 @@ RejectsOpt = Annotated[Path | None, typer.Option("--rejects-out",
                                                  help="Rejects JSONL [default: OUTPUT stem + .rejects.jsonl].")]
 PlotsOpt = Annotated[Path | None, typer.Option("--plots-dir", help="Folder for pre-binned plot data "
                                                "JSON (`dvc plots`) [default: none].")]
+JobsOpt = Annotated[int | None, typer.Option("--jobs", "-j", min=1, help="Worker processes for parsing "
+                                            "[default: every core for inputs over 32 MiB, else 1]; "
+                                            "the output bytes do not depend on it.")]
 OutsideOpt = Annotated[bool, typer.Option("--allow-outside-repo",
                                            help="Allow paths outside the working directory; the manifest "
                                                 "then records relative paths that leave it.")]
@@ -119,7 +122,7 @@ def _summary(kind: str, report: Any) -> str:
 def merge(inputs: InputsArg, output: OutputOpt, params: ParamsOpt = None,
           manifest_out: ManifestOpt = None, rejects_out: RejectsOpt = None,
           metrics_out: MetricsOpt = None, plots_dir: PlotsOpt = None,
-          allow_outside_repo: OutsideOpt = False) -> None:
+          allow_outside_repo: OutsideOpt = False, jobs: JobsOpt = None) -> None:
     """Merge encode-grid shards: validate required keys, dedup on the natural key."""
     from corpusprov.stage import StageRequest, run_merge
 
@@ -128,7 +131,7 @@ def merge(inputs: InputsArg, output: OutputOpt, params: ParamsOpt = None,
             inputs=tuple(inputs), output=output, params_path=params or Path("params.yaml"),
             params_explicit=params is not None, manifest_out=manifest_out,
             rejects_out=rejects_out, metrics_out=metrics_out, plots_dir=plots_dir, argv=_argv(),
-            allow_outside_repo=allow_outside_repo))
+            allow_outside_repo=allow_outside_repo, jobs=jobs))
         typer.echo(_summary("merge", report))
 
 
@@ -136,7 +139,7 @@ def merge(inputs: InputsArg, output: OutputOpt, params: ParamsOpt = None,
 def aggregate(inputs: InputsArg, output: OutputOpt, params: ParamsOpt = None,
               manifest_out: ManifestOpt = None, rejects_out: RejectsOpt = None,
               metrics_out: MetricsOpt = None, plots_dir: PlotsOpt = None,
-          allow_outside_repo: OutsideOpt = False) -> None:
+          allow_outside_repo: OutsideOpt = False, jobs: JobsOpt = None) -> None:
     """Aggregate MOS corpora: one 0-100 scale, cross-corpus dedup, rejects with reasons."""
     from corpusprov.stage import StageRequest, run_aggregate
 
@@ -145,7 +148,7 @@ def aggregate(inputs: InputsArg, output: OutputOpt, params: ParamsOpt = None,
             inputs=tuple(inputs), output=output, params_path=params or Path("params.yaml"),
             params_explicit=params is not None, manifest_out=manifest_out,
             rejects_out=rejects_out, metrics_out=metrics_out, plots_dir=plots_dir, argv=_argv(),
-            allow_outside_repo=allow_outside_repo))
+            allow_outside_repo=allow_outside_repo, jobs=jobs))
         typer.echo(_summary("aggregate", report))
 
 

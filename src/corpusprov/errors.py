@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 __all__ = [
     "CorpusprovError",
     "DataError",
@@ -25,6 +27,11 @@ class CorpusprovError(Exception):
         self.line = line
         self.column = column
         self.fix = fix
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Keyword-only fields do not survive the default exception pickling, and errors
+        # raised in worker processes travel back to the parent pickled.
+        return (_rebuild, (type(self), self.message, dict(self.__dict__)))
 
     def location(self) -> str:
         """``path:line:column`` with whatever parts are known, or an empty string."""
@@ -73,3 +80,10 @@ class OutputError(CorpusprovError):
     """Writing an output failed (disk full, permission, file limit); nothing was left behind."""
 
     exit_code = 1
+
+
+def _rebuild(cls: type[CorpusprovError], message: str, state: dict[str, Any]) -> CorpusprovError:
+    error = cls.__new__(cls)
+    Exception.__init__(error, message)
+    error.__dict__.update(state)
+    return error

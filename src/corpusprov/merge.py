@@ -3,25 +3,27 @@
 from __future__ import annotations
 
 import bisect
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
 from corpusprov.errors import DataError
 from corpusprov.inputs import InputFile
-from corpusprov.jsonl import Digest, JsonlReader, LineError, canonical_line, is_blank
+from corpusprov.jsonl import Block, Digest, JsonlReader, LineError, canonical_line, is_blank, parse_block
 from corpusprov.keys import DigestTable, NonFiniteKeyError, key_digest
 from corpusprov.outputs import StagedFile
 from corpusprov.params import MergeParams
+from corpusprov.pipeline import BlockFunction, WorkerPool
 from corpusprov.rowpolicy import (
     Verdict,
     apply_non_finite,
     check_line,
-    count_non_finite,
+    non_finite_count,
     reject_line,
     zero_counters,
 )
-from corpusprov.summary import MergeSummary
+from corpusprov.summary import MergeSummary, preset_text
 
 __all__ = ["MERGE_COUNTERS", "InputOutcome", "MergeOutcome", "merge"]
 
@@ -101,14 +103,58 @@ class _Judge:
         return verdict
 
 
+# Result kinds a block function returns, one tuple per line.
+BLANK: Final = 0
+REJECT: Final = 1
+ROW: Final = 2
+
+
+def merge_block_function(params: MergeParams) -> BlockFunction:
+    """The per-block work (runs in worker processes): parse, judge, serialise canonically.
+
+    Returns per line ``(BLANK,)``, ``(REJECT, reason, reject_line)`` or
+    ``(ROW, digest, line, non_finite_kept, non_finite_nulled, (encoder, preset), vmaf)``;
+    a row that fails the run raises its :class:`DataError`.
+    """
+    judge = _Judge(params)
+    options = params.jsonl
+    policy = params.non_finite
+
+    def run(block: Block) -> list[tuple[Any, ...]]:
+        results: list[tuple[Any, ...]] = []
+        for line_no, row, special, error in parse_block(block, options):
+            if error is not None and is_blank(error):
+                results.append((BLANK,))
+                continue
+            verdict = judge.judge(line_no, row, special, error, block.display)
+            if verdict.reason is not None:
+                results.append((REJECT, verdict.reason, reject_line(block.display, line_no, verdict)))
+                continue
+            kept = nulled = 0
+            if special:
+                if policy == "keep":
+                    kept = non_finite_count(verdict.row)
+                elif policy == "null" and verdict.row is not row:
+                    nulled = non_finite_count(row)
+            out = verdict.row
+            vmaf = out.get("vmaf_score")
+            results.append((ROW, verdict.digest, canonical_line(out, special=verdict.special), kept, nulled,
+                            (str(out.get("encoder")), preset_text(out.get("preset"))),
+                            float(vmaf) if (type(vmaf) is float or type(vmaf) is int) and math.isfinite(vmaf)
+                            else None))
+        return results
+
+    return run
+
+
 def merge(files: Sequence[InputFile], params: MergeParams, corpus: StagedFile,
-          rejects: StagedFile) -> MergeOutcome:
+          rejects: StagedFile, jobs: int = 1) -> MergeOutcome:
     """Stream ``files`` into ``corpus`` (winners) and ``rejects``; count every row.
 
     ``keep: first`` is one pass. ``keep: last`` needs to know the last occurrence before
-    writing, so it reads twice and refuses to go on if a shard changed in between.
+    writing, so it reads twice and refuses to go on if a shard changed in between. With
+    ``jobs > 1`` lines are parsed in worker processes; the bytes written are the same.
     """
-    judge = _Judge(params)
     summary = MergeSummary()
     table = DigestTable()
     per_input: list[dict[str, int]] = []
@@ -116,40 +162,43 @@ def merge(files: Sequence[InputFile], params: MergeParams, corpus: StagedFile,
     starts: list[int] = []
     row_index = 0
     keep_last = params.keep == "last"
-    for file in files:
-        counters = zero_counters(MERGE_COUNTERS)
-        per_input.append(counters)
-        starts.append(row_index)
-        reader = JsonlReader(file.path, file.display, params.jsonl)
-        for line_no, row, special, error in reader:
-            if error is not None and is_blank(error):
-                counters["blank_lines_skipped"] += 1
-                continue
-            counters["rows_in"] += 1
-            verdict = judge.judge(line_no, row, special, error, file.display)
-            if verdict.reason is not None:
-                counters["rejected_" + verdict.reason] += 1
-                rejects.write_line(reject_line(file.display, line_no, verdict))
-                row_index += 1
-                continue
-            if keep_last:
-                replaced = table.set(verdict.digest, row_index)
-                if replaced is not None:
-                    owner = bisect.bisect_right(starts, replaced) - 1
-                    per_input[owner]["duplicates"] += 1
-                    per_input[owner]["rows_out"] -= 1
-                counters["rows_out"] += 1
-            elif table.setdefault(verdict.digest, row_index) is not None:
-                counters["duplicates"] += 1
-            else:
-                counters["rows_out"] += 1
-                summary.add(verdict.row)
-                corpus.write_line(canonical_line(verdict.row, special=verdict.special))
-            count_non_finite(counters, row, special, verdict, params.non_finite)
-            row_index += 1
-        digests.append(reader.digest)
-    if keep_last:
-        _write_last(files, params, judge, table, digests, corpus, summary)
+    with WorkerPool(jobs, merge_block_function, (params,)) as pool:
+        for file in files:
+            counters = zero_counters(MERGE_COUNTERS)
+            per_input.append(counters)
+            starts.append(row_index)
+            reader = JsonlReader(file.path, file.display, params.jsonl)
+            for results in pool.map(reader.blocks()):
+                for result in results:
+                    kind = result[0]
+                    if kind == BLANK:
+                        counters["blank_lines_skipped"] += 1
+                        continue
+                    counters["rows_in"] += 1
+                    if kind == REJECT:
+                        counters["rejected_" + result[1]] += 1
+                        rejects.write_line(result[2])
+                    else:
+                        _, digest, line, kept, nulled, cell, vmaf = result
+                        counters["non_finite_kept"] += kept
+                        counters["non_finite_nulled"] += nulled
+                        if keep_last:
+                            replaced = table.set(digest, row_index)
+                            if replaced is not None:
+                                owner = bisect.bisect_right(starts, replaced) - 1
+                                per_input[owner]["duplicates"] += 1
+                                per_input[owner]["rows_out"] -= 1
+                            counters["rows_out"] += 1
+                        elif table.setdefault(digest, row_index) is not None:
+                            counters["duplicates"] += 1
+                        else:
+                            counters["rows_out"] += 1
+                            summary.add_cell(cell, vmaf)
+                            corpus.write_line(line)
+                    row_index += 1
+            digests.append(reader.digest)
+        if keep_last:
+            _write_last(files, params, pool, table, digests, corpus, summary)
     outcomes = tuple(InputOutcome(file, digest, counters)
                      for file, digest, counters in zip(files, digests, per_input, strict=True))
     totals = zero_counters(MERGE_COUNTERS)
@@ -159,21 +208,21 @@ def merge(files: Sequence[InputFile], params: MergeParams, corpus: StagedFile,
     return MergeOutcome(outcomes, totals, summary)
 
 
-def _write_last(files: Sequence[InputFile], params: MergeParams, judge: _Judge,
+def _write_last(files: Sequence[InputFile], params: MergeParams, pool: WorkerPool,
                 table: DigestTable, digests: Sequence[Digest], corpus: StagedFile,
                 summary: MergeSummary) -> None:
     """Second pass for ``keep: last``: write each key's last valid occurrence in input order."""
     row_index = 0
     for file, first_digest in zip(files, digests, strict=True):
         reader = JsonlReader(file.path, file.display, params.jsonl)
-        for line_no, row, special, error in reader:
-            if error is not None and is_blank(error):
-                continue
-            verdict = judge.judge(line_no, row, special, error, file.display)
-            if verdict.reason is None and table.get(verdict.digest) == row_index:
-                summary.add(verdict.row)
-                corpus.write_line(canonical_line(verdict.row, special=verdict.special))
-            row_index += 1
+        for results in pool.map(reader.blocks()):
+            for result in results:
+                if result[0] == BLANK:
+                    continue
+                if result[0] == ROW and table.get(result[1]) == row_index:
+                    summary.add_cell(result[5], result[6])
+                    corpus.write_line(result[2])
+                row_index += 1
         if reader.digest != first_digest:
             raise DataError("input changed while it was being merged", path=file.display,
                             fix="re-run once nothing else writes to the shards")

@@ -13,7 +13,7 @@ from typing import BinaryIO
 
 from corpusprov.errors import OutputError
 from corpusprov.fsutil import TEMP_PREFIX, clean_stale_temps
-from corpusprov.jsonl import Digest, FileHasher
+from corpusprov.jsonl import Digest, ThreadedHasher
 
 __all__ = ["OutputRecord", "OutputSet", "StagedFile"]
 
@@ -48,9 +48,8 @@ class StagedFile:
         self.role = role
         self.rows = 0
         self.temp = target.with_name(f"{TEMP_PREFIX}{os.getpid()}-{os.urandom(4).hex()}-{target.name}")
-        self._hasher = FileHasher()
-        self._buffer: list[bytes] = []
-        self._buffered = 0
+        self._hasher = ThreadedHasher()
+        self._buffer = bytearray()
         self._handle: BinaryIO | None = None
         self._final: Digest | None = None
         self.created_folders: list[Path] = []
@@ -69,24 +68,22 @@ class StagedFile:
 
     def write_line(self, line: bytes) -> None:
         """Append one line (which carries its own newline)."""
-        self._buffer.append(line)
-        self._buffered += len(line)
+        buffer = self._buffer
+        buffer += line
         self.rows += 1
-        if self._buffered >= _FLUSH_BYTES:
+        if len(buffer) >= _FLUSH_BYTES:
             self._flush()
 
     def write_bytes(self, data: bytes) -> None:
         """Append raw bytes (for non-JSONL outputs)."""
-        self._buffer.append(data)
-        self._buffered += len(data)
+        self._buffer += data
         self._flush()
 
     def _flush(self) -> None:
         if not self._buffer:
             return
-        block = b"".join(self._buffer)
+        block = bytes(self._buffer)
         self._buffer.clear()
-        self._buffered = 0
         self._hasher.update(block)
         try:
             self._require_handle().write(block)
@@ -114,6 +111,7 @@ class StagedFile:
 
     def abort(self) -> None:
         """Close and delete the temp file."""
+        self._hasher.close()
         if self._handle is not None and not self._handle.closed:
             with contextlib.suppress(OSError):
                 self._handle.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from corpusprov.manifest import InputRecord, Manifest, OutputEntry, manifest_byt
 from corpusprov.merge import MERGE_ACCOUNTING, merge
 from corpusprov.outputs import OutputSet, StagedFile
 from corpusprov.params import ParamsFile, load_params, merge_params
+from corpusprov.pipeline import choose_jobs
 from corpusprov.provenance import git_state, iso_utc, run_environment, utc_now
 from corpusprov.redact import redact_argv
 from corpusprov.scales import aggregate_params, check_overrides
@@ -50,6 +52,8 @@ class StageRequest:
     """The command line as typed (program name first)."""
     allow_outside_repo: bool = False
     """Allow inputs, outputs and params outside the working directory (the repository root)."""
+    jobs: int | None = None
+    """Worker processes for parsing; ``None`` = all cores for large inputs, else one."""
 
 
 @dataclass(frozen=True)
@@ -231,13 +235,21 @@ def _load(request: StageRequest) -> ParamsFile:
                        required=request.params_explicit)
 
 
+def _jobs(request: StageRequest, files: Sequence[InputFile]) -> int:
+    total = 0
+    for item in files:
+        with contextlib.suppress(OSError):
+            total += item.path.stat().st_size
+    return choose_jobs(request.jobs, total)
+
+
 def run_merge(request: StageRequest) -> StageReport:
     """``corpusprov merge``: validate, de-duplicate and write the encode-grid corpus."""
     params_file = _load(request)
     params = merge_params(params_file)
 
     def body(files: Sequence[InputFile], corpus: StagedFile, rejects: StagedFile) -> _BodyResult:
-        outcome = merge(files, params, corpus, rejects)
+        outcome = merge(files, params, corpus, rejects, jobs=_jobs(request, files))
         records = [InputRecord(item.file.display, item.file.arg, item.file.relpath,
                                item.digest.bytes, item.digest.sha256, item.digest.md5,
                                item.counters["rows_in"], item.counters)

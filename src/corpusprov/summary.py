@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["AggregateSummary", "MergeSummary", "Running"]
+__all__ = ["AggregateSummary", "MergeSummary", "Running", "preset_text"]
 
 #: Unified MOS histogram: 5-point bins over 0-100, plus the (unclipped) slack either side.
 UNIFIED_EDGES = tuple(float(edge) for edge in range(0, 101, 5))
@@ -68,32 +68,56 @@ def _bin_index(value: float, edges: tuple[float, ...]) -> int:
 class MergeSummary:
     """Rows and VMAF per encoder, rows per encoder x preset, of the rows written."""
 
-    by_encoder: dict[str, Running] = field(default_factory=dict)
     rows_by_encoder: dict[str, int] = field(default_factory=dict)
     by_cell: dict[tuple[str, str], int] = field(default_factory=dict)
+    vmaf_mean: dict[str, float | None] = field(default_factory=dict)
+    _cells: dict[tuple[str, str], list[Any]] = field(default_factory=dict)
 
     def add(self, row: Mapping[str, Any]) -> None:
         """Count one written row."""
-        encoder = str(row.get("encoder"))
-        preset = row.get("preset")
-        preset_text = _preset_text(preset)
-        self.rows_by_encoder[encoder] = self.rows_by_encoder.get(encoder, 0) + 1
-        self.by_cell[(encoder, preset_text)] = self.by_cell.get((encoder, preset_text), 0) + 1
-        vmaf = row.get("vmaf_score")
-        if (type(vmaf) is float or type(vmaf) is int) and math.isfinite(vmaf):
-            self.by_encoder.setdefault(encoder, Running()).add(float(vmaf))
+        self.add_fields(row.get("encoder"), row.get("preset"), row.get("vmaf_score"))
+
+    def add_fields(self, encoder_value: Any, preset: Any, vmaf: Any) -> None:
+        """Count one written row from the fields that matter here (raw values)."""
+        vmaf_value = float(vmaf) if (type(vmaf) is float or type(vmaf) is int) and math.isfinite(vmaf) else None
+        self.add_cell((str(encoder_value), preset_text(preset)), vmaf_value)
+
+    def add_cell(self, cell: tuple[str, str], vmaf: float | None) -> None:
+        """Count one written row: ``(encoder, preset text)`` and a finite VMAF or ``None``."""
+        stats = self._cells.get(cell)
+        if stats is None:
+            stats = self._cells[cell] = [0, 0, 0.0]
+        stats[0] += 1
+        if vmaf is not None:
+            stats[1] += 1
+            stats[2] += vmaf
+
+    def _fold(self) -> None:
+        """Fold the per-cell tallies into the per-encoder views."""
+        self.rows_by_encoder.clear()
+        self.by_cell.clear()
+        vmaf: dict[str, list[float]] = {}
+        for (encoder, preset), (rows, count, total) in self._cells.items():
+            self.rows_by_encoder[encoder] = self.rows_by_encoder.get(encoder, 0) + rows
+            self.by_cell[(encoder, preset)] = rows
+            sums = vmaf.setdefault(encoder, [0.0, 0.0])
+            sums[0] += count
+            sums[1] += total
+        self.vmaf_mean = {encoder: (total / count if count else None) for encoder, (count, total) in vmaf.items()}
 
     def metrics(self) -> dict[str, Any]:
         """``encoder.<name>.rows`` and ``encoder.<name>.vmaf_mean`` columns."""
+        self._fold()
         result: dict[str, Any] = {}
         for encoder in sorted(self.rows_by_encoder):
-            stats = self.by_encoder.get(encoder)
+            mean = self.vmaf_mean.get(encoder)
             result[encoder] = {"rows": self.rows_by_encoder[encoder],
-                               "vmaf_mean": _round(stats.mean) if stats else None}
+                               "vmaf_mean": _round(mean) if mean is not None else None}
         return {"encoder": result}
 
     def plots(self) -> dict[str, list[dict[str, Any]]]:
         """Rows per encoder x preset, ready for the bar template."""
+        self._fold()
         points = []
         cells = sorted(self.by_cell.items(), key=lambda item: (item[0][0], _preset_order(item[0][1])))
         for (encoder, preset), rows in cells:
@@ -101,7 +125,7 @@ class MergeSummary:
         return {"rows_by_encoder_preset": points}
 
 
-def _preset_text(preset: Any) -> str:
+def preset_text(preset: Any) -> str:
     if type(preset) is float and preset.is_integer():
         return str(int(preset))
     return str(preset)

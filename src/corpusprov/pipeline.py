@@ -1,0 +1,98 @@
+"""Parse and judge shard blocks on several cores; results come back in input order.
+
+The main process reads and hashes each shard and keeps everything that depends on order
+(dedup tables, counters, output bytes); worker processes do the per-line work (JSON
+parsing, checks, canonical serialisation). Results are consumed in block order, so the
+output is byte-identical to a single-process run.
+"""
+
+from __future__ import annotations
+
+import gc
+import multiprocessing
+import os
+import signal
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from typing import Any, Final
+
+from corpusprov.jsonl import Block
+
+__all__ = ["AUTO_JOBS_MIN_BYTES", "BlockFunction", "WorkerPool", "choose_jobs", "quiet_gc"]
+
+#: Below this much input, starting worker processes costs more than it saves.
+AUTO_JOBS_MIN_BYTES: Final = 32 * 1024 * 1024
+
+#: Builds the per-block function inside each worker (it must be importable by name).
+BlockFunction = Callable[[Block], list[tuple[Any, ...]]]
+
+_STATE: dict[str, BlockFunction] = {}
+
+
+def choose_jobs(requested: int | None, input_bytes: int) -> int:
+    """``None`` means automatic: every core for large inputs, one process for small ones."""
+    if requested is not None:
+        return max(1, requested)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return cores if input_bytes >= AUTO_JOBS_MIN_BYTES and cores > 1 else 1
+
+
+def _init_worker(factory: Callable[..., BlockFunction], args: tuple[Any, ...]) -> None:
+    # Ctrl-C reaches the whole process group; the parent decides and tears the pool down.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    quiet_gc()
+    _STATE["fn"] = factory(*args)
+
+
+def quiet_gc() -> None:
+    """Collect cycles rarely: rows are acyclic, and millions of short-lived dicts would
+    otherwise trigger a young-generation collection every few hundred rows."""
+    gc.set_threshold(200_000, 50, 100)
+
+
+def _run_block(block: Block) -> list[tuple[Any, ...]]:
+    return _STATE["fn"](block)
+
+
+class WorkerPool:
+    """``jobs`` worker processes (or none, for ``jobs == 1``) running one block function."""
+
+    def __init__(self, jobs: int, factory: Callable[..., BlockFunction], args: tuple[Any, ...]) -> None:
+        self.jobs = jobs
+        self._factory = factory
+        self._args = args
+        self._local: BlockFunction | None = None
+        self._pool: ProcessPoolExecutor | None = None
+
+    def __enter__(self) -> WorkerPool:
+        quiet_gc()
+        if self.jobs <= 1:
+            self._local = self._factory(*self._args)
+        else:
+            # spawn, not fork: the parent has a hashing thread, and fork() with threads is unsafe.
+            context = multiprocessing.get_context("spawn")
+            self._pool = ProcessPoolExecutor(self.jobs, mp_context=context, initializer=_init_worker,
+                                             initargs=(self._factory, self._args))
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def map(self, blocks: Iterable[Block]) -> Iterator[list[tuple[Any, ...]]]:
+        """Each block's results, in order; a worker's exception is raised at its block."""
+        if self._pool is None:
+            local = self._local
+            assert local is not None  # noqa: S101 -- set in __enter__
+            for block in blocks:
+                yield local(block)
+            return
+        pending: deque[Future[list[tuple[Any, ...]]]] = deque()
+        window = self.jobs * 3
+        for block in blocks:
+            pending.append(self._pool.submit(_run_block, block))
+            if len(pending) >= window:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()

@@ -1,0 +1,58 @@
+"""The multi-process path gives the same bytes and manifests as the single-process one."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from corpusprov.sample import generate_samples
+from tests.conftest import REPO_ROOT, Cli
+
+VOLATILE = ("started_at_utc", "finished_at_utc", "duration_s")
+
+
+def _manifest(path: Path) -> dict[str, Any]:
+    document = json.loads(path.read_text(encoding="utf-8"))
+    for key in VOLATILE:
+        document["provenance"].pop(key)
+    document["command"].pop("argv")  # differs by the -j flag only
+    return document
+
+
+@pytest.mark.parametrize(("stage", "folder", "keep"), [
+    ("merge", "encode", "first"), ("merge", "encode", "last"), ("aggregate", "mos", "first")])
+def test_jobs_do_not_change_outputs(cli: Cli, tmp_path: Path, stage: str, folder: str, keep: str) -> None:
+    generate_samples(tmp_path / "raw", seed=11, rows=1500)
+    params = (REPO_ROOT / "params.yaml").read_text(encoding="utf-8").replace("keep: first", f"keep: {keep}")
+    (tmp_path / "params.yaml").write_text(params, encoding="utf-8")
+    for jobs in ("1", "2"):
+        result = cli(stage, f"raw/{folder}", "--output", f"j{jobs}/out.jsonl", "--metrics-out", f"j{jobs}/m.json",
+                     "--plots-dir", f"j{jobs}/plots", "--jobs", jobs)
+        assert result.exit_code == 0, result.output
+    plots = [f"plots/{path.name}" for path in (tmp_path / "j1/plots").iterdir()]
+    for name in ("out.jsonl", "out.rejects.jsonl", "m.json", *plots):
+        assert (tmp_path / "j1" / name).read_bytes() == (tmp_path / "j2" / name).read_bytes(), name
+    one = _manifest(tmp_path / "j1/out.jsonl.manifest.json")
+    two = _manifest(tmp_path / "j2/out.jsonl.manifest.json")
+    one_text = json.dumps(one, sort_keys=True).replace("j1/", "jN/")
+    two_text = json.dumps(two, sort_keys=True).replace("j2/", "jN/")
+    assert one_text == two_text
+
+
+def test_a_failing_row_fails_the_same_way_with_workers(cli: Cli, tmp_path: Path) -> None:
+    generate_samples(tmp_path / "raw", seed=3, rows=1200)
+    shard = tmp_path / "raw/encode/grid-host-b.jsonl"
+    lines = shard.read_text(encoding="utf-8").splitlines(keepends=True)
+    lines[250] = '{"broken": \n'
+    shard.write_text("".join(lines), encoding="utf-8")
+    outcomes = []
+    for jobs in ("1", "2"):
+        result = cli("merge", "raw/encode", "--output", f"j{jobs}/out.jsonl", "--jobs", jobs)
+        outcomes.append((result.exit_code, result.stderr))
+        assert not (tmp_path / f"j{jobs}/out.jsonl").exists()
+    assert outcomes[0] == outcomes[1]
+    assert outcomes[0][0] == 1
+    assert "raw/encode/grid-host-b.jsonl:251: invalid JSON" in outcomes[0][1]
