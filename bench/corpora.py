@@ -1,0 +1,133 @@
+"""Benchmark corpora: encode-grid and MOS shards from the sample package's fast line iterators.
+
+Each corpus is a folder of ``*.jsonl`` shards split the way ``corpusprov sample`` splits them
+(three encode hosts; one file per MOS corpus), plus a hidden marker that lets ``--keep-data``
+reuse a folder only when the same rows, seed, padding and generator code made it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import random
+import shutil
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import corpusprov.sample
+from corpusprov.sample import ENCODE_HOSTS, MOS_CORPORA, iter_encode_lines, iter_mos_lines
+from corpusprov.sample.encode import shard_sizes
+from corpusprov.sample.mos import mos_file_sizes
+
+__all__ = ["Corpus", "encode_corpus", "mos_corpus"]
+
+_MARKER = ".bench-corpus.json"
+_BATCH_ROWS = 4096
+
+
+@dataclass(frozen=True)
+class Corpus:
+    """One generated corpus folder."""
+
+    kind: str
+    """``encode`` or ``mos``."""
+    folder: Path
+    """The folder of shards (what the stages are given)."""
+    rows: int
+    """Lines over all shards."""
+    bytes: int
+    """Bytes over all shards."""
+    extra_width: int
+    """Padding bytes added to every row."""
+    files: tuple[str, ...]
+    """Shard names, sorted."""
+    generate_s: float | None
+    """Seconds spent generating it (``None`` when a kept folder was reused)."""
+
+
+def _generator_fingerprint() -> str:
+    """sha256 of the sample generator's source: a changed generator means new data."""
+    digest = hashlib.sha256()
+    package = Path(corpusprov.sample.__file__).parent
+    for path in sorted(package.glob("*.py")):
+        digest.update(path.name.encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def _write_lines(path: Path, lines: Iterator[str], count: int) -> int:
+    """Write the next ``count`` lines of ``lines`` to ``path``; return the bytes written."""
+    written = 0
+    size = 0
+    with open(path, "wb") as handle:
+        while written < count:
+            batch = list(itertools.islice(lines, min(_BATCH_ROWS, count - written)))
+            if not batch:
+                break
+            batch.append("")
+            data = "\n".join(batch).encode("utf-8")
+            handle.write(data)
+            size += len(data)
+            written += len(batch) - 1
+    if written != count:
+        raise RuntimeError(f"{path}: the generator gave {written} rows, {count} were asked for")
+    return size
+
+
+def _reuse(folder: Path, wanted: dict[str, object]) -> Corpus | None:
+    """The corpus already in ``folder`` if its marker matches ``wanted`` and its files are whole."""
+    marker = folder / _MARKER
+    if not marker.is_file():
+        return None
+    recorded = json.loads(marker.read_text(encoding="utf-8"))
+    if recorded.get("wanted") != wanted:
+        return None
+    sizes: dict[str, int] = recorded["sizes"]
+    for name, size in sizes.items():
+        path = folder / name
+        if not path.is_file() or path.stat().st_size != size:
+            return None
+    return Corpus(str(wanted["kind"]), folder, int(str(wanted["rows"])), sum(sizes.values()),
+                  int(str(wanted["extra_width"])), tuple(sorted(sizes)), None)
+
+
+def _generate(folder: Path, wanted: dict[str, object], shards: list[tuple[str, int]],
+              lines: Iterator[str]) -> Corpus:
+    """Write ``shards`` (name, rows) from ``lines`` into a fresh ``folder``, then its marker."""
+    started = time.perf_counter()
+    if folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    sizes = {name: _write_lines(folder / name, lines, rows) for name, rows in shards}
+    (folder / _MARKER).write_text(json.dumps({"wanted": wanted, "sizes": sizes}), encoding="utf-8")
+    return Corpus(str(wanted["kind"]), folder, sum(rows for _, rows in shards), sum(sizes.values()),
+                  int(str(wanted["extra_width"])), tuple(sorted(sizes)), time.perf_counter() - started)
+
+
+def encode_corpus(root: Path, rows: int, seed: int) -> Corpus:
+    """``rows`` encode-grid rows over three host shards, under ``root``."""
+    wanted: dict[str, object] = {"kind": "encode", "rows": rows, "seed": seed, "extra_width": 0,
+                                 "generator": _generator_fingerprint()}
+    folder = root / f"encode-{rows}-seed{seed}"
+    kept = _reuse(folder, wanted)
+    if kept is not None:
+        return kept
+    lines = iter_encode_lines(random.Random(seed), rows)
+    shards = [(f"{host}.jsonl", size) for host, size in zip(ENCODE_HOSTS, shard_sizes(rows), strict=True)]
+    return _generate(folder, wanted, shards, lines)
+
+
+def mos_corpus(root: Path, rows: int, seed: int, extra_width: int = 0) -> Corpus:
+    """``rows`` MOS rows over the sample's corpus files; the same seed gives the same rows at any width."""
+    wanted: dict[str, object] = {"kind": "mos", "rows": rows, "seed": seed, "extra_width": extra_width,
+                                 "generator": _generator_fingerprint()}
+    folder = root / f"mos-{rows}-seed{seed}-pad{extra_width}"
+    kept = _reuse(folder, wanted)
+    if kept is not None:
+        return kept
+    lines = iter_mos_lines(random.Random(seed), rows, extra_width=extra_width)
+    shards = [(f"{label}.jsonl", size) for label, size in zip(MOS_CORPORA, mos_file_sizes(rows), strict=True)]
+    return _generate(folder, wanted, shards, lines)
