@@ -163,24 +163,25 @@ def test_every_row_is_accounted_for(cli: Cli, tmp_path: Path) -> None:
     assert manifest.extra["scale_conversions"][0]["citation"]
 
 
-def test_input_changed_between_passes_fails(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from corpusprov import aggregate as aggregate_module
-    from corpusprov.errors import DataError
+def test_each_input_is_read_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """SPEC: a stage reads each input once (the bytes parsed are the bytes hashed)."""
+    from corpusprov.jsonl import JsonlReader
     from corpusprov.stage import StageRequest, run_aggregate
 
     monkeypatch.chdir(tmp_path)
     _params(tmp_path)
-    shard = write_jsonl(tmp_path / "a.jsonl", [mos_row("a", 3.0, "lsvq")])
-    original = aggregate_module._write_sorted
+    write_jsonl(tmp_path / "a.jsonl", [mos_row("a", 3.0, "lsvq", sha="s"), mos_row("b", 2.0, "konvid-1k", sha="s")])
+    write_jsonl(tmp_path / "b.jsonl", [mos_row("c", 4.0, "youtube-ugc")])
+    reads: list[str] = []
+    original = JsonlReader.blocks
 
-    def tamper(*args: Any, **kwargs: Any) -> Any:
-        shard.write_text(shard.read_text(encoding="utf-8").replace("3.0", "3.5"), encoding="utf-8")
-        return original(*args, **kwargs)
+    def counting(self: JsonlReader, *args: Any, **kwargs: Any) -> Any:
+        reads.append(self.display)
+        return original(self, *args, **kwargs)
 
-    monkeypatch.setattr(aggregate_module, "_write_sorted", tamper)
-    with pytest.raises(DataError, match="changed while it was being aggregated"):
-        run_aggregate(StageRequest(inputs=("a.jsonl",), output=Path("u.jsonl")))
-    assert not (tmp_path / "u.jsonl").exists()
+    monkeypatch.setattr(JsonlReader, "blocks", counting)
+    run_aggregate(StageRequest(inputs=("a.jsonl", "b.jsonl"), output=Path("u.jsonl")))
+    assert reads == ["a.jsonl", "b.jsonl"]
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".corpusprov-tmp-")] == []
 
 

@@ -490,29 +490,28 @@ def test_previous_output_survives_a_failed_run(cli: Any, tmp_path: Path, breakag
 # --------------------------------------------------------------------------- the spill file
 
 
-def test_spill_file_is_removed_when_the_second_pass_fails(cli: Any, tmp_path: Path,
-                                                          monkeypatch: pytest.MonkeyPatch) -> None:
-    """An input that changes between the two passes fails the run, and the spill goes too."""
+def test_spill_file_is_removed_when_a_later_row_fails(cli: Any, tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rows already spilled, then an invalid row fails the run: the spill goes too."""
     import corpusprov.aggregate as aggregate_module
 
     write_params(tmp_path)
-    shard = write_jsonl(tmp_path / "in/a.jsonl", [mos_row(1), mos_row(2)])
+    write_jsonl(tmp_path / "in/a.jsonl", [mos_row(1), mos_row(2)])
+    (tmp_path / "in/b.jsonl").write_text('{"broken": \n', encoding="utf-8")
     spills: list[Path] = []
 
-    class ChangingInputSpill(aggregate_module._Spill):
+    class RecordingSpill(aggregate_module._Spill):
         def __init__(self, near: Path, display: str) -> None:
             super().__init__(near, display)
             spills.append(self.path)
-            # Same length, still valid: only the hash can tell.
-            shard.write_bytes(shard.read_bytes().replace(b"3.25", b"3.75", 1))
 
-    monkeypatch.setattr(aggregate_module, "_Spill", ChangingInputSpill)
+    monkeypatch.setattr(aggregate_module, "_Spill", RecordingSpill)
     (tmp_path / "out").mkdir()
 
-    result = cli("aggregate", "in/a.jsonl", "--output", OUTPUT)
+    result = cli("aggregate", "in/a.jsonl", "in/b.jsonl", "--output", OUTPUT)
 
     assert result.exit_code == 1, result.output
-    assert_one_error_line(result, r"in/a\.jsonl(:\d+)?: ", ("changed",))
+    assert_one_error_line(result, r"in/b\.jsonl:1: ", ("invalid JSON",))
     [spill] = spills
     assert spill.name.startswith(TEMP_PREFIX)
     located = tmp_path / spill  # the product names it relative to the working directory

@@ -1,9 +1,11 @@
 """The aggregate core: MOS corpora onto one 0-100 axis, de-duplicated across corpora.
 
-Memory does not grow with row width: the first pass keeps, per unique key, only what the
-resolver needs (winning row number, its std-dev and corpus, the corpora seen); the second
-pass re-reads the inputs (refusing if a shard changed), writes each winner's unified line
-to a spill file, and the output is copied from the spill in sorted order.
+Each input is read once. Worker processes parse and judge the rows and serialise each
+usable row's unified line; the main process resolves duplicates keeping, per unique key,
+only what the resolver needs (winning row, its std-dev, corpus and sort key, the corpora
+seen), and appends every unified line to a spill file next to the output. The winners are
+then copied from the spill in sorted order. Memory grows with unique keys (plus 12 bytes
+per usable row for the spill index), never with row width.
 """
 
 from __future__ import annotations
@@ -21,16 +23,17 @@ from typing import Any, Final
 from corpusprov.errors import DataError, OutputError
 from corpusprov.fsutil import TEMP_PREFIX
 from corpusprov.inputs import InputFile
-from corpusprov.jsonl import Digest, JsonlReader, LineError, canonical_line, is_blank
+from corpusprov.jsonl import Block, Digest, JsonlReader, LineError, canonical_line, is_blank, parse_block
 from corpusprov.keys import DigestTable, NonFiniteKeyError, key_digest
 from corpusprov.merge import InputOutcome
 from corpusprov.outputs import StagedFile
+from corpusprov.pipeline import BlockFunction, ProgressCallback, WorkerPool, metered
 from corpusprov.rowpolicy import (
     INVALID_ROW_REASONS,
     Verdict,
     apply_non_finite,
     check_line,
-    count_non_finite,
+    non_finite_count,
     reject_line,
     zero_counters,
 )
@@ -156,37 +159,51 @@ class _Judge:
 
 
 class _Resolver:
-    """Per unique key: the winning row, its std-dev and corpus, and which corpora were seen."""
+    """Per unique key: the winning row, its std-dev, corpus and sort key, and the corpora seen."""
 
     def __init__(self) -> None:
         self.table = DigestTable()
-        self.winner_row = array("q")
+        self.winner = array("q")
         self.winner_std = array("d")
         self.winner_corpus = array("i")
+        self.winner_unified = array("d")
+        self.winner_native = array("d")
+        self.winner_sort: list[bytes] = []
         self.corpora_seen: list[int] = []
         self.corpus_ids: dict[str, int] = {}
 
-    def offer(self, verdict: Verdict, row_index: int) -> tuple[str, int | None]:
-        """Judge a usable row: ``("new"|"won"|"lost"|"same_corpus", displaced_row_index)``."""
-        corpus = self.corpus_ids.setdefault(verdict.label or "", len(self.corpus_ids))
+    def offer(self, digest: bytes, label: str, std: float, ordinal: int, sort_key: bytes,
+              unified: float, native: float) -> tuple[str, int | None]:
+        """Judge a usable row: ``("new"|"won"|"lost"|"same_corpus", displaced ordinal)``."""
+        corpus = self.corpus_ids.setdefault(label, len(self.corpus_ids))
         bit = 1 << corpus
-        slot = self.table.setdefault(verdict.digest, len(self.winner_row))
+        slot = self.table.setdefault(digest, len(self.winner))
         if slot is None:
-            self.winner_row.append(row_index)
-            self.winner_std.append(verdict.std)
+            self.winner.append(ordinal)
+            self.winner_std.append(std)
             self.winner_corpus.append(corpus)
+            self.winner_unified.append(unified)
+            self.winner_native.append(native)
+            self.winner_sort.append(sort_key)
             self.corpora_seen.append(bit)
             return "new", None
         if self.corpora_seen[slot] & bit:
             return "same_corpus", None
         self.corpora_seen[slot] |= bit
-        if verdict.std < self.winner_std[slot]:
-            displaced = self.winner_row[slot]
-            self.winner_row[slot] = row_index
-            self.winner_std[slot] = verdict.std
+        if std < self.winner_std[slot]:
+            displaced = self.winner[slot]
+            self.winner[slot] = ordinal
+            self.winner_std[slot] = std
             self.winner_corpus[slot] = corpus
+            self.winner_unified[slot] = unified
+            self.winner_native[slot] = native
+            self.winner_sort[slot] = sort_key
             return "won", displaced
         return "lost", None
+
+    def labels(self) -> list[str]:
+        """Corpus label by id."""
+        return sorted(self.corpus_ids, key=self.corpus_ids.__getitem__)
 
 
 class _Spill:
@@ -238,50 +255,104 @@ def _sort_text(value: Any) -> bytes:
     return canonical_line(value).rstrip(b"\n")
 
 
-def aggregate(files: Sequence[InputFile], params: AggregateParams, corpus: StagedFile,
-              rejects: StagedFile) -> AggregateOutcome:
-    """Two passes over ``files``: resolve duplicates, then write unified winners sorted."""
+BLANK: Final = 0
+REJECT: Final = 1
+ROW: Final = 2
+
+
+def aggregate_block_function(params: AggregateParams, overrides: dict[str, str]) -> BlockFunction:
+    """The per-block work (runs in worker processes): parse, judge, build the unified line.
+
+    Returns per line ``(BLANK,)``, ``(REJECT, reason, reject_line)`` or ``(ROW, digest, label,
+    std, unified_line, sort_key, unified, native, non_finite_kept, non_finite_nulled)``.
+    """
     judge = _Judge(params)
+    options = params.jsonl
+    policy = params.non_finite
+
+    def run(block: Block) -> list[tuple[Any, ...]]:
+        override = overrides.get(block.display)
+        results: list[tuple[Any, ...]] = []
+        for line_no, row, special, error in parse_block(block, options):
+            if error is not None and is_blank(error):
+                results.append((BLANK,))
+                continue
+            verdict = judge.judge(line_no, row, special, error, block.display, override)
+            if verdict.reason is not None:
+                results.append((REJECT, verdict.reason, reject_line(block.display, line_no, verdict)))
+                continue
+            kept = nulled = 0
+            if special:
+                if policy == "keep":
+                    kept = non_finite_count(verdict.row)
+                elif policy == "null" and verdict.row is not row:
+                    nulled = non_finite_count(row)
+            label = verdict.label or ""
+            unified = dict(verdict.row)
+            native = unified["mos"]
+            unified["mos_native"] = native
+            unified["mos"] = verdict.unified
+            unified["mos_native_scale"] = params.scales[label].label
+            unified["corpus_source"] = label
+            sort_key = b"\x00".join((label.encode(), _sort_text(unified.get("src_sha256")),
+                                     _sort_text(unified.get("src"))))
+            results.append((ROW, verdict.digest, label, verdict.std,
+                            canonical_line(unified, special=verdict.special), sort_key,
+                            verdict.unified, float(native), kept, nulled))
+        return results
+
+    return run
+
+
+def aggregate(files: Sequence[InputFile], params: AggregateParams, corpus: StagedFile,
+              rejects: StagedFile, jobs: int = 1, progress: ProgressCallback | None = None) -> AggregateOutcome:
+    """Read ``files`` once: resolve duplicates, spill unified rows, write the winners sorted."""
     resolver = _Resolver()
     per_input: list[dict[str, int]] = []
     digests: list[Digest] = []
     starts: list[int] = []
     overrides = _overrides_for(files, params)
-    row_index = 0
-    for file in files:
-        counters = zero_counters(AGGREGATE_COUNTERS)
-        per_input.append(counters)
-        starts.append(row_index)
-        override = overrides.get(file.display)
-        reader = JsonlReader(file.path, file.display, params.jsonl)
-        for line_no, row, special, error in reader:
-            if error is not None and is_blank(error):
-                counters["blank_lines_skipped"] += 1
-                continue
-            counters["rows_in"] += 1
-            verdict = judge.judge(line_no, row, special, error, file.display, override)
-            if verdict.reason is not None:
-                counters["rejected_" + verdict.reason] += 1
-                rejects.write_line(reject_line(file.display, line_no, verdict))
-                row_index += 1
-                continue
-            count_non_finite(counters, row, special, verdict, params.non_finite)
-            outcome, displaced = resolver.offer(verdict, row_index)
-            if outcome == "same_corpus":
-                counters["same_corpus_duplicates"] += 1
-            elif outcome == "lost":
-                counters["cross_corpus_duplicates"] += 1
-            elif outcome == "won" and displaced is not None:
-                per_input[bisect.bisect_right(starts, displaced) - 1]["cross_corpus_duplicates"] += 1
-            row_index += 1
-        digests.append(reader.digest)
-    winners = bytearray((row_index + 7) // 8)
-    for winner in resolver.winner_row:
-        winners[winner >> 3] |= 1 << (winner & 7)
-        per_input[bisect.bisect_right(starts, winner) - 1]["rows_out"] += 1
-    summary = AggregateSummary({label: (scale.native_min, scale.native_max)
-                                for label, scale in params.scales.items()})
-    rows_by_corpus = _write_sorted(files, params, judge, overrides, digests, winners, corpus, summary)
+    offsets = array("q")
+    lengths = array("I")
+    spill = _Spill(corpus.target, corpus.display)  # creates its file last: nothing to clean if it raises
+    try:
+        with WorkerPool(jobs, aggregate_block_function, (params, overrides)) as pool:
+            for file in files:
+                counters = zero_counters(AGGREGATE_COUNTERS)
+                per_input.append(counters)
+                starts.append(len(offsets))
+                reader = JsonlReader(file.path, file.display, params.jsonl)
+                for results in pool.map(metered(reader.blocks(), progress)):
+                    for result in results:
+                        kind = result[0]
+                        if kind == BLANK:
+                            counters["blank_lines_skipped"] += 1
+                            continue
+                        counters["rows_in"] += 1
+                        if kind == REJECT:
+                            counters["rejected_" + result[1]] += 1
+                            rejects.write_line(result[2])
+                            continue
+                        _, digest, label, std, line, sort_key, unified, native, kept, nulled = result
+                        counters["non_finite_kept"] += kept
+                        counters["non_finite_nulled"] += nulled
+                        ordinal = len(offsets)
+                        start, length = spill.write(line)
+                        offsets.append(start)
+                        lengths.append(length)
+                        outcome, displaced = resolver.offer(digest, label, std, ordinal, sort_key, unified, native)
+                        if outcome == "same_corpus":
+                            counters["same_corpus_duplicates"] += 1
+                        elif outcome == "lost":
+                            counters["cross_corpus_duplicates"] += 1
+                        elif displaced is not None:
+                            per_input[bisect.bisect_right(starts, displaced) - 1]["cross_corpus_duplicates"] += 1
+                digests.append(reader.digest)
+        summary, rows_by_corpus = _write_sorted(params, resolver, spill, offsets, lengths, corpus)
+    finally:
+        spill.close()
+    for ordinal in resolver.winner:
+        per_input[bisect.bisect_right(starts, ordinal) - 1]["rows_out"] += 1
     outcomes = tuple(InputOutcome(file, digest, counters)
                      for file, digest, counters in zip(files, digests, per_input, strict=True))
     totals = zero_counters(AGGREGATE_COUNTERS)
@@ -302,58 +373,23 @@ def _overrides_for(files: Sequence[InputFile], params: AggregateParams) -> dict[
     return result
 
 
-def _write_sorted(files: Sequence[InputFile], params: AggregateParams, judge: _Judge,
-                  overrides: dict[str, str], digests: Sequence[Digest], winners: bytearray,
-                  corpus: StagedFile, summary: AggregateSummary) -> dict[str, int]:
-    """Second pass: unified winner lines to a spill file, then out in sorted order."""
-    spill = _Spill(corpus.target, corpus.display)  # creates its file last: nothing to clean if it raises
-    try:
-        entries: list[bytes] = []
-        offsets = array("q")
-        lengths = array("q")
-        rows_by_corpus: dict[str, int] = {}
-        row_index = 0
-        for file, first_digest in zip(files, digests, strict=True):
-            override = overrides.get(file.display)
-            reader = JsonlReader(file.path, file.display, params.jsonl)
-            for line_no, row, special, error in reader:
-                if error is not None and is_blank(error):
-                    continue
-                if winners[row_index >> 3] & (1 << (row_index & 7)):
-                    verdict = judge.judge(line_no, row, special, error, file.display, override)
-                    if verdict.reason is not None or verdict.label is None:
-                        raise DataError("input changed while it was being aggregated",
-                                        path=file.display, line=line_no,
-                                        fix="re-run once nothing else writes to the shards")
-                    label = verdict.label
-                    scale = params.scales[label]
-                    unified = dict(verdict.row)
-                    unified["mos_native"] = unified["mos"]
-                    unified["mos"] = verdict.unified
-                    unified["mos_native_scale"] = scale.label
-                    unified["corpus_source"] = label
-                    start, length = spill.write(canonical_line(unified, special=verdict.special))
-                    ordinal = len(offsets)
-                    offsets.append(start)
-                    lengths.append(length)
-                    entries.append(b"\x00".join((label.encode(), _sort_text(unified.get("src_sha256")),
-                                                 _sort_text(unified.get("src")),
-                                                 row_index.to_bytes(8, "big") + ordinal.to_bytes(8, "big"))))
-                    rows_by_corpus[label] = rows_by_corpus.get(label, 0) + 1
-                    summary.add(label, verdict.unified, float(unified["mos_native"]))
-                row_index += 1
-            if reader.digest != first_digest:
-                raise DataError("input changed while it was being aggregated", path=file.display,
-                                fix="re-run once nothing else writes to the shards")
-        spill.flush()
-        entries.sort()
-        try:
-            for entry in entries:
-                ordinal = int.from_bytes(entry[-8:], "big")
-                corpus.write_line(spill.read(offsets[ordinal], lengths[ordinal]))
-        except OSError as exc:
-            raise OutputError(f"cannot read back the spill file: {exc.strerror or exc}",
-                              path=corpus.display) from exc
-        return dict(sorted(rows_by_corpus.items()))
-    finally:
-        spill.close()
+def _write_sorted(params: AggregateParams, resolver: _Resolver, spill: _Spill, offsets: array[int],
+                  lengths: array[int], corpus: StagedFile) -> tuple[AggregateSummary, dict[str, int]]:
+    """Copy the winners' unified lines from the spill, sorted; tally what was written."""
+    summary = AggregateSummary({label: (scale.native_min, scale.native_max)
+                                for label, scale in params.scales.items()})
+    labels = resolver.labels()
+    entries = [sort_key + b"\x00" + ordinal.to_bytes(8, "big")
+               for sort_key, ordinal in zip(resolver.winner_sort, resolver.winner, strict=True)]
+    rows_by_corpus: dict[str, int] = {}
+    for slot in range(len(resolver.winner)):
+        label = labels[resolver.winner_corpus[slot]]
+        rows_by_corpus[label] = rows_by_corpus.get(label, 0) + 1
+        summary.add(label, resolver.winner_unified[slot], resolver.winner_native[slot])
+    resolver.winner_sort.clear()
+    entries.sort()
+    spill.flush()
+    for entry in entries:
+        ordinal = int.from_bytes(entry[-8:], "big")
+        corpus.write_line(spill.read(offsets[ordinal], lengths[ordinal]))
+    return summary, dict(sorted(rows_by_corpus.items()))

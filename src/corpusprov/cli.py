@@ -106,6 +106,24 @@ MetricsOpt = Annotated[Path | None, typer.Option("--metrics-out",
                                                  help="Scalar metrics JSON for `dvc exp show` [default: none].")]
 
 
+def _progress_callback(label: str) -> tuple[Any, Any]:
+    """A progress reporter for the stage, and the function that ends it."""
+    from corpusprov.progress import Progress
+
+    holder: dict[str, Progress] = {}
+
+    def report(nbytes: int, rows: int, total: int) -> None:
+        if "bar" not in holder:
+            holder["bar"] = Progress(label, total)
+        holder["bar"].advance(nbytes, rows)
+
+    def finish() -> None:
+        if "bar" in holder:
+            holder["bar"].finish()
+
+    return report, finish
+
+
 def _summary(kind: str, report: Any) -> str:
     manifest = report.manifest
     counters = manifest.counters
@@ -126,12 +144,14 @@ def merge(inputs: InputsArg, output: OutputOpt, params: ParamsOpt = None,
     """Merge encode-grid shards: validate required keys, dedup on the natural key."""
     from corpusprov.stage import StageRequest, run_merge
 
+    on_progress, end_progress = _progress_callback("merge")
     with _boundary():
         report = run_merge(StageRequest(
             inputs=tuple(inputs), output=output, params_path=params or Path("params.yaml"),
             params_explicit=params is not None, manifest_out=manifest_out,
             rejects_out=rejects_out, metrics_out=metrics_out, plots_dir=plots_dir, argv=_argv(),
-            allow_outside_repo=allow_outside_repo, jobs=jobs))
+            allow_outside_repo=allow_outside_repo, jobs=jobs, progress=on_progress))
+        end_progress()
         typer.echo(_summary("merge", report))
 
 
@@ -143,12 +163,14 @@ def aggregate(inputs: InputsArg, output: OutputOpt, params: ParamsOpt = None,
     """Aggregate MOS corpora: one 0-100 scale, cross-corpus dedup, rejects with reasons."""
     from corpusprov.stage import StageRequest, run_aggregate
 
+    on_progress, end_progress = _progress_callback("aggregate")
     with _boundary():
         report = run_aggregate(StageRequest(
             inputs=tuple(inputs), output=output, params_path=params or Path("params.yaml"),
             params_explicit=params is not None, manifest_out=manifest_out,
             rejects_out=rejects_out, metrics_out=metrics_out, plots_dir=plots_dir, argv=_argv(),
-            allow_outside_repo=allow_outside_repo, jobs=jobs))
+            allow_outside_repo=allow_outside_repo, jobs=jobs, progress=on_progress))
+        end_progress()
         typer.echo(_summary("aggregate", report))
 
 

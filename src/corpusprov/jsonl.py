@@ -33,6 +33,9 @@ __all__ = [
 #: Bytes read per chunk: large enough that hashing and splitting run at C speed.
 CHUNK_BYTES: Final = 1024 * 1024
 
+#: Target size of a block of lines handed to a worker process.
+BLOCK_BYTES: Final = 256 * 1024
+
 #: How floats come out: orjson's shortest round-trip form (e.g. ``5e-05`` -> ``0.00005``,
 #: ``1e16`` -> ``1e+16``, ``23.0`` stays ``23.0``). Pinned by golden tests; the output
 #: hash depends on it, so the manifest names it.
@@ -254,8 +257,11 @@ class JsonlReader:
                     raise self._too_long(line_no + len(lines) + 1)
                 if options.crlf == "accept" and b"\r" in data:
                     self.stats.crlf_lines += sum(1 for line in lines if line.endswith(b"\r"))
-                for start in range(0, len(lines), max_lines):
-                    part = lines[start:start + max_lines]
+                # Blocks of about BLOCK_BYTES, whatever the row width, so the rows in
+                # flight between worker processes take the same memory for wide rows.
+                step = max(1, min(max_lines, BLOCK_BYTES * len(lines) // max(1, len(data) - len(carry))))
+                for start in range(0, len(lines), step):
+                    part = lines[start:start + step]
                     yield Block(self.display, line_no + 1, part, False)
                     line_no += len(part)
             if first:

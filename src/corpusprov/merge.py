@@ -14,7 +14,7 @@ from corpusprov.jsonl import Block, Digest, JsonlReader, LineError, canonical_li
 from corpusprov.keys import DigestTable, NonFiniteKeyError, key_digest
 from corpusprov.outputs import StagedFile
 from corpusprov.params import MergeParams
-from corpusprov.pipeline import BlockFunction, WorkerPool
+from corpusprov.pipeline import BlockFunction, ProgressCallback, WorkerPool, metered
 from corpusprov.rowpolicy import (
     Verdict,
     apply_non_finite,
@@ -148,7 +148,7 @@ def merge_block_function(params: MergeParams) -> BlockFunction:
 
 
 def merge(files: Sequence[InputFile], params: MergeParams, corpus: StagedFile,
-          rejects: StagedFile, jobs: int = 1) -> MergeOutcome:
+          rejects: StagedFile, jobs: int = 1, progress: ProgressCallback | None = None) -> MergeOutcome:
     """Stream ``files`` into ``corpus`` (winners) and ``rejects``; count every row.
 
     ``keep: first`` is one pass. ``keep: last`` needs to know the last occurrence before
@@ -168,7 +168,7 @@ def merge(files: Sequence[InputFile], params: MergeParams, corpus: StagedFile,
             per_input.append(counters)
             starts.append(row_index)
             reader = JsonlReader(file.path, file.display, params.jsonl)
-            for results in pool.map(reader.blocks()):
+            for results in pool.map(metered(reader.blocks(), progress)):
                 for result in results:
                     kind = result[0]
                     if kind == BLANK:
@@ -198,7 +198,7 @@ def merge(files: Sequence[InputFile], params: MergeParams, corpus: StagedFile,
                     row_index += 1
             digests.append(reader.digest)
         if keep_last:
-            _write_last(files, params, pool, table, digests, corpus, summary)
+            _write_last(files, params, pool, table, digests, corpus, summary, progress)
     outcomes = tuple(InputOutcome(file, digest, counters)
                      for file, digest, counters in zip(files, digests, per_input, strict=True))
     totals = zero_counters(MERGE_COUNTERS)
@@ -210,12 +210,12 @@ def merge(files: Sequence[InputFile], params: MergeParams, corpus: StagedFile,
 
 def _write_last(files: Sequence[InputFile], params: MergeParams, pool: WorkerPool,
                 table: DigestTable, digests: Sequence[Digest], corpus: StagedFile,
-                summary: MergeSummary) -> None:
+                summary: MergeSummary, progress: ProgressCallback | None) -> None:
     """Second pass for ``keep: last``: write each key's last valid occurrence in input order."""
     row_index = 0
     for file, first_digest in zip(files, digests, strict=True):
         reader = JsonlReader(file.path, file.display, params.jsonl)
-        for results in pool.map(reader.blocks()):
+        for results in pool.map(metered(reader.blocks(), progress)):
             for result in results:
                 if result[0] == BLANK:
                     continue

@@ -19,7 +19,8 @@ from typing import Any, Final
 
 from corpusprov.jsonl import Block
 
-__all__ = ["AUTO_JOBS_MIN_BYTES", "BlockFunction", "WorkerPool", "choose_jobs", "quiet_gc"]
+__all__ = ["AUTO_JOBS_MIN_BYTES", "BlockFunction", "ProgressCallback", "WorkerPool", "choose_jobs", "metered",
+           "quiet_gc"]
 
 #: Below this much input, starting worker processes costs more than it saves.
 AUTO_JOBS_MIN_BYTES: Final = 32 * 1024 * 1024
@@ -96,3 +97,15 @@ class WorkerPool:
                 yield pending.popleft().result()
         while pending:
             yield pending.popleft().result()
+
+
+#: ``(bytes, rows)`` of a block as it is handed on; for progress reports.
+ProgressCallback = Callable[[int, int], None]
+
+
+def metered(blocks: Iterable[Block], progress: ProgressCallback | None) -> Iterator[Block]:
+    """Pass blocks through, reporting their size to ``progress``."""
+    for block in blocks:
+        if progress is not None:
+            progress(sum(map(len, block.lines)) + len(block.lines), len(block.lines))
+        yield block

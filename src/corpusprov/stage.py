@@ -19,7 +19,7 @@ from corpusprov.manifest import InputRecord, Manifest, OutputEntry, manifest_byt
 from corpusprov.merge import MERGE_ACCOUNTING, merge
 from corpusprov.outputs import OutputSet, StagedFile
 from corpusprov.params import ParamsFile, load_params, merge_params
-from corpusprov.pipeline import choose_jobs
+from corpusprov.pipeline import ProgressCallback, choose_jobs
 from corpusprov.provenance import git_state, iso_utc, run_environment, utc_now
 from corpusprov.redact import redact_argv
 from corpusprov.scales import aggregate_params, check_overrides
@@ -54,6 +54,8 @@ class StageRequest:
     """Allow inputs, outputs and params outside the working directory (the repository root)."""
     jobs: int | None = None
     """Worker processes for parsing; ``None`` = all cores for large inputs, else one."""
+    progress: Callable[[int, int, int], None] | None = None
+    """Called with ``(bytes, rows, total_bytes)`` as blocks of input are handed on."""
 
 
 @dataclass(frozen=True)
@@ -235,12 +237,28 @@ def _load(request: StageRequest) -> ParamsFile:
                        required=request.params_explicit)
 
 
-def _jobs(request: StageRequest, files: Sequence[InputFile]) -> int:
+def _input_bytes(files: Sequence[InputFile]) -> int:
     total = 0
     for item in files:
         with contextlib.suppress(OSError):
             total += item.path.stat().st_size
-    return choose_jobs(request.jobs, total)
+    return total
+
+
+def _jobs(request: StageRequest, files: Sequence[InputFile]) -> int:
+    return choose_jobs(request.jobs, _input_bytes(files))
+
+
+def _progress(request: StageRequest, files: Sequence[InputFile], passes: int = 1) -> ProgressCallback | None:
+    callback = request.progress
+    if callback is None:
+        return None
+    total = _input_bytes(files) * passes
+
+    def report(nbytes: int, rows: int) -> None:
+        callback(nbytes, rows, total)
+
+    return report
 
 
 def run_merge(request: StageRequest) -> StageReport:
@@ -249,7 +267,8 @@ def run_merge(request: StageRequest) -> StageReport:
     params = merge_params(params_file)
 
     def body(files: Sequence[InputFile], corpus: StagedFile, rejects: StagedFile) -> _BodyResult:
-        outcome = merge(files, params, corpus, rejects, jobs=_jobs(request, files))
+        outcome = merge(files, params, corpus, rejects, jobs=_jobs(request, files),
+                        progress=_progress(request, files, 2 if params.keep == "last" else 1))
         records = [InputRecord(item.file.display, item.file.arg, item.file.relpath,
                                item.digest.bytes, item.digest.sha256, item.digest.md5,
                                item.counters["rows_in"], item.counters)
@@ -270,7 +289,8 @@ def run_aggregate(request: StageRequest) -> StageReport:
     def body(files: Sequence[InputFile], corpus: StagedFile, rejects: StagedFile) -> _BodyResult:
         names = {file.display for file in files} | {file.arg for file in files}
         check_overrides(params, names, params_file)
-        outcome = aggregate(files, params, corpus, rejects)
+        outcome = aggregate(files, params, corpus, rejects, jobs=_jobs(request, files),
+                            progress=_progress(request, files))
         records = [InputRecord(item.file.display, item.file.arg, item.file.relpath,
                                item.digest.bytes, item.digest.sha256, item.digest.md5,
                                item.counters["rows_in"], item.counters,

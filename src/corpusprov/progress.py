@@ -1,0 +1,86 @@
+"""Progress for long runs: a live bar on a terminal, one summary line otherwise (CLI side only)."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from typing import TextIO
+
+__all__ = ["LONG_RUN_BYTES", "LONG_RUN_SECONDS", "Progress"]
+
+#: A run this long (or reading this much) reports a summary line even off a terminal.
+LONG_RUN_SECONDS = 2.0
+LONG_RUN_BYTES = 32 * 1024 * 1024
+
+
+def _size(count: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if count < 1024 or unit == "TiB":
+            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
+        count /= 1024
+    return f"{count:.1f} TiB"
+
+
+def _duration(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    minutes, secs = divmod(seconds, 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes:d}:{secs:02d}"
+
+
+class Progress:
+    """Bytes done of total, rows/s and ETA on stderr.
+
+    Live only on a terminal and outside DVC (``dvc repro`` logs are files, not screens);
+    otherwise a single summary line when the run ends.
+    """
+
+    def __init__(self, label: str, total_bytes: int, stream: TextIO | None = None,
+                 live: bool | None = None) -> None:
+        self.label = label
+        self.total = max(total_bytes, 1)
+        self.stream = stream or sys.stderr
+        self.under_dvc = bool(os.environ.get("DVC_STAGE"))
+        if live is None:
+            live = self.stream.isatty() and not self.under_dvc
+        self.live = live
+        self.done = 0
+        self.rows = 0
+        self.started = time.monotonic()
+        self._last_draw = 0.0
+
+    def advance(self, nbytes: int, rows: int) -> None:
+        """Count work done; redraw at most five times a second."""
+        self.done += nbytes
+        self.rows += rows
+        if not self.live:
+            return
+        now = time.monotonic()
+        if now - self.started >= 1.0 and now - self._last_draw >= 0.2:
+            self._last_draw = now
+            self._draw(now)
+
+    def _draw(self, now: float) -> None:
+        elapsed = max(now - self.started, 1e-9)
+        fraction = min(self.done / self.total, 1.0)
+        width = 24
+        filled = int(width * fraction)
+        bar = "#" * filled + "-" * (width - filled)
+        rate = self.rows / elapsed
+        eta = (elapsed / fraction - elapsed) if fraction > 0 else 0.0
+        self.stream.write(f"\r{self.label} [{bar}] {fraction:6.1%} {_size(self.done)}/{_size(self.total)} "
+                          f"{rate:,.0f} rows/s ETA {_duration(eta)} ")
+        self.stream.flush()
+
+    def finish(self) -> None:
+        """End the bar, or print the one summary line (under DVC, or for a long run)."""
+        elapsed = max(time.monotonic() - self.started, 1e-9)
+        long_run = elapsed >= LONG_RUN_SECONDS or self.done >= LONG_RUN_BYTES
+        if not (self.live or self.under_dvc or long_run):
+            return  # a quick run's result line on stdout says all there is to say
+        if self.live:
+            self.stream.write("\r\x1b[K")
+        self.stream.write(f"{self.label}: read {_size(self.done)} in {elapsed:.1f} s "
+                          f"({_size(self.done / elapsed)}/s, {self.rows / elapsed:,.0f} rows/s)\n")
+        self.stream.flush()
