@@ -106,7 +106,7 @@ def test_output_jsonl_edited(repo: Path) -> None:
     (repo / MERGED).write_text("".join(lines[1:]), encoding="utf-8")
     code, _, findings = verify(repo)
     assert code == 1
-    assert "output edited" in _only(findings, MERGED)["cause"]
+    assert "edited after it was written" in _only(findings, MERGED)["cause"]
     assert {item["stage"] for item in findings} == {"merge"}
 
 

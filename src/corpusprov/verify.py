@@ -27,7 +27,9 @@ CAUSE_INPUT_CHANGED: Final = "input changed after the last `dvc repro` (run `dvc
 CAUSE_INPUT_SAME_SIZE: Final = ("input replaced by a different file of the same size after the last "
                                 "`dvc repro`")
 CAUSE_INPUT_MISSING: Final = "input deleted or not pulled (`dvc pull` / `dvc checkout`)"
-CAUSE_OUTPUT_EDITED: Final = "output edited after it was written (restore with `dvc checkout`)"
+CAUSE_OUTPUT_EDITED: Final = ("output bytes differ from the recorded hash: edited after it was written, or a "
+                              "corrupted copy came from the cache or remote (restore it; `verify = true` on "
+                              "the remote makes `dvc pull` check)")
 CAUSE_OUTPUT_MISSING: Final = "output deleted or not pulled (`dvc pull` / `dvc checkout`)"
 CAUSE_MANIFEST_EDITED: Final = "manifest edited by hand after `dvc repro` (restore with `dvc checkout`)"
 CAUSE_MANIFEST_MISSING: Final = "manifest deleted or not pulled (`dvc pull` / `dvc checkout`)"

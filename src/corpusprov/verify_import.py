@@ -72,6 +72,15 @@ def find_imports(root: Path) -> list[ImportedFile]:
     return found
 
 
+def _same_repo_key(root: Path, item: ImportedFile) -> str:
+    """One spelling per repository: local paths resolved (from the consumer's root), URLs trimmed."""
+    url = item.repo_url
+    if "://" not in url and not url.startswith("git@"):
+        return str((root / url).resolve())
+    url = url.rstrip("/")
+    return url[:-4] if url.endswith(".git") else url
+
+
 def verify_imports(root: Path) -> VerifyReport:
     """For each imported manifest, check the imported corpus against it, and both against their .dvc files."""
     imports = find_imports(root)
@@ -82,7 +91,19 @@ def verify_imports(root: Path) -> VerifyReport:
                              "dvc import URL PATH.manifest.json, at the same --rev")
     findings: list[Finding] = []
     checks = 0
-    by_source = {(item.repo_url, item.source_path): item for item in imports}
+
+    def counterpart_of(manifest_import: ImportedFile, source_path: str) -> ImportedFile | None:
+        """The import of ``source_path`` from the same repository, preferring the same revision
+        and then the manifest's own folder (two releases can sit side by side)."""
+        repo = _same_repo_key(root, manifest_import)
+        candidates = [item for item in imports
+                      if item.source_path == source_path and _same_repo_key(root, item) == repo]
+        if not candidates:
+            return None
+        folder = str(Path(manifest_import.local_path).parent)
+        candidates.sort(key=lambda item: (item.rev_lock != manifest_import.rev_lock,
+                                          str(Path(item.local_path).parent) != folder, item.local_path))
+        return candidates[0]
 
     def add(stage: str, what: str, expected: object, found: object, where: str, cause: str) -> None:
         findings.append(Finding(stage, what, str(expected), str(found), where, cause))
@@ -107,7 +128,7 @@ def verify_imports(root: Path) -> VerifyReport:
         for output in manifest.outputs:
             if output.role not in ("corpus", "rejects"):
                 continue
-            counterpart = by_source.get((imported.repo_url, output.path))
+            counterpart = counterpart_of(imported, output.path)
             checks += 1
             if counterpart is None:
                 if output.role == "corpus":
