@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from corpusprov.keys import DigestTable, NonFiniteKeyError, key_digest
+from corpusprov.keys import DigestSet, DigestTable, NonFiniteKeyError, key_digest
 
 FIELDS = ("src_sha256", "encoder", "preset", "crf")
 
@@ -70,3 +70,24 @@ def test_digest_table_stays_compact() -> None:
     for index in range(100_000):
         table.setdefault(index.to_bytes(16, "little"), index)
     assert table.nbytes() / len(table) <= 64
+
+
+@given(st.lists(st.binary(min_size=16, max_size=16) | st.just(bytes(16)), max_size=3000))
+def test_digest_set_behaves_like_a_set(digests: list[bytes]) -> None:
+    compact = DigestSet()
+    model: set[bytes] = set()
+    for digest in digests:
+        assert compact.add(digest) is (digest not in model)
+        model.add(digest)
+    assert len(compact) == len(model)
+    assert all(digest in compact for digest in model)
+
+
+def test_digest_set_stays_compact() -> None:
+    import hashlib
+
+    compact = DigestSet()
+    for index in range(200_000):
+        compact.add(hashlib.blake2b(index.to_bytes(8, "little"), digest_size=16).digest())
+    assert len(compact) == 200_000
+    assert compact.nbytes() / len(compact) <= 48

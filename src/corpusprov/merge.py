@@ -11,7 +11,7 @@ from typing import Any, Final
 from corpusprov.errors import DataError
 from corpusprov.inputs import InputFile
 from corpusprov.jsonl import Block, Digest, JsonlReader, LineError, canonical_line, is_blank, parse_block
-from corpusprov.keys import DigestTable, NonFiniteKeyError, key_digest
+from corpusprov.keys import DigestSet, DigestTable, NonFiniteKeyError, key_digest
 from corpusprov.outputs import StagedFile
 from corpusprov.params import MergeParams
 from corpusprov.pipeline import BlockFunction, ProgressCallback, WorkerPool, metered
@@ -156,7 +156,9 @@ def merge(files: Sequence[InputFile], params: MergeParams, corpus: StagedFile,
     ``jobs > 1`` lines are parsed in worker processes; the bytes written are the same.
     """
     summary = MergeSummary()
+    # keep: first only asks "seen before?"; keep: last must also remember where.
     table = DigestTable()
+    seen = DigestSet()
     per_input: list[dict[str, int]] = []
     digests: list[Digest] = []
     starts: list[int] = []
@@ -189,7 +191,7 @@ def merge(files: Sequence[InputFile], params: MergeParams, corpus: StagedFile,
                                 per_input[owner]["duplicates"] += 1
                                 per_input[owner]["rows_out"] -= 1
                             counters["rows_out"] += 1
-                        elif table.setdefault(digest, row_index) is not None:
+                        elif not seen.add(digest):
                             counters["duplicates"] += 1
                         else:
                             counters["rows_out"] += 1
