@@ -18,7 +18,7 @@ for manifest in data/*/*.manifest.json; do
   corpusprov manifest validate "$manifest"
 done
 echo
-dvc metrics show
+echo "demo: metrics are in metrics/*.json (all of them: dvc metrics show; per experiment: dvc exp show)"
 echo
 echo "demo: corpusprov verify (dvc.lock <-> manifests <-> bytes on disk)"
 corpusprov verify
