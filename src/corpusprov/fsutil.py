@@ -11,7 +11,7 @@ from typing import BinaryIO
 
 from corpusprov.errors import OutputError
 
-__all__ = ["TEMP_PREFIX", "atomic_writer", "clean_stale_temps", "write_bytes_atomic"]
+__all__ = ["TEMP_PREFIX", "atomic_writer", "clean_stale_temps", "fsync_folder", "write_bytes_atomic"]
 
 #: Every temp file we create starts with this, so a later run can find and remove
 #: the leftovers of a run that was killed before it could clean up.
@@ -82,11 +82,11 @@ def atomic_writer(target: Path) -> Iterator[BinaryIO]:
                 fix="check free space and permissions of the output folder",
             ) from exc
         raise
-    _fsync_dir(target.parent)
+    fsync_folder(target.parent)
 
 
-def _fsync_dir(folder: Path) -> None:
-    # The rename is only durable once the folder entry is on disk too.
+def fsync_folder(folder: Path) -> None:
+    """Make renames in ``folder`` durable (the folder entry must reach the disk too)."""
     with contextlib.suppress(OSError):
         fd = os.open(folder, os.O_RDONLY)
         try:

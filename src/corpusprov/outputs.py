@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from corpusprov.errors import OutputError
-from corpusprov.fsutil import TEMP_PREFIX, clean_stale_temps
+from corpusprov.fsutil import TEMP_PREFIX, clean_stale_temps, fsync_folder
 from corpusprov.jsonl import Digest, ThreadedHasher
 
 __all__ = ["OutputRecord", "OutputSet", "StagedFile"]
@@ -139,16 +139,6 @@ def _folder_lock(folder: Path) -> Iterator[None]:
         os.close(fd)  # closing releases the lock
 
 
-def _fsync_folder(folder: Path) -> None:
-    # The renames are only durable once the folder entries are on disk too.
-    with contextlib.suppress(OSError):
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
 class OutputSet:
     """All outputs of one run; nothing appears at a target path until :meth:`commit`."""
 
@@ -201,7 +191,7 @@ class OutputSet:
                     current = staged
                     os.replace(staged.temp, staged.target)
                 for folder in folders:
-                    _fsync_folder(folder)
+                    fsync_folder(folder)
         except OSError as exc:
             self.abort()
             raise OutputError(f"cannot put the output in place: {exc.strerror or exc}", path=current.display,
