@@ -218,7 +218,7 @@ def test_sigkill_mid_write_leaves_previous_or_complete_or_nothing(workdir: Path)
             # Somewhere inside the write: wait for the staged corpus, then a random part of the rest.
             seen = wait_for(lambda: any(p.name.endswith("-m.jsonl") for p in temps(lay.out)), proc)
             if seen:
-                time.sleep(rng.uniform(0.0, 0.6) * duration)
+                time.sleep(rng.uniform(0.0, 0.3) * duration)
         proc.send_signal(signal.SIGKILL)
         code, _, err = finish(proc)
         where = f"round {round_no} (previous output: {before is not None}, exit {code})"
