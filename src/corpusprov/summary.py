@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -54,14 +55,8 @@ def _histogram(values: list[int], edges: tuple[float, ...]) -> list[tuple[str, i
 
 def _bin_index(value: float, edges: tuple[float, ...]) -> int:
     """0 below the range, len(edges) above it, else 1 + the bin (the top edge closes the last bin)."""
-    if value < edges[0]:
-        return 0
-    if value > edges[-1]:
-        return len(edges)
-    for index in range(len(edges) - 1):
-        if value < edges[index + 1]:
-            return index + 1
-    return len(edges) - 1
+    index = bisect.bisect_right(edges, value)
+    return index - 1 if value == edges[-1] else index
 
 
 @dataclass
@@ -152,15 +147,21 @@ class AggregateSummary:
     native: dict[str, Running] = field(default_factory=dict)
     unified_bins: dict[str, list[int]] = field(default_factory=dict)
     native_bins: dict[str, list[int]] = field(default_factory=dict)
+    _state: dict[str, tuple[Any, ...]] = field(default_factory=dict)
 
     def add(self, corpus: str, unified: float, native: float) -> None:
         """Count one written row."""
-        self.unified.setdefault(corpus, Running()).add(unified)
-        self.native.setdefault(corpus, Running()).add(native)
-        unified_bins = self.unified_bins.setdefault(corpus, [0] * (len(UNIFIED_EDGES) + 1))
+        state = self._state.get(corpus)
+        if state is None:
+            edges = self._native_edges(corpus)
+            state = self._state[corpus] = (
+                self.unified.setdefault(corpus, Running()), self.native.setdefault(corpus, Running()),
+                self.unified_bins.setdefault(corpus, [0] * (len(UNIFIED_EDGES) + 1)),
+                self.native_bins.setdefault(corpus, [0] * (len(edges) + 1)), edges)
+        unified_stats, native_stats, unified_bins, native_bins, edges = state
+        unified_stats.add(unified)
+        native_stats.add(native)
         unified_bins[_bin_index(unified, UNIFIED_EDGES)] += 1
-        edges = self._native_edges(corpus)
-        native_bins = self.native_bins.setdefault(corpus, [0] * (len(edges) + 1))
         native_bins[_bin_index(native, edges)] += 1
 
     def _native_edges(self, corpus: str) -> tuple[float, ...]:
