@@ -180,85 +180,79 @@ class DigestTable:
         return (value for value in self._values if value != _EMPTY)
 
 
-_ZERO16: Final = bytes(16)
-
-
 class DigestSet:
-    """A set of 16-byte digests in about 16-45 bytes each: for ``keep: first`` dedup.
+    """A set of 16-byte digests in about 25-50 bytes each: for ``keep: first`` dedup.
 
     256 open-addressing shards (by the digest's first byte), each kept between 35% and
-    70% full, so growing one shard never holds two copies of the whole set. An all-zero
-    slot is empty; the (2^-128) all-zero digest itself is remembered in a flag.
+    70% full, so growing one shard never holds two copies of the whole set. A byte per
+    slot marks it used, so a probe reads a byte before it compares 16.
     """
 
-    __slots__ = ("_masks", "_shards", "_sizes", "_zero")
+    __slots__ = ("_keys", "_masks", "_sizes", "_used")
 
     _LOAD: Final = 0.7
 
     def __init__(self) -> None:
-        self._shards = [bytearray(16 * 64) for _ in range(256)]
+        self._keys = [bytearray(16 * 64) for _ in range(256)]
+        self._used = [bytearray(64) for _ in range(256)]
         self._masks = [63] * 256
         self._sizes = [0] * 256
-        self._zero = False
 
     def __len__(self) -> int:
-        return sum(self._sizes) + (1 if self._zero else 0)
+        return sum(self._sizes)
 
     def nbytes(self) -> int:
         """Bytes held by the shards."""
-        return sum(len(shard) for shard in self._shards)
+        return sum(len(keys) + len(used) for keys, used in zip(self._keys, self._used, strict=True))
 
     def add(self, digest: bytes) -> bool:
         """Add ``digest``; False when it was already there."""
-        if digest == _ZERO16:
-            seen = self._zero
-            self._zero = True
-            return not seen
-        shard_index = digest[0]
-        shard = self._shards[shard_index]
-        mask = self._masks[shard_index]
+        shard = digest[0]
+        used = self._used[shard]
+        mask = self._masks[shard]
         index = int.from_bytes(digest[1:9], "little") & mask
-        while True:
-            offset = index * 16
-            current = shard[offset:offset + 16]
-            if current == _ZERO16:
-                shard[offset:offset + 16] = digest
-                size = self._sizes[shard_index] = self._sizes[shard_index] + 1
-                if size > (mask + 1) * self._LOAD:
-                    self._grow(shard_index)
-                return True
-            if current == digest:
+        while used[index]:
+            offset = index << 4
+            if self._keys[shard][offset:offset + 16] == digest:
                 return False
             index = (index + 1) & mask
+        used[index] = 1
+        offset = index << 4
+        self._keys[shard][offset:offset + 16] = digest
+        size = self._sizes[shard] = self._sizes[shard] + 1
+        if size > (mask + 1) * self._LOAD:
+            self._grow(shard)
+        return True
 
     def __contains__(self, digest: object) -> bool:
         if not isinstance(digest, bytes) or len(digest) != 16:
             return False
-        if digest == _ZERO16:
-            return self._zero
-        shard_index = digest[0]
-        shard = self._shards[shard_index]
-        mask = self._masks[shard_index]
+        shard = digest[0]
+        used = self._used[shard]
+        keys = self._keys[shard]
+        mask = self._masks[shard]
         index = int.from_bytes(digest[1:9], "little") & mask
-        while True:
-            current = shard[index * 16:index * 16 + 16]
-            if current == _ZERO16:
-                return False
-            if current == digest:
+        while used[index]:
+            if keys[index << 4:(index << 4) + 16] == digest:
                 return True
             index = (index + 1) & mask
+        return False
 
-    def _grow(self, shard_index: int) -> None:
-        old = self._shards[shard_index]
-        mask = (self._masks[shard_index] + 1) * 2 - 1
-        new = bytearray(16 * (mask + 1))
-        for offset in range(0, len(old), 16):
-            digest = old[offset:offset + 16]
-            if digest == _ZERO16:
+    def _grow(self, shard: int) -> None:
+        old_keys = self._keys[shard]
+        old_used = self._used[shard]
+        mask = (self._masks[shard] + 1) * 2 - 1
+        keys = bytearray(16 * (mask + 1))
+        used = bytearray(mask + 1)
+        for slot, flag in enumerate(old_used):
+            if not flag:
                 continue
+            digest = old_keys[slot << 4:(slot << 4) + 16]
             index = int.from_bytes(digest[1:9], "little") & mask
-            while new[index * 16:index * 16 + 16] != _ZERO16:
+            while used[index]:
                 index = (index + 1) & mask
-            new[index * 16:index * 16 + 16] = digest
-        self._shards[shard_index] = new
-        self._masks[shard_index] = mask
+            used[index] = 1
+            keys[index << 4:(index << 4) + 16] = digest
+        self._keys[shard] = keys
+        self._used[shard] = used
+        self._masks[shard] = mask
