@@ -23,18 +23,20 @@ from typing import Any, Final
 from corpusprov.errors import DataError, OutputError
 from corpusprov.fsutil import TEMP_PREFIX
 from corpusprov.inputs import InputFile
-from corpusprov.jsonl import Block, Digest, JsonlReader, LineError, canonical_line, is_blank, parse_block
+from corpusprov.jsonl import Block, Digest, JsonlReader, LineError, canonical_line
 from corpusprov.keys import DigestTable, NonFiniteKeyError, key_digest
 from corpusprov.merge import InputOutcome
 from corpusprov.outputs import StagedFile
 from corpusprov.pipeline import BlockFunction, ProgressCallback, WorkerPool, metered
 from corpusprov.rowpolicy import (
     INVALID_ROW_REASONS,
+    ROW,
     Verdict,
     apply_non_finite,
     check_line,
-    non_finite_count,
-    reject_line,
+    judge_block,
+    sum_counters,
+    tally_lines,
     zero_counters,
 )
 from corpusprov.scales import AggregateParams
@@ -255,51 +257,36 @@ def _sort_text(value: Any) -> bytes:
     return canonical_line(value).rstrip(b"\n")
 
 
-BLANK: Final = 0
-REJECT: Final = 1
-ROW: Final = 2
-
-
 def aggregate_block_function(params: AggregateParams, overrides: dict[str, str]) -> BlockFunction:
     """The per-block work (runs in worker processes): parse, judge, build the unified line.
 
-    Returns per line ``(BLANK,)``, ``(REJECT, reason, reject_line)`` or ``(ROW, digest, label,
-    std, unified_line, sort_key, unified, native, non_finite_kept, non_finite_nulled)``.
+    A usable row's result is ``(ROW, digest, label, std, unified_line, sort_key, unified,
+    native, non_finite_kept, non_finite_nulled)``; see :func:`~corpusprov.rowpolicy.judge_block`.
     """
     judge = _Judge(params)
     options = params.jsonl
     policy = params.non_finite
 
+    def make_row(verdict: Verdict, kept: int, nulled: int) -> tuple[Any, ...]:
+        label = verdict.label or ""
+        unified = dict(verdict.row)
+        native = unified["mos"]
+        unified["mos_native"] = native
+        unified["mos"] = verdict.unified
+        unified["mos_native_scale"] = params.scales[label].label
+        unified["corpus_source"] = label
+        sort_key = b"\x00".join((label.encode(), _sort_text(unified.get("src_sha256")),
+                                 _sort_text(unified.get("src"))))
+        return (ROW, verdict.digest, label, verdict.std, canonical_line(unified, special=verdict.special),
+                sort_key, verdict.unified, float(native), kept, nulled)
+
     def run(block: Block) -> list[tuple[Any, ...]]:
         override = overrides.get(block.display)
-        results: list[tuple[Any, ...]] = []
-        for line_no, row, special, error in parse_block(block, options):
-            if error is not None and is_blank(error):
-                results.append((BLANK,))
-                continue
-            verdict = judge.judge(line_no, row, special, error, block.display, override)
-            if verdict.reason is not None:
-                results.append((REJECT, verdict.reason, reject_line(block.display, line_no, verdict)))
-                continue
-            kept = nulled = 0
-            if special:
-                if policy == "keep":
-                    kept = non_finite_count(verdict.row)
-                elif policy == "null" and verdict.row is not row:
-                    nulled = non_finite_count(row)
-            label = verdict.label or ""
-            unified = dict(verdict.row)
-            native = unified["mos"]
-            unified["mos_native"] = native
-            unified["mos"] = verdict.unified
-            unified["mos_native_scale"] = params.scales[label].label
-            unified["corpus_source"] = label
-            sort_key = b"\x00".join((label.encode(), _sort_text(unified.get("src_sha256")),
-                                     _sort_text(unified.get("src"))))
-            results.append((ROW, verdict.digest, label, verdict.std,
-                            canonical_line(unified, special=verdict.special), sort_key,
-                            verdict.unified, float(native), kept, nulled))
-        return results
+
+        def judge_line(line_no: int, row: Any, special: bool, error: LineError | None) -> Verdict:
+            return judge.judge(line_no, row, special, error, block.display, override)
+
+        return judge_block(block, options, policy, judge_line, make_row)
 
     return run
 
@@ -322,31 +309,23 @@ def aggregate(files: Sequence[InputFile], params: AggregateParams, corpus: Stage
                 per_input.append(counters)
                 starts.append(len(offsets))
                 reader = JsonlReader(file.path, file.display, params.jsonl)
-                for results in pool.map(metered(reader.blocks(), progress)):
-                    for result in results:
-                        kind = result[0]
-                        if kind == BLANK:
-                            counters["blank_lines_skipped"] += 1
-                            continue
-                        counters["rows_in"] += 1
-                        if kind == REJECT:
-                            counters["rejected_" + result[1]] += 1
-                            rejects.write_line(result[2])
-                            continue
-                        _, digest, label, std, line, sort_key, unified, native, kept, nulled = result
-                        counters["non_finite_kept"] += kept
-                        counters["non_finite_nulled"] += nulled
-                        ordinal = len(offsets)
-                        start, length = spill.write(line)
-                        offsets.append(start)
-                        lengths.append(length)
-                        outcome, displaced = resolver.offer(digest, label, std, ordinal, sort_key, unified, native)
-                        if outcome == "same_corpus":
-                            counters["same_corpus_duplicates"] += 1
-                        elif outcome == "lost":
-                            counters["cross_corpus_duplicates"] += 1
-                        elif displaced is not None:
-                            per_input[bisect.bisect_right(starts, displaced) - 1]["cross_corpus_duplicates"] += 1
+                for result in tally_lines(pool.map(metered(reader.blocks(), progress)), counters, rejects):
+                    if result is None:
+                        continue
+                    _, digest, label, std, line, sort_key, unified, native, kept, nulled = result
+                    counters["non_finite_kept"] += kept
+                    counters["non_finite_nulled"] += nulled
+                    ordinal = len(offsets)
+                    start, length = spill.write(line)
+                    offsets.append(start)
+                    lengths.append(length)
+                    outcome, displaced = resolver.offer(digest, label, std, ordinal, sort_key, unified, native)
+                    if outcome == "same_corpus":
+                        counters["same_corpus_duplicates"] += 1
+                    elif outcome == "lost":
+                        counters["cross_corpus_duplicates"] += 1
+                    elif displaced is not None:
+                        per_input[bisect.bisect_right(starts, displaced) - 1]["cross_corpus_duplicates"] += 1
                 digests.append(reader.digest)
         summary, rows_by_corpus = _write_sorted(params, resolver, spill, offsets, lengths, corpus)
     finally:
@@ -355,10 +334,7 @@ def aggregate(files: Sequence[InputFile], params: AggregateParams, corpus: Stage
         per_input[bisect.bisect_right(starts, ordinal) - 1]["rows_out"] += 1
     outcomes = tuple(InputOutcome(file, digest, counters)
                      for file, digest, counters in zip(files, digests, per_input, strict=True))
-    totals = zero_counters(AGGREGATE_COUNTERS)
-    for counters in per_input:
-        for name, value in counters.items():
-            totals[name] += value
+    totals = sum_counters(per_input, AGGREGATE_COUNTERS)
     applied = {file.display: overrides[file.display] for file in files if file.display in overrides}
     return AggregateOutcome(outcomes, totals, rows_by_corpus, applied, summary)
 

@@ -11,7 +11,7 @@ from typing import BinaryIO
 
 from corpusprov.errors import OutputError
 
-__all__ = ["TEMP_PREFIX", "atomic_writer", "clean_stale_temps", "fsync_folder", "write_bytes_atomic"]
+__all__ = ["TEMP_PREFIX", "atomic_writer", "clean_stale_temps", "fsync_folder"]
 
 #: Every temp file we create starts with this, so a later run can find and remove
 #: the leftovers of a run that was killed before it could clean up.
@@ -93,9 +93,3 @@ def fsync_folder(folder: Path) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
-
-
-def write_bytes_atomic(target: Path, data: bytes) -> None:
-    """Write ``data`` to ``target`` atomically."""
-    with atomic_writer(target) as handle:
-        handle.write(data)

@@ -486,11 +486,6 @@ def find_special_values(value: Any, path: str = "") -> list[tuple[str, Any]]:
     return found
 
 
-def non_finite_fields(row: dict[str, Any]) -> list[str]:
-    """Dotted paths of the non-finite floats in ``row``."""
-    return [where for where, value in find_special_values(row) if isinstance(value, float)]
-
-
 def replace_non_finite(value: Any, replacement: Any = None) -> Any:
     """A copy of ``value`` with every non-finite float replaced."""
     kind = type(value)

@@ -10,17 +10,20 @@ from typing import Any, Final
 
 from corpusprov.errors import DataError
 from corpusprov.inputs import InputFile
-from corpusprov.jsonl import Block, Digest, JsonlReader, LineError, canonical_line, is_blank, parse_block
+from corpusprov.jsonl import Block, Digest, JsonlReader, LineError, canonical_line
 from corpusprov.keys import DigestSet, DigestTable, NonFiniteKeyError, key_digest
 from corpusprov.outputs import StagedFile
 from corpusprov.params import MergeParams
 from corpusprov.pipeline import BlockFunction, ProgressCallback, WorkerPool, metered
 from corpusprov.rowpolicy import (
+    BLANK,
+    ROW,
     Verdict,
     apply_non_finite,
     check_line,
-    non_finite_count,
-    reject_line,
+    judge_block,
+    sum_counters,
+    tally_lines,
     zero_counters,
 )
 from corpusprov.summary import MergeSummary, preset_text
@@ -103,46 +106,28 @@ class _Judge:
         return verdict
 
 
-# Result kinds a block function returns, one tuple per line.
-BLANK: Final = 0
-REJECT: Final = 1
-ROW: Final = 2
-
-
 def merge_block_function(params: MergeParams) -> BlockFunction:
     """The per-block work (runs in worker processes): parse, judge, serialise canonically.
 
-    Returns per line ``(BLANK,)``, ``(REJECT, reason, reject_line)`` or
-    ``(ROW, digest, line, non_finite_kept, non_finite_nulled, (encoder, preset), vmaf)``;
-    a row that fails the run raises its :class:`DataError`.
+    A usable row's result is ``(ROW, digest, line, non_finite_kept, non_finite_nulled,
+    (encoder, preset), vmaf)``; see :func:`~corpusprov.rowpolicy.judge_block` for the rest.
     """
     judge = _Judge(params)
     options = params.jsonl
     policy = params.non_finite
 
+    def make_row(verdict: Verdict, kept: int, nulled: int) -> tuple[Any, ...]:
+        out = verdict.row
+        vmaf = out.get("vmaf_score")
+        return (ROW, verdict.digest, canonical_line(out, special=verdict.special), kept, nulled,
+                (str(out.get("encoder")), preset_text(out.get("preset"))),
+                float(vmaf) if (type(vmaf) is float or type(vmaf) is int) and math.isfinite(vmaf) else None)
+
     def run(block: Block) -> list[tuple[Any, ...]]:
-        results: list[tuple[Any, ...]] = []
-        for line_no, row, special, error in parse_block(block, options):
-            if error is not None and is_blank(error):
-                results.append((BLANK,))
-                continue
-            verdict = judge.judge(line_no, row, special, error, block.display)
-            if verdict.reason is not None:
-                results.append((REJECT, verdict.reason, reject_line(block.display, line_no, verdict)))
-                continue
-            kept = nulled = 0
-            if special:
-                if policy == "keep":
-                    kept = non_finite_count(verdict.row)
-                elif policy == "null" and verdict.row is not row:
-                    nulled = non_finite_count(row)
-            out = verdict.row
-            vmaf = out.get("vmaf_score")
-            results.append((ROW, verdict.digest, canonical_line(out, special=verdict.special), kept, nulled,
-                            (str(out.get("encoder")), preset_text(out.get("preset"))),
-                            float(vmaf) if (type(vmaf) is float or type(vmaf) is int) and math.isfinite(vmaf)
-                            else None))
-        return results
+        def judge_line(line_no: int, row: Any, special: bool, error: LineError | None) -> Verdict:
+            return judge.judge(line_no, row, special, error, block.display)
+
+        return judge_block(block, options, policy, judge_line, make_row)
 
     return run
 
@@ -170,44 +155,31 @@ def merge(files: Sequence[InputFile], params: MergeParams, corpus: StagedFile,
             per_input.append(counters)
             starts.append(row_index)
             reader = JsonlReader(file.path, file.display, params.jsonl)
-            for results in pool.map(metered(reader.blocks(), progress)):
-                for result in results:
-                    kind = result[0]
-                    if kind == BLANK:
-                        counters["blank_lines_skipped"] += 1
-                        continue
-                    counters["rows_in"] += 1
-                    if kind == REJECT:
-                        counters["rejected_" + result[1]] += 1
-                        rejects.write_line(result[2])
+            for result in tally_lines(pool.map(metered(reader.blocks(), progress)), counters, rejects):
+                if result is not None:
+                    _, digest, line, kept, nulled, cell, vmaf = result
+                    counters["non_finite_kept"] += kept
+                    counters["non_finite_nulled"] += nulled
+                    if keep_last:
+                        replaced = table.set(digest, row_index)
+                        if replaced is not None:
+                            owner = bisect.bisect_right(starts, replaced) - 1
+                            per_input[owner]["duplicates"] += 1
+                            per_input[owner]["rows_out"] -= 1
+                        counters["rows_out"] += 1
+                    elif not seen.add(digest):
+                        counters["duplicates"] += 1
                     else:
-                        _, digest, line, kept, nulled, cell, vmaf = result
-                        counters["non_finite_kept"] += kept
-                        counters["non_finite_nulled"] += nulled
-                        if keep_last:
-                            replaced = table.set(digest, row_index)
-                            if replaced is not None:
-                                owner = bisect.bisect_right(starts, replaced) - 1
-                                per_input[owner]["duplicates"] += 1
-                                per_input[owner]["rows_out"] -= 1
-                            counters["rows_out"] += 1
-                        elif not seen.add(digest):
-                            counters["duplicates"] += 1
-                        else:
-                            counters["rows_out"] += 1
-                            summary.add_cell(cell, vmaf)
-                            corpus.write_line(line)
-                    row_index += 1
+                        counters["rows_out"] += 1
+                        summary.add_cell(cell, vmaf)
+                        corpus.write_line(line)
+                row_index += 1
             digests.append(reader.digest)
         if keep_last:
             _write_last(files, params, pool, table, digests, corpus, summary, progress)
     outcomes = tuple(InputOutcome(file, digest, counters)
                      for file, digest, counters in zip(files, digests, per_input, strict=True))
-    totals = zero_counters(MERGE_COUNTERS)
-    for counters in per_input:
-        for name, value in counters.items():
-            totals[name] += value
-    return MergeOutcome(outcomes, totals, summary)
+    return MergeOutcome(outcomes, sum_counters(per_input, MERGE_COUNTERS), summary)
 
 
 def _write_last(files: Sequence[InputFile], params: MergeParams, pool: WorkerPool,

@@ -2,14 +2,30 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Final, Literal
 
 from corpusprov.errors import DataError
-from corpusprov.jsonl import LineError, canonical_line, find_special_values, replace_non_finite
+from corpusprov.jsonl import (
+    Block,
+    JsonlOptions,
+    LineError,
+    canonical_line,
+    find_special_values,
+    is_blank,
+    parse_block,
+    replace_non_finite,
+)
+from corpusprov.outputs import StagedFile
 
-__all__ = ["INVALID_ROW_REASONS", "Verdict", "check_line", "non_finite_count", "reject_line",
+__all__ = ["BLANK", "INVALID_ROW_REASONS", "REJECT", "ROW", "Verdict", "apply_non_finite", "check_line",
+           "judge_block", "non_finite_count", "non_finite_tally", "reject_line", "sum_counters", "tally_lines",
            "zero_counters"]
+
+# Result kinds of :func:`judge_block`, one tuple per line.
+BLANK: Final = 0
+REJECT: Final = 1
+ROW: Final = 2
 
 #: Reasons a line is unusable as a row; they fail the run unless ``on_invalid_row: reject``.
 INVALID_ROW_REASONS: Final = (
@@ -98,15 +114,67 @@ def non_finite_count(row: Any) -> int:
     return sum(1 for _, value in find_special_values(row) if isinstance(value, float))
 
 
-def count_non_finite(counters: dict[str, int], original: Any, special: bool, verdict: Verdict,
-                     policy: Literal["keep", "null", "reject"]) -> None:
-    """Count the non-finite values a usable row kept or had nulled."""
+def non_finite_tally(original: Any, special: bool, verdict: Verdict,
+                     policy: Literal["keep", "null", "reject"]) -> tuple[int, int]:
+    """``(kept, nulled)``: the non-finite values a usable row kept, or had replaced by null."""
     if not special:
-        return
+        return 0, 0
     if policy == "keep":
-        counters["non_finite_kept"] += non_finite_count(verdict.row)
-    elif policy == "null" and verdict.row is not original:
-        counters["non_finite_nulled"] += non_finite_count(original)
+        return non_finite_count(verdict.row), 0
+    if policy == "null" and verdict.row is not original:
+        return 0, non_finite_count(original)
+    return 0, 0
+
+
+def judge_block(block: Block, options: JsonlOptions, policy: Literal["keep", "null", "reject"],
+                judge_line: Callable[[int, Any, bool, LineError | None], Verdict],
+                make_row: Callable[[Verdict, int, int], tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """The per-block work both stages share: parse, judge, and one result per line.
+
+    ``(BLANK,)`` for a skipped blank line, ``(REJECT, reason, reject_line)`` for a rejected
+    row, and ``make_row(verdict, non_finite_kept, non_finite_nulled)`` (a ``ROW`` tuple) for
+    a usable one; ``judge_line`` raises for a row that fails the run.
+    """
+    results: list[tuple[Any, ...]] = []
+    for line_no, row, special, error in parse_block(block, options):
+        if error is not None and is_blank(error):
+            results.append((BLANK,))
+            continue
+        verdict = judge_line(line_no, row, special, error)
+        if verdict.reason is not None:
+            results.append((REJECT, verdict.reason, reject_line(block.display, line_no, verdict)))
+            continue
+        kept, nulled = non_finite_tally(row, special, verdict, policy)
+        results.append(make_row(verdict, kept, nulled))
+    return results
+
+
+def tally_lines(blocks: Iterable[list[tuple[Any, ...]]], counters: dict[str, int],
+                rejects: StagedFile) -> Iterator[tuple[Any, ...] | None]:
+    """Consume :func:`judge_block` results in order: count blank lines, rows in and rejects
+    (writing each reject), and yield each row's result, ``None`` for a rejected row."""
+    for results in blocks:
+        for result in results:
+            kind = result[0]
+            if kind == BLANK:
+                counters["blank_lines_skipped"] += 1
+                continue
+            counters["rows_in"] += 1
+            if kind == REJECT:
+                counters["rejected_" + result[1]] += 1
+                rejects.write_line(result[2])
+                yield None
+            else:
+                yield result
+
+
+def sum_counters(per_input: Iterable[dict[str, int]], names: Iterable[str]) -> dict[str, int]:
+    """Totals of per-input counters."""
+    totals = zero_counters(names)
+    for counters in per_input:
+        for name, value in counters.items():
+            totals[name] += value
+    return totals
 
 
 def reject_line(display: str, line_no: int, verdict: Verdict) -> bytes:

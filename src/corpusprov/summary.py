@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import bisect
 import math
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -67,15 +66,6 @@ class MergeSummary:
     by_cell: dict[tuple[str, str], int] = field(default_factory=dict)
     vmaf_mean: dict[str, float | None] = field(default_factory=dict)
     _cells: dict[tuple[str, str], list[Any]] = field(default_factory=dict)
-
-    def add(self, row: Mapping[str, Any]) -> None:
-        """Count one written row."""
-        self.add_fields(row.get("encoder"), row.get("preset"), row.get("vmaf_score"))
-
-    def add_fields(self, encoder_value: Any, preset: Any, vmaf: Any) -> None:
-        """Count one written row from the fields that matter here (raw values)."""
-        vmaf_value = float(vmaf) if (type(vmaf) is float or type(vmaf) is int) and math.isfinite(vmaf) else None
-        self.add_cell((str(encoder_value), preset_text(preset)), vmaf_value)
 
     def add_cell(self, cell: tuple[str, str], vmaf: float | None) -> None:
         """Count one written row: ``(encoder, preset text)`` and a finite VMAF or ``None``."""
