@@ -136,42 +136,38 @@ def _summary(kind: str, report: Any) -> str:
             f"  manifest: {report.manifest_path}")
 
 
+def _run_stage(kind: str, inputs: list[str], output: Path, params: Path | None, **options: Any) -> None:
+    """Run ``merge`` or ``aggregate`` with progress on stderr and a summary on stdout."""
+    from corpusprov.stage import StageRequest, run_aggregate, run_merge
+
+    runner = run_merge if kind == "merge" else run_aggregate
+    on_progress, end_progress = _progress_callback(kind)
+    with _boundary():
+        report = runner(StageRequest(
+            inputs=tuple(inputs), output=output, params_path=params or Path("params.yaml"),
+            params_explicit=params is not None, argv=_argv(), progress=on_progress, **options))
+        end_progress()
+        typer.echo(_summary(kind, report))
+
+
 @app.command()
 def merge(inputs: InputsArg, output: OutputOpt, params: ParamsOpt = None,
           manifest_out: ManifestOpt = None, rejects_out: RejectsOpt = None,
           metrics_out: MetricsOpt = None, plots_dir: PlotsOpt = None,
           allow_outside_repo: OutsideOpt = False, jobs: JobsOpt = None) -> None:
     """Merge encode-grid shards: validate required keys, dedup on the natural key."""
-    from corpusprov.stage import StageRequest, run_merge
-
-    on_progress, end_progress = _progress_callback("merge")
-    with _boundary():
-        report = run_merge(StageRequest(
-            inputs=tuple(inputs), output=output, params_path=params or Path("params.yaml"),
-            params_explicit=params is not None, manifest_out=manifest_out,
-            rejects_out=rejects_out, metrics_out=metrics_out, plots_dir=plots_dir, argv=_argv(),
-            allow_outside_repo=allow_outside_repo, jobs=jobs, progress=on_progress))
-        end_progress()
-        typer.echo(_summary("merge", report))
+    _run_stage("merge", inputs, output, params, manifest_out=manifest_out, rejects_out=rejects_out,
+               metrics_out=metrics_out, plots_dir=plots_dir, allow_outside_repo=allow_outside_repo, jobs=jobs)
 
 
 @app.command()
 def aggregate(inputs: InputsArg, output: OutputOpt, params: ParamsOpt = None,
               manifest_out: ManifestOpt = None, rejects_out: RejectsOpt = None,
               metrics_out: MetricsOpt = None, plots_dir: PlotsOpt = None,
-          allow_outside_repo: OutsideOpt = False, jobs: JobsOpt = None) -> None:
+              allow_outside_repo: OutsideOpt = False, jobs: JobsOpt = None) -> None:
     """Aggregate MOS corpora: one 0-100 scale, cross-corpus dedup, rejects with reasons."""
-    from corpusprov.stage import StageRequest, run_aggregate
-
-    on_progress, end_progress = _progress_callback("aggregate")
-    with _boundary():
-        report = run_aggregate(StageRequest(
-            inputs=tuple(inputs), output=output, params_path=params or Path("params.yaml"),
-            params_explicit=params is not None, manifest_out=manifest_out,
-            rejects_out=rejects_out, metrics_out=metrics_out, plots_dir=plots_dir, argv=_argv(),
-            allow_outside_repo=allow_outside_repo, jobs=jobs, progress=on_progress))
-        end_progress()
-        typer.echo(_summary("aggregate", report))
+    _run_stage("aggregate", inputs, output, params, manifest_out=manifest_out, rejects_out=rejects_out,
+               metrics_out=metrics_out, plots_dir=plots_dir, allow_outside_repo=allow_outside_repo, jobs=jobs)
 
 
 @app.command()

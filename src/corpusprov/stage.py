@@ -16,7 +16,7 @@ from corpusprov.errors import UsageError
 from corpusprov.inputs import FolderArg, InputFile, check_outputs, display_path, dvc_dir_md5, resolve_inputs
 from corpusprov.jsonl import SERIALIZATION
 from corpusprov.manifest import InputRecord, Manifest, OutputEntry, manifest_bytes
-from corpusprov.merge import MERGE_ACCOUNTING, merge
+from corpusprov.merge import MERGE_ACCOUNTING, InputOutcome, merge
 from corpusprov.outputs import OutputSet, StagedFile
 from corpusprov.params import ParamsFile, load_params, merge_params
 from corpusprov.pipeline import ProgressCallback, choose_jobs
@@ -245,20 +245,28 @@ def _input_bytes(files: Sequence[InputFile]) -> int:
     return total
 
 
-def _jobs(request: StageRequest, files: Sequence[InputFile]) -> int:
-    return choose_jobs(request.jobs, _input_bytes(files))
-
-
-def _progress(request: StageRequest, files: Sequence[InputFile], passes: int = 1) -> ProgressCallback | None:
+def _execution(request: StageRequest, files: Sequence[InputFile],
+               passes: int = 1) -> tuple[int, ProgressCallback | None]:
+    """Worker count and progress reporter for a run, from one look at the input sizes."""
+    size = _input_bytes(files)
+    jobs = choose_jobs(request.jobs, size)
     callback = request.progress
     if callback is None:
-        return None
-    total = _input_bytes(files) * passes
+        return jobs, None
+    total = size * passes
 
     def report(nbytes: int, rows: int) -> None:
         callback(nbytes, rows, total)
 
-    return report
+    return jobs, report
+
+
+def _records(inputs: Sequence[InputOutcome], overrides: dict[str, str] | None = None) -> list[InputRecord]:
+    """Per-input manifest records from a stage's outcome."""
+    return [InputRecord(item.file.display, item.file.arg, item.file.relpath, item.digest.bytes,
+                        item.digest.sha256, item.digest.md5, item.counters["rows_in"], item.counters,
+                        (overrides or {}).get(item.file.display))
+            for item in inputs]
 
 
 def run_merge(request: StageRequest) -> StageReport:
@@ -267,13 +275,9 @@ def run_merge(request: StageRequest) -> StageReport:
     params = merge_params(params_file)
 
     def body(files: Sequence[InputFile], corpus: StagedFile, rejects: StagedFile) -> _BodyResult:
-        outcome = merge(files, params, corpus, rejects, jobs=_jobs(request, files),
-                        progress=_progress(request, files, 2 if params.keep == "last" else 1))
-        records = [InputRecord(item.file.display, item.file.arg, item.file.relpath,
-                               item.digest.bytes, item.digest.sha256, item.digest.md5,
-                               item.counters["rows_in"], item.counters)
-                   for item in outcome.inputs]
-        return _BodyResult(records, outcome.counters, {}, outcome.summary.metrics(),
+        jobs, progress = _execution(request, files, 2 if params.keep == "last" else 1)
+        outcome = merge(files, params, corpus, rejects, jobs=jobs, progress=progress)
+        return _BodyResult(_records(outcome.inputs), outcome.counters, {}, outcome.summary.metrics(),
                            outcome.summary.plots())
 
     return _run("merge", request, params_file, params.policy(), MERGE_ACCOUNTING, body)
@@ -289,13 +293,9 @@ def run_aggregate(request: StageRequest) -> StageReport:
     def body(files: Sequence[InputFile], corpus: StagedFile, rejects: StagedFile) -> _BodyResult:
         names = {file.display for file in files} | {file.arg for file in files}
         check_overrides(params, names, params_file)
-        outcome = aggregate(files, params, corpus, rejects, jobs=_jobs(request, files),
-                            progress=_progress(request, files))
-        records = [InputRecord(item.file.display, item.file.arg, item.file.relpath,
-                               item.digest.bytes, item.digest.sha256, item.digest.md5,
-                               item.counters["rows_in"], item.counters,
-                               outcome.overrides.get(item.file.display))
-                   for item in outcome.inputs]
+        jobs, progress = _execution(request, files)
+        outcome = aggregate(files, params, corpus, rejects, jobs=jobs, progress=progress)
+        records = _records(outcome.inputs, outcome.overrides)
         conversions = [{**params.scales[label].to_dict(), "rows_out": rows}
                        for label, rows in outcome.rows_by_corpus.items()]
         extra = {
