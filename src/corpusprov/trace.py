@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from corpusprov.errors import UsageError
-from corpusprov.jsonl import JsonlReader, hash_file, is_blank
+from corpusprov.jsonl import JsonlOptions, JsonlReader, LineError, is_blank
 from corpusprov.keys import NonFiniteKeyError, key_part
-from corpusprov.manifest import load_manifest
-from corpusprov.params import merge_params, params_from_values
+from corpusprov.manifest import InputRecord, Manifest, load_manifest
+from corpusprov.params import ParamsFile, merge_params, params_from_values
+from corpusprov.rowpolicy import Verdict
 from corpusprov.verify import plan_stages
 
 __all__ = ["Occurrence", "TraceResult", "parse_key_values", "trace"]
@@ -96,21 +97,36 @@ def trace(root: Path, stage: str, pairs: Sequence[str]) -> TraceResult:
     key = parse_key_values(pairs)
     wanted = {name: key_part(value) for name, value in key.items()}
     params_file = params_from_values(manifest.kind, manifest.params["values"], manifest.params["path"])
-    notes = []
-    for record in manifest.inputs:
-        path = root / record.path
-        if not path.is_file() or hash_file(path).sha256 != record.sha256:
-            notes.append(f"{record.path} changed since the manifest was written: "
-                         "the trace shows the bytes on disk now")
+    notes: list[str] = []
     if manifest.kind == "merge":
-        occurrences, rule = _trace_merge(root, manifest, params_file, key, wanted)
+        occurrences, rule = _trace_merge(root, manifest, params_file, key, wanted, notes)
     else:
-        occurrences, rule = _trace_aggregate(root, manifest, params_file, key, wanted)
+        occurrences, rule = _trace_aggregate(root, manifest, params_file, key, wanted, notes)
     return TraceResult(stage, manifest.kind, key, rule, tuple(occurrences), tuple(notes))
 
 
-def _trace_merge(root: Path, manifest: Any, params_file: Any, key: dict[str, Any],
-                 wanted: dict[str, bytes]) -> tuple[list[Occurrence], str]:
+Found = list[tuple[str, int, Any, Verdict]]
+
+
+def _scan(root: Path, manifest: Manifest, options: JsonlOptions, wanted: dict[str, bytes],
+          judge_line: Callable[[InputRecord, int, Any, bool, LineError | None], Verdict],
+          notes: list[str]) -> Found:
+    """Every recorded input row carrying the key, judged; notes each input that changed since."""
+    found: Found = []
+    for record in manifest.inputs:
+        reader = JsonlReader(root / record.path, record.path, options)
+        for line_no, row, special, error in reader:
+            if (error is not None and is_blank(error)) or not _matches(row, wanted):
+                continue
+            found.append((record.path, line_no, row, judge_line(record, line_no, row, special, error)))
+        if reader.digest.sha256 != record.sha256:
+            notes.append(f"{record.path} changed since the manifest was written: "
+                         "the trace shows the bytes on disk now")
+    return found
+
+
+def _trace_merge(root: Path, manifest: Manifest, params_file: ParamsFile, key: dict[str, Any],
+                 wanted: dict[str, bytes], notes: list[str]) -> tuple[list[Occurrence], str]:
     from corpusprov.merge import _Judge
 
     params = replace(merge_params(params_file), on_invalid_row="reject")
@@ -119,12 +135,9 @@ def _trace_merge(root: Path, manifest: Any, params_file: Any, key: dict[str, Any
         raise UsageError(f"{unknown[0]!r} is not a field of the natural key",
                          fix=f"the key is {', '.join(params.dedup_key)}")
     judge = _Judge(params)
-    found: list[tuple[str, int, Any, Any]] = []
-    for record in manifest.inputs:
-        for line_no, row, special, error in JsonlReader(root / record.path, record.path, params.jsonl):
-            if (error is not None and is_blank(error)) or not _matches(row, wanted):
-                continue
-            found.append((record.path, line_no, row, judge.judge(line_no, row, special, error, record.path)))
+    found = _scan(root, manifest, params.jsonl, wanted,
+                  lambda record, line_no, row, special, error: judge.judge(line_no, row, special, error,
+                                                                           record.path), notes)
     groups: dict[bytes, int] = {}
     winners: dict[bytes, int] = {}
     for index, (_, _, _, verdict) in enumerate(found):
@@ -149,22 +162,17 @@ def _trace_merge(root: Path, manifest: Any, params_file: Any, key: dict[str, Any
     return occurrences, rule
 
 
-def _trace_aggregate(root: Path, manifest: Any, params_file: Any, key: dict[str, Any],
-                     wanted: dict[str, bytes]) -> tuple[list[Occurrence], str]:
+def _trace_aggregate(root: Path, manifest: Manifest, params_file: ParamsFile, key: dict[str, Any],
+                     wanted: dict[str, bytes], notes: list[str]) -> tuple[list[Occurrence], str]:
     from corpusprov.aggregate import _Judge
     from corpusprov.scales import aggregate_params
 
     params = replace(aggregate_params(params_file), on_invalid_row="reject")
-    overrides = {record.path: record.label_override for record in manifest.inputs if record.label_override}
     judge = _Judge(params)
-    found: list[tuple[str, int, Any, Any]] = []
-    for record in manifest.inputs:
-        override = overrides.get(record.path)
-        for line_no, row, special, error in JsonlReader(root / record.path, record.path, params.jsonl):
-            if (error is not None and is_blank(error)) or not _matches(row, wanted):
-                continue
-            found.append((record.path, line_no, row,
-                          judge.judge(line_no, row, special, error, record.path, override)))
+    found = _scan(root, manifest, params.jsonl, wanted,
+                  lambda record, line_no, row, special, error: judge.judge(line_no, row, special, error,
+                                                                           record.path, record.label_override),
+                  notes)
     verdicts: list[str] = [""] * len(found)
     groups: dict[bytes, int] = {}
     state: dict[bytes, dict[str, Any]] = {}
