@@ -15,20 +15,9 @@ import json
 import sys
 from pathlib import Path
 
+from shards import input_files
+
 CHUNK_BYTES = 1024 * 1024
-
-
-def input_files(args: list[str]) -> list[Path]:
-    """Each argument as a file, or a folder's ``*.jsonl`` files sorted by name."""
-    files: list[Path] = []
-    for arg in args:
-        path = Path(arg)
-        if path.is_dir():
-            files.extend(sorted(child for child in path.iterdir()
-                                if child.name.endswith(".jsonl") and not child.name.startswith(".")))
-        else:
-            files.append(path)
-    return files
 
 
 def hash_file(path: Path) -> int:

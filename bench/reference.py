@@ -25,6 +25,8 @@ from typing import Any
 
 from ruamel.yaml import YAML
 
+from shards import input_files
+
 
 class ReferenceError(Exception):
     """A row the default policy (``on_invalid_row: fail``) refuses: the run stops."""
@@ -32,19 +34,6 @@ class ReferenceError(Exception):
 
 class NonFiniteKeyError(ValueError):
     """A natural-key field holds NaN or an infinity."""
-
-
-def input_files(args: list[str]) -> list[Path]:
-    """Each argument as a file, or a folder's ``*.jsonl`` files sorted by name (as ours does)."""
-    files: list[Path] = []
-    for arg in args:
-        path = Path(arg)
-        if path.is_dir():
-            files.extend(sorted(child for child in path.iterdir()
-                                if child.name.endswith(".jsonl") and not child.name.startswith(".")))
-        else:
-            files.append(path)
-    return files
 
 
 def read_rows(path: Path, required: list[str]) -> Any:
