@@ -17,6 +17,7 @@ from corpusprov.params import MergeParams
 from corpusprov.pipeline import BlockFunction, ProgressCallback, WorkerPool, metered
 from corpusprov.rowpolicy import (
     BLANK,
+    INVALID_ROW_REASONS,
     ROW,
     Verdict,
     apply_non_finite,
@@ -35,12 +36,7 @@ MERGE_COUNTERS: Final = (
     "rows_in",
     "rows_out",
     "duplicates",
-    "rejected_invalid_json",
-    "rejected_truncated_line",
-    "rejected_invalid_utf8",
-    "rejected_not_an_object",
-    "rejected_duplicate_key",
-    "rejected_missing_key",
+    *(f"rejected_{reason}" for reason in INVALID_ROW_REASONS),
     "rejected_non_finite_key",
     "rejected_non_finite_value",
     "non_finite_kept",
