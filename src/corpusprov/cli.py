@@ -348,4 +348,8 @@ def main() -> None:
     # rather than kill the process; SIGTERM should unwind like Ctrl-C.
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, _on_sigterm)
+    # A process-wide setting, so it belongs to the program, not to the library it calls.
+    from corpusprov.pipeline import quiet_gc
+
+    quiet_gc()
     app()

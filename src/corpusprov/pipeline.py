@@ -67,7 +67,6 @@ class WorkerPool:
         self._pool: ProcessPoolExecutor | None = None
 
     def __enter__(self) -> WorkerPool:
-        quiet_gc()
         if self.jobs <= 1:
             self._local = self._factory(*self._args)
         else:
