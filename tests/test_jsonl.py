@@ -124,9 +124,9 @@ def test_escaped_quotes_and_colons_in_strings_are_not_duplicates() -> None:
 
 @pytest.mark.parametrize(("content", "options", "message"), [
     (b"\xef\xbb\xbf{}\n", JsonlOptions(), "byte order mark"),
-    (b'{"a":1}\r\n', JsonlOptions(), "CRLF"),
-    (b'{"a":1}\n\n{"a":2}\n', JsonlOptions(), "blank line"),
-    (b"", JsonlOptions(), "empty"),
+    (b'{"a":1}\r\n', JsonlOptions(crlf="reject"), "CRLF"),
+    (b'{"a":1}\n\n{"a":2}\n', JsonlOptions(blank_lines="reject"), "blank line"),
+    (b"", JsonlOptions(empty_file="reject"), "empty"),
     (b'{"a":"' + b"x" * 200 + b'"}\n', JsonlOptions(max_line_bytes=100), "longer than 100 bytes"),
 ])
 def test_file_level_problems_raise_with_location(tmp_path: Path, content: bytes,
@@ -136,7 +136,19 @@ def test_file_level_problems_raise_with_location(tmp_path: Path, content: bytes,
     with pytest.raises(DataError, match=message) as caught:
         _read(path, options)
     assert caught.value.path == "f.jsonl"
-    assert "params.yaml" in str(caught.value) or message == "empty"
+    assert "params.yaml" in str(caught.value)
+
+
+def test_default_options_read_what_the_original_scripts_read(tmp_path: Path) -> None:
+    """CRLF endings, blank lines and empty files are read by default (and counted)."""
+    path = tmp_path / "f.jsonl"
+    path.write_bytes(b'{"a":1}\r\n\r\n{"a":2}\r\n')
+    rows, reader = _read(path)
+    assert [r[1] for r in rows if r[1] is not None] == [{"a": 1}, {"a": 2}]
+    assert (reader.stats.crlf_lines, reader.stats.blank_lines) == (3, 1)
+    empty = tmp_path / "empty.jsonl"
+    empty.write_bytes(b"")
+    assert _read(empty)[0] == []
 
 
 def test_tolerant_options_give_the_same_rows_and_hash_the_raw_bytes(tmp_path: Path) -> None:

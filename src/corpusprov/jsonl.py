@@ -147,20 +147,32 @@ def hash_file(path: Path) -> Digest:
 
 @dataclass(frozen=True)
 class JsonlOptions:
-    """How tolerant the reader is of byte-level quirks; strict by default."""
+    """How tolerant the reader is of byte-level quirks.
+
+    The defaults read what the original scripts read (and what vmaf-tune writes on Windows
+    hosts): CRLF endings, blank lines and empty files are accepted and counted. A BOM is
+    refused, as the original refuses it. Each can be made strict in params.
+    """
 
     bom: Literal["reject", "accept"] = "reject"
     """A UTF-8 byte order mark at the start of the file."""
-    crlf: Literal["reject", "accept"] = "reject"
+    crlf: Literal["reject", "accept"] = "accept"
     """``\\r\\n`` line endings."""
-    blank_lines: Literal["reject", "skip"] = "reject"
+    blank_lines: Literal["reject", "skip"] = "skip"
     """Lines with nothing but white space."""
+    empty_file: Literal["reject", "accept"] = "accept"
+    """A file of zero bytes (no rows)."""
     max_line_bytes: int = 64 * 1024 * 1024
     """A longer line is taken for a file that lost its newlines."""
     params_path: str = "params.yaml"
     """Named in fix hints."""
     params_group: str = "merge"
     """The params group the options come from, named in fix hints."""
+
+    def policy(self) -> dict[str, Any]:
+        """The reader tolerance as the manifest's policy records it."""
+        return {"bom": self.bom, "crlf": self.crlf, "blank_lines": self.blank_lines,
+                "empty_file": self.empty_file, "max_line_bytes": self.max_line_bytes}
 
 
 @dataclass
@@ -264,9 +276,10 @@ class JsonlReader:
                     part = lines[start:start + step]
                     yield Block(self.display, line_no + 1, part, False)
                     line_no += len(part)
-            if first:
+            if first and options.empty_file == "reject":
                 raise DataError("file is empty (no rows)", path=self.display,
-                                fix="remove it from the inputs or fill it")
+                                fix="remove it from the inputs or fill it "
+                                    + self._fix("empty_file", "accept"))
             if carry:
                 if options.crlf == "accept" and carry.endswith(b"\r"):
                     self.stats.crlf_lines += 1

@@ -322,9 +322,11 @@ def read_jsonl_options(group: GroupReader, params_display: str, group_name: str)
     jsonl = group.sub("jsonl")
     options = JsonlOptions(
         bom=cast("Literal['reject', 'accept']", jsonl.choice("bom", ("reject", "accept"), "reject")),
-        crlf=cast("Literal['reject', 'accept']", jsonl.choice("crlf", ("reject", "accept"), "reject")),
+        crlf=cast("Literal['reject', 'accept']", jsonl.choice("crlf", ("reject", "accept"), "accept")),
         blank_lines=cast("Literal['reject', 'skip']",
-                         jsonl.choice("blank_lines", ("reject", "skip"), "reject")),
+                         jsonl.choice("blank_lines", ("reject", "skip"), "skip")),
+        empty_file=cast("Literal['reject', 'accept']",
+                        jsonl.choice("empty_file", ("reject", "accept"), "accept")),
         max_line_bytes=jsonl.integer("max_line_bytes", JsonlOptions.max_line_bytes, minimum=1),
         params_path=params_display,
         params_group=group_name,
@@ -360,9 +362,7 @@ class MergeParams:
             "non_finite": self.non_finite,
             "non_finite_in_key": "reject",
             "on_invalid_row": self.on_invalid_row,
-            "jsonl": {"bom": self.jsonl.bom, "crlf": self.jsonl.crlf,
-                      "blank_lines": self.jsonl.blank_lines,
-                      "max_line_bytes": self.jsonl.max_line_bytes},
+            "jsonl": self.jsonl.policy(),
         }
 
 
