@@ -89,7 +89,10 @@ def test_layout_and_result_describe_the_files(tmp_path: Path) -> None:
     for file in result.files:
         data = file.path.read_bytes()
         assert data.endswith(b"\n")
-        assert b"\r" not in data
+        # The Windows host's shard ends every line in CRLF (vmaf-tune writes os.linesep).
+        windows = file.path.name == "grid-host-c.jsonl"
+        assert data.count(b"\r\n") == (file.rows if windows else 0)
+        assert data.count(b"\r") == data.count(b"\r\n")
         assert data.count(b"\n") == file.rows
     # Atomic writes leave nothing else behind.
     assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == sorted(
@@ -375,7 +378,8 @@ def test_dmos_corpus_is_present_and_labelled(sample_dir: Path) -> None:
     assert {row["corpus"] for row in rows} == {"live-vqa"}
     finite = [row["mos"] for row in rows if isinstance(row["mos"], float) and math.isfinite(row["mos"])]
     assert finite
-    assert all(0.0 <= value <= 100.0 for value in finite if isinstance(value, float))
+    # Within 0-100 apart from the planted near misses (at most 0.45 past the range).
+    assert all(-0.45 <= value <= 100.45 for value in finite if isinstance(value, float))
 
 
 def test_each_kind_of_reject_row_is_present(sample_dir: Path) -> None:
@@ -403,5 +407,15 @@ def test_mos_values_sit_in_their_native_range_apart_from_the_planted_rejects(tmp
             total += 1
             mos = row["mos"]
             assert isinstance(mos, float)
-            outside += not low <= mos <= high  # NaN counts as outside
+            outside += not low - 0.45 <= mos <= high + 0.45  # NaN counts as outside
     assert 0 < outside <= total // 100
+
+
+def test_each_corpus_has_near_misses_that_a_wider_slack_admits(tmp_path: Path) -> None:
+    """~1% per corpus lie 0.1-0.45 past the range: rejected at slack 0.05, admitted at 0.5."""
+    generate_samples(tmp_path, seed=0, rows=600)
+    native = dict.fromkeys(ACR_CORPORA, (1.0, 5.0)) | {"waterloo-ivc-4k": (0.0, 100.0), "live-vqa": (0.0, 100.0)}
+    for label, rows in mos_corpora(tmp_path).items():
+        low, high = native[label]
+        near = [row["mos"] for row in rows if 0.1 <= max(low - row["mos"], row["mos"] - high) <= 0.45]
+        assert near, label

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bisect
+import hashlib
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -29,7 +30,8 @@ from corpusprov.rowpolicy import (
 )
 from corpusprov.summary import MergeSummary, preset_text
 
-__all__ = ["MERGE_COUNTERS", "InputOutcome", "MergeOutcome", "merge"]
+__all__ = ["MERGE_COUNTERS", "MERGE_TOTAL_COUNTERS", "InputOutcome", "MergeJudge", "MergeOutcome", "merge",
+           "source_digest"]
 
 #: Every counter a merge reports, so metrics columns are the same in every experiment.
 MERGE_COUNTERS: Final = (
@@ -42,7 +44,11 @@ MERGE_COUNTERS: Final = (
     "non_finite_kept",
     "non_finite_nulled",
     "blank_lines_skipped",
+    "crlf_lines",
 )
+
+#: Counters of the whole run only (no per-input share): distinct sources among rows written.
+MERGE_TOTAL_COUNTERS: Final = ("unique_sources",)
 
 #: Which counters must add up: rows_in = rows_out + duplicates + every rejected_*.
 MERGE_ACCOUNTING: Final = {
@@ -77,8 +83,8 @@ class MergeOutcome:
     """Per-encoder statistics of the rows written."""
 
 
-class _Judge:
-    """Applies the merge policy to one parsed line."""
+class MergeJudge:
+    """Applies the merge policy to one parsed line (the stage's workers and ``trace`` share it)."""
 
     def __init__(self, params: MergeParams) -> None:
         self.params = params
@@ -87,6 +93,7 @@ class _Judge:
 
     def judge(self, line_no: int, row: Any, special: bool, error: LineError | None,
               display: str) -> Verdict:
+        """Judge one line: a usable row carries its natural-key digest."""
         verdict = Verdict()
         params = self.params
         if not check_line(verdict, line_no, row, special, error, display, required=self.required,
@@ -102,13 +109,23 @@ class _Judge:
         return verdict
 
 
+def source_digest(row: dict[str, Any]) -> bytes:
+    """16-byte digest of a non-empty string ``src_sha256`` (``b""`` otherwise): what
+    ``unique_sources`` counts, as ``merge_corpora.py`` counts it."""
+    source = row.get("src_sha256")
+    if type(source) is not str or not source:
+        return b""
+    return hashlib.blake2b(source.encode("utf-8", "surrogatepass"), digest_size=16,
+                           person=b"corpusprov-src").digest()
+
+
 def merge_block_function(params: MergeParams) -> BlockFunction:
     """The per-block work (runs in worker processes): parse, judge, serialise canonically.
 
     A usable row's result is ``(ROW, digest, line, non_finite_kept, non_finite_nulled,
-    (encoder, preset), vmaf)``; see :func:`~corpusprov.rowpolicy.judge_block` for the rest.
+    (encoder, preset), vmaf, source_digest)``; see :func:`~corpusprov.rowpolicy.judge_block`.
     """
-    judge = _Judge(params)
+    judge = MergeJudge(params)
     options = params.jsonl
     policy = params.non_finite
 
@@ -117,7 +134,8 @@ def merge_block_function(params: MergeParams) -> BlockFunction:
         vmaf = out.get("vmaf_score")
         return (ROW, verdict.digest, canonical_line(out, special=verdict.special), kept, nulled,
                 (str(out.get("encoder")), preset_text(out.get("preset"))),
-                float(vmaf) if (type(vmaf) is float or type(vmaf) is int) and math.isfinite(vmaf) else None)
+                float(vmaf) if (type(vmaf) is float or type(vmaf) is int) and math.isfinite(vmaf) else None,
+                source_digest(out))
 
     def run(block: Block) -> list[tuple[Any, ...]]:
         def judge_line(line_no: int, row: Any, special: bool, error: LineError | None) -> Verdict:
@@ -140,6 +158,7 @@ def merge(files: Sequence[InputFile], params: MergeParams, corpus: StagedFile,
     # keep: first only asks "seen before?"; keep: last must also remember where.
     table = DigestTable()
     seen = DigestSet()
+    sources = DigestSet()
     per_input: list[dict[str, int]] = []
     digests: list[Digest] = []
     starts: list[int] = []
@@ -153,7 +172,7 @@ def merge(files: Sequence[InputFile], params: MergeParams, corpus: StagedFile,
             reader = JsonlReader(file.path, file.display, params.jsonl)
             for result in tally_lines(pool.map(metered(reader.blocks(), progress)), counters, rejects):
                 if result is not None:
-                    _, digest, line, kept, nulled, cell, vmaf = result
+                    _, digest, line, kept, nulled, cell, vmaf, source = result
                     counters["non_finite_kept"] += kept
                     counters["non_finite_nulled"] += nulled
                     if keep_last:
@@ -168,19 +187,24 @@ def merge(files: Sequence[InputFile], params: MergeParams, corpus: StagedFile,
                     else:
                         counters["rows_out"] += 1
                         summary.add_cell(cell, vmaf)
+                        if source:
+                            sources.add(source)
                         corpus.write_line(line)
                 row_index += 1
+            counters["crlf_lines"] = reader.stats.crlf_lines
             digests.append(reader.digest)
         if keep_last:
-            _write_last(files, params, pool, table, digests, corpus, summary, progress)
+            _write_last(files, params, pool, table, digests, corpus, summary, sources, progress)
     outcomes = tuple(InputOutcome(file, digest, counters)
                      for file, digest, counters in zip(files, digests, per_input, strict=True))
-    return MergeOutcome(outcomes, sum_counters(per_input, MERGE_COUNTERS), summary)
+    totals = sum_counters(per_input, MERGE_COUNTERS)
+    totals["unique_sources"] = len(sources)
+    return MergeOutcome(outcomes, totals, summary)
 
 
 def _write_last(files: Sequence[InputFile], params: MergeParams, pool: WorkerPool,
                 table: DigestTable, digests: Sequence[Digest], corpus: StagedFile,
-                summary: MergeSummary, progress: ProgressCallback | None) -> None:
+                summary: MergeSummary, sources: DigestSet, progress: ProgressCallback | None) -> None:
     """Second pass for ``keep: last``: write each key's last valid occurrence in input order."""
     row_index = 0
     for file, first_digest in zip(files, digests, strict=True):
@@ -191,6 +215,8 @@ def _write_last(files: Sequence[InputFile], params: MergeParams, pool: WorkerPoo
                     continue
                 if result[0] == ROW and table.get(result[1]) == row_index:
                     summary.add_cell(result[5], result[6])
+                    if result[7]:
+                        sources.add(result[7])
                     corpus.write_line(result[2])
                 row_index += 1
         if reader.digest != first_digest:

@@ -10,6 +10,7 @@ import random
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Final
 
 from corpusprov.errors import UsageError
 from corpusprov.fsutil import atomic_writer
@@ -28,6 +29,7 @@ __all__ = [
     "MIN_MOS_ROWS",
     "MIN_ROWS",
     "MOS_CORPORA",
+    "WINDOWS_HOST",
     "SampleFile",
     "SampleResult",
     "generate_samples",
@@ -60,7 +62,12 @@ class SampleResult:
     """The files in generation order."""
 
 
-def _write_lines(path: Path, lines: Iterator[str], count: int) -> int:
+#: The encode host whose shard ends its lines in CRLF: vmaf-tune writes ``os.linesep``, and
+#: grid farms have Windows hosts.
+WINDOWS_HOST: Final = "grid-host-c"
+
+
+def _write_lines(path: Path, lines: Iterator[str], count: int, newline: str = "\n") -> int:
     """Write the next ``count`` lines of ``lines`` to ``path`` atomically, in large chunks."""
     written = 0
     with atomic_writer(path) as handle:
@@ -69,7 +76,7 @@ def _write_lines(path: Path, lines: Iterator[str], count: int) -> int:
             if not batch:
                 break
             batch.append("")
-            handle.write("\n".join(batch).encode("utf-8"))
+            handle.write(newline.join(batch).encode("utf-8"))
             written += len(batch) - 1
     return written
 
@@ -78,6 +85,7 @@ def generate_samples(out_dir: Path, *, seed: int = 0, rows: int = 600,
                      mos_rows: int | None = None, extra_width: int = 0) -> SampleResult:
     """Write ``out_dir/encode/grid-host-*.jsonl`` and ``out_dir/mos/<corpus>.jsonl``.
 
+    The ``WINDOWS_HOST`` shard ends its lines in CRLF, as vmaf-tune writes on Windows.
     ``rows`` encode rows in total over three shards; ``mos_rows`` (default about 2/3 of
     ``rows``, at least ``MIN_MOS_ROWS``) over the MOS corpora. The same arguments always
     give byte-identical files. Other files in ``out_dir`` are left alone.
@@ -98,7 +106,8 @@ def generate_samples(out_dir: Path, *, seed: int = 0, rows: int = 600,
     files: list[SampleFile] = []
     for host, size in zip(ENCODE_HOSTS, shard_sizes(rows), strict=True):
         path = out_dir / "encode" / f"{host}.jsonl"
-        files.append(SampleFile(path, "encode", _write_lines(path, encode_lines, size)))
+        newline = "\r\n" if host == WINDOWS_HOST else "\n"
+        files.append(SampleFile(path, "encode", _write_lines(path, encode_lines, size, newline)))
     for label, size in zip(MOS_CORPORA, mos_file_sizes(mos_total), strict=True):
         path = out_dir / "mos" / f"{label}.jsonl"
         files.append(SampleFile(path, "mos", _write_lines(path, mos_lines, size)))

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import math
 import random
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -186,6 +186,15 @@ def _build_source(rng: random.Random, index: int) -> _Source:
         "color_primaries": "bt2020" if pix_fmt == "yuv420p10le" else "bt709",
         "color_range": "tv",
         "vmaf_model": "vmaf_4k_v0.6.1" if height >= 2160 else "vmaf_v0.6.1",
+        # Clip and shot facts, derived from draws already made (no new draws: the row
+        # stream stays as it was); the shot figures are full-precision floats, as written.
+        "clip_mode": "full",
+        "hdr_transfer": "smpte2084" if pix_fmt == "yuv420p10le" else "bt709",
+        "hdr_primaries": "bt2020" if pix_fmt == "yuv420p10le" else "bt709",
+        "hdr_forced": False,
+        "shot_count": 1 + int(complexity * 7.0),
+        "shot_avg_duration_sec": duration / (1 + int(complexity * 7.0)),
+        "shot_duration_std_sec": duration / (1 + int(complexity * 7.0)) * (complexity - 0.55) / 2.0,
     })  # fmt: skip
     return _Source(block=block, sha_prefix=sha256[:12], complexity=complexity,
                    kbps_base=megapixels * framerate * 80.0 * complexity,
@@ -219,12 +228,43 @@ def _build_scores(rng: random.Random, bucket: int) -> list[_Score]:
             "psnr_cr": round(29.5 + 20.0 * unit + 1.5 * rand(), 4),
             "ssim": round(min(1.0, 0.86 + 0.138 * unit + 0.002 * rand()), 6),
             "ms_ssim": round(min(1.0, 0.88 + 0.118 * unit + 0.002 * rand()), 6),
+            # Per-clip feature statistics and encoder internals (the trainer's feature
+            # columns), at full precision as vmaf-tune writes them: 1e-4..1e-3 stds print
+            # with 20 digits, smaller ones as 4.0116e-05.
+            **_features(rand, unit),
         })  # fmt: skip
         scores.append(_Score(
             block=block, ciede2000=_block({"ciede2000": round(27.0 + 18.0 * unit + rand(), 4)}),
             cambi=_block({"cambi": round(max(0.0, 3.5 * (1.0 - unit) * rand()), 4)}),
         ))  # fmt: skip
     return scores
+
+
+def _features(rand: Callable[[], float], unit: float) -> JsonRow:
+    """The schema-v3 feature means/stds and ``enc_internal_*`` columns for one score variant."""
+    features: JsonRow = {
+        "adm2_mean": 0.78 + 0.215 * unit + 0.004 * rand(),
+        "adm2_std": 0.0001 + 0.0009 * rand(),
+    }
+    for scale in range(4):
+        features[f"vif_scale{scale}_mean"] = 0.25 + 0.15 * scale + (0.6 - 0.1 * scale) * unit + 0.02 * rand()
+        features[f"vif_scale{scale}_std"] = 0.00001 + 0.0002 * rand() * (scale + 1)
+    features["motion2_mean"] = 2.0 + 18.0 * rand()
+    features["motion2_std"] = 0.2 + 2.0 * rand()
+    qp = 18.0 + 26.0 * (1.0 - unit) + rand()
+    features.update({
+        "enc_internal_qp_mean": qp,
+        "enc_internal_qp_std": 0.5 + 2.5 * rand(),
+        "enc_internal_bits_mean": 2000.0 + 90000.0 * unit * rand(),
+        "enc_internal_bits_std": 500.0 + 20000.0 * rand(),
+        "enc_internal_mv_mean": 0.5 + 6.0 * rand(),
+        "enc_internal_mv_std": 0.2 + 3.0 * rand(),
+        "enc_internal_itex_mean": 100.0 + 4000.0 * unit * rand(),
+        "enc_internal_ptex_mean": 50.0 + 2500.0 * unit * rand(),
+        "enc_internal_intra_ratio": 0.02 + 0.2 * rand(),
+        "enc_internal_skip_ratio": 0.05 + 0.6 * (1.0 - unit) * rand(),
+    })  # fmt: skip
+    return features
 
 
 def shard_sizes(rows: int) -> tuple[int, int, int]:
