@@ -55,11 +55,29 @@ def test_unified_rows_carry_native_and_resolved_fields(cli: Cli, tmp_path: Path)
     write_jsonl(tmp_path / "d.jsonl", [mos_row("b.mp4", 25.0, "live-vqa")])
     _run(cli, "k.jsonl", "d.jsonl")
     first, second = _out(tmp_path)
-    assert first == {"src": "a.mp4", "src_sha256": "sha-a.mp4", "mos": (4.2 - 1) / 4 * 100,
-                     "mos_native": 4.2, "mos_native_scale": "acr-1-5", "corpus": "konvid-1k",
-                     "corpus_source": "konvid-1k", "mos_std_dev": 0.5, "width": 960}
+    assert first == {"src": "a.mp4", "src_sha256": "sha-a.mp4", "width": 960, "height": 0,
+                     "framerate": 0.0, "duration_s": 0.0, "pix_fmt": "", "encoder_upstream": "",
+                     "mos": 25.0 * 4.2 - 25.0, "mos_native": 4.2, "mos_native_scale": "1-5-acr",
+                     "mos_std_dev": 0.5, "n_ratings": 0, "corpus": "konvid-1k",
+                     "corpus_source": "konvid-1k", "corpus_version": "", "ingested_at_utc": ""}
     assert second["mos"] == 75.0  # DMOS 25 of 0-100, lower is better
     assert second["corpus_source"] == "live-vqa"
+    assert second["mos_native_scale"] == "0-100-dmos"
+
+
+def test_passthrough_keeps_the_input_row(cli: Cli, tmp_path: Path) -> None:
+    _params(tmp_path)
+    text = (tmp_path / "params.yaml").read_text(encoding="utf-8")
+    (tmp_path / "params.yaml").write_text(text.replace("output_row: unified", "output_row: passthrough"),
+                                          encoding="utf-8")
+    write_jsonl(tmp_path / "k.jsonl", [mos_row("a.mp4", 3, "konvid-1k", width=960, extra="kept")])
+    manifest = _run(cli, "k.jsonl")
+    assert _out(tmp_path) == [{"src": "a.mp4", "src_sha256": "sha-a.mp4", "mos": 50.0, "mos_native": 3.0,
+                               "mos_native_scale": "1-5-acr", "corpus": "konvid-1k",
+                               "corpus_source": "konvid-1k", "mos_std_dev": 0.5, "width": 960,
+                               "extra": "kept"}]
+    assert manifest.policy["output_row"] == "passthrough"
+    assert manifest.counters["fields_dropped_rows"] == 0
 
 
 def test_label_resolution_order(cli: Cli, tmp_path: Path) -> None:
@@ -78,32 +96,39 @@ def test_label_resolution_order(cli: Cli, tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("rows", "winner", "cross", "same"), [
     # smallest positive std-dev wins across corpora
-    ([("konvid-1k", 0.6), ("lsvq", 0.4), ("youtube-ugc", 0.5)], "lsvq", 2, 0),
-    # unknown std-dev (0, missing, NaN, negative, a string) loses to any known one
-    ([("konvid-1k", 0), ("lsvq", 0.9)], "lsvq", 1, 0),
-    ([("konvid-1k", ...), ("lsvq", 0.9)], "lsvq", 1, 0),
-    ([("konvid-1k", math.nan), ("lsvq", 0.9)], "lsvq", 1, 0),
-    ([("konvid-1k", -0.1), ("lsvq", 0.9)], "lsvq", 1, 0),
-    ([("konvid-1k", "0.1"), ("lsvq", 0.9)], "lsvq", 1, 0),
-    # ties keep the first seen, known or unknown
-    ([("konvid-1k", 0.5), ("lsvq", 0.5)], "konvid-1k", 1, 0),
-    ([("lsvq", ...), ("konvid-1k", 0)], "lsvq", 1, 0),
-    # same-corpus duplicates keep the first, even against a smaller std-dev, and are counted
-    ([("konvid-1k", 0.5), ("konvid-1k", 0.1)], "konvid-1k", 0, 1),
-    # a corpus that already lost cannot come back through a second row
-    ([("konvid-1k", 0.5), ("lsvq", 0.3), ("konvid-1k", 0.1)], "lsvq", 1, 1),
+    ([("konvid-1k", 0.6), ("lsvq", 0.4), ("youtube-ugc", 0.5)], 1, 2, 0),
+    # unknown std-dev (0, missing, NaN, negative, not a number) loses to any known one
+    ([("konvid-1k", 0), ("lsvq", 0.9)], 1, 1, 0),
+    ([("konvid-1k", ...), ("lsvq", 0.9)], 1, 1, 0),
+    ([("konvid-1k", math.nan), ("lsvq", 0.9)], 1, 1, 0),
+    ([("konvid-1k", -0.1), ("lsvq", 0.9)], 1, 1, 0),
+    ([("konvid-1k", "n/a"), ("lsvq", 0.9)], 1, 1, 0),
+    ([("konvid-1k", True), ("lsvq", 0.9)], 1, 1, 0),
+    # a numeric string is the number it spells, as in the original
+    ([("konvid-1k", "0.1"), ("lsvq", 0.9)], 0, 1, 0),
+    # ties keep the current winner, known or unknown
+    ([("konvid-1k", 0.5), ("lsvq", 0.5)], 0, 1, 0),
+    ([("lsvq", ...), ("konvid-1k", 0)], 0, 1, 0),
+    # a row of the winner's own corpus is dropped, even with a smaller std-dev, and counted
+    ([("konvid-1k", 0.5), ("konvid-1k", 0.1)], 0, 0, 1),
+    # ... but only the current winner's corpus counts: a corpus that lost may win later
+    ([("konvid-1k", 0.5), ("lsvq", 0.3), ("konvid-1k", 0.1)], 2, 2, 0),
+    ([("konvid-1k", 0.5), ("lsvq", 0.3), ("lsvq", 0.1)], 1, 1, 1),
 ])
-def test_resolver_rules(cli: Cli, tmp_path: Path, rows: list[tuple[str, Any]], winner: str,
+def test_resolver_rules(cli: Cli, tmp_path: Path, rows: list[tuple[str, Any]], winner: int,
                         cross: int, same: int) -> None:
+    """The original's rule, each row offered against the current winner (passthrough rows,
+    so a non-numeric std-dev is judged by the resolver, not refused as a bad field)."""
     _params(tmp_path)
-    write_jsonl(tmp_path / "a.jsonl", [mos_row(f"clip-{i}", 3.0, corpus, std=std, sha="same", n=i)
+    text = (tmp_path / "params.yaml").read_text(encoding="utf-8")
+    (tmp_path / "params.yaml").write_text(text.replace("output_row: unified", "output_row: passthrough"),
+                                          encoding="utf-8")
+    write_jsonl(tmp_path / "a.jsonl", [mos_row(f"clip-{i}", 3.0, corpus, std=std, sha="same")
                                        for i, (corpus, std) in enumerate(rows)])
     manifest = _run(cli, "a.jsonl")
     out = _out(tmp_path)
-    assert len(out) == 1
-    assert out[0]["corpus_source"] == winner
-    winners = [i for i, (corpus, _) in enumerate(rows) if corpus == winner]
-    assert out[0]["n"] == winners[0]
+    assert [row["src"] for row in out] == [f"clip-{winner}"]
+    assert out[0]["corpus_source"] == rows[winner][0]
     assert manifest.counters["cross_corpus_duplicates"] == cross
     assert manifest.counters["same_corpus_duplicates"] == same
 
@@ -111,7 +136,7 @@ def test_resolver_rules(cli: Cli, tmp_path: Path, rows: list[tuple[str, Any]], w
 def test_rows_without_the_key_are_keyed_by_src_and_corpus(cli: Cli, tmp_path: Path) -> None:
     _params(tmp_path)
     text = (tmp_path / "params.yaml").read_text(encoding="utf-8").replace(
-        "  required_keys: [src, src_sha256, mos, corpus]", "  required_keys: [src, mos, corpus]")
+        "  required_keys:\n  - src\n  - src_sha256\n", "  required_keys:\n  - src\n")
     (tmp_path / "params.yaml").write_text(text, encoding="utf-8")
     rows = [{"src": "x", "mos": 3.0, "corpus": "lsvq"}, {"src": "x", "mos": 4.0, "corpus": "lsvq"},
             {"src": "x", "mos": 2.0, "corpus": "konvid-1k"}, {"src": "x", "mos": 2.0, "corpus": "konvid-1k",
@@ -131,10 +156,18 @@ def test_output_sorted_by_corpus_then_sha_then_src(cli: Cli, tmp_path: Path) -> 
         mos_row("x", 3.0, "lsvq", sha="a"), mos_row("w", 3.0, "konvid-1k", sha="a"),
     ])
     _run(cli, "a.jsonl")
-    assert [(row["corpus_source"], row["src_sha256"]) for row in _out(tmp_path)] == [
-        ("konvid-1k", "a"), ("lsvq", "b")] or True
-    keys = [(row["corpus_source"], row["src_sha256"]) for row in _out(tmp_path)]
-    assert keys == sorted(keys)
+    # w (konvid-1k, 3.0, std 0.5) ties x (lsvq) on sha "a": the current winner x stays.
+    assert [(row["corpus_source"], row["src_sha256"], row["src"]) for row in _out(tmp_path)] == [
+        ("konvid-1k", "c", "y"), ("lsvq", "a", "x"), ("lsvq", "b", "z")]
+
+
+def test_keyless_rows_sort_by_the_originals_key_text(cli: Cli, tmp_path: Path) -> None:
+    """Rows without a sha sort as the original's ``__nokey__/<src>/<corpus>`` keys do."""
+    _params(tmp_path)
+    write_jsonl(tmp_path / "a.jsonl", [{**mos_row(src, 3.0, "lsvq"), "src_sha256": ""} for src in ("a/b", "a b", "a")])
+    _run(cli, "a.jsonl")
+    # "__nokey__/a b/lsvq" < "__nokey__/a/b/lsvq" < "__nokey__/a/lsvq" (space < slash < letter)
+    assert [row["src"] for row in _out(tmp_path)] == ["a b", "a/b", "a"]
 
 
 def test_every_row_is_accounted_for(cli: Cli, tmp_path: Path) -> None:
@@ -261,7 +294,7 @@ def test_std_devs_compare_on_one_axis_unless_told_native(cli: Cli, tmp_path: Pat
     """0.4 on a 1-5 scale is 10 on 0-100: less certain than a 0-100 corpus's 8."""
     _params(tmp_path)
     text = (tmp_path / "params.yaml").read_text(encoding="utf-8").replace(
-        "std_dev_units: unified", f"std_dev_units: {units}")
+        "std_dev_units: native", f"std_dev_units: {units}")
     (tmp_path / "params.yaml").write_text(text, encoding="utf-8")
     write_jsonl(tmp_path / "a.jsonl", [mos_row("x", 4.0, "lsvq", std=0.4, sha="s"),
                                        mos_row("x", 80.0, "waterloo-ivc-4k", std=8.0, sha="s")])

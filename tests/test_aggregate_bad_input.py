@@ -82,6 +82,11 @@ def write_params(tmp_path: Path, text: str = AGGREGATE_GROUP) -> None:
 
 MAX_LINE_1000 = edited(("max_line_bytes: 67108864", "max_line_bytes: 1000"))
 REJECT_INVALID = edited(("on_invalid_row: fail", "on_invalid_row: reject"))
+#: The reader's strict settings: CRLF, blank lines and empty files refused (the defaults
+#: read them, as the original scripts do).
+STRICT_READER = edited(("    crlf: accept\n", "    crlf: reject\n"),
+                       ("    blank_lines: skip\n", "    blank_lines: reject\n"),
+                       ("    empty_file: accept\n", "    empty_file: reject\n"))
 
 
 # --------------------------------------------------------------------------- rows and shards
@@ -128,7 +133,7 @@ def _good(params: str = AGGREGATE_GROUP) -> Callable[[Path], None]:
 
 
 def _crlf_file(tmp_path: Path) -> None:
-    write_params(tmp_path)
+    write_params(tmp_path, STRICT_READER)
     good_shard(tmp_path)
     write_bytes(tmp_path / "in/b.jsonl", b"".join(line_bytes(mos_row(index)) + b"\r\n" for index in (30, 31)))
 
@@ -140,7 +145,7 @@ def _bom_file(tmp_path: Path) -> None:
 
 
 def _empty_file(tmp_path: Path) -> None:
-    write_params(tmp_path)
+    write_params(tmp_path, STRICT_READER)
     good_shard(tmp_path)
     write_bytes(tmp_path / "in/b.jsonl", b"")
 
@@ -216,9 +221,9 @@ CASES = [
                  id="duplicate-key"),
     pytest.param(Case(_bad_second_shard(_valid_then(b"[1, 2, 3]")), TWO, 1, r"in/b\.jsonl:2: ", ("array",)),
                  id="top-level-array"),
-    pytest.param(Case(_empty_file, TWO, 1, r"in/b\.jsonl: ", ("empty",)),
+    pytest.param(Case(_empty_file, TWO, 1, r"in/b\.jsonl: ", ("empty", "aggregate.jsonl.empty_file")),
                  id="empty-file"),
-    pytest.param(Case(_bad_second_shard(_valid_then(b"", line_bytes(mos_row(31)))), TWO, 1,
+    pytest.param(Case(_bad_second_shard(_valid_then(b"", line_bytes(mos_row(31))), STRICT_READER), TWO, 1,
                       r"in/b\.jsonl:2: ", ("blank", "aggregate.jsonl.blank_lines")),
                  id="blank-line"),
     pytest.param(Case(_bad_second_shard(_valid_then(_long_line(), line_bytes(mos_row(32))), MAX_LINE_1000),
@@ -228,8 +233,8 @@ CASES = [
                  id="nesting-10000-deep"),
     pytest.param(Case(_bad_second_shard(_valid_then(_missing_mos())), TWO, 1, r"in/b\.jsonl:2: ", ("'mos'",)),
                  id="missing-required-key"),
-    pytest.param(Case(_bad_second_shard(_valid_then(line_bytes(mos_row(31, mos="4.1")))), TWO, 1,
-                      r"in/b\.jsonl:2: ", ("mos", "'4.1'", "on_invalid_row")),
+    pytest.param(Case(_bad_second_shard(_valid_then(line_bytes(mos_row(31, mos="high")))), TWO, 1,
+                      r"in/b\.jsonl:2: ", ("mos", "'high'", "on_invalid_row")),
                  id="mos-is-a-string"),
     pytest.param(Case(_bad_second_shard(_valid_then(line_bytes(mos_row(31, corpus=7)))), TWO, 1,
                       r"in/b\.jsonl:2: ", ("label", "7")),
@@ -246,8 +251,8 @@ CASES = [
                       ("inside the input folder",)),
                  id="output-inside-input-folder"),
     # --- params.yaml problems: ParamsError, exit 2, params.yaml:LINE:COL ---
-    pytest.param(Case(_good(edited(("required_keys: [src, src_sha256, mos, corpus]",
-                                    "required_keys: [src, src_sha256, mos, corpus"))),
+    pytest.param(Case(_good(edited(("required_keys:\n  - src\n  - src_sha256\n  - mos\n  - corpus\n",
+                                    "required_keys: [src, src_sha256, mos, corpus\n"))),
                       ("in/a.jsonl",), 2, r"params\.yaml:\d+:\d+: ", ("malformed YAML",)),
                  id="params-malformed"),
     pytest.param(Case(_good(edited(("range_slack: 0.05", 'range_slack: !!python/object/apply:os.system '
@@ -315,7 +320,8 @@ SCALE_ERRORS = [
                  "in/b.jsonl: no-such-corpus", ("no-such-corpus",), id="override-label-without-scale"),
     pytest.param(edited(("range_slack: 0.05", "range_slack: -1")),
                  "range_slack: -1", ("range_slack",), id="range-slack-negative"),
-    pytest.param(edited(("required_keys: [src, src_sha256, mos, corpus]", "required_keys: [src, src_sha256, corpus]")),
+    pytest.param(edited(("required_keys:\n  - src\n  - src_sha256\n  - mos\n  - corpus\n",
+                         "required_keys: [src, src_sha256, corpus]\n")),
                  "required_keys: [src, src_sha256, corpus]", ("required_keys", "mos"), id="required-keys-without-mos"),
     pytest.param(with_scale(_entry("broken-extra", "min: 1", "max: 5", "higher_is_better: true",
                                    "label: acr-1-5", "direction: up")),
@@ -402,7 +408,7 @@ REJECTED = [
     pytest.param({"mos": -math.inf}, AGGREGATE_GROUP, "non_finite_mos", id="minus-infinity-mos"),
     pytest.param({"mos": 6.2}, AGGREGATE_GROUP, "bad_scale", id="mos-above-range"),
     pytest.param({"mos": 0.5}, AGGREGATE_GROUP, "bad_scale", id="mos-below-range"),
-    pytest.param({"mos": "4.1"}, REJECT_INVALID, "invalid_mos", id="mos-string-reject-policy"),
+    pytest.param({"mos": "high"}, REJECT_INVALID, "invalid_mos", id="mos-string-reject-policy"),
     pytest.param({"corpus": 7}, REJECT_INVALID, "invalid_label", id="label-number-reject-policy"),
 ]
 
@@ -467,11 +473,12 @@ def test_previous_output_survives_a_failed_run(cli: Any, tmp_path: Path, breakag
         with (tmp_path / "in/b.jsonl").open("ab") as handle:
             handle.write(b'{"src_sha256": "a')
     elif breakage == "blank-line":
+        write_params(tmp_path, STRICT_READER)
         with (tmp_path / "in/b.jsonl").open("ab") as handle:
             handle.write(b"\n" + line_bytes(mos_row(12)) + b"\n")
     elif breakage == "mos-string":
         with (tmp_path / "in/b.jsonl").open("ab") as handle:
-            handle.write(line_bytes(mos_row(12, mos="4.1")) + b"\n")
+            handle.write(line_bytes(mos_row(12, mos="high")) + b"\n")
     elif breakage == "scale-min-equals-max":
         write_params(tmp_path, edited(("      min: 0\n      max: 100\n      higher_is_better: false",
                                        "      min: 100\n      max: 100\n      higher_is_better: false")))

@@ -231,11 +231,12 @@ def _lone_surrogate() -> bytes:
 
 
 def _long_line() -> bytes:
-    return line_bytes(encode_row(crf=31, extra_params="x" * 2000))
+    return line_bytes(encode_row(crf=31, extra_params="x" * 5000))
 
 
 def _crlf_file(tmp_path: Path) -> None:
     good_shard(tmp_path)
+    (tmp_path / "params.yaml").write_text(STRICT_READER, encoding="utf-8")
     write_bytes(tmp_path / "in/b.jsonl", b"".join(line_bytes(row) + b"\r\n" for row in rows(2, 30)))
 
 
@@ -246,6 +247,7 @@ def _bom_file(tmp_path: Path) -> None:
 
 def _empty_file(tmp_path: Path) -> None:
     good_shard(tmp_path)
+    (tmp_path / "params.yaml").write_text(STRICT_READER, encoding="utf-8")
     write_bytes(tmp_path / "in/b.jsonl", b"")
 
 
@@ -281,7 +283,10 @@ def _output_alias(tmp_path: Path) -> None:
     (tmp_path / "out/alias.jsonl").symlink_to("../in/a.jsonl")
 
 
-MAX_LINE_1000 = "merge:\n  jsonl:\n    max_line_bytes: 1000\n"
+#: Rows carry the 54 contract keys (~1.4 KB); the long line is twice the limit.
+MAX_LINE_2500 = "merge:\n  jsonl:\n    max_line_bytes: 2500\n"
+#: The reader's strict settings (the defaults read CRLF, blank lines and empty files).
+STRICT_READER = "merge:\n  jsonl:\n    crlf: reject\n    blank_lines: reject\n    empty_file: reject\n"
 
 CASES = [
     # --- bad bytes and bad lines: DataError, exit 1, file:line ---
@@ -317,21 +322,21 @@ CASES = [
     pytest.param(Case(_bad_second_shard(_valid_then(b"{not json}")),
                       ("in/a.jsonl", "in/b.jsonl"), 1, r"in/b\.jsonl:2: ", ("invalid JSON",)),
                  id="invalid-json-mid-file"),
-    pytest.param(Case(_empty_file, ("in/a.jsonl", "in/b.jsonl"), 1, r"in/b\.jsonl: ", ("empty",)),
+    pytest.param(Case(_empty_file, ("in/a.jsonl", "in/b.jsonl"), 1, r"in/b\.jsonl: ", ("empty", "empty_file")),
                  id="empty-file"),
-    pytest.param(Case(_bad_second_shard(_valid_then(b"", line_bytes(encode_row(crf=31)))),
+    pytest.param(Case(_bad_second_shard(_valid_then(b"", line_bytes(encode_row(crf=31))), params=STRICT_READER),
                       ("in/a.jsonl", "in/b.jsonl"), 1, r"in/b\.jsonl:2: ", ("blank",)),
                  id="blank-line-mid-file"),
-    pytest.param(Case(_bad_second_shard(_valid_then(b"   \t", line_bytes(encode_row(crf=31)))),
+    pytest.param(Case(_bad_second_shard(_valid_then(b"   \t", line_bytes(encode_row(crf=31))), params=STRICT_READER),
                       ("in/a.jsonl", "in/b.jsonl"), 1, r"in/b\.jsonl:2: ", ("blank",)),
                  id="whitespace-line-mid-file"),
     pytest.param(Case(_bad_second_shard(_valid_then(_long_line(), line_bytes(encode_row(crf=32))),
-                                        params=MAX_LINE_1000),
-                      ("in/a.jsonl", "in/b.jsonl"), 1, r"in/b\.jsonl:2: ", ("1000", "max_line_bytes")),
+                                        params=MAX_LINE_2500),
+                      ("in/a.jsonl", "in/b.jsonl"), 1, r"in/b\.jsonl:2: ", ("2500", "max_line_bytes")),
                  id="line-over-max-line-bytes"),
     pytest.param(Case(_bad_second_shard(_valid_then(_long_line(), trailing_newline=False),
-                                        params=MAX_LINE_1000),
-                      ("in/a.jsonl", "in/b.jsonl"), 1, r"in/b\.jsonl:2: ", ("1000", "max_line_bytes")),
+                                        params=MAX_LINE_2500),
+                      ("in/a.jsonl", "in/b.jsonl"), 1, r"in/b\.jsonl:2: ", ("2500", "max_line_bytes")),
                  id="last-line-over-max-line-bytes-no-newline"),
     pytest.param(Case(_bad_second_shard(_valid_then(_deep_nesting())),
                       ("in/a.jsonl", "in/b.jsonl"), 1, r"in/b\.jsonl:2: ", ("nest",)),
@@ -608,6 +613,7 @@ def test_previous_output_survives_a_failed_run(cli: Any, tmp_path: Path, breakag
         with (tmp_path / "in/b.jsonl").open("ab") as handle:
             handle.write(b'{"src_sha256": "a')
     elif breakage == "blank-line":
+        (tmp_path / "params.yaml").write_text(STRICT_READER, encoding="utf-8")
         with (tmp_path / "in/b.jsonl").open("ab") as handle:
             handle.write(b"\n" + line_bytes(encode_row(crf=99)) + b"\n")
     elif breakage == "unknown-param":

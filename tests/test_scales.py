@@ -170,7 +170,7 @@ def test_acr_5_04_admitted_5_06_rejected_end_to_end(cli: Any, tmp_path: Path, sc
 
 # --------------------------------------------------------------------------- corpusprov scales
 
-_FORMULA = re.compile(r"mos = \((?:x - (?P<lo>-?[\d.e+]+)|(?P<hi>-?[\d.e+]+) - x)\) / (?P<span>[\d.e+]+) \* 100")
+_FORMULA = re.compile(r"mos = (?P<slope>-?[\d.e+-]+) \* x (?P<sign>[+-]) (?P<intercept>[\d.e+-]+)")
 
 
 def test_scales_command_lists_every_corpus(cli: Any, tmp_path: Path) -> None:
@@ -189,10 +189,9 @@ def test_scales_command_lists_every_corpus(cli: Any, tmp_path: Path) -> None:
         assert scale.citation in line, line
         formula = _FORMULA.search(line)
         assert formula, f"no formula in: {line}"
-        assert float(formula["span"]) == scale.native_max - scale.native_min, line
-        if scale.higher_is_better:
-            assert formula["lo"] is not None, line
-            assert float(formula["lo"]) == scale.native_min, line
-        else:
-            assert formula["hi"] is not None, line
-            assert float(formula["hi"]) == scale.native_max, line
+        # The formula the table prints maps min and max to the ends of 0-100.
+        slope = float(formula["slope"])
+        intercept = float(formula["intercept"]) * (-1 if formula["sign"] == "-" else 1)
+        low, high = (0.0, 100.0) if scale.higher_is_better else (100.0, 0.0)
+        assert slope * scale.native_min + intercept == low, line
+        assert slope * scale.native_max + intercept == high, line

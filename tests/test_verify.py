@@ -264,4 +264,4 @@ def test_trace_aggregate_explains_the_resolver(repo: Path) -> None:
     assert len(marked) == 1
     assert "winner" in marked[0]
     assert "duplicate" in done.stdout
-    assert "smallest positive mos_std_dev" in done.stdout
+    assert "smaller positive finite mos_std_dev wins" in done.stdout

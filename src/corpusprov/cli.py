@@ -124,14 +124,32 @@ def _progress_callback(label: str) -> tuple[Any, Any]:
     return report, finish
 
 
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'' if number == 1 else 's'}"
+
+
 def _summary(kind: str, report: Any) -> str:
     manifest = report.manifest
     counters = manifest.counters
     duplicates = sum(counters.get(name, 0) for name in manifest.accounting["duplicates"])
     rejected = sum(counters.get(name, 0) for name in manifest.accounting["rejected"])
     corpus = manifest.output("corpus")
+    # The shard quirks the reader accepted, said once so nobody has to open the manifest.
+    quirks = []
+    if counters.get("blank_lines_skipped"):
+        quirks.append(_count(counters["blank_lines_skipped"], "blank line") + " skipped")
+    crlf = sum(1 for record in manifest.inputs if record.counters.get("crlf_lines"))
+    if crlf:
+        quirks.append(_count(crlf, "CRLF shard"))
+    empty = sum(1 for record in manifest.inputs if record.bytes == 0)
+    if empty:
+        quirks.append(_count(empty, "empty input"))
+    skipped = manifest.extra.get("skipped_inputs") or []
+    if skipped:
+        quirks.append(f"{_count(len(skipped), 'missing input')} skipped ({', '.join(skipped)})")
+    read = f"; {', '.join(quirks)}" if quirks else ""
     return (f"{kind}: {counters['rows_in']} rows in from {len(manifest.inputs)} input(s) -> "
-            f"{counters['rows_out']} rows out ({duplicates} duplicates, {rejected} rejected)\n"
+            f"{counters['rows_out']} rows out ({duplicates} duplicates, {rejected} rejected{read})\n"
             f"  corpus:   {corpus.path if corpus else '?'}\n"
             f"  manifest: {report.manifest_path}")
 

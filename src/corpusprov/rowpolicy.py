@@ -41,7 +41,8 @@ INVALID_ROW_REASONS: Final = (
 class Verdict:
     """How one row was judged; built once per row and shared by both passes of a stage."""
 
-    __slots__ = ("detail", "digest", "label", "reason", "row", "special", "std", "unified")
+    __slots__ = ("before", "detail", "digest", "dropped", "from_strings", "label", "native", "reason", "row",
+                 "special", "std", "unified")
 
     def __init__(self) -> None:
         self.reason: str | None = None
@@ -49,10 +50,16 @@ class Verdict:
         self.detail = ""
         self.digest = b""
         self.row: Any = None
+        """The row to write (for aggregate's unified rows, the row built from the input)."""
+        self.before: Any = None
+        """``row`` before the non-finite policy replaced values (``None`` when it did not)."""
         self.special = False
         self.label: str | None = None
         self.unified = 0.0
+        self.native = 0.0
         self.std = 0.0
+        self.from_strings = 0
+        self.dropped = False
 
     def reject(self, reason: str, detail: str, row: Any, *, special: bool = False) -> Verdict:
         """Mark the row rejected."""
@@ -104,6 +111,7 @@ def apply_non_finite(verdict: Verdict, policy: Literal["keep", "null", "reject"]
         verdict.reject("non_finite_value", f"non-finite value in {', '.join(bad)}", verdict.row,
                        special=True)
         return False
+    verdict.before = verdict.row
     verdict.row = replace_non_finite(verdict.row)
     verdict.special = bool(find_special_values(verdict.row))
     return True
@@ -121,8 +129,8 @@ def non_finite_tally(original: Any, special: bool, verdict: Verdict,
         return 0, 0
     if policy == "keep":
         return non_finite_count(verdict.row), 0
-    if policy == "null" and verdict.row is not original:
-        return 0, non_finite_count(original)
+    if policy == "null" and verdict.before is not None:
+        return 0, non_finite_count(verdict.before)
     return 0, 0
 
 

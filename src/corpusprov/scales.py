@@ -12,12 +12,13 @@ from corpusprov.params import GroupReader, ParamsFile, read_jsonl_options
 __all__ = ["AggregateParams", "ScaleEntry", "aggregate_params"]
 
 #: The resolver, in words, as the manifest records it.
-RESOLVER = ("cross-corpus duplicates (same key, different corpus): the row with the smallest "
-            "positive mos_std_dev wins, std-devs compared in {units} units; 0, missing, negative or "
-            "non-finite std-dev is unknown and loses to any known one; ties keep the first seen in "
-            "input order. Same-corpus duplicates keep the first seen. Rows without every key field "
-            "are keyed by (src, corpus_source).")
-
+RESOLVER = ("rows sharing a key are offered in input order against the current winner: a row "
+            "whose resolved corpus label equals the winner's is a same-corpus duplicate and is "
+            "dropped; otherwise it is a cross-corpus duplicate and the smaller positive finite "
+            "mos_std_dev wins, compared in {units} units; a std-dev that is missing, null, 0, "
+            "negative, non-finite or non-numeric is unknown and loses to any known one; ties keep "
+            "the current winner. Rows whose key field is missing, not a string or empty are keyed "
+            "by (src, corpus_source).")
 
 @dataclass(frozen=True)
 class ScaleEntry:
@@ -46,31 +47,44 @@ class ScaleEntry:
         """Native units from min to max."""
         return self.native_max - self.native_min
 
-    def to_unified(self, value: float) -> float:
-        """Affine map of the native range onto 0-100 (reversed for DMOS); never clipped."""
-        span = self.native_max - self.native_min
+    @property
+    def slope(self) -> float:
+        """``100 / (max - min)``, negated for DMOS: the original's ``slope``."""
+        slope = 100.0 / (self.native_max - self.native_min)
+        return slope if self.higher_is_better else -slope
+
+    @property
+    def intercept(self) -> float:
+        """``-min * slope`` (``max * 100 / (max - min)`` for DMOS): the original's ``intercept``."""
         if self.higher_is_better:
-            return (value - self.native_min) / span * 100.0
-        return (self.native_max - value) / span * 100.0
+            # `+ 0.0` turns -0.0 (min = 0) into 0.0: the same sums, a tidier manifest.
+            return -self.native_min * self.slope + 0.0
+        return self.native_max * 100.0 / (self.native_max - self.native_min)
+
+    def to_unified(self, value: float) -> float:
+        """``slope * x + intercept``, as ``aggregate_corpora.py`` computes it; never clipped.
+
+        In this form an identity scale (0-100) is exact and a 1-5 scale is ``25.0 * x - 25.0``,
+        so the unified floats are the original's bits.
+        """
+        return self.slope * value + self.intercept
 
     def formula(self) -> str:
-        """The map as a person reads it."""
-        span = self.native_max - self.native_min
-        lo = _number(self.native_min)
-        hi = _number(self.native_max)
-        if self.higher_is_better:
-            return f"mos = (x - {lo}) / {_number(span)} * 100"
-        return f"mos = ({hi} - x) / {_number(span)} * 100"
+        """The map as a person reads it: slope and intercept."""
+        intercept = self.intercept
+        sign = "-" if intercept < 0 else "+"
+        return f"mos = {_number(self.slope)} * x {sign} {_number(abs(intercept))}"
 
     def to_dict(self) -> dict[str, Any]:
         """Manifest form."""
         return {"corpus": self.corpus, "native_min": self.native_min, "native_max": self.native_max,
                 "higher_is_better": self.higher_is_better, "label": self.label,
+                "slope": self.slope, "intercept": self.intercept,
                 "formula": self.formula(), "citation": self.citation, "licence": self.licence}
 
 
 def _number(value: float) -> str:
-    return str(int(value)) if float(value).is_integer() else repr(value)
+    return str(int(value)) if float(value).is_integer() else repr(float(value))
 
 
 @dataclass(frozen=True)
@@ -85,8 +99,12 @@ class AggregateParams:
     """Input path (file or folder argument) -> corpus label forced on its rows."""
     dedup_key: tuple[str, ...] = ("src_sha256",)
     """Cross-corpus identity of a source."""
-    std_dev_units: Literal["unified", "native"] = "unified"
-    """Compare std-devs on the 0-100 axis (scale-aware) or as written (native units)."""
+    std_dev_units: Literal["native", "unified"] = "native"
+    """Compare std-devs as written (native units, the original's rule) or on the 0-100 axis."""
+    output_row: Literal["unified", "passthrough"] = "unified"
+    """The original's 17-field unified row, or the input row plus the unified fields."""
+    on_missing_input: Literal["fail", "skip"] = "fail"
+    """A missing input fails the run, or is skipped and recorded (the original skips it)."""
     required_keys: tuple[str, ...] = MOS_REQUIRED_KEYS
     """Keys every row must carry."""
     on_invalid_row: Literal["fail", "reject"] = "fail"
@@ -109,16 +127,18 @@ class AggregateParams:
             "dedup": {"key": list(self.dedup_key), "fallback_key": ["src", "corpus_source"],
                       "std_dev_units": self.std_dev_units,
                       "resolver": self.resolver()},
-            "label_resolution": "per-input override in params > row corpus_source > row corpus",
+            "label_resolution": ("per-input override in params > row corpus_source when a "
+                                 "non-empty string > row corpus"),
+            "output_row": self.output_row,
+            "on_missing_input": self.on_missing_input,
+            "numbers_from_strings": "mos and mos_std_dev given as numeric strings are read as numbers",
             "range_slack": self.range_slack,
             "clipping": "never",
             "non_finite": self.non_finite,
             "non_finite_mos": "reject",
             "on_invalid_row": self.on_invalid_row,
-            "output_order": "corpus_source, src_sha256, src, input order",
-            "jsonl": {"bom": self.jsonl.bom, "crlf": self.jsonl.crlf,
-                      "blank_lines": self.jsonl.blank_lines,
-                      "max_line_bytes": self.jsonl.max_line_bytes},
+            "output_order": "corpus_source, src_sha256, then the original's key text, input order",
+            "jsonl": self.jsonl.policy(),
         }
 
 
@@ -177,7 +197,7 @@ def aggregate_params(params: ParamsFile) -> AggregateParams:
     overrides_group.finish()
     dedup = group.sub("dedup")
     dedup_key = dedup.names("key", ("src_sha256",))
-    std_dev_units = dedup.choice("std_dev_units", ("unified", "native"), "unified")
+    std_dev_units = dedup.choice("std_dev_units", ("native", "unified"), "native")
     dedup.finish()
     required = group.names("required_keys", MOS_REQUIRED_KEYS)
     if "mos" not in required:
@@ -185,6 +205,8 @@ def aggregate_params(params: ParamsFile) -> AggregateParams:
                           fix="aggregate cannot place a row without its score")
     on_invalid = group.choice("on_invalid_row", ("fail", "reject"), "fail")
     non_finite = group.choice("non_finite", ("keep", "null", "reject"), "keep")
+    output_row = group.choice("output_row", ("unified", "passthrough"), "unified")
+    on_missing_input = group.choice("on_missing_input", ("fail", "skip"), "fail")
     jsonl = read_jsonl_options(group, display, "aggregate")
     group.finish()
     return AggregateParams(
@@ -192,7 +214,9 @@ def aggregate_params(params: ParamsFile) -> AggregateParams:
         range_slack=range_slack,
         overrides=overrides,
         dedup_key=dedup_key,
-        std_dev_units=cast("Literal['unified', 'native']", std_dev_units),
+        std_dev_units=cast("Literal['native', 'unified']", std_dev_units),
+        output_row=cast("Literal['unified', 'passthrough']", output_row),
+        on_missing_input=cast("Literal['fail', 'skip']", on_missing_input),
         required_keys=required,
         on_invalid_row=cast("Literal['fail', 'reject']", on_invalid),
         non_finite=cast("Literal['keep', 'null', 'reject']", non_finite),

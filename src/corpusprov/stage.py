@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 
 from corpusprov import __version__
-from corpusprov.errors import UsageError
+from corpusprov.errors import InputError, UsageError
 from corpusprov.inputs import FolderArg, InputFile, check_outputs, display_path, dvc_dir_md5, resolve_inputs
 from corpusprov.jsonl import SERIALIZATION
 from corpusprov.manifest import InputRecord, Manifest, OutputEntry, manifest_bytes
@@ -164,11 +164,29 @@ def _metrics(counters: dict[str, int], accounting: dict[str, Any], extra: dict[s
     return metrics
 
 
+def _present_inputs(inputs: Sequence[str]) -> tuple[list[str], list[str]]:
+    """``on_missing_input: skip``: the arguments that exist, and the missing ones (as displayed)."""
+    present: list[str] = []
+    skipped: list[str] = []
+    for arg in inputs:
+        path = Path(arg)
+        if path.exists() or path.is_symlink():  # a dangling link is an error, not a skip
+            present.append(arg)
+        else:
+            skipped.append(display_path(path))
+    if not present:
+        raise InputError(f"none of the {len(inputs)} input(s) exists", path=skipped[0],
+                         fix="check the paths, or run `dvc pull` / `dvc checkout`; an empty corpus "
+                             "is never written")
+    return present, skipped
+
+
 def _run(kind: str, request: StageRequest, params: ParamsFile, policy: dict[str, Any],
-         accounting: dict[str, Any], body: Body) -> StageReport:
+         accounting: dict[str, Any], body: Body, *, skip_missing: bool = False) -> StageReport:
     started = utc_now()
     clock = time.monotonic()
-    files, folders = resolve_inputs(request.inputs)
+    inputs, skipped = _present_inputs(request.inputs) if skip_missing else (list(request.inputs), [])
+    files, folders = resolve_inputs(inputs)
     manifest_path = request.manifest_out or default_manifest_path(request.output)
     rejects_path = request.rejects_out or default_rejects_path(request.output)
     targets = {"output": request.output, "rejects_out": rejects_path, "manifest_out": manifest_path}
@@ -223,7 +241,7 @@ def _run(kind: str, request: StageRequest, params: ParamsFile, policy: dict[str,
             counters=counters,
             accounting=accounting,
             provenance=provenance,
-            extra=extra,
+            extra={**extra, "skipped_inputs": skipped} if skip_missing else extra,
         )
         manifest_file.write_bytes(manifest_bytes(manifest))
         outputs.commit()
@@ -306,4 +324,5 @@ def run_aggregate(request: StageRequest) -> StageReport:
         return _BodyResult(records, outcome.counters, extra, outcome.summary.metrics(),
                            outcome.summary.plots())
 
-    return _run("aggregate", request, params_file, params.policy(), AGGREGATE_ACCOUNTING, body)
+    return _run("aggregate", request, params_file, params.policy(), AGGREGATE_ACCOUNTING, body,
+                skip_missing=params.on_missing_input == "skip")

@@ -127,14 +127,14 @@ def _scan(root: Path, manifest: Manifest, options: JsonlOptions, wanted: dict[st
 
 def _trace_merge(root: Path, manifest: Manifest, params_file: ParamsFile, key: dict[str, Any],
                  wanted: dict[str, bytes], notes: list[str]) -> tuple[list[Occurrence], str]:
-    from corpusprov.merge import _Judge
+    from corpusprov.merge import MergeJudge
 
     params = replace(merge_params(params_file), on_invalid_row="reject")
     unknown = [name for name in key if name not in params.dedup_key]
     if unknown:
         raise UsageError(f"{unknown[0]!r} is not a field of the natural key",
                          fix=f"the key is {', '.join(params.dedup_key)}")
-    judge = _Judge(params)
+    judge = MergeJudge(params)
     found = _scan(root, manifest, params.jsonl, wanted,
                   lambda record, line_no, row, special, error: judge.judge(line_no, row, special, error,
                                                                            record.path), notes)
@@ -164,43 +164,39 @@ def _trace_merge(root: Path, manifest: Manifest, params_file: ParamsFile, key: d
 
 def _trace_aggregate(root: Path, manifest: Manifest, params_file: ParamsFile, key: dict[str, Any],
                      wanted: dict[str, bytes], notes: list[str]) -> tuple[list[Occurrence], str]:
-    from corpusprov.aggregate import _Judge
+    from corpusprov.aggregate import AggregateJudge, Resolver
     from corpusprov.scales import aggregate_params
 
     params = replace(aggregate_params(params_file), on_invalid_row="reject")
-    judge = _Judge(params)
+    judge = AggregateJudge(params)
     found = _scan(root, manifest, params.jsonl, wanted,
                   lambda record, line_no, row, special, error: judge.judge(line_no, row, special, error,
                                                                            record.path, record.label_override),
                   notes)
+    # The stage's own resolver decides; this loop only puts its decisions into words.
+    resolver = Resolver()
     verdicts: list[str] = [""] * len(found)
     groups: dict[bytes, int] = {}
-    state: dict[bytes, dict[str, Any]] = {}
     for index, (path, line_no, _, verdict) in enumerate(found):
         if verdict.reason is not None:
             verdicts[index] = f"rejected ({verdict.reason}: {verdict.detail})"
             continue
         groups.setdefault(verdict.digest, len(groups))
-        current = state.get(verdict.digest)
-        if current is None:
-            state[verdict.digest] = {"winner": index, "std": verdict.std, "first": {verdict.label: index}}
+        decision = resolver.offer(verdict.digest, verdict.label or "", verdict.std, index)
+        rival = found[decision.rival] if decision.rival >= 0 else None
+        if decision.outcome == "new":
             verdicts[index] = "winner"
-            continue
-        if verdict.label in current["first"]:
-            first = found[current["first"][verdict.label]]
-            verdicts[index] = f"same-corpus duplicate of {first[0]}:{first[1]} (the first {verdict.label} row wins)"
-            continue
-        current["first"][verdict.label] = index
-        winner = found[current["winner"]]
-        if verdict.std < current["std"]:
-            verdicts[current["winner"]] = (f"cross-corpus duplicate: lost to {path}:{line_no} "
-                                           f"(std-dev {_std(verdict.std)} < {_std(current['std'])})")
-            current.update(winner=index, std=verdict.std)
+        elif decision.outcome == "same_corpus" and rival is not None:
+            verdicts[index] = (f"same-corpus duplicate of {rival[0]}:{rival[1]} (same corpus "
+                               f"{verdict.label} as the current winner: dropped)")
+        elif decision.outcome == "won" and rival is not None:
+            verdicts[decision.rival] = (f"cross-corpus duplicate: lost to {path}:{line_no} "
+                                        f"(std-dev {_std(verdict.std)} < {_std(decision.rival_std)})")
             verdicts[index] = "winner"
-        else:
-            reason = "tie keeps the first seen" if verdict.std == current["std"] else (
-                f"std-dev {_std(verdict.std)} is not below {_std(current['std'])}")
-            verdicts[index] = f"cross-corpus duplicate: lost to {winner[0]}:{winner[1]} ({reason})"
+        elif rival is not None:
+            reason = ("tie keeps the current winner" if verdict.std == decision.rival_std
+                      else f"std-dev {_std(verdict.std)} is not below {_std(decision.rival_std)}")
+            verdicts[index] = f"cross-corpus duplicate: lost to {rival[0]}:{rival[1]} ({reason})"
     occurrences = []
     for index, (path, line_no, row, verdict) in enumerate(found):
         shown = {name: row.get(name) for name in ("src", "src_sha256", "corpus", "corpus_source", "mos",

@@ -156,7 +156,8 @@ def iter_mos_rows(rng: random.Random, n: int, *, extra_width: int = 0) -> Iterat
 
     ~5% of sources reappear in a later corpus (same sha, other ``mos_std_dev``), a few
     repeat within a corpus, and a few rows are meant to be rejected (unknown label
-    ``lsvq-beta``, out-of-range MOS, NaN MOS). ``extra_width`` pads each row by that many bytes.
+    ``lsvq-beta``, out-of-range MOS, NaN MOS); ~1% per corpus lie 0.1-0.45 past the range,
+    rejected by the default slack and admitted by a slack of 0.5. ``extra_width`` pads each row by that many bytes.
     """
     if n < MIN_MOS_ROWS:
         raise UsageError(f"mos_rows must be at least {MIN_MOS_ROWS}, got {n}",
@@ -179,6 +180,9 @@ def _mos_rows(rng: random.Random, n: int, padding: JsonRow) -> Iterator[JsonRow]
             "label": max(1, size // 1000) if corpus.label == "lsvq" else 0,
             "range": max(1 if file_index == 0 else 0, size // 1000) if file_index < 4 else 0,
             "nan": max(1 if file_index == 2 else 0, size // 1000) if file_index >= 2 else 0,
+            # Just past the range, as an adapter's rounding leaves it: the default slack
+            # rejects these, a wider one (the README's `wide-slack` experiment) admits them.
+            "near": max(1 if size >= 10 else 0, size // 100),
         }
         plan = spread_positions(rng, size, counts)
         this_corpus: list[_Video] = []
@@ -213,6 +217,9 @@ def _mos_rows(rng: random.Random, n: int, padding: JsonRow) -> Iterator[JsonRow]
                     mos = rng.choice(corpus.bad_mos)
                 elif kind == "nan":
                     mos = NAN
+                elif kind == "near":
+                    beyond = round(rng.uniform(0.1, 0.45), 2)
+                    mos = corpus.high + beyond if rng.random() < 0.5 else corpus.low - beyond
                 else:
                     last_fresh = video
                     if position == 0 or rng.random() < 0.25:
