@@ -49,20 +49,30 @@ def _rows(repo: Path) -> dict[str, dict[str, Any]]:
 def test_exp_show_carries_counters_that_move_as_the_params_say(experiments: Path) -> None:
     rows = _rows(experiments)
     base, wide, strict = rows["main"], rows["wide-slack"], rows["strict-nan"]
+    headline = {"merge": {"rows_in", "rows_out", "duplicates", "rejected", "unique_sources", "vmaf_mean"},
+                "aggregate": {"rows_in", "rows_out", "duplicates", "rejected", "corpora", "mos_mean"}}
     for row in (base, wide, strict):
-        for name in ("rows_in", "rows_out", "duplicates_total", "rejected_total"):
-            assert name in row["metrics/merge.json"]
-            assert name in row["metrics/aggregate.json"]
-        assert row["metrics/aggregate.json"]["corpus"]["lsvq"]["rows"] > 0
-        assert "vmaf_mean" in next(iter(row["metrics/merge.json"]["encoder"].values()))
-    assert base["metrics/aggregate.json"]["rejected_bad_scale"] > 0
-    assert wide["metrics/aggregate.json"]["rejected_bad_scale"] == 0
-    assert wide["metrics/aggregate.json"]["rows_out"] > base["metrics/aggregate.json"]["rows_out"]
-    assert wide["metrics/merge.json"] == base["metrics/merge.json"]
-    assert base["metrics/merge.json"]["rejected_non_finite_value"] == 0
-    assert strict["metrics/merge.json"]["rejected_non_finite_value"] > 0
-    assert strict["metrics/merge.json"]["rows_out"] < base["metrics/merge.json"]["rows_out"]
-    assert strict["metrics/aggregate.json"] == base["metrics/aggregate.json"]
+        for stage, names in headline.items():
+            # Only the headline figures: every counter and breakdown stays in the manifest.
+            assert set(row[f"metrics/{stage}.json"]) == {stage}
+            assert set(row[f"metrics/{stage}.json"][stage]) == names
+    merge = {name: row["metrics/merge.json"]["merge"] for name, row in rows.items()}
+    aggregate = {name: row["metrics/aggregate.json"]["aggregate"] for name, row in rows.items()}
+    assert aggregate["main"]["rejected"] > aggregate["wide-slack"]["rejected"]
+    assert aggregate["wide-slack"]["rows_out"] > aggregate["main"]["rows_out"]
+    assert aggregate["wide-slack"]["mos_mean"] != aggregate["main"]["mos_mean"]
+    assert merge["wide-slack"] == merge["main"]
+    assert merge["strict-nan"]["rejected"] > merge["main"]["rejected"]
+    assert merge["strict-nan"]["rows_out"] < merge["main"]["rows_out"]
+    assert aggregate["strict-nan"] == aggregate["main"]
+    assert merge["main"]["unique_sources"] > 0 and aggregate["main"]["corpora"] == 5
+
+
+def test_breakdowns_live_in_the_manifest(experiments: Path) -> None:
+    manifest = json.loads((experiments / "data/unified/mos_unified.jsonl.manifest.json").read_text(encoding="utf-8"))
+    assert manifest["breakdown"]["corpus"]["lsvq"]["rows"] > 0
+    manifest = json.loads((experiments / "data/merged/encode_grid.jsonl.manifest.json").read_text(encoding="utf-8"))
+    assert "vmaf_mean" in next(iter(manifest["breakdown"]["encoder"].values()))
 
 
 def test_diff_names_exactly_the_changed_params_and_moved_counters(experiments: Path) -> None:

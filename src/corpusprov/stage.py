@@ -149,19 +149,29 @@ class _BodyResult:
     counters: dict[str, int]
     extra: dict[str, Any]
     metrics: dict[str, Any]
+    """Headline figures beyond the four every stage reports (see :func:`_metrics`)."""
     plots: dict[str, list[dict[str, Any]]]
 
 
 Body = Callable[[Sequence[InputFile], StagedFile, StagedFile], _BodyResult]
 
 
-def _metrics(counters: dict[str, int], accounting: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
-    """Counters, totals and per-group statistics, named to read well as `dvc exp show` columns."""
-    metrics: dict[str, Any] = dict(counters)
-    metrics["duplicates_total"] = sum(counters[name] for name in accounting["duplicates"])
-    metrics["rejected_total"] = sum(counters[name] for name in accounting["rejected"])
-    metrics.update(extra)
-    return metrics
+def _metrics(kind: str, counters: dict[str, int], accounting: dict[str, Any],
+             headline: dict[str, Any]) -> dict[str, Any]:
+    """The few figures a person compares between builds, under the stage's name.
+
+    Nested under ``kind`` so `dvc exp show` columns read ``merge.rows_out`` and
+    ``aggregate.rows_out`` (distinct names need no file prefix); every counter stays in the
+    manifest, and the per-encoder / per-corpus breakdowns are its ``breakdown`` section.
+    """
+    figures: dict[str, Any] = {
+        "rows_in": counters["rows_in"],
+        "rows_out": counters["rows_out"],
+        "duplicates": sum(counters[name] for name in accounting["duplicates"]),
+        "rejected": sum(counters[name] for name in accounting["rejected"]),
+    }
+    figures.update(headline)
+    return {kind: figures}
 
 
 def _present_inputs(inputs: Sequence[str]) -> tuple[list[str], list[str]]:
@@ -206,7 +216,7 @@ def _run(kind: str, request: StageRequest, params: ParamsFile, policy: dict[str,
         records, counters, extra = result.records, result.counters, result.extra
         if request.metrics_out is not None:
             metrics = outputs.stage(request.metrics_out, display_path(request.metrics_out), "metrics")
-            metrics.write_bytes(metrics_bytes(_metrics(counters, accounting, result.metrics)))
+            metrics.write_bytes(metrics_bytes(_metrics(kind, counters, accounting, result.metrics)))
         if request.plots_dir is not None:
             for name in plot_names:
                 target = targets[f"plot_{name}"]
@@ -295,8 +305,10 @@ def run_merge(request: StageRequest) -> StageReport:
     def body(files: Sequence[InputFile], corpus: StagedFile, rejects: StagedFile) -> _BodyResult:
         jobs, progress = _execution(request, files, 2 if params.keep == "last" else 1)
         outcome = merge(files, params, corpus, rejects, jobs=jobs, progress=progress)
-        return _BodyResult(_records(outcome.inputs), outcome.counters, {}, outcome.summary.metrics(),
-                           outcome.summary.plots())
+        headline = {"unique_sources": outcome.counters["unique_sources"],
+                    "vmaf_mean": outcome.summary.vmaf_overall()}
+        return _BodyResult(_records(outcome.inputs), outcome.counters,
+                           {"breakdown": outcome.summary.metrics()}, headline, outcome.summary.plots())
 
     return _run("merge", request, params_file, params.policy(), MERGE_ACCOUNTING, body)
 
@@ -320,9 +332,10 @@ def run_aggregate(request: StageRequest) -> StageReport:
             "scale_conversions": conversions,
             "overrides": [{"input": path, "label": label}
                           for path, label in sorted(outcome.overrides.items())],
+            "breakdown": outcome.summary.metrics(),
         }
-        return _BodyResult(records, outcome.counters, extra, outcome.summary.metrics(),
-                           outcome.summary.plots())
+        headline = {"corpora": len(outcome.rows_by_corpus), "mos_mean": outcome.summary.mos_overall()}
+        return _BodyResult(records, outcome.counters, extra, headline, outcome.summary.plots())
 
     return _run("aggregate", request, params_file, params.policy(), AGGREGATE_ACCOUNTING, body,
                 skip_missing=params.on_missing_input == "skip")

@@ -91,7 +91,7 @@ class MergeSummary:
         self.vmaf_mean = {encoder: (total / count if count else None) for encoder, (count, total) in vmaf.items()}
 
     def metrics(self) -> dict[str, Any]:
-        """``encoder.<name>.rows`` and ``encoder.<name>.vmaf_mean`` columns."""
+        """``encoder.<name>.rows`` and ``encoder.<name>.vmaf_mean``."""
         self._fold()
         result: dict[str, Any] = {}
         for encoder in sorted(self.rows_by_encoder):
@@ -99,6 +99,12 @@ class MergeSummary:
             result[encoder] = {"rows": self.rows_by_encoder[encoder],
                                "vmaf_mean": _round(mean) if mean is not None else None}
         return {"encoder": result}
+
+    def vmaf_overall(self) -> float | None:
+        """Mean VMAF of every written row with a finite score (the merge's headline quality)."""
+        count = sum(stats[1] for stats in self._cells.values())
+        total = sum(stats[2] for stats in self._cells.values())
+        return _round(total / count) if count else None
 
     def plots(self) -> dict[str, list[dict[str, Any]]]:
         """Rows per encoder x preset, ready for the bar template."""
@@ -159,8 +165,14 @@ class AggregateSummary:
         step = (high - low) / NATIVE_BINS
         return (*(low + step * index for index in range(NATIVE_BINS)), high)
 
+    def mos_overall(self) -> float | None:
+        """Mean unified MOS of every written row (the aggregate's headline quality)."""
+        count = sum(stats.count for stats in self.unified.values())
+        total = sum(stats.mean * stats.count for stats in self.unified.values())
+        return _round(total / count) if count else None
+
     def metrics(self) -> dict[str, Any]:
-        """``corpus.<label>.rows``, ``.mos_mean``, ``.mos_std``, ``.mos_native_mean`` columns."""
+        """``corpus.<label>.rows``, ``.mos_mean``, ``.mos_std``, ``.mos_native_mean``."""
         result = {}
         for corpus in sorted(self.unified):
             stats = self.unified[corpus]
