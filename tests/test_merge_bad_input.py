@@ -630,6 +630,14 @@ def test_previous_output_survives_a_failed_run(cli: Any, tmp_path: Path, breakag
     assert temp_files(tmp_path) == []
 
 
-def test_encode_row_fills_exactly_the_default_required_keys() -> None:
-    # The matrix leans on the built-in contract (no params.yaml): encode_row must match it.
-    assert set(encode_row()) == set(ENCODE_GRID_REQUIRED_KEYS)
+@pytest.mark.parametrize("key", ENCODE_GRID_REQUIRED_KEYS)
+def test_the_built_in_contract_accepts_encode_row_and_names_each_missing_key(cli: Any, tmp_path: Path,
+                                                                            key: str) -> None:
+    """The matrix leans on the built-in contract (no params.yaml): encode_row passes it, and
+    without any one of its keys the row is refused, naming that key."""
+    row = encode_row()
+    del row[key]
+    write_jsonl(tmp_path / "in/a.jsonl", [encode_row(crf=40), row])
+    result = cli("merge", "in/a.jsonl", "--output", OUTPUT)
+    assert result.exit_code == 1, result.output
+    assert_one_error_line(result, r"in/a\.jsonl:2: ", (f"missing required key {key!r}",))
