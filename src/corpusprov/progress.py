@@ -7,6 +7,8 @@ import sys
 import time
 from typing import TextIO
 
+from tqdm import tqdm
+
 __all__ = ["LONG_RUN_BYTES", "LONG_RUN_SECONDS", "Progress"]
 
 #: A run this long (or reading this much) reports a summary line even off a terminal.
@@ -22,15 +24,8 @@ def _size(count: float) -> str:
     return f"{count:.1f} TiB"
 
 
-def _duration(seconds: float) -> str:
-    seconds = max(0, int(seconds))
-    minutes, secs = divmod(seconds, 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes:d}:{secs:02d}"
-
-
 class Progress:
-    """Bytes done of total, rows/s and ETA on stderr.
+    """Bytes done of total, rows/s and ETA on stderr, drawn by tqdm.
 
     Live only on a terminal and outside DVC (``dvc repro`` logs are files, not screens);
     otherwise a single summary line when the run ends.
@@ -48,30 +43,17 @@ class Progress:
         self.done = 0
         self.rows = 0
         self.started = time.monotonic()
-        self._last_draw = 0.0
+        # delay: a run that ends within a second never draws a bar at all.
+        self._bar = tqdm(total=self.total, desc=label, unit="B", unit_scale=True, unit_divisor=1024,
+                         file=self.stream, disable=not live, delay=1.0, mininterval=0.2, leave=False,
+                         dynamic_ncols=True) if live else None
 
     def advance(self, nbytes: int, rows: int) -> None:
-        """Count work done; redraw at most five times a second."""
+        """Count work done; tqdm redraws at most five times a second."""
         self.done += nbytes
         self.rows += rows
-        if not self.live:
-            return
-        now = time.monotonic()
-        if now - self.started >= 1.0 and now - self._last_draw >= 0.2:
-            self._last_draw = now
-            self._draw(now)
-
-    def _draw(self, now: float) -> None:
-        elapsed = max(now - self.started, 1e-9)
-        fraction = min(self.done / self.total, 1.0)
-        width = 24
-        filled = int(width * fraction)
-        bar = "#" * filled + "-" * (width - filled)
-        rate = self.rows / elapsed
-        eta = (elapsed / fraction - elapsed) if fraction > 0 else 0.0
-        self.stream.write(f"\r{self.label} [{bar}] {fraction:6.1%} {_size(self.done)}/{_size(self.total)} "
-                          f"{rate:,.0f} rows/s ETA {_duration(eta)} ")
-        self.stream.flush()
+        if self._bar is not None:
+            self._bar.update(nbytes)
 
     def finish(self) -> None:
         """End the bar, or print the one summary line (under DVC, or for a long run)."""
@@ -79,8 +61,9 @@ class Progress:
         long_run = elapsed >= LONG_RUN_SECONDS or self.done >= LONG_RUN_BYTES
         if not (self.live or self.under_dvc or long_run):
             return  # a quick run's result line on stdout says all there is to say
-        if self.live:
-            self.stream.write("\r\x1b[K")
+        if self._bar is not None:
+            self._bar.close()
+            self.stream.write("\r\x1b[K")  # the summary line takes the bar's place
         self.stream.write(f"{self.label}: read {_size(self.done)} in {elapsed:.1f} s "
                           f"({_size(self.done / elapsed)}/s, {self.rows / elapsed:,.0f} rows/s)\n")
         self.stream.flush()
