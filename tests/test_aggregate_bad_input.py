@@ -189,7 +189,7 @@ def _missing_mos() -> bytes:
 class Case:
     """One bad input: how to build it, how to run aggregate on it, what must come out."""
 
-    build: Callable[[Path], None]
+    build: Callable[[Path], object]
     """Creates params.yaml and inputs under tmp_path."""
     args: tuple[str, ...]
     """INPUT arguments and options after ``aggregate``; ``--output out/corpus.jsonl`` is added

@@ -139,7 +139,7 @@ def test_reader_on_random_bytes_succeeds_or_raises_a_typed_error(scratch: Path, 
     try:
         items, reader = read_all(path, options)
     except CorpusprovError as exc:
-        failure = str(exc)
+        failure: str | None = str(exc)
     else:
         failure = None
     if failure is not None:

@@ -133,7 +133,7 @@ def assert_one_error_line(result: Any, where: str, mentions: Sequence[str]) -> s
     assert separator, f"no fix hint (text after '; ') in: {text}"
     assert fix.strip(), f"empty fix hint in: {text}"
     assert result.stdout == "", f"stdout on a failed run: {result.stdout!r}"
-    return line
+    return str(line)
 
 
 def read_manifest(tmp_path: Path, output: str = OUTPUT) -> dict[str, Any]:
@@ -160,7 +160,7 @@ def assert_accounting(counters: dict[str, int]) -> None:
 class Case:
     """One bad input: how to build it, how to run merge on it, what must come out."""
 
-    build: Callable[[Path], None]
+    build: Callable[[Path], object]
     """Creates inputs (and params.yaml if the case needs one) under tmp_path."""
     args: tuple[str, ...]
     """INPUT arguments and options after ``merge``; ``--output out/corpus.jsonl`` is added

@@ -19,7 +19,8 @@ def _manifest(path: Path) -> dict[str, Any]:
     for key in VOLATILE:
         document["provenance"].pop(key)
     document["command"].pop("argv")  # differs by the -j flag only
-    return document
+    result: dict[str, Any] = document
+    return result
 
 
 @pytest.mark.parametrize(("stage", "folder", "keep"), [

@@ -228,7 +228,7 @@ def seaweedfs(sandbox: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         prefix = "store"
 
         def read_object(md5: str) -> bytes:
-            return client.get_object(Bucket=BUCKET, Key=f"{prefix}/{object_key(md5)}")["Body"].read()
+            return bytes(client.get_object(Bucket=BUCKET, Key=f"{prefix}/{object_key(md5)}")["Body"].read())
 
         def write_object(md5: str, body: bytes) -> None:
             client.put_object(Bucket=BUCKET, Key=f"{prefix}/{object_key(md5)}", Body=body)
