@@ -28,6 +28,7 @@ $(VENV)/.dev: $(BIN)/corpusprov
 	@touch $@
 
 setup: $(BIN)/corpusprov
+	@./scripts/local-remote.sh
 
 dev: $(VENV)/.dev
 

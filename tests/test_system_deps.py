@@ -19,7 +19,7 @@ def _fake_bin(tmp_path: Path, *, uid: int, tools: tuple[str, ...] = ()) -> Path:
     calls = tmp_path / "apt-calls"
     scripts = {"id": f"#!/bin/sh\necho {uid}\n",
                "apt-get": f"#!/bin/sh\necho \"$*\" >> {calls}\n"}
-    scripts.update({tool: "#!/bin/sh\nexit 0\n" for tool in tools})
+    scripts.update(dict.fromkeys(tools, "#!/bin/sh\nexit 0\n"))
     for name, text in scripts.items():
         (fake / name).write_text(text, encoding="utf-8")
         (fake / name).chmod(0o755)

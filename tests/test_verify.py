@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from ruamel.yaml import YAML
 
-from tests.conftest import build_template, run
+from tests.conftest import build_template, local_remote, run
 
 pytestmark = pytest.mark.dvc
 
@@ -72,6 +72,7 @@ def test_verify_passes_after_clone_and_pull(pristine: Path) -> None:
     code, _, findings = verify(clone)
     assert code == 1  # nothing pulled yet: outputs and inputs are missing
     assert any("not pulled" in item["cause"] for item in findings)
+    local_remote(clone)  # `make setup` in the clone: the same folder beside both
     run(["dvc", "pull"], clone)
     code, out, findings = verify(clone)
     assert code == 0, out
