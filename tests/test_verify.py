@@ -266,3 +266,42 @@ def test_trace_aggregate_explains_the_resolver(repo: Path) -> None:
     assert "winner" in marked[0]
     assert "duplicate" in done.stdout
     assert "smallest positive mos_std_dev" in done.stdout
+
+
+def test_commands_find_the_root_from_a_subfolder(repo: Path) -> None:
+    sub = repo / "data" / "merged"
+    code, out, findings = verify(sub)
+    assert (code, findings) == (0, []), out
+    key = _dedup_key(repo)
+    args = [f"{name}={json.dumps(value, ensure_ascii=False)}" for name, value in key.items()]
+    assert run(["corpusprov", "trace", "merge", *args], sub).stdout == run(
+        ["corpusprov", "trace", "merge", *args], repo).stdout
+    replayed = run(["corpusprov", "replay", "encode_grid.jsonl.manifest.json"], sub, check=False)
+    assert replayed.returncode == 0, replayed.stdout + replayed.stderr
+    assert "replay: REPRODUCED" in replayed.stdout
+    same = run(["corpusprov", "diff", "encode_grid.jsonl.manifest.json", "HEAD"], sub, check=False)
+    assert same.returncode == 0, same.stdout + same.stderr
+    assert "nothing changed" in same.stdout
+
+
+def test_trace_of_a_key_nowhere_exits_1(repo: Path) -> None:
+    done = run(["corpusprov", "trace", "aggregate", "src_sha256=" + "0" * 64], repo, check=False)
+    assert done.returncode == 1
+    assert "no input row carries this key" in done.stdout
+
+
+def test_verify_in_an_importing_repository_points_at_verify_import(tmp_path: Path) -> None:
+    run(["git", "init", "-q"], tmp_path)
+    run(["dvc", "init", "-q"], tmp_path)
+    done = run(["corpusprov", "verify"], tmp_path, check=False)
+    assert done.returncode == 2
+    assert "corpusprov verify-import" in done.stderr
+
+
+def test_verify_import_outside_any_repository_scans_nothing(tmp_path: Path) -> None:
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere" / "corpus.jsonl.dvc").write_text("outs: [{path: corpus.jsonl}]\n", encoding="utf-8")
+    done = run(["corpusprov", "verify-import"], tmp_path, check=False)
+    assert done.returncode == 2
+    assert done.stderr.startswith("corpusprov: error: not inside a DVC repository")
+    assert len(done.stderr.splitlines()) == 1

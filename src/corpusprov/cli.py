@@ -14,6 +14,7 @@ import typer
 from corpusprov import __version__
 from corpusprov.errors import CorpusprovError
 from corpusprov.inputs import display_path
+from corpusprov.reporoot import find_root, repo_root, root_relative
 
 __all__ = ["app", "main"]
 
@@ -64,6 +65,11 @@ def _boundary() -> Iterator[None]:
                    "(a bug; re-run with CORPUSPROV_DEBUG=1 for the traceback and report it)",
                    err=True)
         raise typer.Exit(EXIT_INTERNAL) from None
+
+
+def _repo_dir() -> Path:
+    """The repository root above the working directory (as git and dvc find it), else the working directory."""
+    return find_root(Path.cwd()) or Path.cwd()
 
 
 def _argv() -> tuple[str, ...]:
@@ -206,14 +212,14 @@ def verify(
     no_rehash: Annotated[bool, typer.Option("--no-rehash", help="Compare recorded hashes only; "
                                                                 "check file sizes, not contents.")] = False,
 ) -> None:
-    """Prove dvc.lock, the manifests and the bytes on disk agree (run from the repo root)."""
+    """Prove dvc.lock, the manifests and the bytes on disk agree (anywhere in the repository)."""
     import json
 
     from corpusprov.render import render_findings
     from corpusprov.verify import verify as run_verify
 
     with _boundary():
-        report = run_verify(Path.cwd(), tuple(stages or ()), rehash=not no_rehash)
+        report = run_verify(_repo_dir(), tuple(stages or ()), rehash=not no_rehash)
         if as_json:
             typer.echo(json.dumps(report.to_dict(), indent=2, ensure_ascii=False))
         else:
@@ -233,7 +239,7 @@ def verify_import(
     from corpusprov.verify_import import verify_imports
 
     with _boundary():
-        report = verify_imports(Path.cwd())
+        report = verify_imports(repo_root(Path.cwd(), "verify-import"))
         typer.echo(json.dumps(report.to_dict(), indent=2, ensure_ascii=False) if as_json
                    else render_findings(report, command="verify-import",
                                         subject="imported corpora, their manifests and .dvc files",
@@ -253,7 +259,12 @@ def replay(
     from corpusprov.replay import replay as run_replay
 
     with _boundary():
-        result = run_replay(manifest, keep)
+        # Manifests record repo-relative paths: replay from the root, whatever the working directory.
+        root = _repo_dir()
+        recorded = Path(root_relative(str(manifest), Path.cwd(), root))
+        keep = Path(os.path.abspath(keep)) if keep is not None else None
+        os.chdir(root)
+        result = run_replay(recorded, keep)
         typer.echo(render_replay(result))
         if not result.reproduced:
             raise typer.Exit(1)
@@ -270,7 +281,10 @@ def trace(
     from corpusprov.trace import trace as run_trace
 
     with _boundary():
-        typer.echo(render_trace(run_trace(Path.cwd(), stage, key)))
+        result = run_trace(_repo_dir(), stage, key)
+        typer.echo(render_trace(result))
+        if not result.occurrences:
+            raise typer.Exit(1)
 
 
 @app.command()
@@ -289,7 +303,9 @@ def diff(
     from corpusprov.render import render_diff
 
     with _boundary():
-        results = diff_builds(Path.cwd(), a, b, tuple(stage or ()))
+        root = _repo_dir()
+        a, b = (root_relative(spec, Path.cwd(), root) for spec in (a, b))
+        results = diff_builds(root, a, b, tuple(stage or ()))
         if as_json:
             typer.echo(json.dumps([item.to_dict() for item in results], indent=2, ensure_ascii=False))
         else:

@@ -124,7 +124,8 @@ def plan_stages(root: Path, only: Sequence[str] = ()) -> tuple[list[StagePlan], 
     dvc_yaml = _yaml(root / "dvc.yaml", "dvc.yaml")
     if dvc_yaml is None:
         raise UsageError("no dvc.yaml here", path="dvc.yaml",
-                         fix="run `corpusprov verify` from the repository root")
+                         fix="run it inside the corpus repository; in a repository that `dvc import`s "
+                             "a corpus and its manifest, run `corpusprov verify-import`")
     stages = dvc_yaml.get("stages") or {}
     unknown = [name for name in only if name not in stages]
     if unknown:
