@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from typer.core import TyperCommand
 
 from corpusprov import __version__
 from corpusprov.errors import CorpusprovError
@@ -17,6 +18,39 @@ from corpusprov.inputs import display_path
 from corpusprov.reporoot import find_root, repo_root, root_relative
 
 __all__ = ["app", "main"]
+
+
+
+class _Command(TyperCommand):
+    """A command whose help names arguments by their metavar (``INPUT...``), not ``{inputs}... <list[str]>``."""
+
+    # typer vendors click (typer._click), so parameters are told apart by param_type_name.
+    def collect_usage_pieces(self, ctx: Any) -> list[str]:
+        """``[OPTIONS] INPUT...``: each argument as its metavar."""
+        pieces = [self.options_metavar] if self.options_metavar else []
+        return pieces + [_metavar(param) for param in self.get_params(ctx) if param.param_type_name == "argument"]
+
+    def format_options(self, ctx: Any, formatter: Any) -> None:
+        """Arguments by metavar, then options, as typer lays them out."""
+        args: list[tuple[str, str]] = []
+        opts: list[tuple[str, str]] = []
+        for param in self.get_params(ctx):
+            record = param.get_help_record(ctx)
+            if record is None:
+                continue
+            if param.param_type_name == "argument":
+                args.append((_metavar(param), record[1]))
+            else:
+                opts.append(record)
+        for title, rows in (("Arguments", args), ("Options", opts)):
+            if rows:
+                with formatter.section(title):
+                    formatter.write_dl(rows)
+
+
+def _metavar(param: Any) -> str:
+    return str(param.metavar or (param.name or "").upper())
+
 
 app = typer.Typer(
     name="corpusprov",
@@ -90,25 +124,26 @@ def _root(
     """Provenance-stamped merge and aggregate of video-quality corpus JSONL shards."""
 
 
-InputsArg = Annotated[list[str], typer.Argument(help="JSONL shards, or folders of *.jsonl (sorted).",
+InputsArg = Annotated[list[str], typer.Argument(metavar="INPUT...",
+                                                help="JSONL shards, or folders of *.jsonl (sorted).",
                                                 show_default=False)]
-OutputOpt = Annotated[Path, typer.Option("--output", "-o", help="Corpus JSONL to write.",
+OutputOpt = Annotated[Path, typer.Option("--output", "-o", metavar="OUT", help="Corpus JSONL to write.",
                                          show_default=False)]
-ParamsOpt = Annotated[Path | None, typer.Option("--params", help="params.yaml to read "
+ParamsOpt = Annotated[Path | None, typer.Option("--params", metavar="PATH", help="params.yaml to read "
                                                 "[default: params.yaml if present, else built-in defaults].")]
-ManifestOpt = Annotated[Path | None, typer.Option("--manifest-out",
+ManifestOpt = Annotated[Path | None, typer.Option("--manifest-out", metavar="PATH",
                                                   help="Manifest path [default: OUTPUT.manifest.json].")]
-RejectsOpt = Annotated[Path | None, typer.Option("--rejects-out",
+RejectsOpt = Annotated[Path | None, typer.Option("--rejects-out", metavar="PATH",
                                                  help="Rejects JSONL [default: OUTPUT stem + .rejects.jsonl].")]
-PlotsOpt = Annotated[Path | None, typer.Option("--plots-dir", help="Folder for pre-binned plot data "
+PlotsOpt = Annotated[Path | None, typer.Option("--plots-dir", metavar="DIR", help="Folder for pre-binned plot data "
                                                "JSON (`dvc plots`) [default: none].")]
-JobsOpt = Annotated[int | None, typer.Option("--jobs", "-j", min=1, help="Worker processes for parsing "
+JobsOpt = Annotated[int | None, typer.Option("--jobs", "-j", min=1, metavar="N", help="Worker processes for parsing "
                                             "[default: every core for inputs over 32 MiB, else 1]; "
                                             "the output bytes do not depend on it.")]
 OutsideOpt = Annotated[bool, typer.Option("--allow-outside-repo",
                                            help="Allow paths outside the working directory; the manifest "
                                                 "then records relative paths that leave it.")]
-MetricsOpt = Annotated[Path | None, typer.Option("--metrics-out",
+MetricsOpt = Annotated[Path | None, typer.Option("--metrics-out", metavar="PATH",
                                                  help="Scalar metrics JSON for `dvc exp show` [default: none].")]
 
 
@@ -156,7 +191,7 @@ def _run_stage(kind: str, inputs: list[str], output: Path, params: Path | None, 
         typer.echo(_summary(kind, report))
 
 
-@app.command()
+@app.command(cls=_Command)
 def merge(inputs: InputsArg, output: OutputOpt, params: ParamsOpt = None,
           manifest_out: ManifestOpt = None, rejects_out: RejectsOpt = None,
           metrics_out: MetricsOpt = None, plots_dir: PlotsOpt = None,
@@ -166,7 +201,7 @@ def merge(inputs: InputsArg, output: OutputOpt, params: ParamsOpt = None,
                metrics_out=metrics_out, plots_dir=plots_dir, allow_outside_repo=allow_outside_repo, jobs=jobs)
 
 
-@app.command()
+@app.command(cls=_Command)
 def aggregate(inputs: InputsArg, output: OutputOpt, params: ParamsOpt = None,
               manifest_out: ManifestOpt = None, rejects_out: RejectsOpt = None,
               metrics_out: MetricsOpt = None, plots_dir: PlotsOpt = None,
@@ -176,7 +211,7 @@ def aggregate(inputs: InputsArg, output: OutputOpt, params: ParamsOpt = None,
                metrics_out=metrics_out, plots_dir=plots_dir, allow_outside_repo=allow_outside_repo, jobs=jobs)
 
 
-@app.command()
+@app.command(cls=_Command)
 def scales(params: ParamsOpt = None) -> None:
     """Print the scale table from params.yaml: corpus, native range, direction, formula, citation."""
     from corpusprov.params import load_params
@@ -189,11 +224,13 @@ def scales(params: ParamsOpt = None) -> None:
         typer.echo(render_scales(aggregate_params(loaded)))
 
 
-@app.command()
+@app.command(cls=_Command)
 def sample(
-    out: Annotated[Path, typer.Option("--out", help="Folder to fill (encode/ and mos/).")] = Path("data/raw"),
-    seed: Annotated[int, typer.Option("--seed", help="Random seed: same seed, same bytes.")] = 0,
-    rows: Annotated[int, typer.Option("--rows", help="Encode-grid rows in all (MOS rows: about 2/3).")] = 600,
+    out: Annotated[Path, typer.Option("--out", metavar="DIR",
+                                      help="Folder to fill (encode/ and mos/).")] = Path("data/raw"),
+    seed: Annotated[int, typer.Option("--seed", metavar="N", help="Random seed: same seed, same bytes.")] = 0,
+    rows: Annotated[int, typer.Option("--rows", metavar="N",
+                                      help="Encode-grid rows in all (MOS rows: about 2/3).")] = 600,
 ) -> None:
     """Write deterministic synthetic shards shaped like real ones."""
     from corpusprov.sample import generate_samples
@@ -204,9 +241,10 @@ def sample(
             typer.echo(f"{item.kind:7} {item.rows:8d} rows  {display_path(item.path)}")
 
 
-@app.command()
+@app.command(cls=_Command)
 def verify(
-    stages: Annotated[list[str] | None, typer.Argument(help="Stages to check [default: every stage "
+    stages: Annotated[list[str] | None, typer.Argument(metavar="[STAGE]...",
+                                                       help="Stages to check [default: every stage "
                                                            "with a manifest].", show_default=False)] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the findings as JSON.")] = False,
     no_rehash: Annotated[bool, typer.Option("--no-rehash", help="Compare recorded hashes only; "
@@ -228,7 +266,7 @@ def verify(
             raise typer.Exit(1)
 
 
-@app.command("verify-import")
+@app.command("verify-import", cls=_Command)
 def verify_import(
     as_json: Annotated[bool, typer.Option("--json", help="Print the findings as JSON.")] = False,
 ) -> None:
@@ -248,10 +286,10 @@ def verify_import(
             raise typer.Exit(1)
 
 
-@app.command()
+@app.command(cls=_Command)
 def replay(
-    manifest: Annotated[Path, typer.Argument(help="Manifest to replay.")],
-    keep: Annotated[Path | None, typer.Option("--keep", help="Keep the replayed outputs in this "
+    manifest: Annotated[Path, typer.Argument(metavar="MANIFEST", help="Manifest to replay.")],
+    keep: Annotated[Path | None, typer.Option("--keep", metavar="DIR", help="Keep the replayed outputs in this "
                                                             "(empty or new) folder.")] = None,
 ) -> None:
     """Re-run a manifest's recorded command and params on its inputs; exit 0 only if reproduced."""
@@ -270,10 +308,11 @@ def replay(
             raise typer.Exit(1)
 
 
-@app.command()
+@app.command(cls=_Command)
 def trace(
-    stage: Annotated[str, typer.Argument(help="dvc.yaml stage (merge, aggregate, ...).")],
-    key: Annotated[list[str], typer.Argument(help="KEY=VALUE for dedup key fields; values are read "
+    stage: Annotated[str, typer.Argument(metavar="STAGE", help="dvc.yaml stage (merge, aggregate, ...).")],
+    key: Annotated[list[str], typer.Argument(metavar="KEY=VALUE...",
+                                             help="KEY=VALUE for dedup key fields; values are read "
                                                   "as JSON when they parse, else as strings.")],
 ) -> None:
     """Every input occurrence of a dedup key, which one won, and the rule that decided."""
@@ -287,12 +326,13 @@ def trace(
             raise typer.Exit(1)
 
 
-@app.command()
+@app.command(cls=_Command)
 def diff(
-    a: Annotated[str, typer.Argument(help="Build A: a manifest path, REV:PATH, or a git revision / "
+    a: Annotated[str, typer.Argument(metavar="A", help="Build A: a manifest path, REV:PATH, or a git revision / "
                                           "experiment name (then every stage with a manifest).")],
-    b: Annotated[str, typer.Argument(help="Build B, in the same forms.")],
-    stage: Annotated[list[str] | None, typer.Option("--stage", help="Only this stage (repeatable).")] = None,
+    b: Annotated[str, typer.Argument(metavar="B", help="Build B, in the same forms.")],
+    stage: Annotated[list[str] | None, typer.Option("--stage", metavar="STAGE",
+                                                    help="Only this stage (repeatable).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the differences as JSON.")] = False,
     exit_code: Annotated[bool, typer.Option("--exit-code", help="Exit 1 when the builds differ.")] = False,
 ) -> None:
@@ -314,8 +354,8 @@ def diff(
             raise typer.Exit(1)
 
 
-@manifest_app.command("show")
-def manifest_show(path: Annotated[Path, typer.Argument(help="Manifest JSON.")]) -> None:
+@manifest_app.command("show", cls=_Command)
+def manifest_show(path: Annotated[Path, typer.Argument(metavar="MANIFEST", help="Manifest JSON.")]) -> None:
     """Print a manifest for a person: what went in, what came out, how."""
     from corpusprov.manifest import load_manifest
     from corpusprov.render import render_manifest
@@ -325,8 +365,10 @@ def manifest_show(path: Annotated[Path, typer.Argument(help="Manifest JSON.")]) 
         typer.echo(render_manifest(manifest))
 
 
-@manifest_app.command("validate")
-def manifest_validate(paths: Annotated[list[Path], typer.Argument(help="Manifest JSON files.")]) -> None:
+@manifest_app.command("validate", cls=_Command)
+def manifest_validate(
+    paths: Annotated[list[Path], typer.Argument(metavar="MANIFEST...", help="Manifest JSON files.")],
+) -> None:
     """Check manifests against the shipped JSON Schema and check that counters add up."""
     from corpusprov.errors import DataError
     from corpusprov.manifest import accounting_problems, load_manifest
