@@ -62,6 +62,9 @@ def test_verify_passes_after_repro(repo: Path) -> None:
     assert findings == []
     assert "verify: OK" in out and "merge, aggregate" in out
     assert verify(repo, "--no-rehash")[0] == 0
+    counts = {mode: json.loads(run(["corpusprov", "verify", "--json", *mode], repo).stdout)["checks"]
+              for mode in ((), ("--no-rehash",))}
+    assert counts[()] == counts[("--no-rehash",)] > 0
     assert verify(repo, "merge")[0] == 0
 
 
@@ -100,6 +103,9 @@ def test_shard_replaced_by_a_same_size_file(repo: Path) -> None:
     assert "same size" in _only(findings, SHARD)["cause"]
     # Without re-hashing the sizes agree, so only a full verify can see this.
     assert verify(repo, "--no-rehash")[0] == 0
+    counts = {mode: json.loads(run(["corpusprov", "verify", "--json", *mode], repo).stdout)["checks"]
+              for mode in ((), ("--no-rehash",))}
+    assert counts[()] == counts[("--no-rehash",)] > 0
 
 
 def test_output_jsonl_edited(repo: Path) -> None:
