@@ -241,6 +241,25 @@ def sample(
             typer.echo(f"{item.kind:7} {item.rows:8d} rows  {display_path(item.path)}")
 
 
+@app.command("use-shards", cls=_Command)
+def use_shards(
+    encode: Annotated[str | None, typer.Option("--encode", metavar="DIR", help="Folder of encode-grid "
+                                               "shards for merge [default: keep data/raw/encode].")] = None,
+    mos: Annotated[str | None, typer.Option("--mos", metavar="DIR", help="Folder of MOS shards for "
+                                            "aggregate [default: keep data/raw/mos].")] = None,
+) -> None:
+    """Use your own shards: drop the sample stage from dvc.yaml and point merge/aggregate at your folders."""
+    from corpusprov.shards import use_shards as run_use_shards
+
+    with _boundary():
+        plan = run_use_shards(repo_root(Path.cwd(), "use-shards"), {"merge": encode, "aggregate": mos})
+        typer.echo("use-shards: " + ("removed the sample stage; " if plan.removed_sample else "")
+                   + "; ".join(f"{stage} reads {folder}" for stage, folder in plan.inputs.items())
+                   + (f" (rewrote {', '.join(plan.changed)})" if plan.changed else " (nothing to change)"))
+        folders = " ".join(dict.fromkeys(plan.inputs.values()))
+        typer.echo(f"next: put your shards there, then: dvc add {folders} && dvc repro")
+
+
 @app.command(cls=_Command)
 def verify(
     stages: Annotated[list[str] | None, typer.Argument(metavar="[STAGE]...",
