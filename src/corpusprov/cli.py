@@ -10,46 +10,14 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from typer.core import TyperCommand
 
 from corpusprov import __version__
+from corpusprov.clihelp import MetavarCommand
 from corpusprov.errors import CorpusprovError
 from corpusprov.inputs import display_path
 from corpusprov.reporoot import find_root, repo_root, root_relative
 
 __all__ = ["app", "main"]
-
-
-
-class _Command(TyperCommand):
-    """A command whose help names arguments by their metavar (``INPUT...``), not ``{inputs}... <list[str]>``."""
-
-    # typer vendors click (typer._click), so parameters are told apart by param_type_name.
-    def collect_usage_pieces(self, ctx: Any) -> list[str]:
-        """``[OPTIONS] INPUT...``: each argument as its metavar."""
-        pieces = [self.options_metavar] if self.options_metavar else []
-        return pieces + [_metavar(param) for param in self.get_params(ctx) if param.param_type_name == "argument"]
-
-    def format_options(self, ctx: Any, formatter: Any) -> None:
-        """Arguments by metavar, then options, as typer lays them out."""
-        args: list[tuple[str, str]] = []
-        opts: list[tuple[str, str]] = []
-        for param in self.get_params(ctx):
-            record = param.get_help_record(ctx)
-            if record is None:
-                continue
-            if param.param_type_name == "argument":
-                args.append((_metavar(param), record[1]))
-            else:
-                opts.append(record)
-        for title, rows in (("Arguments", args), ("Options", opts)):
-            if rows:
-                with formatter.section(title):
-                    formatter.write_dl(rows)
-
-
-def _metavar(param: Any) -> str:
-    return str(param.metavar or (param.name or "").upper())
 
 
 app = typer.Typer(
@@ -191,7 +159,7 @@ def _run_stage(kind: str, inputs: list[str], output: Path, params: Path | None, 
         typer.echo(_summary(kind, report))
 
 
-@app.command(cls=_Command)
+@app.command(cls=MetavarCommand)
 def merge(inputs: InputsArg, output: OutputOpt, params: ParamsOpt = None,
           manifest_out: ManifestOpt = None, rejects_out: RejectsOpt = None,
           metrics_out: MetricsOpt = None, plots_dir: PlotsOpt = None,
@@ -201,7 +169,7 @@ def merge(inputs: InputsArg, output: OutputOpt, params: ParamsOpt = None,
                metrics_out=metrics_out, plots_dir=plots_dir, allow_outside_repo=allow_outside_repo, jobs=jobs)
 
 
-@app.command(cls=_Command)
+@app.command(cls=MetavarCommand)
 def aggregate(inputs: InputsArg, output: OutputOpt, params: ParamsOpt = None,
               manifest_out: ManifestOpt = None, rejects_out: RejectsOpt = None,
               metrics_out: MetricsOpt = None, plots_dir: PlotsOpt = None,
@@ -211,7 +179,7 @@ def aggregate(inputs: InputsArg, output: OutputOpt, params: ParamsOpt = None,
                metrics_out=metrics_out, plots_dir=plots_dir, allow_outside_repo=allow_outside_repo, jobs=jobs)
 
 
-@app.command(cls=_Command)
+@app.command(cls=MetavarCommand)
 def scales(params: ParamsOpt = None) -> None:
     """Print the scale table from params.yaml: corpus, native range, direction, formula, citation."""
     from corpusprov.params import load_params
@@ -224,7 +192,7 @@ def scales(params: ParamsOpt = None) -> None:
         typer.echo(render_scales(aggregate_params(loaded)))
 
 
-@app.command(cls=_Command)
+@app.command(cls=MetavarCommand)
 def sample(
     out: Annotated[Path, typer.Option("--out", metavar="DIR",
                                       help="Folder to fill (encode/ and mos/).")] = Path("data/raw"),
@@ -241,7 +209,7 @@ def sample(
             typer.echo(f"{item.kind:7} {item.rows:8d} rows  {display_path(item.path)}")
 
 
-@app.command("use-shards", cls=_Command)
+@app.command("use-shards", cls=MetavarCommand)
 def use_shards(
     encode: Annotated[str | None, typer.Option("--encode", metavar="DIR", help="Folder of encode-grid "
                                                "shards for merge [default: keep data/raw/encode].")] = None,
@@ -260,7 +228,7 @@ def use_shards(
         typer.echo(f"next: put your shards there, then: dvc add {folders} && dvc repro")
 
 
-@app.command(cls=_Command)
+@app.command(cls=MetavarCommand)
 def verify(
     stages: Annotated[list[str] | None, typer.Argument(metavar="[STAGE]...",
                                                        help="Stages to check [default: every stage "
@@ -285,7 +253,7 @@ def verify(
             raise typer.Exit(1)
 
 
-@app.command("verify-import", cls=_Command)
+@app.command("verify-import", cls=MetavarCommand)
 def verify_import(
     as_json: Annotated[bool, typer.Option("--json", help="Print the findings as JSON.")] = False,
 ) -> None:
@@ -305,7 +273,7 @@ def verify_import(
             raise typer.Exit(1)
 
 
-@app.command(cls=_Command)
+@app.command(cls=MetavarCommand)
 def replay(
     manifest: Annotated[Path, typer.Argument(metavar="MANIFEST", help="Manifest to replay.")],
     keep: Annotated[Path | None, typer.Option("--keep", metavar="DIR", help="Keep the replayed outputs in this "
@@ -327,7 +295,7 @@ def replay(
             raise typer.Exit(1)
 
 
-@app.command(cls=_Command)
+@app.command(cls=MetavarCommand)
 def trace(
     stage: Annotated[str, typer.Argument(metavar="STAGE", help="dvc.yaml stage (merge, aggregate, ...).")],
     key: Annotated[list[str], typer.Argument(metavar="KEY=VALUE...",
@@ -345,7 +313,7 @@ def trace(
             raise typer.Exit(1)
 
 
-@app.command(cls=_Command)
+@app.command(cls=MetavarCommand)
 def diff(
     a: Annotated[str, typer.Argument(metavar="A", help="Build A: a manifest path, REV:PATH, or a git revision / "
                                           "experiment name (then every stage with a manifest).")],
@@ -373,7 +341,7 @@ def diff(
             raise typer.Exit(1)
 
 
-@manifest_app.command("show", cls=_Command)
+@manifest_app.command("show", cls=MetavarCommand)
 def manifest_show(path: Annotated[Path, typer.Argument(metavar="MANIFEST", help="Manifest JSON.")]) -> None:
     """Print a manifest for a person: what went in, what came out, how."""
     from corpusprov.manifest import load_manifest
@@ -384,7 +352,7 @@ def manifest_show(path: Annotated[Path, typer.Argument(metavar="MANIFEST", help=
         typer.echo(render_manifest(manifest))
 
 
-@manifest_app.command("validate", cls=_Command)
+@manifest_app.command("validate", cls=MetavarCommand)
 def manifest_validate(
     paths: Annotated[list[Path], typer.Argument(metavar="MANIFEST...", help="Manifest JSON files.")],
 ) -> None:
