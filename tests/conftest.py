@@ -106,9 +106,17 @@ def run(cmd: list[str], cwd: Path, *, check: bool = True, env: dict[str, str] | 
 TEMPLATE_FILES = ("dvc.yaml", "params.yaml", ".dvcignore", ".gitignore")
 
 
-def build_template(repo: Path, *, rows: int = 120, remote: str | None = "../../remote",
-                   commit: bool = True) -> Path:
-    """Lay this template out in ``repo`` as a fresh git + DVC repository (as a clone of it would be)."""
+def local_remote(repo: Path) -> Path:
+    """Give ``repo`` the default remote `local` the way `make setup` does; return its folder."""
+    run(["bash", str(REPO_ROOT / "scripts" / "local-remote.sh"), str(repo)], repo)
+    return repo.resolve().parent / "corpusprov-dvc-remote"
+
+
+def build_template(repo: Path, *, rows: int = 120, remote: bool = True, commit: bool = True) -> Path:
+    """Lay this template out in ``repo`` as a fresh git + DVC repository (as a clone of it would be).
+
+    ``remote``: run `make setup`'s remote step (remote `local` beside the repository).
+    """
     repo.mkdir(parents=True, exist_ok=True)
     for item in TEMPLATE_FILES:
         shutil.copy2(REPO_ROOT / item, repo / item)
@@ -121,11 +129,9 @@ def build_template(repo: Path, *, rows: int = 120, remote: str | None = "../../r
     run(["git", "init", "-q", "-b", "main"], repo)
     run(["dvc", "init", "-q"], repo)
     shutil.copytree(REPO_ROOT / ".dvc" / "plots", repo / ".dvc" / "plots")
-    config = "[core]\n    analytics = false\n"
-    if remote is not None:
-        config += f"    remote = local\n['remote \"local\"']\n    url = {remote}\n"
-    config += "[plots]\n    html_template = plots/offline.html\n"
-    (repo / ".dvc" / "config").write_text(config, encoding="utf-8")
+    shutil.copy2(REPO_ROOT / ".dvc" / "config", repo / ".dvc" / "config")
+    if remote:
+        local_remote(repo)
     if commit:
         run(["git", "add", "-A"], repo)
         run(["git", "commit", "-q", "-m", "template"], repo)

@@ -41,6 +41,13 @@ def test_every_command_has_help(path: tuple[str, ...]) -> None:
     assert len(rest.strip().splitlines()[0]) > 20, f"{' '.join(path)} has no description"
 
 
+@pytest.mark.parametrize("path", _commands(), ids=lambda path: " ".join(path))
+def test_help_names_arguments_and_values_by_metavar(path: tuple[str, ...]) -> None:
+    output = CliRunner().invoke(app, [*path, "--help"], terminal_width=200).output
+    for fragment in ("{", "<list", "<int", "<str>", "<path>", "<Path>", "range>"):
+        assert fragment not in output, f"{' '.join(path)} --help shows {fragment!r}:\n{output}"
+
+
 def test_version() -> None:
     result = CliRunner().invoke(app, ["--version"])
     assert result.exit_code == 0

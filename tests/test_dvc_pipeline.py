@@ -33,7 +33,7 @@ def _entry(entries: list[dict[str, Any]], path: str) -> dict[str, Any]:
 def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One repository built by `dvc repro`, shared by the read-only checks below."""
 
-    repo = build_template(tmp_path_factory.mktemp("built") / "repo", rows=150, remote=None)
+    repo = build_template(tmp_path_factory.mktemp("built") / "repo", rows=150, remote=False)
     run(["dvc", "repro"], repo)
     return repo
 

@@ -46,6 +46,8 @@ def _copy_checkout(target: Path) -> None:
     # Reuse this suite's venv: `make` sees it up to date (its inputs are older), so the
     # walk-through does not reinstall the package it is testing.
     (target / ".venv").symlink_to(VENV_BIN.parent, target_is_directory=True)
+    with (target / ".git" / "info" / "exclude").open("a", encoding="utf-8") as handle:
+        handle.write(".venv\n")  # a link, so the .gitignore's `.venv/` (folders only) misses it
     for name in ("pyproject.toml", "constraints.txt"):
         os.utime(target / name, (0, 0))
 

@@ -341,7 +341,7 @@ def team(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
     """The producer: template + remote (URL committed, credentials local) + `dvc repro`; `git push` carries data."""
     remote: Remote = request.getfixturevalue({"s3": "seaweedfs", "ssh": "openssh"}[request.param])
     base = tmp_path_factory.mktemp(f"team-{remote.protocol}")
-    producer = build_template(base / "producer", rows=150, remote=None)
+    producer = build_template(base / "producer", rows=150, remote=False)
     run(["dvc", "remote", "add", "-d", REMOTE_NAME, remote.url], producer)
     for option, value in remote.committed.items():
         run(["dvc", "remote", "modify", REMOTE_NAME, option, value], producer)

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from ruamel.yaml import YAML
 
-from tests.conftest import build_template, run
+from tests.conftest import build_template, local_remote, run
 
 pytestmark = pytest.mark.dvc
 
@@ -62,6 +62,9 @@ def test_verify_passes_after_repro(repo: Path) -> None:
     assert findings == []
     assert "verify: OK" in out and "merge, aggregate" in out
     assert verify(repo, "--no-rehash")[0] == 0
+    counts = {mode: json.loads(run(["corpusprov", "verify", "--json", *mode], repo).stdout)["checks"]
+              for mode in ((), ("--no-rehash",))}
+    assert counts[()] == counts[("--no-rehash",)] > 0
     assert verify(repo, "merge")[0] == 0
 
 
@@ -72,6 +75,7 @@ def test_verify_passes_after_clone_and_pull(pristine: Path) -> None:
     code, _, findings = verify(clone)
     assert code == 1  # nothing pulled yet: outputs and inputs are missing
     assert any("not pulled" in item["cause"] for item in findings)
+    local_remote(clone)  # `make setup` in the clone: the same folder beside both
     run(["dvc", "pull"], clone)
     code, out, findings = verify(clone)
     assert code == 0, out
@@ -99,6 +103,9 @@ def test_shard_replaced_by_a_same_size_file(repo: Path) -> None:
     assert "same size" in _only(findings, SHARD)["cause"]
     # Without re-hashing the sizes agree, so only a full verify can see this.
     assert verify(repo, "--no-rehash")[0] == 0
+    counts = {mode: json.loads(run(["corpusprov", "verify", "--json", *mode], repo, check=False).stdout)["checks"]
+              for mode in ((), ("--no-rehash",))}
+    assert counts[()] == counts[("--no-rehash",)] > 0
 
 
 def test_output_jsonl_edited(repo: Path) -> None:
@@ -265,3 +272,96 @@ def test_trace_aggregate_explains_the_resolver(repo: Path) -> None:
     assert "winner" in marked[0]
     assert "duplicate" in done.stdout
     assert "smaller positive finite mos_std_dev wins" in done.stdout
+
+
+def test_commands_find_the_root_from_a_subfolder(repo: Path) -> None:
+    sub = repo / "data" / "merged"
+    code, out, findings = verify(sub)
+    assert (code, findings) == (0, []), out
+    key = _dedup_key(repo)
+    args = [f"{name}={json.dumps(value, ensure_ascii=False)}" for name, value in key.items()]
+    assert run(["corpusprov", "trace", "merge", *args], sub).stdout == run(
+        ["corpusprov", "trace", "merge", *args], repo).stdout
+    replayed = run(["corpusprov", "replay", "encode_grid.jsonl.manifest.json"], sub, check=False)
+    assert replayed.returncode == 0, replayed.stdout + replayed.stderr
+    assert "replay: REPRODUCED" in replayed.stdout
+    same = run(["corpusprov", "diff", "encode_grid.jsonl.manifest.json", "HEAD"], sub, check=False)
+    assert same.returncode == 0, same.stdout + same.stderr
+    assert "nothing changed" in same.stdout
+
+
+def test_trace_of_a_key_nowhere_exits_1(repo: Path) -> None:
+    done = run(["corpusprov", "trace", "aggregate", "src_sha256=" + "0" * 64], repo, check=False)
+    assert done.returncode == 1
+    assert "no input row carries this key" in done.stdout
+
+
+def test_verify_in_an_importing_repository_points_at_verify_import(tmp_path: Path) -> None:
+    run(["git", "init", "-q"], tmp_path)
+    run(["dvc", "init", "-q"], tmp_path)
+    done = run(["corpusprov", "verify"], tmp_path, check=False)
+    assert done.returncode == 2
+    assert "corpusprov verify-import" in done.stderr
+
+
+def test_verify_import_outside_any_repository_scans_nothing(tmp_path: Path) -> None:
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere" / "corpus.jsonl.dvc").write_text("outs: [{path: corpus.jsonl}]\n", encoding="utf-8")
+    done = run(["corpusprov", "verify-import"], tmp_path, check=False)
+    assert done.returncode == 2
+    assert done.stderr.startswith("corpusprov: error: not inside a DVC repository")
+    assert len(done.stderr.splitlines()) == 1
+
+
+ENCODE = "data/raw/encode"
+
+
+def _lock_dep_md5(repo: Path, stage: str, path: str) -> str:
+    lock = YAML(typ="safe", pure=True).load((repo / "dvc.lock").read_text(encoding="utf-8"))
+    return str(next(dep["md5"] for dep in lock["stages"][stage]["deps"] if dep["path"] == path))
+
+
+def test_verify_hashes_the_folder_files_dvc_hashes(repo: Path) -> None:
+    """Pinned against DVC itself: our file list, hashed as DVC hashes, gives the `.dir` md5 `dvc repro` wrote."""
+    from corpusprov.dvcignore import dvc_folder_files
+    from corpusprov.inputs import dvc_dir_md5
+    from corpusprov.jsonl import hash_file
+
+    with open(repo / ".dvcignore", "a", encoding="utf-8") as handle:
+        handle.write(f"{ENCODE}/notes.md\n")
+    for name in ("README.txt", "notes.md", ".DS_Store", "nested/deeper.jsonl"):
+        (repo / ENCODE / name).parent.mkdir(exist_ok=True)
+        (repo / ENCODE / name).write_text(f"{name}\n", encoding="utf-8")
+    run(["dvc", "repro", "-s", "merge"], repo)  # -s: DVC hashes the folder dep as it now is
+    files = dvc_folder_files(repo, ENCODE)
+    assert files is not None
+    assert "notes.md" not in files and {"README.txt", ".DS_Store", "nested/deeper.jsonl"} <= set(files)
+    ours = dvc_dir_md5([(name, hash_file(repo / ENCODE / name).md5) for name in files])
+    assert ours == _lock_dep_md5(repo, "merge", ENCODE)
+    code, out, findings = verify(repo, "merge")
+    assert code == 1
+    assert sorted(item["where"] for item in findings) == [
+        f"{ENCODE}/.DS_Store", f"{ENCODE}/README.txt", f"{ENCODE}/nested/deeper.jsonl"]
+    assert all(item["found"].startswith("extra file ") and item["found"].endswith(", not in the manifest")
+               for item in findings)
+    assert not [item for item in findings if "dvc.lock" in item["cause"]], out
+    assert ".dvcignore" in _only(findings, f"{ENCODE}/README.txt")["cause"]
+
+
+@pytest.mark.parametrize("name", ["README.txt", ".DS_Store"])
+def test_a_stray_file_is_named_as_such(repo: Path, name: str) -> None:
+    (repo / ENCODE / name).write_text("x\n", encoding="utf-8")
+    code, _, findings = verify(repo)
+    assert code == 1
+    assert [(item["where"], item["found"]) for item in findings] == [
+        (f"{ENCODE}/{name}", f"extra file {name}, not in the manifest")]
+
+
+def test_files_dvcignore_excludes_are_not_reported(repo: Path) -> None:
+    with open(repo / ".dvcignore", "a", encoding="utf-8") as handle:
+        handle.write(".DS_Store\ndata/raw/*/README.txt\n")
+    for name in ("README.txt", ".DS_Store"):
+        (repo / ENCODE / name).write_text("x\n", encoding="utf-8")
+    assert "up to date" in run(["dvc", "status"], repo).stdout
+    code, out, findings = verify(repo)
+    assert (code, findings) == (0, []), out

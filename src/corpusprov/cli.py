@@ -12,10 +12,13 @@ from typing import Annotated, Any
 import typer
 
 from corpusprov import __version__
+from corpusprov.clihelp import MetavarCommand
 from corpusprov.errors import CorpusprovError
 from corpusprov.inputs import display_path
+from corpusprov.reporoot import find_root, repo_root, root_relative
 
 __all__ = ["app", "main"]
+
 
 app = typer.Typer(
     name="corpusprov",
@@ -66,6 +69,11 @@ def _boundary() -> Iterator[None]:
         raise typer.Exit(EXIT_INTERNAL) from None
 
 
+def _repo_dir() -> Path:
+    """The repository root above the working directory (as git and dvc find it), else the working directory."""
+    return find_root(Path.cwd()) or Path.cwd()
+
+
 def _argv() -> tuple[str, ...]:
     return ("corpusprov", *sys.argv[1:])
 
@@ -84,25 +92,26 @@ def _root(
     """Provenance-stamped merge and aggregate of video-quality corpus JSONL shards."""
 
 
-InputsArg = Annotated[list[str], typer.Argument(help="JSONL shards, or folders of *.jsonl (sorted).",
+InputsArg = Annotated[list[str], typer.Argument(metavar="INPUT...",
+                                                help="JSONL shards, or folders of *.jsonl (sorted).",
                                                 show_default=False)]
-OutputOpt = Annotated[Path, typer.Option("--output", "-o", help="Corpus JSONL to write.",
+OutputOpt = Annotated[Path, typer.Option("--output", "-o", metavar="OUT", help="Corpus JSONL to write.",
                                          show_default=False)]
-ParamsOpt = Annotated[Path | None, typer.Option("--params", help="params.yaml to read "
+ParamsOpt = Annotated[Path | None, typer.Option("--params", metavar="PATH", help="params.yaml to read "
                                                 "[default: params.yaml if present, else built-in defaults].")]
-ManifestOpt = Annotated[Path | None, typer.Option("--manifest-out",
+ManifestOpt = Annotated[Path | None, typer.Option("--manifest-out", metavar="PATH",
                                                   help="Manifest path [default: OUTPUT.manifest.json].")]
-RejectsOpt = Annotated[Path | None, typer.Option("--rejects-out",
+RejectsOpt = Annotated[Path | None, typer.Option("--rejects-out", metavar="PATH",
                                                  help="Rejects JSONL [default: OUTPUT stem + .rejects.jsonl].")]
-PlotsOpt = Annotated[Path | None, typer.Option("--plots-dir", help="Folder for pre-binned plot data "
+PlotsOpt = Annotated[Path | None, typer.Option("--plots-dir", metavar="DIR", help="Folder for pre-binned plot data "
                                                "JSON (`dvc plots`) [default: none].")]
-JobsOpt = Annotated[int | None, typer.Option("--jobs", "-j", min=1, help="Worker processes for parsing "
+JobsOpt = Annotated[int | None, typer.Option("--jobs", "-j", min=1, metavar="N", help="Worker processes for parsing "
                                             "[default: every core for inputs over 32 MiB, else 1]; "
                                             "the output bytes do not depend on it.")]
 OutsideOpt = Annotated[bool, typer.Option("--allow-outside-repo",
                                            help="Allow paths outside the working directory; the manifest "
                                                 "then records relative paths that leave it.")]
-MetricsOpt = Annotated[Path | None, typer.Option("--metrics-out",
+MetricsOpt = Annotated[Path | None, typer.Option("--metrics-out", metavar="PATH",
                                                  help="Scalar metrics JSON for `dvc exp show` [default: none].")]
 
 
@@ -168,7 +177,7 @@ def _run_stage(kind: str, inputs: list[str], output: Path, params: Path | None, 
         typer.echo(_summary(kind, report))
 
 
-@app.command()
+@app.command(cls=MetavarCommand)
 def merge(inputs: InputsArg, output: OutputOpt, params: ParamsOpt = None,
           manifest_out: ManifestOpt = None, rejects_out: RejectsOpt = None,
           metrics_out: MetricsOpt = None, plots_dir: PlotsOpt = None,
@@ -178,7 +187,7 @@ def merge(inputs: InputsArg, output: OutputOpt, params: ParamsOpt = None,
                metrics_out=metrics_out, plots_dir=plots_dir, allow_outside_repo=allow_outside_repo, jobs=jobs)
 
 
-@app.command()
+@app.command(cls=MetavarCommand)
 def aggregate(inputs: InputsArg, output: OutputOpt, params: ParamsOpt = None,
               manifest_out: ManifestOpt = None, rejects_out: RejectsOpt = None,
               metrics_out: MetricsOpt = None, plots_dir: PlotsOpt = None,
@@ -188,7 +197,7 @@ def aggregate(inputs: InputsArg, output: OutputOpt, params: ParamsOpt = None,
                metrics_out=metrics_out, plots_dir=plots_dir, allow_outside_repo=allow_outside_repo, jobs=jobs)
 
 
-@app.command()
+@app.command(cls=MetavarCommand)
 def scales(params: ParamsOpt = None) -> None:
     """Print the scale table from params.yaml: corpus, native range, direction, formula, citation."""
     from corpusprov.params import load_params
@@ -201,11 +210,13 @@ def scales(params: ParamsOpt = None) -> None:
         typer.echo(render_scales(aggregate_params(loaded)))
 
 
-@app.command()
+@app.command(cls=MetavarCommand)
 def sample(
-    out: Annotated[Path, typer.Option("--out", help="Folder to fill (encode/ and mos/).")] = Path("data/raw"),
-    seed: Annotated[int, typer.Option("--seed", help="Random seed: same seed, same bytes.")] = 0,
-    rows: Annotated[int, typer.Option("--rows", help="Encode-grid rows in all (MOS rows: about 2/3).")] = 600,
+    out: Annotated[Path, typer.Option("--out", metavar="DIR",
+                                      help="Folder to fill (encode/ and mos/).")] = Path("data/raw"),
+    seed: Annotated[int, typer.Option("--seed", metavar="N", help="Random seed: same seed, same bytes.")] = 0,
+    rows: Annotated[int, typer.Option("--rows", metavar="N",
+                                      help="Encode-grid rows in all (MOS rows: about 2/3).")] = 600,
 ) -> None:
     """Write deterministic synthetic shards shaped like real ones."""
     from corpusprov.sample import generate_samples
@@ -216,22 +227,42 @@ def sample(
             typer.echo(f"{item.kind:7} {item.rows:8d} rows  {display_path(item.path)}")
 
 
-@app.command()
+@app.command("use-shards", cls=MetavarCommand)
+def use_shards(
+    encode: Annotated[str | None, typer.Option("--encode", metavar="DIR", help="Folder of encode-grid "
+                                               "shards for merge [default: keep data/raw/encode].")] = None,
+    mos: Annotated[str | None, typer.Option("--mos", metavar="DIR", help="Folder of MOS shards for "
+                                            "aggregate [default: keep data/raw/mos].")] = None,
+) -> None:
+    """Use your own shards: drop the sample stage from dvc.yaml and point merge/aggregate at your folders."""
+    from corpusprov.shards import use_shards as run_use_shards
+
+    with _boundary():
+        plan = run_use_shards(repo_root(Path.cwd(), "use-shards"), {"merge": encode, "aggregate": mos})
+        typer.echo("use-shards: " + ("removed the sample stage; " if plan.removed_sample else "")
+                   + "; ".join(f"{stage} reads {folder}" for stage, folder in plan.inputs.items())
+                   + (f" (rewrote {', '.join(plan.changed)})" if plan.changed else " (nothing to change)"))
+        folders = " ".join(dict.fromkeys(plan.inputs.values()))
+        typer.echo(f"next: put your shards there, then: dvc add {folders} && dvc repro")
+
+
+@app.command(cls=MetavarCommand)
 def verify(
-    stages: Annotated[list[str] | None, typer.Argument(help="Stages to check [default: every stage "
+    stages: Annotated[list[str] | None, typer.Argument(metavar="[STAGE]...",
+                                                       help="Stages to check [default: every stage "
                                                            "with a manifest].", show_default=False)] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the findings as JSON.")] = False,
     no_rehash: Annotated[bool, typer.Option("--no-rehash", help="Compare recorded hashes only; "
                                                                 "check file sizes, not contents.")] = False,
 ) -> None:
-    """Prove dvc.lock, the manifests and the bytes on disk agree (run from the repo root)."""
+    """Prove dvc.lock, the manifests and the bytes on disk agree (anywhere in the repository)."""
     import json
 
     from corpusprov.render import render_findings
     from corpusprov.verify import verify as run_verify
 
     with _boundary():
-        report = run_verify(Path.cwd(), tuple(stages or ()), rehash=not no_rehash)
+        report = run_verify(_repo_dir(), tuple(stages or ()), rehash=not no_rehash)
         if as_json:
             typer.echo(json.dumps(report.to_dict(), indent=2, ensure_ascii=False))
         else:
@@ -240,7 +271,7 @@ def verify(
             raise typer.Exit(1)
 
 
-@app.command("verify-import")
+@app.command("verify-import", cls=MetavarCommand)
 def verify_import(
     as_json: Annotated[bool, typer.Option("--json", help="Print the findings as JSON.")] = False,
 ) -> None:
@@ -251,7 +282,7 @@ def verify_import(
     from corpusprov.verify_import import verify_imports
 
     with _boundary():
-        report = verify_imports(Path.cwd())
+        report = verify_imports(repo_root(Path.cwd(), "verify-import"))
         typer.echo(json.dumps(report.to_dict(), indent=2, ensure_ascii=False) if as_json
                    else render_findings(report, command="verify-import",
                                         subject="imported corpora, their manifests and .dvc files",
@@ -260,10 +291,10 @@ def verify_import(
             raise typer.Exit(1)
 
 
-@app.command()
+@app.command(cls=MetavarCommand)
 def replay(
-    manifest: Annotated[Path, typer.Argument(help="Manifest to replay.")],
-    keep: Annotated[Path | None, typer.Option("--keep", help="Keep the replayed outputs in this "
+    manifest: Annotated[Path, typer.Argument(metavar="MANIFEST", help="Manifest to replay.")],
+    keep: Annotated[Path | None, typer.Option("--keep", metavar="DIR", help="Keep the replayed outputs in this "
                                                             "(empty or new) folder.")] = None,
 ) -> None:
     """Re-run a manifest's recorded command and params on its inputs; exit 0 only if reproduced."""
@@ -271,16 +302,22 @@ def replay(
     from corpusprov.replay import replay as run_replay
 
     with _boundary():
-        result = run_replay(manifest, keep)
+        # Manifests record repo-relative paths: replay from the root, whatever the working directory.
+        root = _repo_dir()
+        recorded = Path(root_relative(str(manifest), Path.cwd(), root))
+        keep = Path(os.path.abspath(keep)) if keep is not None else None
+        os.chdir(root)
+        result = run_replay(recorded, keep)
         typer.echo(render_replay(result))
         if not result.reproduced:
             raise typer.Exit(1)
 
 
-@app.command()
+@app.command(cls=MetavarCommand)
 def trace(
-    stage: Annotated[str, typer.Argument(help="dvc.yaml stage (merge, aggregate, ...).")],
-    key: Annotated[list[str], typer.Argument(help="KEY=VALUE for dedup key fields; values are read "
+    stage: Annotated[str, typer.Argument(metavar="STAGE", help="dvc.yaml stage (merge, aggregate, ...).")],
+    key: Annotated[list[str], typer.Argument(metavar="KEY=VALUE...",
+                                             help="KEY=VALUE for dedup key fields; values are read "
                                                   "as JSON when they parse, else as strings.")],
 ) -> None:
     """Every input occurrence of a dedup key, which one won, and the rule that decided."""
@@ -288,15 +325,19 @@ def trace(
     from corpusprov.trace import trace as run_trace
 
     with _boundary():
-        typer.echo(render_trace(run_trace(Path.cwd(), stage, key)))
+        result = run_trace(_repo_dir(), stage, key)
+        typer.echo(render_trace(result))
+        if not result.occurrences:
+            raise typer.Exit(1)
 
 
-@app.command()
+@app.command(cls=MetavarCommand)
 def diff(
-    a: Annotated[str, typer.Argument(help="Build A: a manifest path, REV:PATH, or a git revision / "
+    a: Annotated[str, typer.Argument(metavar="A", help="Build A: a manifest path, REV:PATH, or a git revision / "
                                           "experiment name (then every stage with a manifest).")],
-    b: Annotated[str, typer.Argument(help="Build B, in the same forms.")],
-    stage: Annotated[list[str] | None, typer.Option("--stage", help="Only this stage (repeatable).")] = None,
+    b: Annotated[str, typer.Argument(metavar="B", help="Build B, in the same forms.")],
+    stage: Annotated[list[str] | None, typer.Option("--stage", metavar="STAGE",
+                                                    help="Only this stage (repeatable).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the differences as JSON.")] = False,
     exit_code: Annotated[bool, typer.Option("--exit-code", help="Exit 1 when the builds differ.")] = False,
 ) -> None:
@@ -307,7 +348,9 @@ def diff(
     from corpusprov.render import render_diff
 
     with _boundary():
-        results = diff_builds(Path.cwd(), a, b, tuple(stage or ()))
+        root = _repo_dir()
+        a, b = (root_relative(spec, Path.cwd(), root) for spec in (a, b))
+        results = diff_builds(root, a, b, tuple(stage or ()))
         if as_json:
             typer.echo(json.dumps([item.to_dict() for item in results], indent=2, ensure_ascii=False))
         else:
@@ -316,8 +359,8 @@ def diff(
             raise typer.Exit(1)
 
 
-@manifest_app.command("show")
-def manifest_show(path: Annotated[Path, typer.Argument(help="Manifest JSON.")]) -> None:
+@manifest_app.command("show", cls=MetavarCommand)
+def manifest_show(path: Annotated[Path, typer.Argument(metavar="MANIFEST", help="Manifest JSON.")]) -> None:
     """Print a manifest for a person: what went in, what came out, how."""
     from corpusprov.manifest import load_manifest
     from corpusprov.render import render_manifest
@@ -327,8 +370,10 @@ def manifest_show(path: Annotated[Path, typer.Argument(help="Manifest JSON.")]) 
         typer.echo(render_manifest(manifest))
 
 
-@manifest_app.command("validate")
-def manifest_validate(paths: Annotated[list[Path], typer.Argument(help="Manifest JSON files.")]) -> None:
+@manifest_app.command("validate", cls=MetavarCommand)
+def manifest_validate(
+    paths: Annotated[list[Path], typer.Argument(metavar="MANIFEST...", help="Manifest JSON files.")],
+) -> None:
     """Check manifests against the shipped JSON Schema and check that counters add up."""
     from corpusprov.errors import DataError
     from corpusprov.manifest import accounting_problems, load_manifest

@@ -34,6 +34,41 @@ def _flat(prefix: str, value: Any) -> list[str]:
             f"{prefix} = [{', '.join(map(str, value))}]"]
 
 
+def _git_changes(git: dict[str, Any]) -> str:
+    """`` (params changed; code as committed)``: what differs from the commit, code apart."""
+    changed = git.get("changed")
+    baseline = git.get("experiment_baseline")
+    tail = f", experiment baseline {baseline[:12]}" if baseline else ""
+    if not isinstance(changed, dict):
+        return (" (dirty work tree)" if git.get("dirty") else "") + tail
+    kinds = [kind for kind in ("code", "params", "data", "other") if changed.get(kind)]
+    if not kinds:
+        return " (clean)" + tail
+    code = "" if changed.get("code") else "; code as committed"
+    return f" ({', '.join(kinds)} changed{code}){tail}"
+
+
+def _aggregate_extra(extra: dict[str, Any]) -> list[str]:
+    """The scale conversions applied and the per-input label overrides (aggregate manifests)."""
+    lines: list[str] = []
+    conversions = extra.get("scale_conversions")
+    if conversions:
+        lines.extend(["", "scale conversions:"])
+        for item in conversions:
+            direction = "" if item.get("higher_is_better", True) else "  (DMOS: lower is better)"
+            lines.append(f"  {item['corpus']}: {item['formula']}  [{item['native_min']:g}, "
+                         f"{item['native_max']:g}] {item['label']}  {item['rows_out']} rows out{direction}")
+            for name in ("citation", "licence"):
+                if item.get(name):
+                    lines.append(f"    {name}: {item[name]}")
+    if "overrides" in extra:
+        lines.extend(["", "overrides:"])
+        lines.extend(f"  {item['input']}: label {item['label']}" for item in extra["overrides"])
+        if not extra["overrides"]:
+            lines.append("  none")
+    return lines
+
+
 def render_manifest(manifest: Manifest) -> str:
     """A readable summary: run, inputs, outputs, counters, policy, params."""
     provenance = manifest.provenance
@@ -44,8 +79,7 @@ def render_manifest(manifest: Manifest) -> str:
         f"by {manifest.tool['name']} {manifest.tool['version']}",
         f"  ran       {provenance['started_at_utc']} -> {provenance['finished_at_utc']} "
         f"({provenance['duration_s']:.3f} s)",
-        f"  git       {commit[:12] if commit else 'no commit'}"
-        f"{' (dirty work tree)' if git.get('dirty') else ''}",
+        f"  git       {commit[:12] if commit else 'no commit'}{_git_changes(git)}",
         f"  dvc       stage {provenance.get('dvc_stage') or '-'}, "
         f"experiment {provenance.get('dvc_exp_name') or '-'}",
         f"  software  python {provenance['python']} on {provenance['platform']}; "
@@ -84,6 +118,7 @@ def render_manifest(manifest: Manifest) -> str:
     lines.append("")
     lines.append("policy:")
     lines.extend(f"  {line}" for line in _flat("", manifest.policy))
+    lines.extend(_aggregate_extra(manifest.extra))
     lines.append("")
     lines.append(f"serialization: {manifest.serialization['float_format']}, "
                  f"keys {manifest.serialization['keys']}, {manifest.serialization['separators']}")

@@ -12,6 +12,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
 from corpusprov.dotted import changes
+from corpusprov.dvcignore import dvc_folder_files
 from corpusprov.errors import CorpusprovError, UsageError
 from corpusprov.inputs import dvc_dir_md5
 from corpusprov.jsonl import Digest, hash_file
@@ -38,6 +39,8 @@ CAUSE_LOCK_EDITED: Final = ("dvc.lock disagrees with the manifest: dvc.lock edit
 CAUSE_LOCK_MISSING: Final = "`dvc.lock` not committed, or `dvc repro` never ran"
 CAUSE_PARAMS_PENDING: Final = "params.yaml changed and the change is not yet reproduced (run `dvc repro`)"
 CAUSE_SHARD_ADDED: Final = "shard added to the input folder after the last `dvc repro`"
+CAUSE_STRAY_FILE: Final = ("a file in the input folder that the stage does not read (it reads the folder's *.jsonl) "
+                           "but DVC hashes into the folder dep: list it in .dvcignore, or move it out")
 CAUSE_DEP_UNREAD: Final = "dvc.yaml lists a data dependency the stage does not read (or the manifest lost it)"
 CAUSE_INPUT_UNTRACKED: Final = "the stage reads an input dvc.yaml does not list as a dependency"
 CAUSE_DVC2: Final = ("dvc.lock entry without `hash: md5` (DVC 2 format, md5 may be of dos2unix'd "
@@ -124,7 +127,8 @@ def plan_stages(root: Path, only: Sequence[str] = ()) -> tuple[list[StagePlan], 
     dvc_yaml = _yaml(root / "dvc.yaml", "dvc.yaml")
     if dvc_yaml is None:
         raise UsageError("no dvc.yaml here", path="dvc.yaml",
-                         fix="run `corpusprov verify` from the repository root")
+                         fix="run it inside the corpus repository; in a repository that `dvc import`s "
+                             "a corpus and its manifest, run `corpusprov verify-import`")
     stages = dvc_yaml.get("stages") or {}
     unknown = [name for name in only if name not in stages]
     if unknown:
@@ -160,6 +164,8 @@ class _Checker:
         self.findings: list[Finding] = []
         self.checks = 0
         self._hashes: dict[str, Digest | None] = {}
+        self.extras: dict[str, dict[str, str]] = {}
+        """Per input folder: files DVC hashes that the manifest does not list (relpath -> path)."""
 
     def add(self, what: str, expected: object, found: object, where: str, cause: str) -> None:
         self.findings.append(Finding(self.stage, what, str(expected), str(found), where, cause))
@@ -186,7 +192,10 @@ class _Checker:
             self.add(f"{role} exists", "a file", "missing", path, missing_cause)
             return
         if not self.rehash:
-            self.compare(f"{role} size", size, target.stat().st_size, path, changed_cause)
+            # One check either way, so --no-rehash and the full check report the same count.
+            found = target.stat().st_size
+            if found != size:
+                self.add(f"{role} size", size, found, path, changed_cause)
             return
         digest = self.digest(path)
         assert digest is not None  # noqa: S101 -- is_file() checked above
@@ -281,15 +290,16 @@ def _verify_inputs(check: _Checker, manifest: Manifest, stage_lock: dict[str, An
         recomputed = dvc_dir_md5([(record.relpath or record.path, record.md5) for record in members])
         check.compare("input folder .dir md5 (manifest self-check)", folder["dvc_dir_md5"], recomputed,
                       folder_path, CAUSE_MANIFEST_EDITED)
-        on_disk = root / folder_path
-        if on_disk.is_dir():
-            present = sorted(child.name for child in on_disk.iterdir()
-                             if child.is_file() and not child.name.startswith("."))
-            for name in present:
-                if name not in folder["files"]:
-                    check.checks += 1
-                    check.add("input folder listing", "only the manifest's files",
-                              f"extra file {name}", f"{folder_path}/{name}", CAUSE_SHARD_ADDED)
+        # What DVC hashes for this folder (its own .dvcignore filter), against what the stage read.
+        listed = {record.relpath or record.path for record in members}
+        check.checks += 1
+        for relpath in sorted(set(dvc_folder_files(root, folder_path) or ()) - listed):
+            where = f"{folder_path}/{relpath}"
+            shard = "/" not in relpath and relpath.endswith(".jsonl")
+            check.add("input folder listing", "only the manifest's files",
+                      f"extra file {relpath}, not in the manifest", where,
+                      CAUSE_SHARD_ADDED if shard else CAUSE_STRAY_FILE)
+            check.extras.setdefault(folder_path, {})[relpath] = where
     if not has_lock:
         return
     covered: set[str] = set()
@@ -298,9 +308,14 @@ def _verify_inputs(check: _Checker, manifest: Manifest, stage_lock: dict[str, An
         if _is_code(path):
             continue
         if path in folders:
-            covered.update(record.path for record in manifest.inputs if record.arg == path)
-            _check_lock_hash(check, dep, "input folder md5 (dvc.lock vs manifest)",
-                             folders[path]["dvc_dir_md5"], path, CAUSE_LOCK_EDITED)
+            members = [record for record in manifest.inputs if record.arg == path]
+            covered.update(record.path for record in members)
+            expected = folders[path]["dvc_dir_md5"]
+            if _extras_explain(check, path, members, dep):
+                # dvc.lock hashed the stray files reported above as well: not an edited dvc.lock.
+                expected = str(dep.get("md5"))
+            _check_lock_hash(check, dep, "input folder md5 (dvc.lock vs manifest)", expected, path,
+                             CAUSE_LOCK_EDITED)
             _explain_folder(check, path, dep, by_path)
         elif path in by_path:
             covered.add(path)
@@ -316,6 +331,20 @@ def _verify_inputs(check: _Checker, manifest: Manifest, stage_lock: dict[str, An
             check.add("input listed in dvc.lock deps", "a dep", "none", record.path, CAUSE_INPUT_UNTRACKED)
 
 
+def _extras_explain(check: _Checker, folder: str, members: list[Any], dep: dict[str, Any]) -> bool:
+    """True when dvc.lock's folder md5 is the manifest's files plus the stray files on disk."""
+    extras = check.extras.get(folder)
+    if not extras:
+        return False
+    entries = [(record.relpath or record.path, record.md5) for record in members]
+    for relpath, where in extras.items():
+        digest = check.digest(where)
+        if digest is None:
+            return False
+        entries.append((relpath, digest.md5))
+    return dvc_dir_md5(entries) == dep.get("md5")
+
+
 def _explain_folder(check: _Checker, folder: str, dep: dict[str, Any], by_path: dict[str, Any]) -> None:
     """Where DVC's cached ``.dir`` listing is at hand, name the file that differs."""
     md5 = str(dep.get("md5", ""))
@@ -326,7 +355,10 @@ def _explain_folder(check: _Checker, folder: str, dep: dict[str, Any], by_path: 
         listing = json.loads(listing_path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return
+    stray = set(check.extras.get(folder, {}))
     for item in listing:
+        if item.get("relpath") in stray:
+            continue  # reported as an extra file in the folder
         path = f"{folder}/{item.get('relpath')}"
         record = by_path.get(path)
         check.checks += 1

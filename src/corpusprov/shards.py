@@ -1,0 +1,138 @@
+"""Swap the sample stage for your own shard folders: drop `sample` from dvc.yaml, point merge/aggregate at them."""
+
+from __future__ import annotations
+
+import io
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+from ruamel.yaml import YAML
+from ruamel.yaml.error import YAMLError
+from ruamel.yaml.scalarstring import FoldedScalarString
+
+from corpusprov.errors import UsageError
+from corpusprov.fsutil import atomic_writer
+
+__all__ = ["SAMPLE_STAGE", "ShardsPlan", "use_shards"]
+
+#: The stage that writes the bundled synthetic shards.
+SAMPLE_STAGE: Final = "sample"
+
+
+@dataclass(frozen=True)
+class ShardsPlan:
+    """What ``use_shards`` changed, and the folders DVC should now track (``dvc add``)."""
+
+    removed_sample: bool
+    """The sample stage was in dvc.yaml and is gone (with its dvc.lock entry)."""
+    inputs: dict[str, str]
+    """Stage -> the shard folder it reads."""
+    changed: tuple[str, ...]
+    """Files rewritten (``dvc.yaml``, ``dvc.lock``)."""
+
+
+def _yaml() -> YAML:
+    # The indentation DVC and this template write, so an untouched stage round-trips byte for byte.
+    yaml = YAML()
+    yaml.preserve_quotes = True
+    yaml.width = 4096
+    yaml.indent(mapping=2, sequence=4, offset=2)
+    return yaml
+
+
+def _load(path: Path) -> Any:
+    try:
+        return _yaml().load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError, YAMLError) as exc:
+        raise UsageError(f"cannot read {path.name}: {str(exc).splitlines()[0]}", path=path.name,
+                         fix=f"fix {path.name} (restore it from git)") from None
+
+
+def _dump(path: Path, document: Any) -> None:
+    buffer = io.StringIO()
+    _yaml().dump(document, buffer)
+    with atomic_writer(path) as handle:
+        handle.write(buffer.getvalue().encode("utf-8"))
+
+
+def _data_dep(stage: dict[str, Any], name: str) -> str:
+    """The stage's shard folder: its one dep that is not the package code."""
+    deps = [str(dep) for dep in stage.get("deps") or [] if not str(dep).startswith("src")]
+    if len(deps) != 1:
+        raise UsageError(f"stage {name!r} has {len(deps)} data deps ({', '.join(deps) or 'none'}); expected one",
+                         path="dvc.yaml", fix=f"edit the {name} stage in dvc.yaml by hand")
+    return deps[0]
+
+
+def _replace_token(cmd: Any, old: str, new: str, name: str) -> Any:
+    """``cmd`` with the whole word ``old`` replaced, keeping a folded string's line breaks."""
+    text = str(cmd)
+    words = text.split(" ")
+    if old not in words:
+        raise UsageError(f"stage {name!r}: its cmd does not name its dep {old}", path="dvc.yaml",
+                         fix=f"edit the {name} stage in dvc.yaml by hand")
+    replaced_at: list[int] = []
+    offset = 0
+    for index, word in enumerate(words):
+        if word == old:
+            replaced_at.append(offset)
+            words[index] = new
+        offset += len(word) + 1
+    result = " ".join(words)
+    # A folded string breaks at recorded offsets; those after a replacement move with it.
+    delta = len(new) - len(old)
+    folds = [fold + delta * sum(1 for start in replaced_at if fold > start)
+             for fold in getattr(cmd, "fold_pos", [])]
+    if isinstance(cmd, FoldedScalarString):
+        folded = FoldedScalarString(result)
+        folded.fold_pos = folds
+        return folded
+    return result
+
+
+def _folder(root: Path, path: str, option: str) -> str:
+    """A repo-relative posix folder path, refused when it leaves the repository or is no folder."""
+    target = Path(os.path.abspath(root / path))
+    if not target.is_relative_to(root):
+        raise UsageError(f"{option} {path}: outside the repository", path=path,
+                         fix="copy the shards into a folder of the repository (DVC tracks folders inside it)")
+    if not target.is_dir():
+        raise UsageError(f"{option} {path}: no such folder", path=path,
+                         fix="create it and copy the shards in first")
+    return target.relative_to(root).as_posix()
+
+
+def use_shards(root: Path, inputs: dict[str, str | None]) -> ShardsPlan:
+    """Remove the sample stage and set each stage's shard folder (``{"merge": "shards/grid"}``; ``None``: keep)."""
+    dvc_yaml = root / "dvc.yaml"
+    document = _load(dvc_yaml)
+    if document is None or not isinstance(document.get("stages"), dict):
+        raise UsageError("no stages in dvc.yaml", path="dvc.yaml", fix="run it inside the corpus repository")
+    stages = document["stages"]
+    removed = stages.pop(SAMPLE_STAGE, None) is not None
+    chosen: dict[str, str] = {}
+    for name, wanted in inputs.items():
+        stage = stages.get(name)
+        if stage is None:
+            raise UsageError(f"no stage {name!r} in dvc.yaml", path="dvc.yaml", fix="restore it from git")
+        current = _data_dep(stage, name)
+        folder = _folder(root, wanted, f"--{'encode' if name == 'merge' else 'mos'}") if wanted else current
+        if folder != current:
+            stage["deps"] = [folder if str(dep) == current else dep for dep in stage["deps"]]
+            stage["cmd"] = _replace_token(stage["cmd"], current, folder, name)
+        chosen[name] = folder
+    changed: list[str] = []
+    if removed or any(inputs.values()):
+        _dump(dvc_yaml, document)
+        changed.append("dvc.yaml")
+    lock = _load(root / "dvc.lock")
+    if isinstance(lock, dict) and isinstance(lock.get("stages"), dict) and SAMPLE_STAGE in lock["stages"]:
+        # What `dvc remove` does: a stage's lock entry goes with the stage.
+        del lock["stages"][SAMPLE_STAGE]
+        _dump(root / "dvc.lock", lock)
+        changed.append("dvc.lock")
+    return ShardsPlan(removed, chosen, tuple(changed))

@@ -1,0 +1,81 @@
+"""A failed `dvc repro` (bad params, bad data) leaves the previous build whole: DVC must not delete it."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import run
+
+pytestmark = pytest.mark.dvc
+
+#: Every output of the two stages: corpus, manifest, rejects, metrics and plot data.
+BUILD = (
+    "data/merged/encode_grid.jsonl", "data/merged/encode_grid.jsonl.manifest.json",
+    "data/merged/encode_grid.rejects.jsonl", "metrics/merge.json", "plots/merge/rows_by_encoder_preset.json",
+    "data/unified/mos_unified.jsonl", "data/unified/mos_unified.jsonl.manifest.json",
+    "data/unified/mos_unified.rejects.jsonl", "metrics/aggregate.json",
+    "plots/aggregate/mos_unified_hist.json", "plots/aggregate/mos_native_hist.json",
+)
+
+
+def _snapshot(repo: Path) -> dict[str, bytes]:
+    return {path: (repo / path).read_bytes() for path in BUILD if (repo / path).is_file()}
+
+
+def _verify(repo: Path) -> tuple[int, list[dict[str, str]]]:
+    done = run(["corpusprov", "verify", "--json"], repo, check=False)
+    assert "Traceback" not in done.stderr
+    return done.returncode, json.loads(done.stdout)["findings"]
+
+
+@pytest.fixture
+def built(template_repo: Callable[..., Path]) -> Path:
+    repo = template_repo(rows=60)
+    run(["dvc", "repro"], repo)
+    run(["git", "add", "-A"], repo)
+    run(["git", "commit", "-q", "-m", "build"], repo)
+    return repo
+
+
+def test_bad_param_keeps_the_previous_build(built: Path) -> None:
+    before = _snapshot(built)
+    assert sorted(before) == sorted(BUILD)
+    params = built / "params.yaml"
+    good = params.read_text(encoding="utf-8")
+    assert "keep: first" in good
+    params.write_text(good.replace("keep: first", "keep: newest"), encoding="utf-8")
+    failed = run(["dvc", "repro"], built, check=False)
+    assert failed.returncode != 0
+    assert "merge.dedup.keep" in failed.stderr
+    assert _snapshot(built) == before
+    # Only the unreproduced param differs; every file of the build agrees with dvc.lock.
+    code, findings = _verify(built)
+    assert code == 1
+    assert [item["what"] for item in findings] == ["param merge.dedup.keep (params.yaml vs manifest)"]
+    run(["git", "checkout", "params.yaml"], built)
+    assert _verify(built) == (0, [])
+    params.write_text(good.replace("keep: first", "keep: last"), encoding="utf-8")
+    run(["dvc", "repro"], built)
+    assert _verify(built) == (0, [])
+    assert _snapshot(built)["data/merged/encode_grid.jsonl.manifest.json"] != before[
+        "data/merged/encode_grid.jsonl.manifest.json"]
+
+
+def test_bad_data_keeps_the_previous_build(built: Path) -> None:
+    before = _snapshot(built)
+    shard = next(iter(sorted((built / "data" / "raw" / "encode").glob("*.jsonl"))))
+    good = shard.read_bytes()
+    shard.write_bytes(good + b'{"truncated": \n')
+    # -s: only this stage, so DVC does not first regenerate the sample shard it owns.
+    failed = run(["dvc", "repro", "-s", "merge"], built, check=False)
+    assert failed.returncode != 0
+    assert shard.name in failed.stderr
+    assert _snapshot(built) == before
+    shard.write_bytes(good)
+    assert _verify(built) == (0, [])
+    run(["dvc", "repro"], built)
+    assert _snapshot(built) == before
