@@ -7,11 +7,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import orjson
-
 from corpusprov.dotted import ABSENT, changes
 from corpusprov.errors import CorpusprovError, InputError, UsageError
-from corpusprov.manifest import Manifest, schema_problems
+from corpusprov.manifest import Manifest, parse_manifest
 from corpusprov.verify import plan_stages
 
 __all__ = ["ManifestDiff", "diff_builds", "diff_manifests"]
@@ -89,15 +87,8 @@ def diff_manifests(a: Manifest, b: Manifest, stage: str, a_label: str, b_label: 
 
 
 def _parse(raw: bytes, label: str) -> Manifest:
-    try:
-        document = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise InputError(f"not a manifest (invalid JSON: {exc})", path=label) from None
-    problems = schema_problems(document)
-    if problems:
-        raise InputError(f"not a valid manifest: {problems[0]}", path=label,
-                         fix="compare manifest files, or revisions of a repository that has them")
-    return Manifest.from_dict(document)
+    manifest, _ = parse_manifest(raw, label, InputError)
+    return manifest
 
 
 def _read_at(root: Path, path: str, rev: str) -> bytes:

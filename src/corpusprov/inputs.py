@@ -14,6 +14,8 @@ from corpusprov.errors import InputError, UsageError
 __all__ = [
     "FolderArg",
     "InputFile",
+    "check_folder_target",
+    "check_output_path",
     "check_outputs",
     "display_path",
     "dvc_dir_md5",
@@ -116,6 +118,45 @@ def resolve_inputs(args: Sequence[str | Path], base: Path | None = None) -> tupl
     return files, folders
 
 
+def _blocking_ancestor(path: Path) -> Path | None:
+    """The nearest existing ancestor of ``path`` when it is not a folder (a file in the way)."""
+    for parent in Path(os.path.abspath(path)).parents:
+        if parent.exists():
+            return None if parent.is_dir() else parent
+        if parent.is_symlink():  # dangling: nothing can be created through it
+            return parent
+    return None
+
+
+def check_folder_target(folder: Path, what: str, base: Path | None = None) -> None:
+    """Refuse a folder to fill (``--out``, ``--keep``) that is a file or sits under one."""
+    display = display_path(folder, base)
+    if folder.exists() and not folder.is_dir():
+        raise UsageError(f"{what} is not a folder", path=display,
+                         fix=f"give {what} the path of a folder (new or existing)")
+    blocker = _blocking_ancestor(folder)
+    if blocker is not None:
+        raise UsageError(f"{what} cannot be created: {display_path(blocker, base)} is not a folder",
+                         path=display_path(blocker, base), fix=f"give {what} a path under a folder")
+
+
+def check_output_path(output: Path, base: Path | None = None) -> None:
+    """An output must name a file whose folder exists or can be created."""
+    _check_target_shape(output, display_path(output, base), base)
+
+
+def _check_target_shape(output: Path, display: str, base: Path | None) -> None:
+    # (A trailing "/" is already gone: pathlib drops it when typer builds the Path.)
+    if output.name in ("", ".", ".."):
+        raise UsageError("output path names a folder, not a file", path=display or ".",
+                         fix="give a file path, e.g. out/corpus.jsonl")
+    blocker = _blocking_ancestor(output)
+    if blocker is not None:
+        shown = display_path(blocker, base)
+        raise UsageError(f"cannot create {display}: {shown} is a file, not a folder", path=shown,
+                         fix="choose another output folder, or move that file away")
+
+
 def check_outputs(outputs: Sequence[Path], files: Sequence[InputFile],
                   folders: Sequence[FolderArg], base: Path | None = None) -> None:
     """Refuse outputs that are inputs, sit inside an input folder, or collide with each other."""
@@ -124,6 +165,7 @@ def check_outputs(outputs: Sequence[Path], files: Sequence[InputFile],
     seen: set[str] = set()
     for output in outputs:
         display = display_path(output, base)
+        _check_target_shape(output, display, base)
         if display in seen:
             raise UsageError("two outputs share one path", path=display,
                              fix="give --output, --rejects-out, --metrics-out and "

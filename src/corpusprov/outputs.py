@@ -110,12 +110,16 @@ class StagedFile:
         return self._final
 
     def abort(self) -> None:
-        """Close and delete the temp file."""
+        """Close and delete the temp file, best effort.
+
+        Cleanup runs while another error unwinds (a read-only or full filesystem): its own
+        failure must not replace the error that explains what happened.
+        """
         self._hasher.close()
         if self._handle is not None and not self._handle.closed:
             with contextlib.suppress(OSError):
                 self._handle.close()
-        with contextlib.suppress(FileNotFoundError):
+        with contextlib.suppress(OSError):
             self.temp.unlink()
 
 

@@ -17,6 +17,7 @@ from corpusprov.errors import ParamsError
 from corpusprov.jsonl import Digest, JsonlOptions
 
 __all__ = [
+    "NODE_BUDGET",
     "GroupReader",
     "MergeParams",
     "ParamsFile",
@@ -134,10 +135,14 @@ def _position(node: Any, key: Any) -> tuple[int | None, int | None]:
     return int(line) + 1, int(column) + 1
 
 
+#: Values a YAML document may expand to (aliases included): params.yaml, dvc.yaml, dvc.lock, .dvc.
+NODE_BUDGET: Final = 100_000
+
+
 class _Budget:
     """Bounds alias expansion: a few anchors can otherwise expand to billions of nodes."""
 
-    LIMIT = 100_000
+    LIMIT = NODE_BUDGET
 
     def __init__(self) -> None:
         self.nodes = 0

@@ -11,7 +11,7 @@ from ruamel.yaml import YAML
 
 from corpusprov import __version__
 from corpusprov.errors import DataError, UsageError
-from corpusprov.inputs import display_path, resolve_inputs
+from corpusprov.inputs import check_folder_target, display_path, resolve_inputs
 from corpusprov.jsonl import hash_file
 from corpusprov.manifest import Manifest, load_manifest
 from corpusprov.stage import StageRequest, run_aggregate, run_merge
@@ -109,6 +109,7 @@ def replay(manifest_path: Path, keep: Path | None = None) -> ReplayResult:
     if corpus is None:
         raise DataError("manifest records no corpus output", path=display)
     if keep is not None:
+        check_folder_target(keep, "--keep")
         if keep.exists() and any(keep.iterdir()):
             raise UsageError("--keep folder is not empty", path=display_path(keep),
                              fix="give an empty or new folder")

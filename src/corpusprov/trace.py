@@ -59,13 +59,23 @@ def parse_key_values(pairs: Sequence[str]) -> dict[str, Any]:
     for pair in pairs:
         name, sep, raw = pair.partition("=")
         if not sep or not name:
-            raise UsageError(f"cannot read {pair!r} as KEY=VALUE",
+            shown = pair if len(pair) <= 80 else pair[:77] + "..."
+            raise UsageError(f"cannot read {shown!r} as KEY=VALUE",
                              fix="write e.g. src_sha256=ab12... crf=23 preset=medium "
                                  "(quote a JSON string: crf='\"23\"')")
         try:
             value: Any = json.loads(raw)
+        except RecursionError:
+            raise UsageError(f"the value of {name!r} is nested too deeply to be a key",
+                             fix="trace a key value as the rows spell it") from None
         except ValueError:
             value = raw
+        try:
+            key_part(value)
+        except NonFiniteKeyError:
+            raise UsageError(f"the value of {name!r} holds NaN or an infinity: such a value is never a key",
+                             fix="non-finite key values are rejected as non_finite_key (see the rejects "
+                                 "file); trace a finite value") from None
         key[name] = value
     if not key:
         raise UsageError("no KEY=VALUE given", fix="name the dedup key fields to trace")

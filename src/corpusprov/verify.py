@@ -8,11 +8,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
-from ruamel.yaml import YAML
-from ruamel.yaml.error import YAMLError
-
 from corpusprov.dotted import changes
-from corpusprov.errors import CorpusprovError, UsageError
+from corpusprov.dvcfiles import load_dvc_lock, load_dvc_yaml
+from corpusprov.errors import CorpusprovError, UsageError, escaped
 from corpusprov.inputs import dvc_dir_md5
 from corpusprov.jsonl import Digest, hash_file
 from corpusprov.manifest import Manifest, accounting_problems, load_manifest
@@ -99,43 +97,22 @@ class VerifyReport:
                 "checks": self.checks, "findings": [asdict(item) for item in self.findings]}
 
 
-def _yaml(path: Path, what: str) -> Any:
-    try:
-        return YAML(typ="safe", pure=True).load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return None
-    except (OSError, UnicodeDecodeError, YAMLError) as exc:
-        raise CorpusprovError(f"cannot read {what}: {str(exc).splitlines()[0]}", path=path.name,
-                              fix=f"fix {path.name} (restore it from git)") from None
-
-
-def _out_paths(entries: Any) -> list[str]:
-    paths: list[str] = []
-    for entry in entries or []:
-        if isinstance(entry, str):
-            paths.append(entry)
-        elif isinstance(entry, dict):
-            paths.extend(str(key) for key in entry)
-    return paths
-
-
 def plan_stages(root: Path, only: Sequence[str] = ()) -> tuple[list[StagePlan], list[str]]:
     """Stages of ``dvc.yaml`` whose outs include a manifest, and those without one."""
-    dvc_yaml = _yaml(root / "dvc.yaml", "dvc.yaml")
-    if dvc_yaml is None:
+    stages = load_dvc_yaml(root)
+    if stages is None:
         raise UsageError("no dvc.yaml here", path="dvc.yaml",
                          fix="run `corpusprov verify` from the repository root")
-    stages = dvc_yaml.get("stages") or {}
     unknown = [name for name in only if name not in stages]
     if unknown:
         raise UsageError(f"no stage {unknown[0]!r} in dvc.yaml", path="dvc.yaml",
-                         fix=f"stages: {', '.join(stages)}")
+                         fix=f"stages: {', '.join(escaped(name) for name in stages) or '(none)'}")
     plans: list[StagePlan] = []
     skipped: list[str] = []
     for name, stage in stages.items():
         if only and name not in only:
             continue
-        outs = _out_paths((stage or {}).get("outs")) + _out_paths((stage or {}).get("metrics"))
+        outs = [*stage["outs"], *stage["metrics"]]
         manifests = tuple(path for path in outs if path.endswith(MANIFEST_SUFFIX))
         if manifests:
             plans.append(StagePlan(str(name), manifests, tuple(outs)))
@@ -374,7 +351,7 @@ def _show(value: Any) -> str:
 def verify(root: Path, stages: Sequence[str] = (), *, rehash: bool = True) -> VerifyReport:
     """Check every stage with a manifest (or only ``stages``)."""
     plans, skipped = plan_stages(root, stages)
-    lock = _yaml(root / "dvc.lock", "dvc.lock")
+    lock = load_dvc_lock(root)
     findings: list[Finding] = []
     checks = 0
     if lock is None and plans:
