@@ -15,6 +15,7 @@ __all__ = [
     "FolderArg",
     "InputFile",
     "check_folder_target",
+    "check_inside_repository",
     "check_output_path",
     "check_outputs",
     "display_path",
@@ -157,6 +158,36 @@ def _check_target_shape(output: Path, display: str, base: Path | None) -> None:
                          fix="choose another output folder, or move that file away")
 
 
+def _real(path: Path, base: Path | None = None) -> Path:
+    """``path`` (relative to ``base``) with every symbolic link resolved."""
+    return Path(os.path.realpath((base or Path.cwd()) / path))
+
+
+def _within(path: Path, folder: Path) -> bool:
+    return path == folder or folder in path.parents
+
+
+def check_inside_repository(named: Sequence[tuple[Path, str, str]], base: Path | None = None) -> None:
+    """Refuse ``(path, display, what)`` entries outside the repository, as written or once links resolve.
+
+    A link is followed to where it really leads: a shard folder holding a link to
+    ``/etc/passwd``, or an output folder that is a link to elsewhere, must not be read or
+    written without ``--allow-outside-repo``. The message names the path as given, never
+    the link's (absolute) target.
+    """
+    root = _real(Path(), base)
+    for path, display, what in named:
+        if display == ".." or display.startswith("../"):
+            raise UsageError(f"{what} path is outside the repository (the working directory)",
+                             path=display, fix="move it into the repository (`dvc add` / `dvc import`), "
+                             "or pass --allow-outside-repo to record a relative path that leaves it")
+        if not _within(_real(path, base), root):
+            raise UsageError(f"{what} path is a symbolic link (or inside a linked folder) that leads "
+                             "outside the repository", path=display,
+                             fix="copy the file into the repository (`dvc add` / `dvc import`), or pass "
+                                 "--allow-outside-repo if reading or writing there is intended")
+
+
 def check_outputs(outputs: Sequence[Path], files: Sequence[InputFile],
                   folders: Sequence[FolderArg], base: Path | None = None) -> None:
     """Refuse outputs that are inputs, sit inside an input folder, or collide with each other."""
@@ -166,6 +197,21 @@ def check_outputs(outputs: Sequence[Path], files: Sequence[InputFile],
     for output in outputs:
         display = display_path(output, base)
         _check_target_shape(output, display, base)
+        if output.exists() and not output.is_file() and not output.is_dir():
+            raise UsageError("output path is not a regular file (a device node, FIFO or socket, or a "
+                             "link to one)", path=display,
+                             fix="write to a regular file: outputs are replaced by renaming, which "
+                                 "would replace the node itself")
+        real = _real(output, base)
+        if any(real == _real(item.path, base) for item in files):
+            raise UsageError("output path is also an input (through a symbolic link)", path=display,
+                             fix="write the output somewhere else")
+        for folder_arg in folders:
+            if _within(real, _real(Path(folder_arg.display), base)):
+                raise UsageError(f"output path is inside the input folder {folder_arg.display} (once "
+                                 "symbolic links are resolved)", path=display,
+                                 fix="write outputs outside the shard folders, or the next "
+                                     "run would read them back as inputs")
         if display in seen:
             raise UsageError("two outputs share one path", path=display,
                              fix="give --output, --rejects-out, --metrics-out and "
