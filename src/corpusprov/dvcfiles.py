@@ -27,8 +27,8 @@ def is_repo_relative(path: object) -> bool:
     return ".." not in path.split("/")
 
 
-def _expanded_size(root: Node, display: str) -> int:
-    """Nodes the document has once every alias is expanded (without expanding them)."""
+def _expanded_size(root: Node, display: str) -> tuple[int, int]:
+    """Nodes the document has once every alias is expanded (without expanding them), and distinct nodes."""
     sizes: dict[int, int] = {}
     active: set[int] = set()
     stack: list[tuple[Node, bool]] = [(root, False)]
@@ -48,7 +48,7 @@ def _expanded_size(root: Node, display: str) -> int:
         active.add(key)
         stack.append((node, True))
         stack.extend((child, False) for child in _children(node) if id(child) not in sizes)
-    return sizes[id(root)]
+    return sizes[id(root)], len(sizes)
 
 
 def _children(node: Node) -> list[Node]:
@@ -72,9 +72,11 @@ def read_yaml(path: Path, display: str) -> Any:
     yaml = YAML(typ="safe", pure=True)
     try:
         node = yaml.compose(text)
-        if node is not None and _expanded_size(node, display) > NODE_BUDGET:
-            raise DvcFileError(f"{display} expands to more than {NODE_BUDGET} values (YAML aliases?)",
-                               path=display, fix=f"remove the alias chain; restore {display} from git")
+        expanded, distinct = _expanded_size(node, display) if node is not None else (0, 0)
+        if expanded > NODE_BUDGET:
+            how = "once its YAML aliases are expanded" if expanded > distinct else "(a very long list or mapping)"
+            raise DvcFileError(f"{display} holds more than {NODE_BUDGET} values {how}", path=display,
+                               fix=f"restore {display} from git (DVC writes a few entries per stage)")
         return yaml.load(text)
     except DvcFileError:
         raise

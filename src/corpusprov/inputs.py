@@ -21,6 +21,7 @@ __all__ = [
     "display_path",
     "dvc_dir_md5",
     "resolve_inputs",
+    "resolves_inside",
 ]
 
 
@@ -165,6 +166,11 @@ def _real(path: Path, base: Path | None = None) -> Path:
 
 def _within(path: Path, folder: Path) -> bool:
     return path == folder or folder in path.parents
+
+
+def resolves_inside(path: Path, root: Path) -> bool:
+    """Whether ``path`` still lies inside ``root`` once every symbolic link is resolved."""
+    return _within(Path(os.path.realpath(path)), Path(os.path.realpath(root)))
 
 
 def check_inside_repository(named: Sequence[tuple[Path, str, str]], base: Path | None = None) -> None:

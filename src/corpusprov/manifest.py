@@ -176,8 +176,10 @@ class Manifest:
 
 
 def manifest_bytes(manifest: Manifest) -> bytes:
-    """The manifest as written: indented, keys sorted, UTF-8, trailing newline."""
-    return orjson.dumps(manifest.to_dict(),
+    """The manifest as written: indented, keys sorted, UTF-8, trailing newline, paths and argv redacted."""
+    from corpusprov.redact import redact_document
+
+    return orjson.dumps(redact_document(manifest.to_dict()),
                         option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS | orjson.OPT_APPEND_NEWLINE)
 
 

@@ -11,7 +11,7 @@ from ruamel.yaml import YAML
 
 from corpusprov import __version__
 from corpusprov.errors import DataError, UsageError
-from corpusprov.inputs import check_folder_target, display_path, resolve_inputs
+from corpusprov.inputs import check_folder_target, display_path, resolve_inputs, resolves_inside
 from corpusprov.jsonl import hash_file
 from corpusprov.manifest import Manifest, load_manifest
 from corpusprov.stage import StageRequest, run_aggregate, run_merge
@@ -50,6 +50,10 @@ class ReplayResult:
 def _check_inputs(manifest: Manifest, display: str) -> None:
     for record in manifest.inputs:
         path = Path(record.path)
+        if not resolves_inside(path, Path.cwd()):
+            raise UsageError(f"recorded input {record.path} leads outside the repository (a symbolic "
+                             "link?): replay does not read it", path=display,
+                             fix="restore the shard inside the repository (`dvc checkout`), then replay")
         if not path.is_file():
             raise DataError(f"recorded input {record.path} is missing", path=display,
                             fix="restore it (`dvc pull` / `dvc checkout`) and replay from the repository root")

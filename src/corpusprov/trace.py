@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from corpusprov.errors import UsageError
+from corpusprov.inputs import resolves_inside
 from corpusprov.jsonl import JsonlOptions, JsonlReader, LineError, is_blank
 from corpusprov.keys import NonFiniteKeyError, key_part
 from corpusprov.manifest import InputRecord, Manifest, load_manifest
@@ -124,6 +125,10 @@ def _scan(root: Path, manifest: Manifest, options: JsonlOptions, wanted: dict[st
     """Every recorded input row carrying the key, judged; notes each input that changed since."""
     found: Found = []
     for record in manifest.inputs:
+        if not resolves_inside(root / record.path, root):
+            raise UsageError("recorded input leads outside the repository (a symbolic link?): trace does "
+                             "not read it", path=record.path,
+                             fix="restore the shard inside the repository (`dvc checkout`)")
         reader = JsonlReader(root / record.path, record.path, options)
         for line_no, row, special, error in reader:
             if (error is not None and is_blank(error)) or not _matches(row, wanted):

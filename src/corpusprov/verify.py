@@ -11,10 +11,11 @@ from typing import Any, Final
 from corpusprov.dotted import changes
 from corpusprov.dvcfiles import load_dvc_lock, load_dvc_yaml
 from corpusprov.errors import CorpusprovError, UsageError, escaped
-from corpusprov.inputs import dvc_dir_md5
+from corpusprov.inputs import dvc_dir_md5, resolves_inside
 from corpusprov.jsonl import Digest, hash_file
 from corpusprov.manifest import Manifest, accounting_problems, load_manifest
 from corpusprov.params import load_params
+from corpusprov.redact import OUTSIDE_REPO
 
 __all__ = ["Finding", "StagePlan", "VerifyReport", "plan_stages", "verify"]
 
@@ -41,6 +42,8 @@ CAUSE_INPUT_UNTRACKED: Final = "the stage reads an input dvc.yaml does not list 
 CAUSE_DVC2: Final = ("dvc.lock entry without `hash: md5` (DVC 2 format, md5 may be of dos2unix'd "
                      "text); re-run `dvc repro` under DVC 3 to compare it")
 CAUSE_COUNTERS: Final = "manifest counters do not add up: manifest edited by hand or written by a bug"
+CAUSE_OUTSIDE: Final = ("the path leads outside the repository (a symbolic link, or recorded with "
+                        "--allow-outside-repo): verify does not open files there")
 
 
 @dataclass(frozen=True)
@@ -141,10 +144,15 @@ class _Checker:
     def add(self, what: str, expected: object, found: object, where: str, cause: str) -> None:
         self.findings.append(Finding(self.stage, what, str(expected), str(found), where, cause))
 
+    def outside(self, path: str) -> bool:
+        """Whether ``path`` is recorded outside the repository or is a link leading out of it."""
+        return path.startswith(OUTSIDE_REPO) or not resolves_inside(self.root / path, self.root)
+
     def digest(self, path: str) -> Digest | None:
         if path not in self._hashes:
             target = self.root / path
-            self._hashes[path] = hash_file(target) if target.is_file() else None
+            inside = not self.outside(path)
+            self._hashes[path] = hash_file(target) if inside and target.is_file() else None
         return self._hashes[path]
 
     def compare(self, what: str, expected: object, found: object, where: str, cause: str) -> bool:
@@ -159,6 +167,10 @@ class _Checker:
         """The file on disk against the manifest's record of it."""
         target = self.root / path
         self.checks += 1
+        if self.outside(path):
+            self.add(f"{role} inside the repository", "a file inside it", "a path leading outside", path,
+                     CAUSE_OUTSIDE)
+            return
         if not target.is_file():
             self.add(f"{role} exists", "a file", "missing", path, missing_cause)
             return
