@@ -320,6 +320,7 @@ def manifest_show(path: Annotated[Path, typer.Argument(help="Manifest JSON.")]) 
 def manifest_validate(paths: Annotated[list[Path], typer.Argument(help="Manifest JSON files.")]) -> None:
     """Check manifests against the shipped JSON Schema and check that counters add up."""
     from corpusprov.manifest import accounting_problems, load_manifest
+    from corpusprov.verify import kind_accounting
 
     with _boundary():
         # Every path is checked and reported (one line each), so one bad file does not hide another.
@@ -332,7 +333,7 @@ def manifest_validate(paths: Annotated[list[Path], typer.Argument(help="Manifest
                 typer.echo(f"corpusprov: error: {exc}", err=True)
                 worst = max(worst, exc.exit_code)
                 continue
-            problems = accounting_problems(manifest)
+            problems = accounting_problems(manifest, kind_accounting(manifest.kind))
             if problems:
                 worst = max(worst, 1)
                 more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""

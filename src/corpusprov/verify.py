@@ -17,7 +17,7 @@ from corpusprov.manifest import Manifest, accounting_problems, load_manifest
 from corpusprov.params import load_params
 from corpusprov.redact import OUTSIDE_REPO
 
-__all__ = ["Finding", "StagePlan", "VerifyReport", "plan_stages", "verify"]
+__all__ = ["Finding", "StagePlan", "VerifyReport", "kind_accounting", "plan_stages", "verify"]
 
 MANIFEST_SUFFIX: Final = ".manifest.json"
 
@@ -74,6 +74,8 @@ class StagePlan:
     """Repo-relative manifest outs."""
     outs: tuple[str, ...]
     """Every out of the stage."""
+    params: tuple[tuple[str, str], ...] = ()
+    """``(params file, group)`` pairs dvc.yaml declares for the stage."""
 
 
 @dataclass(frozen=True)
@@ -118,7 +120,9 @@ def plan_stages(root: Path, only: Sequence[str] = ()) -> tuple[list[StagePlan], 
         outs = [*stage["outs"], *stage["metrics"]]
         manifests = tuple(path for path in outs if path.endswith(MANIFEST_SUFFIX))
         if manifests:
-            plans.append(StagePlan(str(name), manifests, tuple(outs)))
+            declared = tuple((file_name, group) for file_name, groups in stage["params"].items()
+                             for group in groups)
+            plans.append(StagePlan(str(name), manifests, tuple(outs), declared))
         else:
             skipped.append(str(name))
     return plans, skipped
@@ -154,6 +158,21 @@ class _Checker:
             inside = not self.outside(path)
             self._hashes[path] = hash_file(target) if inside and target.is_file() else None
         return self._hashes[path]
+
+    def lines(self, path: str) -> int | None:
+        """Lines in ``path`` (a last line without newline counts), or ``None`` if it cannot be read here."""
+        if self.outside(path) or not (self.root / path).is_file():
+            return None
+        count = 0
+        last = b"\n"
+        try:
+            with open(self.root / path, "rb") as handle:
+                while block := handle.read(1 << 20):
+                    count += block.count(b"\n")
+                    last = block[-1:]
+        except OSError:
+            return None
+        return count + (last != b"\n")
 
     def compare(self, what: str, expected: object, found: object, where: str, cause: str) -> bool:
         self.checks += 1
@@ -209,9 +228,38 @@ def _verify_stage(root: Path, plan: StagePlan, lock: Any, rehash: bool) -> _Chec
     if stage_lock is None and lock is not None:
         check.checks += 1
         check.add("stage in dvc.lock", "an entry", "none", "dvc.lock", CAUSE_LOCK_MISSING)
+    if stage_lock is not None:
+        _verify_lock_declares(check, plan, stage_lock)
     for manifest_path in plan.manifests:
         _verify_manifest(check, manifest_path, stage_lock or {}, stage_lock is not None)
     return check
+
+
+def _verify_lock_declares(check: _Checker, plan: StagePlan, stage_lock: dict[str, Any]) -> None:
+    """The dvc.lock stage records every out and params group dvc.yaml declares (else it is not this stage)."""
+    for out in plan.outs:
+        if out in plan.manifests:
+            continue  # reported with the manifest's own checks
+        check.checks += 1
+        if _lock_entry(stage_lock.get("outs"), out) is None:
+            check.add("out in dvc.lock", "an entry (dvc.yaml declares it)", "none", out, CAUSE_LOCK_EDITED)
+    locked = stage_lock.get("params") or {}
+    for file_name, group in plan.params:
+        check.checks += 1
+        if group not in (locked.get(file_name) or {}):
+            check.add("params group in dvc.lock", f"{file_name}: {group} (dvc.yaml declares it)", "none",
+                      "dvc.lock", CAUSE_LOCK_EDITED)
+
+
+def kind_accounting(kind: str) -> dict[str, Any]:
+    """The counters that must add up for a manifest of ``kind``, as our code defines them."""
+    if kind == "merge":
+        from corpusprov.merge import MERGE_ACCOUNTING
+
+        return dict(MERGE_ACCOUNTING)
+    from corpusprov.aggregate import AGGREGATE_ACCOUNTING
+
+    return dict(AGGREGATE_ACCOUNTING)
 
 
 def _verify_manifest(check: _Checker, manifest_path: str, stage_lock: dict[str, Any],
@@ -236,14 +284,35 @@ def _verify_manifest(check: _Checker, manifest_path: str, stage_lock: dict[str, 
         elif digest is not None:
             _check_lock_hash(check, entry, "manifest md5 (dvc.lock)", digest.md5, manifest_path,
                              CAUSE_MANIFEST_EDITED)
-    for problem in accounting_problems(manifest):
+    ours = kind_accounting(manifest.kind)
+    check.compare("accounting (counters that must add up)", json.dumps(ours, sort_keys=True),
+                  json.dumps(manifest.accounting, sort_keys=True), manifest_path, CAUSE_MANIFEST_EDITED)
+    for problem in accounting_problems(manifest, ours):
         check.checks += 1
         check.add("counters add up", "rows_in = out + duplicates + rejected", problem, manifest_path,
                   CAUSE_COUNTERS)
+    _verify_row_counts(check, manifest, manifest_path, ours)
     _verify_outputs(check, manifest, stage_lock, has_lock)
     _verify_inputs(check, manifest, stage_lock, has_lock)
     if has_lock:
         _verify_params(check, manifest, manifest_path, stage_lock)
+
+
+def _verify_row_counts(check: _Checker, manifest: Manifest, manifest_path: str, accounting: dict[str, Any]) -> None:
+    """Rows the manifest claims against its counters, and against the lines actually on disk."""
+    claimed = {"corpus": sum(manifest.counters.get(name, 0) for name in accounting["out"]),
+               "rejects": sum(manifest.counters.get(name, 0) for name in accounting["rejected"])}
+    for output in manifest.outputs:
+        if output.role not in claimed or output.rows is None:
+            continue
+        check.compare(f"{output.role} rows (output entry vs counters)", claimed[output.role], output.rows,
+                      manifest_path, CAUSE_MANIFEST_EDITED)
+        # Only where the bytes are the recorded ones: an edited file is already a finding.
+        digest = check.digest(output.path) if check.rehash else None
+        lines = check.lines(output.path) if digest is not None and digest.md5 == output.md5 else None
+        if lines is not None:
+            check.compare(f"{output.role} rows (manifest vs lines on disk)", output.rows, lines, output.path,
+                          CAUSE_MANIFEST_EDITED)
 
 
 def _verify_outputs(check: _Checker, manifest: Manifest, stage_lock: dict[str, Any], has_lock: bool) -> None:
