@@ -79,9 +79,11 @@ def _argv_value(value: str, base: str, environ: Mapping[str, str]) -> str:
         return relative
     # Outside the repository: under the home folder it reads ~/..., which names no user.
     for home in _home_folders(environ):
+        if absolute == home:
+            return "~"
         if absolute.startswith(home + "/"):
             return "~/" + Path(os.path.relpath(absolute, home)).as_posix()
-    return recorded_path(relative)
+    return recorded_path(relative, environ)
 
 
 def redact_argv(argv: Sequence[str], environ: Mapping[str, str] | None = None,
@@ -117,14 +119,18 @@ def redact_argv(argv: Sequence[str], environ: Mapping[str, str] | None = None,
     return result
 
 
-def recorded_path(path: str) -> str:
+def recorded_path(path: str, environ: Mapping[str, str] | None = None) -> str:
     """A path as a manifest may record it: repo-relative, or ``<outside-repo>/NAME`` when it leaves."""
     from corpusprov.dvcfiles import is_repo_relative
 
     if is_repo_relative(path):
         return path
     name = path.replace("\\", "/").rstrip("/").rpartition("/")[2]
-    return OUTSIDE_REPO if name in ("", ".", "..", "~") else f"{OUTSIDE_REPO}/{name}"
+    # The name of a home folder is a user name.
+    homes = {Path(home).name for home in _home_folders(os.environ if environ is None else environ)}
+    if name in ("", ".", "..", "~") or name in homes:
+        return OUTSIDE_REPO
+    return f"{OUTSIDE_REPO}/{name}"
 
 
 def _recorded(value: Any) -> Any:
