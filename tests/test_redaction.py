@@ -10,8 +10,8 @@ credential shapes; paths that leave the repository are refused unless explicitly
 from __future__ import annotations
 
 import getpass
-import os
 import json
+import os
 import re
 import socket
 from pathlib import Path
