@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +18,7 @@ from corpusprov.errors import ParamsError
 from corpusprov.jsonl import Digest, JsonlOptions
 
 __all__ = [
+    "MAX_MAGNITUDE",
     "NODE_BUDGET",
     "GroupReader",
     "MergeParams",
@@ -134,6 +136,10 @@ def _position(node: Any, key: Any) -> tuple[int | None, int | None]:
         return None, None
     return int(line) + 1, int(column) + 1
 
+
+#: Largest magnitude a numeric param may have unless its reader allows more: scale bounds and
+#: slacks are small numbers, and a bound near 1e308 makes `max - min` overflow to infinity.
+MAX_MAGNITUDE: Final = 1e12
 
 #: Values a YAML document may expand to (aliases included): params.yaml, dvc.yaml, dvc.lock, .dvc.
 NODE_BUDGET: Final = 100_000
@@ -258,15 +264,29 @@ class GroupReader:
             raise self.error(key, f"must be a string (found {value!r})")
         return str(value)
 
-    def number(self, key: str, default: float, *, minimum: float | None = None) -> float:
-        """A number (int or float)."""
+    def number(self, key: str, default: float, *, minimum: float | None = None, maximum: float | None = None,
+               magnitude: float = MAX_MAGNITUDE) -> float:
+        """A finite number (int or float) within ``minimum``/``maximum`` and at most ``magnitude`` in size.
+
+        NaN and infinities are never params: NaN fails every comparison (a NaN slack rejects
+        every row) and an infinite bound maps every score to 0.
+        """
         value = self.raw(key)
         if self._absent(key, value):
             return default
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise self.error(key, f"must be a number (found {value!r})")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise self.error(key, f"must be a finite number (found {value})",
+                             fix=f"write a plain number for {self.dotted}.{key}; NaN and infinities are not params")
+        if abs(value) > magnitude:
+            shown = f"{value:.6g}" if isinstance(value, float) else f"an integer of {value.bit_length()} bits"
+            raise self.error(key, f"magnitude ({shown}) is beyond {magnitude:g}: not a sane setting",
+                             fix=f"write a number between {-magnitude:g} and {magnitude:g}")
         if minimum is not None and value < minimum:
             raise self.error(key, f"must be at least {minimum} (found {value})")
+        if maximum is not None and value > maximum:
+            raise self.error(key, f"must be at most {maximum} (found {value})")
         return float(value)
 
     def integer(self, key: str, default: int, *, minimum: int | None = None) -> int:
