@@ -153,20 +153,25 @@ class _Budget:
     def __init__(self) -> None:
         self.nodes = 0
         self.path: set[int] = set()
+        self.seen: dict[int, int] = {}
+        """How often each container was reached: more than once means an alias."""
 
 
 def _plain(node: Any, display: str, parent: Any, key: Any, budget: _Budget) -> Any:
     """Plain Python data, refusing any tag that would construct an object."""
     budget.nodes += 1
     if budget.nodes > _Budget.LIMIT:
-        raise ParamsError(f"params expand to more than {_Budget.LIMIT} values (YAML aliases?)", path=display,
-                          fix="params.yaml holds a few settings; remove the alias chain")
+        aliased = any(count > 1 for count in budget.seen.values())
+        how = "once YAML aliases are expanded" if aliased else "(a very long list or mapping)"
+        raise ParamsError(f"params hold more than {_Budget.LIMIT} values {how}", path=display,
+                          fix="params.yaml holds a few settings" + ("; remove the alias chain" if aliased else ""))
     if isinstance(node, (CommentedMap, CommentedSeq)):
         if id(node) in budget.path:
             line, column = _position(parent, key) if parent is not None else (None, None)
             raise ParamsError("a YAML alias refers to itself", path=display, line=line, column=column,
                               fix="remove the recursive alias")
         budget.path.add(id(node))
+        budget.seen[id(node)] = budget.seen.get(id(node), 0) + 1
         try:
             return _plain_container(node, display, parent, key, budget)
         finally:
@@ -185,6 +190,8 @@ def _plain_container(node: Any, display: str, parent: Any, key: Any, budget: _Bu
 def _check_tag(node: Any, display: str, parent: Any, key: Any) -> None:
     tag = getattr(node, "tag", None)
     tag_value = getattr(tag, "value", tag) if tag is not None else None
+    if tag_value == "tag:yaml.org,2002:str" and type(node).__name__ == "TaggedScalar":
+        return  # `!!str x` is the string "x" (see _plain_scalar), as `x` or `"x"` is
     if tag_value not in _PLAIN_TAGS or type(node).__name__ == "TaggedScalar":
         line, column = _position(parent, key) if parent is not None else (None, None)
         raise ParamsError(f"YAML tag {tag_value} is not allowed", path=display, line=line,
@@ -193,6 +200,11 @@ def _check_tag(node: Any, display: str, parent: Any, key: Any) -> None:
 
 def _plain_scalar(node: Any, display: str, parent: Any, key: Any) -> Any:
     _check_tag(node, display, parent, key)
+    if type(node).__name__ == "TaggedScalar":  # `!!str x`, the only tagged scalar _check_tag lets by
+        text = str(node.value)
+        if parent is not None:
+            parent[key] = text  # the typed readers read the tree: give them the string
+        return text
     if isinstance(node, bool):
         return bool(node)
     if isinstance(node, int):

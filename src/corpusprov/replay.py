@@ -10,7 +10,7 @@ from pathlib import Path
 from ruamel.yaml import YAML
 
 from corpusprov import __version__
-from corpusprov.errors import DataError, UsageError
+from corpusprov.errors import DataError, ParamsError, UsageError
 from corpusprov.inputs import check_folder_target, display_path, resolve_inputs, resolves_inside
 from corpusprov.jsonl import hash_file
 from corpusprov.manifest import Manifest, load_manifest
@@ -138,7 +138,14 @@ def replay(manifest_path: Path, keep: Path | None = None) -> ReplayResult:
             argv=("corpusprov", "replay", display),
             allow_outside_repo=True,  # the replay writes to a temporary folder, by design
         )
-        report = (run_merge if manifest.kind == "merge" else run_aggregate)(request)
+        try:
+            report = (run_merge if manifest.kind == "merge" else run_aggregate)(request)
+        except ParamsError as exc:
+            # The params file named in the error is this replay's temporary copy of the
+            # manifest's params.values, deleted on return: name the manifest instead.
+            raise DataError(f"the recorded params (params.values) are not valid: {exc.message}",
+                            path=display, fix="restore the manifest (`dvc checkout`) or re-run the stage "
+                            "that wrote it") from None
         replayed = report.manifest.output("corpus")
         replayed_rejects = report.manifest.output("rejects")
         assert replayed is not None  # noqa: S101 -- a stage always writes its corpus

@@ -183,6 +183,13 @@ def _trace_aggregate(root: Path, manifest: Manifest, params_file: ParamsFile, ke
     from corpusprov.scales import aggregate_params
 
     params = replace(aggregate_params(params_file), on_invalid_row="reject")
+    # The dedup key, and the (src, corpus_source) fallback for rows without it, as merge refuses
+    # a field outside its natural key: anything else would match rows that are not one key.
+    traceable = (*params.dedup_key, "src", "corpus_source")
+    unknown = [name for name in key if name not in traceable]
+    if unknown:
+        raise UsageError(f"{unknown[0]!r} is not a field of the dedup key",
+                         fix=f"the key is {', '.join(params.dedup_key)} (rows without it: src, corpus_source)")
     judge = _Judge(params)
     found = _scan(root, manifest, params.jsonl, wanted,
                   lambda record, line_no, row, special, error: judge.judge(line_no, row, special, error,
