@@ -100,8 +100,9 @@ JobsOpt = Annotated[int | None, typer.Option("--jobs", "-j", min=1, help="Worker
                                             "[default: every core for inputs over 32 MiB, else 1]; "
                                             "the output bytes do not depend on it.")]
 OutsideOpt = Annotated[bool, typer.Option("--allow-outside-repo",
-                                           help="Allow paths outside the working directory; the manifest "
-                                                "then records relative paths that leave it.")]
+                                           help="Allow paths outside the working directory (also through "
+                                                "symbolic links); the manifest then records them as "
+                                                "<outside-repo>/NAME.")]
 MetricsOpt = Annotated[Path | None, typer.Option("--metrics-out",
                                                  help="Scalar metrics JSON for `dvc exp show` [default: none].")]
 
