@@ -14,6 +14,7 @@ from corpusprov.errors import CorpusprovError, UsageError, escaped
 from corpusprov.inputs import dvc_dir_md5, resolves_inside
 from corpusprov.jsonl import Digest, hash_file
 from corpusprov.manifest import Manifest, accounting_problems, load_manifest
+from corpusprov.outputs import interrupted_commits
 from corpusprov.params import load_params
 from corpusprov.redact import OUTSIDE_REPO
 
@@ -42,6 +43,8 @@ CAUSE_INPUT_UNTRACKED: Final = "the stage reads an input dvc.yaml does not list 
 CAUSE_DVC2: Final = ("dvc.lock entry without `hash: md5` (DVC 2 format, md5 may be of dos2unix'd "
                      "text); re-run `dvc repro` under DVC 3 to compare it")
 CAUSE_COUNTERS: Final = "manifest counters do not add up: manifest edited by hand or written by a bug"
+CAUSE_INTERRUPTED: Final = ("a run was killed while putting its outputs in place (between two renames): the "
+                            "next `corpusprov merge`/`aggregate` (or `dvc repro`) into that folder finishes it")
 CAUSE_OUTSIDE: Final = ("the path leads outside the repository (a symbolic link, or recorded with "
                         "--allow-outside-repo): verify does not open files there")
 
@@ -265,6 +268,10 @@ def kind_accounting(kind: str) -> dict[str, Any]:
 def _verify_manifest(check: _Checker, manifest_path: str, stage_lock: dict[str, Any],
                      has_lock: bool) -> None:
     root = check.root
+    check.checks += 1
+    for intent in interrupted_commits((root / manifest_path).parent):
+        check.add("commit of the stage's outputs", "complete", f"interrupted ({intent.name} left behind)",
+                  manifest_path, CAUSE_INTERRUPTED)
     check.checks += 1
     if not (root / manifest_path).is_file():
         check.add("manifest exists", "a file", "missing", manifest_path, CAUSE_MANIFEST_MISSING)
