@@ -211,3 +211,31 @@ def test_the_fixture_lock_verifies(cli: Cli, repo: tuple[Path, dict[str, Any], b
     root, document, _ = repo
     (root / "dvc.lock").write_text(dvc_lock_for(root, document), encoding="utf-8")
     assert cli("verify").exit_code == 0
+
+
+@pytest.mark.parametrize("listing", ['["a.jsonl", 1]', '{"relpath": "a.jsonl"}', "[[[[]]]]", "null"])
+def test_a_malformed_cached_dir_listing_is_not_an_internal_error(cli: Cli, repo: tuple[Path, dict[str, Any], bytes],
+                                                                 listing: str) -> None:
+    root, document, _ = repo
+    (root / "dvc.lock").write_text(dvc_lock_for(root, document), encoding="utf-8")
+    md5 = document["input_folders"][0]["dvc_dir_md5"]
+    cached = root / ".dvc" / "cache" / "files" / "md5" / md5[:2] / md5[2:]
+    cached.parent.mkdir(parents=True)
+    cached.write_text(listing, encoding="utf-8")
+    (root / "in" / "a.jsonl").write_bytes(b"changed\n")  # so verify looks into the listing
+    result = cli("verify")
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output and result.stderr == ""
+
+
+def test_a_lock_md5_never_names_a_path(cli: Cli, repo: tuple[Path, dict[str, Any], bytes]) -> None:
+    root, document, secret = repo
+    lock = dvc_lock_for(root, document).replace(document["input_folders"][0]["dvc_dir_md5"],
+                                                f"../../../../../{root.name}-secret/x.dir")
+    (root / f"{root.name}-secret").mkdir(exist_ok=True)
+    (root.parent / f"{root.name}-secret" / "x.dir").write_text('[{"relpath": "leak", "md5": "f00"}]',
+                                                                encoding="utf-8")
+    (root / "dvc.lock").write_text(lock, encoding="utf-8")
+    result = cli("verify")
+    assert result.exit_code == 1, result.output
+    assert "leak" not in result.output and _leaks(result.output, secret) == []

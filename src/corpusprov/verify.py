@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -21,6 +22,7 @@ from corpusprov.redact import OUTSIDE_REPO
 __all__ = ["Finding", "StagePlan", "VerifyReport", "kind_accounting", "plan_stages", "verify"]
 
 MANIFEST_SUFFIX: Final = ".manifest.json"
+_DIR_MD5: Final = re.compile(r"^[0-9a-f]{32}\.dir$")
 
 #: Plain-words causes, so a finding says what probably happened, not only what differs.
 CAUSE_INPUT_CHANGED: Final = "input changed after the last `dvc repro` (run `dvc repro`, or restore it)"
@@ -384,14 +386,20 @@ def _verify_inputs(check: _Checker, manifest: Manifest, stage_lock: dict[str, An
 def _explain_folder(check: _Checker, folder: str, dep: dict[str, Any], by_path: dict[str, Any]) -> None:
     """Where DVC's cached ``.dir`` listing is at hand, name the file that differs."""
     md5 = str(dep.get("md5", ""))
+    if not _DIR_MD5.match(md5):  # a lock's md5 names a cache file: never let it name a path
+        return
     listing_path = check.root / ".dvc" / "cache" / "files" / "md5" / md5[:2] / md5[2:]
-    if not md5.endswith(".dir") or not listing_path.is_file():
+    if not listing_path.is_file():
         return
     try:
         listing = json.loads(listing_path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
+        return
+    if not isinstance(listing, list):
         return
     for item in listing:
+        if not isinstance(item, dict):
+            continue
         path = f"{folder}/{item.get('relpath')}"
         record = by_path.get(path)
         check.checks += 1
