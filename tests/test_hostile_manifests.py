@@ -239,3 +239,30 @@ def test_a_lock_md5_never_names_a_path(cli: Cli, repo: tuple[Path, dict[str, Any
     result = cli("verify")
     assert result.exit_code == 1, result.output
     assert "leak" not in result.output and _leaks(result.output, secret) == []
+
+
+@pytest.mark.parametrize("command", [("verify",), ("trace", "merge", "crf=20")])
+def test_a_manifest_link_leading_outside_is_not_read(cli: Cli, repo: tuple[Path, dict[str, Any], bytes],
+                                                     command: tuple[str, ...]) -> None:
+    root, _, _ = repo
+    outside = root.parent / f"{root.name}-secret" / "m.json"
+    outside.write_text('{"secret-field": "leak"}', encoding="utf-8")
+    (root / MANIFEST).unlink()
+    (root / MANIFEST).symlink_to(outside)
+    result = cli(*command)
+    assert result.exit_code in (1, 2), result.output
+    assert "leak" not in result.output and "secret-field" not in result.output, result.output
+    assert "outside" in result.output
+
+
+def test_verify_import_does_not_hash_a_link_leading_outside(cli: Cli, tmp_path: Path) -> None:
+    secret = write_jsonl(tmp_path.parent / f"{tmp_path.name}-secret" / "secret.jsonl", SECRET_ROWS)
+    (tmp_path / "imports").mkdir()
+    (tmp_path / "imports" / "m.manifest.json").symlink_to(secret)
+    (tmp_path / "imports" / "m.manifest.json.dvc").write_text(
+        "deps:\n- path: out/m.manifest.json\n  repo: {url: ../src, rev_lock: abc}\n"
+        "outs:\n- path: m.manifest.json\n  md5: '" + "0" * 32 + "'\n", encoding="utf-8")
+    result = cli("verify-import")
+    assert result.exit_code == 1, result.output
+    assert _leaks(result.output, secret.read_bytes()) == [], result.output
+    assert "outside" in result.output

@@ -104,6 +104,9 @@ def trace(root: Path, stage: str, pairs: Sequence[str]) -> TraceResult:
         raise UsageError(f"stage {stage!r} writes no manifest", path="dvc.yaml",
                          fix="trace a stage that runs corpusprov merge or aggregate")
     manifest_path = plans[0].manifests[0]
+    if not resolves_inside(root / manifest_path, root):
+        raise UsageError("the stage's manifest is a symbolic link leading outside the repository",
+                         path=manifest_path, fix="restore it (`dvc checkout`)")
     manifest, _ = load_manifest(root / manifest_path, manifest_path)
     key = parse_key_values(pairs)
     wanted = {name: key_part(value) for name, value in key.items()}

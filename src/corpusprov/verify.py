@@ -275,6 +275,10 @@ def _verify_manifest(check: _Checker, manifest_path: str, stage_lock: dict[str, 
         check.add("commit of the stage's outputs", "complete", f"interrupted ({intent.name} left behind)",
                   manifest_path, CAUSE_INTERRUPTED)
     check.checks += 1
+    if check.outside(manifest_path):
+        check.add("manifest inside the repository", "a file inside it", "a path leading outside", manifest_path,
+                  CAUSE_OUTSIDE)
+        return
     if not (root / manifest_path).is_file():
         check.add("manifest exists", "a file", "missing", manifest_path, CAUSE_MANIFEST_MISSING)
         return

@@ -7,11 +7,13 @@ from pathlib import Path
 
 from corpusprov.dvcfiles import is_repo_relative, load_dvc_file
 from corpusprov.errors import CorpusprovError, DvcFileError, UsageError
+from corpusprov.inputs import resolves_inside
 from corpusprov.jsonl import hash_file
 from corpusprov.manifest import load_manifest
 from corpusprov.verify import (
     CAUSE_MANIFEST_EDITED,
     CAUSE_OUTPUT_EDITED,
+    CAUSE_OUTSIDE,
     MANIFEST_SUFFIX,
     Finding,
     VerifyReport,
@@ -105,6 +107,10 @@ def verify_imports(root: Path) -> VerifyReport:
         stage = imported.local_path
         target = root / imported.local_path
         checks += 1
+        if not resolves_inside(target, root):
+            add(stage, "manifest inside the repository", "a file inside it", "a link leading outside",
+                imported.local_path, CAUSE_OUTSIDE)
+            continue
         if not target.is_file():
             add(stage, "manifest present", "a file", "missing", imported.local_path, CAUSE_NOT_PULLED)
             continue
@@ -132,6 +138,10 @@ def verify_imports(root: Path) -> VerifyReport:
                 add(stage, f"{output.role} revision", imported.rev_lock, counterpart.rev_lock,
                     counterpart.dvc_file, CAUSE_OTHER_REVISION)
             path = root / counterpart.local_path
+            if not resolves_inside(path, root):
+                add(stage, f"{output.role} inside the repository", "a file inside it", "a link leading outside",
+                    counterpart.local_path, CAUSE_OUTSIDE)
+                continue
             if not path.is_file():
                 add(stage, f"{output.role} present", "a file", "missing", counterpart.local_path, CAUSE_NOT_PULLED)
                 continue
