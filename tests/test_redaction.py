@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import getpass
 import json
+import os
 import re
 import socket
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from corpusprov.manifest import accounting_problems, load_manifest
@@ -198,7 +201,7 @@ def test_redact_text_hides_credentials(text: str) -> None:
     ["corpusprov", "merge", "data/raw/encode", "--output", "data/merged/encode_grid.jsonl",
      "--params", "params.yaml", "--metrics-out", "metrics/merge.json"],
     ["corpusprov", "aggregate", "data/raw/mos", "--output", "data/unified/mos_unified.jsonl",
-     "--allow-outside-repo", "--rejects-out", "../shared/rejects.jsonl"],
+     "--allow-outside-repo", "--rejects-out", "shared/rejects.jsonl"],
     ["corpusprov", "merge", "data/encode/tokenizer-grid.jsonl", "--output", "out/author-keys.jsonl"],
 ])
 def test_redact_argv_leaves_ordinary_arguments_alone(argv: list[str]) -> None:
@@ -250,7 +253,9 @@ def test_paths_outside_the_repository_are_refused(outside: tuple[Path, Path], ar
 
 
 @pytest.mark.parametrize("form", ["relative", "absolute"])
-def test_allow_outside_repo_records_relative_paths_only(outside: tuple[Path, Path], form: str) -> None:
+def test_allow_outside_repo_records_no_path_outside_the_repository(outside: tuple[Path, Path], form: str) -> None:
+    # Readers refuse `../` and absolute paths (a manifest is untrusted input), so the writer
+    # records a path outside the repository as <outside-repo>/NAME: valid, and never opened.
     work, shard = outside
     arg = "../elsewhere/shard.jsonl" if form == "relative" else str(shard)
     done = run(["corpusprov", "merge", arg, "--output", "out/m.jsonl", "--allow-outside-repo"], work,
@@ -258,10 +263,10 @@ def test_allow_outside_repo_records_relative_paths_only(outside: tuple[Path, Pat
     assert done.returncode == 0, done.stderr
     data = (work / "out" / "m.jsonl.manifest.json").read_bytes()
     manifest, document = load_manifest(work / "out" / "m.jsonl.manifest.json", "m.jsonl.manifest.json")
-    assert [record.path for record in manifest.inputs] == ["../elsewhere/shard.jsonl"]
-    assert document["command"]["args"]["inputs"] == ["../elsewhere/shard.jsonl"]
+    assert [(record.path, record.arg) for record in manifest.inputs] == [("<outside-repo>/shard.jsonl",) * 2]
+    assert document["command"]["args"]["inputs"] == ["<outside-repo>/shard.jsonl"]
     assert str(work.parent) not in data.decode(), _absolute_strings(document, str(work.parent))
-    assert document["command"]["argv"][2] == "../elsewhere/shard.jsonl"
+    assert "elsewhere" not in data.decode()
 
 
 def _absolute_strings(value: Any, prefix: str) -> list[str]:
@@ -300,3 +305,101 @@ def test_overrides_that_leave_the_repository_are_params_errors(tmp_path: Path, k
     assert lines[0].startswith(f"corpusprov: error: params.yaml:{line}:5: aggregate.overrides."), lines[0]
     assert "leaves the repository" in lines[0]
     assert not (work / "out").exists()
+
+
+# --------------------------------------------------------------------------- every field, every spelling
+
+
+def _strings(value: Any) -> list[str]:
+    """Every string in a JSON document (keys too)."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [text for key, item in value.items() for text in (key, *_strings(item))]
+    if isinstance(value, list):
+        return [text for item in value for text in _strings(item)]
+    return []
+
+
+@pytest.fixture
+def homed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path]:
+    """A repository outside the home folder, and a home folder (named after the user) holding shards."""
+    home = tmp_path / "home" / USER
+    write_jsonl(home / "data" / "x.jsonl", [encode_row(crf=30)])
+    work = tmp_path / "work"
+    write_jsonl(work / "in" / "a.jsonl", [encode_row(crf=20)])
+    monkeypatch.setenv("HOME", str(home))
+    return work, home
+
+
+@pytest.mark.parametrize("form", [
+    ["--output={work}/out/m.jsonl"], ["--output", "{work}/out/m.jsonl"], ["-o", "{work}/out/m.jsonl"],
+    ["--output=out/m.jsonl", "--rejects-out={work}/out/r.jsonl"], ["--output=./out/../out/m.jsonl"],
+])
+def test_absolute_paths_in_any_spelling_are_recorded_relative(homed: tuple[Path, Path], form: list[str]) -> None:
+    work, _ = homed
+    args = [arg.replace("{work}", str(work)) for arg in form]
+    done = run(["corpusprov", "merge", str(work / "in" / "a.jsonl"), *args], work, check=False)
+    assert done.returncode == 0, done.stderr
+    document = json.loads((work / "out" / "m.jsonl.manifest.json").read_bytes())
+    leaks = [text for text in _strings(document) if str(work) in text or text.startswith("/")]
+    assert leaks == [], leaks
+
+
+@pytest.mark.parametrize("spelling", ["../home/{user}/data/x.jsonl", "{home}/data/x.jsonl", "~/data/x.jsonl",
+                                      "in/../../home/{user}/data/x.jsonl"])
+@pytest.mark.parametrize("as_option", [False, True], ids=["input", "--output="])
+def test_allow_outside_repo_under_home_names_no_user(homed: tuple[Path, Path], spelling: str,
+                                                     as_option: bool) -> None:
+    work, home = homed
+    path = spelling.replace("{user}", USER).replace("{home}", str(home))
+    if path.startswith("~"):
+        path = str(home) + path[1:]  # the shell expands ~; corpusprov sees the result
+    if as_option:
+        args = ["in/a.jsonl", f"--output={path.replace('data/x.jsonl', 'out/m.jsonl')}",
+                "--manifest-out", "out/m.manifest.json"]
+    else:
+        args = [path, "--output", "out/m.jsonl", "--manifest-out", "out/m.manifest.json"]
+    done = run(["corpusprov", "merge", *args, "--allow-outside-repo"], work, check=False)
+    assert done.returncode == 0, done.stderr
+    data = (work / "out" / "m.manifest.json").read_bytes()
+    document = json.loads(data)
+    assert USER.encode() not in data, [text for text in _strings(document) if USER in text]
+    assert str(work.parent).encode() not in data
+    assert not [text for text in _strings(document) if text.startswith("../")]
+    load_manifest(work / "out" / "m.manifest.json", "m.manifest.json")  # still valid
+
+
+_PATH_TAILS = st.lists(st.sampled_from(["data", "x.jsonl", "..", ".", "sub dir"]), min_size=1, max_size=4)
+
+
+@st.composite
+def _argv_forms(draw: st.DrawFn) -> tuple[list[str], str]:
+    """A path inside or outside the repo (maybe under the home folder), spelled one of many ways."""
+    base, home = "/srv/work/repo", f"/home/{USER}"
+    root = draw(st.sampled_from([base, home, "/srv/work", "/", f"{home}/projects"]))
+    target = "/".join([root.rstrip("/"), *draw(_PATH_TAILS)])
+    spelling = draw(st.sampled_from(["absolute", "relative", "tilde", "dotted"]))
+    if spelling == "relative":
+        text = os.path.relpath(target, base)
+    elif spelling == "tilde" and target.startswith(home + "/"):
+        text = "~" + target[len(home):]
+    elif spelling == "dotted":
+        text = base + "/in/../" + os.path.relpath(target, base)
+    else:
+        text = target
+    option = draw(st.sampled_from(["", "--output=", "--rejects-out=", "-o", "--params"]))
+    argv = [f"{option}{text}"] if option.endswith("=") or not option else [option, text]
+    return ["corpusprov", "merge", *argv], target
+
+
+@given(_argv_forms())
+def test_redact_argv_never_records_an_absolute_or_personal_path(form: tuple[list[str], str]) -> None:
+    argv, _ = form
+    redacted = redact_argv(argv, {"HOME": f"/home/{USER}"}, base=Path("/srv/work/repo"))
+    assert len(redacted) == len(argv)
+    for arg in redacted:
+        value = arg.partition("=")[2] if arg.startswith("-") and "=" in arg else arg
+        assert not value.startswith("/"), (argv, redacted)
+        assert USER not in value or value.startswith("~/"), (argv, redacted)
+        assert "/home/" not in value and not value.startswith(".."), (argv, redacted)

@@ -109,8 +109,9 @@ JobsOpt = Annotated[int | None, typer.Option("--jobs", "-j", min=1, metavar="N",
                                             "[default: every core for inputs over 32 MiB, else 1]; "
                                             "the output bytes do not depend on it.")]
 OutsideOpt = Annotated[bool, typer.Option("--allow-outside-repo",
-                                           help="Allow paths outside the working directory; the manifest "
-                                                "then records relative paths that leave it.")]
+                                           help="Allow paths outside the working directory (also through "
+                                                "symbolic links); the manifest then records them as "
+                                                "<outside-repo>/NAME.")]
 MetricsOpt = Annotated[Path | None, typer.Option("--metrics-out", metavar="PATH",
                                                  help="Scalar metrics JSON for `dvc exp show` [default: none].")]
 
@@ -170,6 +171,10 @@ def _run_stage(kind: str, inputs: list[str], output: Path, params: Path | None, 
     runner = run_merge if kind == "merge" else run_aggregate
     on_progress, end_progress = _progress_callback(kind)
     with _boundary():
+        from corpusprov.inputs import check_output_path
+
+        # Before the stage derives the sidecar names from it (`.` has no name to extend).
+        check_output_path(output)
         report = runner(StageRequest(
             inputs=tuple(inputs), output=output, params_path=params or Path("params.yaml"),
             params_explicit=params is not None, argv=_argv(), progress=on_progress, **options))
@@ -222,6 +227,9 @@ def sample(
     from corpusprov.sample import generate_samples
 
     with _boundary():
+        from corpusprov.inputs import check_folder_target
+
+        check_folder_target(out, "--out")
         result = generate_samples(out, seed=seed, rows=rows)
         for item in result.files:
             typer.echo(f"{item.kind:7} {item.rows:8d} rows  {display_path(item.path)}")
@@ -375,28 +383,30 @@ def manifest_validate(
     paths: Annotated[list[Path], typer.Argument(metavar="MANIFEST...", help="Manifest JSON files.")],
 ) -> None:
     """Check manifests against the shipped JSON Schema and check that counters add up."""
-    from corpusprov.errors import DataError
     from corpusprov.manifest import accounting_problems, load_manifest
+    from corpusprov.verify import kind_accounting
 
     with _boundary():
-        failed = 0
+        # Every path is checked and reported (one line each), so one bad file does not hide another.
+        worst = 0
         for path in paths:
             display = display_path(path)
             try:
                 manifest, _ = load_manifest(path, display)
-            except DataError as exc:
-                typer.echo(f"{exc}", err=True)
-                failed += 1
+            except CorpusprovError as exc:
+                typer.echo(f"corpusprov: error: {exc}", err=True)
+                worst = max(worst, exc.exit_code)
                 continue
-            problems = accounting_problems(manifest)
+            problems = accounting_problems(manifest, kind_accounting(manifest.kind))
             if problems:
-                failed += 1
-                for problem in problems:
-                    typer.echo(f"{display}: counters do not add up: {problem}", err=True)
+                worst = max(worst, 1)
+                more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+                typer.echo(f"corpusprov: error: {display}: counters do not add up: {problems[0]}{more}; "
+                           "restore the manifest with `dvc checkout` or re-run the stage", err=True)
             else:
                 typer.echo(f"{display}: valid ({manifest.kind}, manifest v{manifest.manifest_version})")
-        if failed:
-            raise typer.Exit(1)
+        if worst:
+            raise typer.Exit(worst)
 
 
 def _on_sigterm(signum: int, frame: object) -> None:
@@ -411,8 +421,17 @@ def main() -> None:
     # rather than kill the process; SIGTERM should unwind like Ctrl-C.
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, _on_sigterm)
-    # A process-wide setting, so it belongs to the program, not to the library it calls.
-    from corpusprov.pipeline import quiet_gc
+    # A signal can land before a command's own boundary is entered (while typer parses the
+    # arguments or a command imports its modules): it ends the run the same way.
+    try:
+        # A process-wide setting, so it belongs to the program, not to the library it calls.
+        from corpusprov.pipeline import quiet_gc
 
-    quiet_gc()
-    app()
+        quiet_gc()
+        app()
+    except Terminated:
+        sys.stderr.write("corpusprov: terminated; no output was written\n")
+        sys.exit(EXIT_TERMINATED)
+    except KeyboardInterrupt:
+        sys.stderr.write("corpusprov: interrupted; no output was written\n")
+        sys.exit(EXIT_INTERRUPTED)

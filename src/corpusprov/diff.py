@@ -7,11 +7,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import orjson
-
 from corpusprov.dotted import ABSENT, changes
 from corpusprov.errors import CorpusprovError, InputError, UsageError
-from corpusprov.manifest import Manifest, schema_problems
+from corpusprov.manifest import Manifest, parse_manifest
 from corpusprov.verify import plan_stages
 
 __all__ = ["ManifestDiff", "diff_builds", "diff_manifests"]
@@ -41,12 +39,15 @@ class ManifestDiff:
     """``{role, path, old, new}`` sha256s."""
     tool_changed: dict[str, str] | None = None
     """``{old, new}`` corpusprov versions, when they differ."""
+    policy_changed: list[dict[str, Any]] = field(default_factory=list)
+    """``{key, old, new}`` per dotted key of the effective policy and the serialization."""
 
     @property
     def same(self) -> bool:
         """True when nothing that describes the build differs."""
         return not (self.inputs_added or self.inputs_removed or self.inputs_changed or self.params_changed
-                    or self.counters_changed or self.outputs_changed or self.tool_changed)
+                    or self.counters_changed or self.outputs_changed or self.tool_changed
+                    or self.policy_changed)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form."""
@@ -76,12 +77,20 @@ def diff_manifests(a: Manifest, b: Manifest, stage: str, a_label: str, b_label: 
         if old_count != new_count:
             result.counters_changed.append({"name": name, "old": old_count, "new": new_count,
                                             "delta": new_count - old_count})
-    old_outputs = {entry.role + ":" + entry.path: entry for entry in a.outputs}
-    for entry in b.outputs:
-        before = old_outputs.get(entry.role + ":" + entry.path)
-        if before is None or before.sha256 != entry.sha256:
-            result.outputs_changed.append({"role": entry.role, "path": entry.path,
-                                           "old": before.sha256 if before else None, "new": entry.sha256})
+    # Both directions: an output only A has is as much a difference as one only B has.
+    old_outputs = {(entry.role, entry.path): entry for entry in a.outputs}
+    new_outputs = {(entry.role, entry.path): entry for entry in b.outputs}
+    for role, path in sorted(set(old_outputs) | set(new_outputs)):
+        before, after = old_outputs.get((role, path)), new_outputs.get((role, path))
+        if before is None or after is None or before.sha256 != after.sha256:
+            result.outputs_changed.append({"role": role, "path": path,
+                                           "old": before.sha256 if before else None,
+                                           "new": after.sha256 if after else None})
+    for section, old_value, new_value in (("policy", a.policy, b.policy),
+                                          ("serialization", a.serialization, b.serialization)):
+        for key, old, new in changes(old_value, new_value, section):
+            result.policy_changed.append({"key": key, "old": None if old == ABSENT else old,
+                                          "new": None if new == ABSENT else new})
     if a.tool["version"] != b.tool["version"]:
         return ManifestDiff(**{**asdict(result), "tool_changed": {"old": a.tool["version"],
                                                                   "new": b.tool["version"]}})
@@ -89,15 +98,8 @@ def diff_manifests(a: Manifest, b: Manifest, stage: str, a_label: str, b_label: 
 
 
 def _parse(raw: bytes, label: str) -> Manifest:
-    try:
-        document = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise InputError(f"not a manifest (invalid JSON: {exc})", path=label) from None
-    problems = schema_problems(document)
-    if problems:
-        raise InputError(f"not a valid manifest: {problems[0]}", path=label,
-                         fix="compare manifest files, or revisions of a repository that has them")
-    return Manifest.from_dict(document)
+    manifest, _ = parse_manifest(raw, label, InputError)
+    return manifest
 
 
 def _read_at(root: Path, path: str, rev: str) -> bytes:

@@ -7,11 +7,25 @@ from typing import Any
 __all__ = [
     "CorpusprovError",
     "DataError",
+    "DvcFileError",
     "InputError",
     "OutputError",
     "ParamsError",
     "UsageError",
+    "escaped",
 ]
+
+
+def escaped(text: str) -> str:
+    """``text`` with newlines and other control characters written as escapes, so it stays one line.
+
+    File names, stage names and keys come from users and files; a newline in one must not
+    split a message, and a terminal escape in one must not reach the terminal.
+    """
+    if text.isprintable():
+        return text
+    return "".join(char if char.isprintable() else char.encode("unicode_escape").decode("ascii")
+                   for char in text)
 
 
 class CorpusprovError(Exception):
@@ -49,7 +63,7 @@ class CorpusprovError(Exception):
         text = f"{where}: {self.message}" if where else self.message
         if self.fix:
             text = f"{text}; {self.fix}"
-        return text
+        return escaped(text)
 
 
 class DataError(CorpusprovError):
@@ -72,6 +86,12 @@ class ParamsError(CorpusprovError):
 
 class UsageError(CorpusprovError):
     """The command line asks for something that cannot be done (output inside the inputs...)."""
+
+    exit_code = 2
+
+
+class DvcFileError(CorpusprovError):
+    """``dvc.yaml``, ``dvc.lock`` or a ``.dvc`` file is malformed, too large, or names a path outside."""
 
     exit_code = 2
 

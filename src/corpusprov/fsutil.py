@@ -44,7 +44,7 @@ def clean_stale_temps(target: Path) -> list[Path]:
         # Our own temps are this run's (abort() removes them); a live pid is another run's.
         if owner is None or owner == os.getpid() or _process_alive(owner):
             continue
-        with contextlib.suppress(FileNotFoundError):
+        with contextlib.suppress(OSError):
             candidate.unlink()
             removed.append(candidate)
     return removed
@@ -73,7 +73,8 @@ def atomic_writer(target: Path) -> Iterator[BinaryIO]:
             os.fsync(handle.fileno())
         os.replace(temp, target)
     except BaseException as exc:
-        with contextlib.suppress(FileNotFoundError):
+        # Best effort: the cleanup's own error (EROFS...) must not hide the real one.
+        with contextlib.suppress(OSError):
             temp.unlink()
         if isinstance(exc, OSError):
             raise OutputError(

@@ -23,29 +23,56 @@ class NonFiniteKeyError(ValueError):
         self.field_name = field_name
 
 
-def key_part(value: Any) -> bytes:
-    """Encode one key value so that equal-by-contract values give equal bytes.
+class _MemberName(str):
+    """An object member's name on :func:`key_part`'s work stack (told apart from a string value)."""
 
-    Numbers compare by value (``23 == 23.0``), strings exactly, a string never equals a
-    number, and ``true`` never equals ``1``.
+    __slots__ = ()
+
+
+def key_part(value: Any) -> bytes:
+    """Encode one key value so that equal-by-contract values give equal bytes, at every depth.
+
+    Numbers compare by value (``23 == 23.0``, also inside lists and objects), strings exactly,
+    a string never equals a number, ``true`` never equals ``1``, and object members compare
+    regardless of order. A non-finite number anywhere inside ``value`` raises
+    :class:`NonFiniteKeyError`. Integers of any size are exact (hex digits: Python's
+    decimal-digit limit does not apply), and nesting depth is bounded by memory only.
     """
-    kind = type(value)
-    if kind is str:
-        text: str = value
-        return b"s" + text.encode("utf-8", "surrogatepass")
-    if kind is int:
-        return b"n" + str(value).encode()
-    if kind is float:
-        if not math.isfinite(value):
-            raise NonFiniteKeyError("")
-        if value.is_integer():
-            return b"n" + str(int(value)).encode()
-        return b"n" + repr(value).encode()
-    if kind is bool:
-        return b"b1" if value else b"b0"
-    if value is None:
-        return b"z"
-    return b"j" + orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+    out = bytearray()
+    # An explicit stack, not recursion: a row may nest far deeper than Python's frame limit.
+    stack: list[Any] = [value]
+    while stack:
+        item = stack.pop()
+        kind = type(item)
+        if kind is str or kind is _MemberName:
+            encoded = item.encode("utf-8", "surrogatepass")
+            out += b"k" if kind is _MemberName else b"s"
+            out += b"%d:" % len(encoded)
+            out += encoded
+        elif kind is bool:
+            out += b"t" if item else b"f"
+        elif kind is int:
+            out += b"i%x;" % item
+        elif kind is float:
+            if not math.isfinite(item):
+                raise NonFiniteKeyError("")
+            if item.is_integer():
+                out += b"i%x;" % int(item)
+            else:
+                out += b"r" + repr(item).encode() + b";"
+        elif item is None:
+            out += b"z"
+        elif kind is list:
+            out += b"[%d:" % len(item)
+            stack.extend(reversed(item))
+        elif kind is dict:
+            out += b"{%d:" % len(item)
+            for name in sorted(item, reverse=True):
+                stack.append(item[name])
+                stack.append(_MemberName(name))
+        else:
+            raise TypeError(f"not a JSON value: {kind.__name__}")
+    return bytes(out)
 
 
 def key_digest(row: dict[str, Any], fields: Sequence[str]) -> bytes:

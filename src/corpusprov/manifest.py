@@ -11,7 +11,7 @@ from typing import Any, Final
 
 import orjson
 
-from corpusprov.errors import DataError, InputError
+from corpusprov.errors import CorpusprovError, DataError, InputError
 
 __all__ = [
     "MANIFEST_VERSION",
@@ -22,10 +22,15 @@ __all__ = [
     "load_manifest",
     "manifest_bytes",
     "manifest_schema",
+    "parse_manifest",
     "schema_problems",
 ]
 
 MANIFEST_VERSION: Final = 1
+
+#: Deepest nesting a manifest may have. Ours are a few levels deep (params groups a few more);
+#: a reader must not recurse a thousand levels into a hand-made one.
+MAX_DEPTH: Final = 64
 
 
 @dataclass(frozen=True)
@@ -171,8 +176,10 @@ class Manifest:
 
 
 def manifest_bytes(manifest: Manifest) -> bytes:
-    """The manifest as written: indented, keys sorted, UTF-8, trailing newline."""
-    return orjson.dumps(manifest.to_dict(),
+    """The manifest as written: indented, keys sorted, UTF-8, trailing newline, paths and argv redacted."""
+    from corpusprov.redact import redact_document
+
+    return orjson.dumps(redact_document(manifest.to_dict()),
                         option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS | orjson.OPT_APPEND_NEWLINE)
 
 
@@ -197,10 +204,14 @@ def schema_problems(document: Any) -> list[str]:
     return problems
 
 
-def accounting_problems(manifest: Manifest) -> list[str]:
-    """Where the counters do not add up: totals and each input."""
+def accounting_problems(manifest: Manifest, accounting: dict[str, Any] | None = None) -> list[str]:
+    """Where the counters do not add up: totals and each input.
+
+    ``accounting`` is the equation to check; pass the one our code defines for the manifest's
+    kind (``MERGE_ACCOUNTING``...), since the one a manifest carries is only its claim.
+    """
     problems: list[str] = []
-    accounting = manifest.accounting
+    accounting = manifest.accounting if accounting is None else accounting
     parts = [*accounting["out"], *accounting["duplicates"], *accounting["rejected"]]
 
     def check(where: str, counters: dict[str, int]) -> None:
@@ -221,6 +232,42 @@ def accounting_problems(manifest: Manifest) -> list[str]:
     return problems
 
 
+def _depth_exceeds(document: Any, limit: int) -> bool:
+    """Whether ``document`` nests lists/objects deeper than ``limit`` (no recursion)."""
+    stack: list[tuple[Any, int]] = [(document, 0)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, dict):
+            children: Any = value.values()
+        elif isinstance(value, list):
+            children = value
+        else:
+            continue
+        if depth >= limit:
+            return True
+        stack.extend((child, depth + 1) for child in children)
+    return False
+
+
+def parse_manifest(raw: bytes, display: str,
+                   error: type[CorpusprovError] = DataError) -> tuple[Manifest, dict[str, Any]]:
+    """Parse and schema-check manifest bytes (untrusted); raise ``error`` naming ``display``."""
+    try:
+        document = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise error(f"manifest is not valid JSON: {exc}", path=display,
+                    fix="restore it with `dvc checkout`") from None
+    if _depth_exceeds(document, MAX_DEPTH):
+        raise error(f"manifest is nested more than {MAX_DEPTH} levels deep: not a corpusprov manifest",
+                    path=display, fix="restore it with `dvc checkout` or re-run the stage")
+    problems = schema_problems(document)
+    if problems:
+        raise error(f"manifest does not match the schema: {problems[0]}"
+                    + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""),
+                    path=display, fix="restore it with `dvc checkout` or re-run the stage")
+    return Manifest.from_dict(document), document
+
+
 def load_manifest(path: Path, display: str) -> tuple[Manifest, dict[str, Any]]:
     """Read and schema-check a manifest; return the model and the raw document."""
     try:
@@ -229,15 +276,9 @@ def load_manifest(path: Path, display: str) -> tuple[Manifest, dict[str, Any]]:
         raise InputError("manifest does not exist", path=display,
                          fix="run the stage (`dvc repro`) or `dvc pull` it") from None
     except IsADirectoryError:
-        raise InputError("manifest path is a folder", path=display) from None
-    try:
-        document = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise DataError(f"manifest is not valid JSON: {exc}", path=display,
-                        fix="restore it with `dvc checkout`") from None
-    problems = schema_problems(document)
-    if problems:
-        raise DataError(f"manifest does not match the schema: {problems[0]}"
-                        + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""),
-                        path=display, fix="restore it with `dvc checkout` or re-run the stage")
-    return Manifest.from_dict(document), document
+        raise InputError("manifest path is a folder", path=display,
+                         fix="give the path of a *.manifest.json file") from None
+    except OSError as exc:
+        raise InputError(f"cannot read manifest: {exc.strerror or exc}", path=display,
+                         fix="check the path and its permissions") from None
+    return parse_manifest(raw, display)

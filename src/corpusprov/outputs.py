@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
 import os
 import signal
 from collections.abc import Iterator
@@ -12,12 +13,16 @@ from pathlib import Path
 from typing import BinaryIO
 
 from corpusprov.errors import OutputError
-from corpusprov.fsutil import TEMP_PREFIX, clean_stale_temps, fsync_folder
+from corpusprov.fsutil import TEMP_PREFIX, atomic_writer, clean_stale_temps, fsync_folder
 from corpusprov.jsonl import Digest, ThreadedHasher
 
-__all__ = ["OutputRecord", "OutputSet", "StagedFile"]
+__all__ = ["INTENT_PREFIX", "OutputRecord", "OutputSet", "StagedFile", "interrupted_commits", "recover_commits"]
 
 _FLUSH_BYTES = 1024 * 1024
+
+#: A commit's intent record: written into every output folder before the first rename, so a
+#: run killed between renames (SIGKILL cannot be held) leaves a record of the whole set.
+INTENT_PREFIX = ".corpusprov-commit-"
 
 
 @dataclass(frozen=True)
@@ -110,13 +115,87 @@ class StagedFile:
         return self._final
 
     def abort(self) -> None:
-        """Close and delete the temp file."""
+        """Close and delete the temp file, best effort.
+
+        Cleanup runs while another error unwinds (a read-only or full filesystem): its own
+        failure must not replace the error that explains what happened.
+        """
         self._hasher.close()
         if self._handle is not None and not self._handle.closed:
             with contextlib.suppress(OSError):
                 self._handle.close()
-        with contextlib.suppress(FileNotFoundError):
+        with contextlib.suppress(OSError):
             self.temp.unlink()
+
+
+def _intent_files(folder: Path) -> list[Path]:
+    try:
+        return sorted(path for path in folder.glob(f"{INTENT_PREFIX}*.json") if path.is_file())
+    except OSError:
+        return []
+
+
+def _read_intent(path: Path) -> list[tuple[Path, Path]] | None:
+    """The ``(temp, target)`` renames an intent record lists (paths relative to its folder)."""
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+        return [(path.parent / item["temp"], path.parent / item["target"]) for item in document["renames"]]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _intent_owner(path: Path) -> int | None:
+    pid_text = path.name[len(INTENT_PREFIX):].partition("-")[0]
+    return int(pid_text) if pid_text.isdigit() else None
+
+
+def interrupted_commits(folder: Path) -> list[Path]:
+    """Intent records in ``folder`` left by a run that died mid-commit (its process is gone)."""
+    found = []
+    for path in _intent_files(folder):
+        owner = _intent_owner(path)
+        if owner is None or not _process_alive(owner):
+            found.append(path)
+    return found
+
+
+def recover_commits(folder: Path) -> list[Path]:
+    """Roll forward every interrupted commit recorded in ``folder``; return the targets put in place.
+
+    Every staged file was complete and fsynced before its intent record was written, so the
+    renames not yet done can be done now: the set on disk is then the dead run's whole set.
+    A record whose listed files are gone (another folder's copy was already used) is dropped.
+    """
+    done: list[Path] = []
+    # A run killed while writing its intent record leaves only the record's temp file.
+    for partial in folder.glob(f"{TEMP_PREFIX}*-{INTENT_PREFIX}*.json"):
+        owner = partial.name[len(TEMP_PREFIX):].partition("-")[0]
+        if owner.isdigit() and not _process_alive(int(owner)):
+            with contextlib.suppress(OSError):
+                partial.unlink()
+    for intent in interrupted_commits(folder):
+        renames = _read_intent(intent)
+        for temp, target in renames or []:
+            if temp.exists():
+                os.replace(temp, target)
+                done.append(target)
+        for copy in {target.parent for _, target in renames or []} | {folder}:
+            for other in _intent_files(copy):
+                if other.name == intent.name:
+                    with contextlib.suppress(OSError):
+                        other.unlink()
+            fsync_folder(copy)
+    return done
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 @contextlib.contextmanager
@@ -153,7 +232,15 @@ class OutputSet:
             self.abort()
 
     def stage(self, target: Path, display: str, role: str) -> StagedFile:
-        """Open a staged file for ``target``."""
+        """Open a staged file for ``target`` (first finishing a commit a killed run left half done)."""
+        if target.parent.is_dir():
+            # Before open() cleans stale temps: they are the files the interrupted commit lists.
+            try:
+                with _folder_lock(target.parent):
+                    recover_commits(target.parent)
+            except OSError as exc:
+                raise OutputError(f"cannot finish an interrupted earlier commit: {exc.strerror or exc}",
+                                  path=display, fix="check the folder's permissions") from exc
         staged = StagedFile(target, display, role)
         # Registered before the temp exists, so an interrupt during open() still cleans it up.
         self._files.append(staged)
@@ -184,18 +271,40 @@ class OutputSet:
         try:
             # Ctrl-C or SIGTERM between two renames would leave a corpus beside an older
             # manifest: hold them until the set is in place (SIGKILL cannot be held).
+            # SIGKILL between two renames cannot be held: the intent record, in every output
+            # folder, lets the next run that stages into any of them finish the set.
             with _signals_held(), contextlib.ExitStack() as locks:
                 for folder in folders:
                     locks.enter_context(_folder_lock(folder))
+                intents = self._write_intents(folders) if len(self._files) > 1 else []
                 for staged in self._files:
                     current = staged
                     os.replace(staged.temp, staged.target)
                 for folder in folders:
                     fsync_folder(folder)
+                for intent in intents:
+                    with contextlib.suppress(OSError):
+                        intent.unlink()
+                for folder in {intent.parent for intent in intents}:
+                    fsync_folder(folder)
         except OSError as exc:
             self.abort()
             raise OutputError(f"cannot put the output in place: {exc.strerror or exc}", path=current.display,
                               fix="check the folder's permissions and free space") from exc
+
+    def _write_intents(self, folders: list[Path]) -> list[Path]:
+        """Write the intent record into each folder (fsynced) before the first rename."""
+        name = f"{INTENT_PREFIX}{os.getpid()}-{os.urandom(4).hex()}.json"
+        written = []
+        for folder in folders:
+            renames = [{"temp": os.path.relpath(staged.temp.resolve(), folder),
+                        "target": os.path.relpath(staged.target.parent.resolve() / staged.target.name, folder)}
+                       for staged in self._files]
+            intent = folder / name
+            with atomic_writer(intent) as handle:
+                handle.write(json.dumps({"version": 1, "renames": renames}, indent=1).encode())
+            written.append(intent)
+        return written
 
     def abort(self) -> None:
         """Remove every temp file, and the folders this run created if they are empty."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +18,8 @@ from corpusprov.errors import ParamsError
 from corpusprov.jsonl import Digest, JsonlOptions
 
 __all__ = [
+    "MAX_MAGNITUDE",
+    "NODE_BUDGET",
     "GroupReader",
     "MergeParams",
     "ParamsFile",
@@ -134,28 +137,41 @@ def _position(node: Any, key: Any) -> tuple[int | None, int | None]:
     return int(line) + 1, int(column) + 1
 
 
+#: Largest magnitude a numeric param may have unless its reader allows more: scale bounds and
+#: slacks are small numbers, and a bound near 1e308 makes `max - min` overflow to infinity.
+MAX_MAGNITUDE: Final = 1e12
+
+#: Values a YAML document may expand to (aliases included): params.yaml, dvc.yaml, dvc.lock, .dvc.
+NODE_BUDGET: Final = 100_000
+
+
 class _Budget:
     """Bounds alias expansion: a few anchors can otherwise expand to billions of nodes."""
 
-    LIMIT = 100_000
+    LIMIT = NODE_BUDGET
 
     def __init__(self) -> None:
         self.nodes = 0
         self.path: set[int] = set()
+        self.seen: dict[int, int] = {}
+        """How often each container was reached: more than once means an alias."""
 
 
 def _plain(node: Any, display: str, parent: Any, key: Any, budget: _Budget) -> Any:
     """Plain Python data, refusing any tag that would construct an object."""
     budget.nodes += 1
     if budget.nodes > _Budget.LIMIT:
-        raise ParamsError(f"params expand to more than {_Budget.LIMIT} values (YAML aliases?)", path=display,
-                          fix="params.yaml holds a few settings; remove the alias chain")
+        aliased = any(count > 1 for count in budget.seen.values())
+        how = "once YAML aliases are expanded" if aliased else "(a very long list or mapping)"
+        raise ParamsError(f"params hold more than {_Budget.LIMIT} values {how}", path=display,
+                          fix="params.yaml holds a few settings" + ("; remove the alias chain" if aliased else ""))
     if isinstance(node, (CommentedMap, CommentedSeq)):
         if id(node) in budget.path:
             line, column = _position(parent, key) if parent is not None else (None, None)
             raise ParamsError("a YAML alias refers to itself", path=display, line=line, column=column,
                               fix="remove the recursive alias")
         budget.path.add(id(node))
+        budget.seen[id(node)] = budget.seen.get(id(node), 0) + 1
         try:
             return _plain_container(node, display, parent, key, budget)
         finally:
@@ -174,6 +190,8 @@ def _plain_container(node: Any, display: str, parent: Any, key: Any, budget: _Bu
 def _check_tag(node: Any, display: str, parent: Any, key: Any) -> None:
     tag = getattr(node, "tag", None)
     tag_value = getattr(tag, "value", tag) if tag is not None else None
+    if tag_value == "tag:yaml.org,2002:str" and type(node).__name__ == "TaggedScalar":
+        return  # `!!str x` is the string "x" (see _plain_scalar), as `x` or `"x"` is
     if tag_value not in _PLAIN_TAGS or type(node).__name__ == "TaggedScalar":
         line, column = _position(parent, key) if parent is not None else (None, None)
         raise ParamsError(f"YAML tag {tag_value} is not allowed", path=display, line=line,
@@ -182,6 +200,11 @@ def _check_tag(node: Any, display: str, parent: Any, key: Any) -> None:
 
 def _plain_scalar(node: Any, display: str, parent: Any, key: Any) -> Any:
     _check_tag(node, display, parent, key)
+    if type(node).__name__ == "TaggedScalar":  # `!!str x`, the only tagged scalar _check_tag lets by
+        text = str(node.value)
+        if parent is not None:
+            parent[key] = text  # the typed readers read the tree: give them the string
+        return text
     if isinstance(node, bool):
         return bool(node)
     if isinstance(node, int):
@@ -253,15 +276,29 @@ class GroupReader:
             raise self.error(key, f"must be a string (found {value!r})")
         return str(value)
 
-    def number(self, key: str, default: float, *, minimum: float | None = None) -> float:
-        """A number (int or float)."""
+    def number(self, key: str, default: float, *, minimum: float | None = None, maximum: float | None = None,
+               magnitude: float = MAX_MAGNITUDE) -> float:
+        """A finite number (int or float) within ``minimum``/``maximum`` and at most ``magnitude`` in size.
+
+        NaN and infinities are never params: NaN fails every comparison (a NaN slack rejects
+        every row) and an infinite bound maps every score to 0.
+        """
         value = self.raw(key)
         if self._absent(key, value):
             return default
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise self.error(key, f"must be a number (found {value!r})")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise self.error(key, f"must be a finite number (found {value})",
+                             fix=f"write a plain number for {self.dotted}.{key}; NaN and infinities are not params")
+        if abs(value) > magnitude:
+            shown = f"{value:.6g}" if isinstance(value, float) else f"an integer of {value.bit_length()} bits"
+            raise self.error(key, f"magnitude ({shown}) is beyond {magnitude:g}: not a sane setting",
+                             fix=f"write a number between {-magnitude:g} and {magnitude:g}")
         if minimum is not None and value < minimum:
             raise self.error(key, f"must be at least {minimum} (found {value})")
+        if maximum is not None and value > maximum:
+            raise self.error(key, f"must be at most {maximum} (found {value})")
         return float(value)
 
     def integer(self, key: str, default: int, *, minimum: int | None = None) -> int:

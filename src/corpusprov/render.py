@@ -255,8 +255,12 @@ def render_diff(results: list[ManifestDiff]) -> str:
         if item.outputs_changed:
             lines.append("  outputs:")
             lines.extend(f"    {entry['role']:8} {entry['path']}  sha256 "
-                         f"{(entry['old'] or '(none)')[:16]}... -> {entry['new'][:16]}..."
+                         f"{(entry['old'] or '(none)')[:16]}... -> {(entry['new'] or '(none)')[:16]}..."
                          for entry in item.outputs_changed)
+        if item.policy_changed:
+            lines.append("  policy and serialization:")
+            lines.extend(f"    {change['key']}: {_value(change['old'])} -> {_value(change['new'])}"
+                         for change in item.policy_changed)
         if item.tool_changed:
             lines.append(f"  corpusprov: {item.tool_changed['old']} -> {item.tool_changed['new']}")
     return "\n".join(lines)

@@ -10,8 +10,8 @@ from pathlib import Path
 from ruamel.yaml import YAML
 
 from corpusprov import __version__
-from corpusprov.errors import DataError, UsageError
-from corpusprov.inputs import display_path, resolve_inputs
+from corpusprov.errors import DataError, ParamsError, UsageError
+from corpusprov.inputs import check_folder_target, display_path, resolve_inputs, resolves_inside
 from corpusprov.jsonl import hash_file
 from corpusprov.manifest import Manifest, load_manifest
 from corpusprov.stage import StageRequest, run_aggregate, run_merge
@@ -50,6 +50,10 @@ class ReplayResult:
 def _check_inputs(manifest: Manifest, display: str) -> None:
     for record in manifest.inputs:
         path = Path(record.path)
+        if not resolves_inside(path, Path.cwd()):
+            raise UsageError(f"recorded input {record.path} leads outside the repository (a symbolic "
+                             "link?): replay does not read it", path=display,
+                             fix="restore the shard inside the repository (`dvc checkout`), then replay")
         if not path.is_file():
             raise DataError(f"recorded input {record.path} is missing", path=display,
                             fix="restore it (`dvc pull` / `dvc checkout`) and replay from the repository root")
@@ -109,6 +113,7 @@ def replay(manifest_path: Path, keep: Path | None = None) -> ReplayResult:
     if corpus is None:
         raise DataError("manifest records no corpus output", path=display)
     if keep is not None:
+        check_folder_target(keep, "--keep")
         if keep.exists() and any(keep.iterdir()):
             raise UsageError("--keep folder is not empty", path=display_path(keep),
                              fix="give an empty or new folder")
@@ -133,7 +138,14 @@ def replay(manifest_path: Path, keep: Path | None = None) -> ReplayResult:
             argv=("corpusprov", "replay", display),
             allow_outside_repo=True,  # the replay writes to a temporary folder, by design
         )
-        report = (run_merge if manifest.kind == "merge" else run_aggregate)(request)
+        try:
+            report = (run_merge if manifest.kind == "merge" else run_aggregate)(request)
+        except ParamsError as exc:
+            # The params file named in the error is this replay's temporary copy of the
+            # manifest's params.values, deleted on return: name the manifest instead.
+            raise DataError(f"the recorded params (params.values) are not valid: {exc.message}",
+                            path=display, fix="restore the manifest (`dvc checkout`) or re-run the stage "
+                            "that wrote it") from None
         replayed = report.manifest.output("corpus")
         replayed_rejects = report.manifest.output("rejects")
         assert replayed is not None  # noqa: S101 -- a stage always writes its corpus

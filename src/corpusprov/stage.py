@@ -13,7 +13,15 @@ import orjson
 
 from corpusprov import __version__
 from corpusprov.errors import InputError, UsageError
-from corpusprov.inputs import FolderArg, InputFile, check_outputs, display_path, dvc_dir_md5, resolve_inputs
+from corpusprov.inputs import (
+    FolderArg,
+    InputFile,
+    check_inside_repository,
+    check_outputs,
+    display_path,
+    dvc_dir_md5,
+    resolve_inputs,
+)
 from corpusprov.jsonl import SERIALIZATION
 from corpusprov.manifest import InputRecord, Manifest, OutputEntry, manifest_bytes
 from corpusprov.merge import MERGE_ACCOUNTING, InputOutcome, merge
@@ -130,15 +138,11 @@ def _check_inside(request: StageRequest, files: Sequence[InputFile], targets: di
     """Refuse paths outside the repository: the manifest records repo-relative paths only."""
     if request.allow_outside_repo:
         return
-    named = [(item.display, "input") for item in files]
-    named += [(display_path(path), name.replace("_", "-")) for name, path in targets.items()]
+    named = [(item.path, item.display, "input") for item in files]
+    named += [(path, display_path(path), name.replace("_", "-")) for name, path in targets.items()]
     if params.display is not None:
-        named.append((params.display, "params"))
-    for display, what in named:
-        if display == ".." or display.startswith("../"):
-            raise UsageError(f"{what} path is outside the repository (the working directory)",
-                             path=display, fix="move it into the repository (`dvc add` / `dvc import`), "
-                             "or pass --allow-outside-repo to record a relative path that leaves it")
+        named.append((request.params_path, params.display, "params"))
+    check_inside_repository(named)
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from corpusprov.errors import UsageError
+from corpusprov.inputs import resolves_inside
 from corpusprov.jsonl import JsonlOptions, JsonlReader, LineError, is_blank
 from corpusprov.keys import NonFiniteKeyError, key_part
 from corpusprov.manifest import InputRecord, Manifest, load_manifest
@@ -59,13 +60,23 @@ def parse_key_values(pairs: Sequence[str]) -> dict[str, Any]:
     for pair in pairs:
         name, sep, raw = pair.partition("=")
         if not sep or not name:
-            raise UsageError(f"cannot read {pair!r} as KEY=VALUE",
+            shown = pair if len(pair) <= 80 else pair[:77] + "..."
+            raise UsageError(f"cannot read {shown!r} as KEY=VALUE",
                              fix="write e.g. src_sha256=ab12... crf=23 preset=medium "
                                  "(quote a JSON string: crf='\"23\"')")
         try:
             value: Any = json.loads(raw)
+        except RecursionError:
+            raise UsageError(f"the value of {name!r} is nested too deeply to be a key",
+                             fix="trace a key value as the rows spell it") from None
         except ValueError:
             value = raw
+        try:
+            key_part(value)
+        except NonFiniteKeyError:
+            raise UsageError(f"the value of {name!r} holds NaN or an infinity: such a value is never a key",
+                             fix="non-finite key values are rejected as non_finite_key (see the rejects "
+                                 "file); trace a finite value") from None
         key[name] = value
     if not key:
         raise UsageError("no KEY=VALUE given", fix="name the dedup key fields to trace")
@@ -93,6 +104,9 @@ def trace(root: Path, stage: str, pairs: Sequence[str]) -> TraceResult:
         raise UsageError(f"stage {stage!r} writes no manifest", path="dvc.yaml",
                          fix="trace a stage that runs corpusprov merge or aggregate")
     manifest_path = plans[0].manifests[0]
+    if not resolves_inside(root / manifest_path, root):
+        raise UsageError("the stage's manifest is a symbolic link leading outside the repository",
+                         path=manifest_path, fix="restore it (`dvc checkout`)")
     manifest, _ = load_manifest(root / manifest_path, manifest_path)
     key = parse_key_values(pairs)
     wanted = {name: key_part(value) for name, value in key.items()}
@@ -114,6 +128,10 @@ def _scan(root: Path, manifest: Manifest, options: JsonlOptions, wanted: dict[st
     """Every recorded input row carrying the key, judged; notes each input that changed since."""
     found: Found = []
     for record in manifest.inputs:
+        if not resolves_inside(root / record.path, root):
+            raise UsageError("recorded input leads outside the repository (a symbolic link?): trace does "
+                             "not read it", path=record.path,
+                             fix="restore the shard inside the repository (`dvc checkout`)")
         reader = JsonlReader(root / record.path, record.path, options)
         for line_no, row, special, error in reader:
             if (error is not None and is_blank(error)) or not _matches(row, wanted):
@@ -168,6 +186,13 @@ def _trace_aggregate(root: Path, manifest: Manifest, params_file: ParamsFile, ke
     from corpusprov.scales import aggregate_params
 
     params = replace(aggregate_params(params_file), on_invalid_row="reject")
+    # The dedup key, and the (src, corpus_source) fallback for rows without it, as merge refuses
+    # a field outside its natural key: anything else would match rows that are not one key.
+    traceable = (*params.dedup_key, "src", "corpus_source")
+    unknown = [name for name in key if name not in traceable]
+    if unknown:
+        raise UsageError(f"{unknown[0]!r} is not a field of the dedup key",
+                         fix=f"the key is {', '.join(params.dedup_key)} (rows without it: src, corpus_source)")
     judge = AggregateJudge(params)
     found = _scan(root, manifest, params.jsonl, wanted,
                   lambda record, line_no, row, special, error: judge.judge(line_no, row, special, error,

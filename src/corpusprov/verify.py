@@ -3,25 +3,27 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
-from ruamel.yaml import YAML
-from ruamel.yaml.error import YAMLError
-
 from corpusprov.dotted import changes
+from corpusprov.dvcfiles import load_dvc_lock, load_dvc_yaml
 from corpusprov.dvcignore import dvc_folder_files
-from corpusprov.errors import CorpusprovError, UsageError
-from corpusprov.inputs import dvc_dir_md5
+from corpusprov.errors import CorpusprovError, UsageError, escaped
+from corpusprov.inputs import dvc_dir_md5, resolves_inside
 from corpusprov.jsonl import Digest, hash_file
 from corpusprov.manifest import Manifest, accounting_problems, load_manifest
+from corpusprov.outputs import interrupted_commits
 from corpusprov.params import load_params
+from corpusprov.redact import OUTSIDE_REPO
 
-__all__ = ["Finding", "StagePlan", "VerifyReport", "plan_stages", "verify"]
+__all__ = ["Finding", "StagePlan", "VerifyReport", "kind_accounting", "plan_stages", "verify"]
 
 MANIFEST_SUFFIX: Final = ".manifest.json"
+_DIR_MD5: Final = re.compile(r"^[0-9a-f]{32}\.dir$")
 
 #: Plain-words causes, so a finding says what probably happened, not only what differs.
 CAUSE_INPUT_CHANGED: Final = "input changed after the last `dvc repro` (run `dvc repro`, or restore it)"
@@ -46,6 +48,10 @@ CAUSE_INPUT_UNTRACKED: Final = "the stage reads an input dvc.yaml does not list 
 CAUSE_DVC2: Final = ("dvc.lock entry without `hash: md5` (DVC 2 format, md5 may be of dos2unix'd "
                      "text); re-run `dvc repro` under DVC 3 to compare it")
 CAUSE_COUNTERS: Final = "manifest counters do not add up: manifest edited by hand or written by a bug"
+CAUSE_INTERRUPTED: Final = ("a run was killed while putting its outputs in place (between two renames): the "
+                            "next `corpusprov merge`/`aggregate` (or `dvc repro`) into that folder finishes it")
+CAUSE_OUTSIDE: Final = ("the path leads outside the repository (a symbolic link, or recorded with "
+                        "--allow-outside-repo): verify does not open files there")
 
 
 @dataclass(frozen=True)
@@ -76,6 +82,8 @@ class StagePlan:
     """Repo-relative manifest outs."""
     outs: tuple[str, ...]
     """Every out of the stage."""
+    params: tuple[tuple[str, str], ...] = ()
+    """``(params file, group)`` pairs dvc.yaml declares for the stage."""
 
 
 @dataclass(frozen=True)
@@ -102,47 +110,28 @@ class VerifyReport:
                 "checks": self.checks, "findings": [asdict(item) for item in self.findings]}
 
 
-def _yaml(path: Path, what: str) -> Any:
-    try:
-        return YAML(typ="safe", pure=True).load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return None
-    except (OSError, UnicodeDecodeError, YAMLError) as exc:
-        raise CorpusprovError(f"cannot read {what}: {str(exc).splitlines()[0]}", path=path.name,
-                              fix=f"fix {path.name} (restore it from git)") from None
-
-
-def _out_paths(entries: Any) -> list[str]:
-    paths: list[str] = []
-    for entry in entries or []:
-        if isinstance(entry, str):
-            paths.append(entry)
-        elif isinstance(entry, dict):
-            paths.extend(str(key) for key in entry)
-    return paths
-
-
 def plan_stages(root: Path, only: Sequence[str] = ()) -> tuple[list[StagePlan], list[str]]:
     """Stages of ``dvc.yaml`` whose outs include a manifest, and those without one."""
-    dvc_yaml = _yaml(root / "dvc.yaml", "dvc.yaml")
-    if dvc_yaml is None:
+    stages = load_dvc_yaml(root)
+    if stages is None:
         raise UsageError("no dvc.yaml here", path="dvc.yaml",
                          fix="run it inside the corpus repository; in a repository that `dvc import`s "
                              "a corpus and its manifest, run `corpusprov verify-import`")
-    stages = dvc_yaml.get("stages") or {}
     unknown = [name for name in only if name not in stages]
     if unknown:
         raise UsageError(f"no stage {unknown[0]!r} in dvc.yaml", path="dvc.yaml",
-                         fix=f"stages: {', '.join(stages)}")
+                         fix=f"stages: {', '.join(escaped(name) for name in stages) or '(none)'}")
     plans: list[StagePlan] = []
     skipped: list[str] = []
     for name, stage in stages.items():
         if only and name not in only:
             continue
-        outs = _out_paths((stage or {}).get("outs")) + _out_paths((stage or {}).get("metrics"))
+        outs = [*stage["outs"], *stage["metrics"]]
         manifests = tuple(path for path in outs if path.endswith(MANIFEST_SUFFIX))
         if manifests:
-            plans.append(StagePlan(str(name), manifests, tuple(outs)))
+            declared = tuple((file_name, group) for file_name, groups in stage["params"].items()
+                             for group in groups)
+            plans.append(StagePlan(str(name), manifests, tuple(outs), declared))
         else:
             skipped.append(str(name))
     return plans, skipped
@@ -170,11 +159,31 @@ class _Checker:
     def add(self, what: str, expected: object, found: object, where: str, cause: str) -> None:
         self.findings.append(Finding(self.stage, what, str(expected), str(found), where, cause))
 
+    def outside(self, path: str) -> bool:
+        """Whether ``path`` is recorded outside the repository or is a link leading out of it."""
+        return path.startswith(OUTSIDE_REPO) or not resolves_inside(self.root / path, self.root)
+
     def digest(self, path: str) -> Digest | None:
         if path not in self._hashes:
             target = self.root / path
-            self._hashes[path] = hash_file(target) if target.is_file() else None
+            inside = not self.outside(path)
+            self._hashes[path] = hash_file(target) if inside and target.is_file() else None
         return self._hashes[path]
+
+    def lines(self, path: str) -> int | None:
+        """Lines in ``path`` (a last line without newline counts), or ``None`` if it cannot be read here."""
+        if self.outside(path) or not (self.root / path).is_file():
+            return None
+        count = 0
+        last = b"\n"
+        try:
+            with open(self.root / path, "rb") as handle:
+                while block := handle.read(1 << 20):
+                    count += block.count(b"\n")
+                    last = block[-1:]
+        except OSError:
+            return None
+        return count + (last != b"\n")
 
     def compare(self, what: str, expected: object, found: object, where: str, cause: str) -> bool:
         self.checks += 1
@@ -188,6 +197,10 @@ class _Checker:
         """The file on disk against the manifest's record of it."""
         target = self.root / path
         self.checks += 1
+        if self.outside(path):
+            self.add(f"{role} inside the repository", "a file inside it", "a path leading outside", path,
+                     CAUSE_OUTSIDE)
+            return
         if not target.is_file():
             self.add(f"{role} exists", "a file", "missing", path, missing_cause)
             return
@@ -229,15 +242,52 @@ def _verify_stage(root: Path, plan: StagePlan, lock: Any, rehash: bool) -> _Chec
     if stage_lock is None and lock is not None:
         check.checks += 1
         check.add("stage in dvc.lock", "an entry", "none", "dvc.lock", CAUSE_LOCK_MISSING)
+    if stage_lock is not None:
+        _verify_lock_declares(check, plan, stage_lock)
     for manifest_path in plan.manifests:
         _verify_manifest(check, manifest_path, stage_lock or {}, stage_lock is not None)
     return check
+
+
+def _verify_lock_declares(check: _Checker, plan: StagePlan, stage_lock: dict[str, Any]) -> None:
+    """The dvc.lock stage records every out and params group dvc.yaml declares (else it is not this stage)."""
+    for out in plan.outs:
+        if out in plan.manifests:
+            continue  # reported with the manifest's own checks
+        check.checks += 1
+        if _lock_entry(stage_lock.get("outs"), out) is None:
+            check.add("out in dvc.lock", "an entry (dvc.yaml declares it)", "none", out, CAUSE_LOCK_EDITED)
+    locked = stage_lock.get("params") or {}
+    for file_name, group in plan.params:
+        check.checks += 1
+        if group not in (locked.get(file_name) or {}):
+            check.add("params group in dvc.lock", f"{file_name}: {group} (dvc.yaml declares it)", "none",
+                      "dvc.lock", CAUSE_LOCK_EDITED)
+
+
+def kind_accounting(kind: str) -> dict[str, Any]:
+    """The counters that must add up for a manifest of ``kind``, as our code defines them."""
+    if kind == "merge":
+        from corpusprov.merge import MERGE_ACCOUNTING
+
+        return dict(MERGE_ACCOUNTING)
+    from corpusprov.aggregate import AGGREGATE_ACCOUNTING
+
+    return dict(AGGREGATE_ACCOUNTING)
 
 
 def _verify_manifest(check: _Checker, manifest_path: str, stage_lock: dict[str, Any],
                      has_lock: bool) -> None:
     root = check.root
     check.checks += 1
+    for intent in interrupted_commits((root / manifest_path).parent):
+        check.add("commit of the stage's outputs", "complete", f"interrupted ({intent.name} left behind)",
+                  manifest_path, CAUSE_INTERRUPTED)
+    check.checks += 1
+    if check.outside(manifest_path):
+        check.add("manifest inside the repository", "a file inside it", "a path leading outside", manifest_path,
+                  CAUSE_OUTSIDE)
+        return
     if not (root / manifest_path).is_file():
         check.add("manifest exists", "a file", "missing", manifest_path, CAUSE_MANIFEST_MISSING)
         return
@@ -256,14 +306,35 @@ def _verify_manifest(check: _Checker, manifest_path: str, stage_lock: dict[str, 
         elif digest is not None:
             _check_lock_hash(check, entry, "manifest md5 (dvc.lock)", digest.md5, manifest_path,
                              CAUSE_MANIFEST_EDITED)
-    for problem in accounting_problems(manifest):
+    ours = kind_accounting(manifest.kind)
+    check.compare("accounting (counters that must add up)", json.dumps(ours, sort_keys=True),
+                  json.dumps(manifest.accounting, sort_keys=True), manifest_path, CAUSE_MANIFEST_EDITED)
+    for problem in accounting_problems(manifest, ours):
         check.checks += 1
         check.add("counters add up", "rows_in = out + duplicates + rejected", problem, manifest_path,
                   CAUSE_COUNTERS)
+    _verify_row_counts(check, manifest, manifest_path, ours)
     _verify_outputs(check, manifest, stage_lock, has_lock)
     _verify_inputs(check, manifest, stage_lock, has_lock)
     if has_lock:
         _verify_params(check, manifest, manifest_path, stage_lock)
+
+
+def _verify_row_counts(check: _Checker, manifest: Manifest, manifest_path: str, accounting: dict[str, Any]) -> None:
+    """Rows the manifest claims against its counters, and against the lines actually on disk."""
+    claimed = {"corpus": sum(manifest.counters.get(name, 0) for name in accounting["out"]),
+               "rejects": sum(manifest.counters.get(name, 0) for name in accounting["rejected"])}
+    for output in manifest.outputs:
+        if output.role not in claimed or output.rows is None:
+            continue
+        check.compare(f"{output.role} rows (output entry vs counters)", claimed[output.role], output.rows,
+                      manifest_path, CAUSE_MANIFEST_EDITED)
+        # Only where the bytes are the recorded ones: an edited file is already a finding.
+        digest = check.digest(output.path) if check.rehash else None
+        lines = check.lines(output.path) if digest is not None and digest.md5 == output.md5 else None
+        if lines is not None:
+            check.compare(f"{output.role} rows (manifest vs lines on disk)", output.rows, lines, output.path,
+                          CAUSE_MANIFEST_EDITED)
 
 
 def _verify_outputs(check: _Checker, manifest: Manifest, stage_lock: dict[str, Any], has_lock: bool) -> None:
@@ -348,15 +419,21 @@ def _extras_explain(check: _Checker, folder: str, members: list[Any], dep: dict[
 def _explain_folder(check: _Checker, folder: str, dep: dict[str, Any], by_path: dict[str, Any]) -> None:
     """Where DVC's cached ``.dir`` listing is at hand, name the file that differs."""
     md5 = str(dep.get("md5", ""))
+    if not _DIR_MD5.match(md5):  # a lock's md5 names a cache file: never let it name a path
+        return
     listing_path = check.root / ".dvc" / "cache" / "files" / "md5" / md5[:2] / md5[2:]
-    if not md5.endswith(".dir") or not listing_path.is_file():
+    if not listing_path.is_file():
         return
     try:
         listing = json.loads(listing_path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
+        return
+    if not isinstance(listing, list):
         return
     stray = set(check.extras.get(folder, {}))
     for item in listing:
+        if not isinstance(item, dict):
+            continue
         if item.get("relpath") in stray:
             continue  # reported as an extra file in the folder
         path = f"{folder}/{item.get('relpath')}"
@@ -406,7 +483,7 @@ def _show(value: Any) -> str:
 def verify(root: Path, stages: Sequence[str] = (), *, rehash: bool = True) -> VerifyReport:
     """Check every stage with a manifest (or only ``stages``)."""
     plans, skipped = plan_stages(root, stages)
-    lock = _yaml(root / "dvc.lock", "dvc.lock")
+    lock = load_dvc_lock(root)
     findings: list[Finding] = []
     checks = 0
     if lock is None and plans:

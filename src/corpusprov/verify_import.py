@@ -4,17 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from ruamel.yaml import YAML
-from ruamel.yaml.error import YAMLError
-
-from corpusprov.errors import CorpusprovError, UsageError
+from corpusprov.dvcfiles import is_repo_relative, load_dvc_file
+from corpusprov.errors import CorpusprovError, DvcFileError, UsageError
+from corpusprov.inputs import resolves_inside
 from corpusprov.jsonl import hash_file
 from corpusprov.manifest import load_manifest
 from corpusprov.verify import (
     CAUSE_MANIFEST_EDITED,
     CAUSE_OUTPUT_EDITED,
+    CAUSE_OUTSIDE,
     MANIFEST_SUFFIX,
     Finding,
     VerifyReport,
@@ -50,24 +49,20 @@ class ImportedFile:
 def find_imports(root: Path) -> list[ImportedFile]:
     """Every single-file ``dvc import`` under ``root`` (outside .git/.dvc)."""
     found = []
-    yaml = YAML(typ="safe", pure=True)
     for dvc_file in sorted(root.rglob("*.dvc")):
         relative = dvc_file.relative_to(root)
-        if relative.parts[0] in (".git", ".dvc"):
+        if relative.parts[0] in (".git", ".dvc") or not dvc_file.is_file():
             continue
-        try:
-            data: Any = yaml.load(dvc_file.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, YAMLError):
+        data = load_dvc_file(dvc_file, relative.as_posix())
+        deps, outs = data["deps"], data["outs"]
+        if len(deps) != 1 or len(outs) != 1 or "repo" not in deps[0]:
             continue
-        if not isinstance(data, dict):
-            continue
-        deps = data.get("deps") or []
-        outs = data.get("outs") or []
-        if len(deps) != 1 or len(outs) != 1 or not isinstance(deps[0].get("repo"), dict):
-            continue
-        out_path = (dvc_file.parent / str(outs[0]["path"])).relative_to(root).as_posix()
+        out_path = (relative.parent / outs[0]["path"]).as_posix()
+        if not is_repo_relative(out_path):
+            raise DvcFileError(f"outs[0].path {outs[0]['path']!r} leaves the repository", path=relative.as_posix(),
+                               fix="an import lives inside the consumer repository; restore the .dvc file")
         repo = deps[0]["repo"]
-        found.append(ImportedFile(relative.as_posix(), str(deps[0]["path"]), str(repo.get("url")),
+        found.append(ImportedFile(relative.as_posix(), deps[0]["path"], repo["url"],
                                   repo.get("rev_lock"), out_path, outs[0].get("md5")))
     return found
 
@@ -112,6 +107,10 @@ def verify_imports(root: Path) -> VerifyReport:
         stage = imported.local_path
         target = root / imported.local_path
         checks += 1
+        if not resolves_inside(target, root):
+            add(stage, "manifest inside the repository", "a file inside it", "a link leading outside",
+                imported.local_path, CAUSE_OUTSIDE)
+            continue
         if not target.is_file():
             add(stage, "manifest present", "a file", "missing", imported.local_path, CAUSE_NOT_PULLED)
             continue
@@ -139,6 +138,10 @@ def verify_imports(root: Path) -> VerifyReport:
                 add(stage, f"{output.role} revision", imported.rev_lock, counterpart.rev_lock,
                     counterpart.dvc_file, CAUSE_OTHER_REVISION)
             path = root / counterpart.local_path
+            if not resolves_inside(path, root):
+                add(stage, f"{output.role} inside the repository", "a file inside it", "a link leading outside",
+                    counterpart.local_path, CAUSE_OUTSIDE)
+                continue
             if not path.is_file():
                 add(stage, f"{output.role} present", "a file", "missing", counterpart.local_path, CAUSE_NOT_PULLED)
                 continue
