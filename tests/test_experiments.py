@@ -147,3 +147,26 @@ def test_plots_diff_overlays_two_experiments(experiments: Path, tmp_path: Path) 
     dom, shot = _render(html, tmp_path / "diff.png")
     assert dom.count("<canvas") >= 3
     assert _ink(shot) > 0.02
+
+
+def test_exp_show_fits_120_columns(experiments: Path) -> None:
+    """The changed params and the headline figures, no cell cut to an ellipsis."""
+    shown = run(["dvc", "exp", "show", "--no-pager", "--only-changed"], experiments,
+                env={"COLUMNS": "120"}).stdout
+    assert "…" not in shown, shown
+    assert max(len(line) for line in shown.splitlines()) <= 120, shown
+    for column in ("aggregate.range_slack", "merge.non_finite", "aggregate.rows_out", "merge.rejected"):
+        assert column in shown, shown
+
+
+def test_exp_run_set_changes_exactly_one_line_of_params(tmp_path: Path) -> None:
+    """params.yaml is written the way DVC writes YAML: `-S` rewrites only the value it sets."""
+    repo = build_template(tmp_path / "repo", rows=30)
+    run(["dvc", "repro"], repo)
+    run(["git", "add", "-A"], repo)
+    run(["git", "commit", "-q", "-m", "baseline"], repo)
+    run(["dvc", "exp", "run", "-S", "merge.dedup.keep=last"], repo)
+    diff = run(["git", "diff", "-U0", "params.yaml"], repo).stdout
+    changed = [line for line in diff.splitlines() if line[:1] in "+-" and not line.startswith(("+++", "---"))]
+    assert changed == ["-    keep: first          # first | last: which occurrence of a key wins",
+                       "+    keep: last           # first | last: which occurrence of a key wins"], diff

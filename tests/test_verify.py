@@ -143,11 +143,14 @@ def test_dvc_lock_md5_edited(repo: Path) -> None:
 
 
 def test_params_change_not_yet_reproduced(repo: Path) -> None:
+    """The build on disk still agrees with dvc.lock: the edit is said (pending), not failed."""
     params = (repo / "params.yaml").read_text(encoding="utf-8").replace("keep: first", "keep: last")
     (repo / "params.yaml").write_text(params, encoding="utf-8")
-    code, _, findings = verify(repo)
-    assert code == 1
-    finding = _only(findings, "params.yaml")
+    code, text, findings = verify(repo)
+    assert (code, findings) == (0, [])
+    assert "pending: merge: param merge.dedup.keep (params.yaml vs manifest): first -> last" in text
+    report = json.loads(run(["corpusprov", "verify", "--json"], repo).stdout)
+    finding = _only(report["pending"], "params.yaml")
     assert finding["stage"] == "merge"
     assert "not yet reproduced" in finding["cause"]
     assert "merge.dedup.keep" in finding["what"]

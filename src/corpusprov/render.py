@@ -179,6 +179,9 @@ def render_findings(report: VerifyReport, *, command: str = "verify",
             if (item.where, item.cause) not in seen:
                 seen.add((item.where, item.cause))
                 lines.append(f"  {item.where}: {item.cause}")
+    for item in report.pending:
+        lines.append(f"pending: {item.stage}: {item.what}: {item.expected} -> {item.found} in {item.where}; "
+                     f"the build on disk is the previous params' ({item.cause})")
     if report.skipped:
         lines.append(f"(stages without a manifest, not checked: {', '.join(report.skipped)})")
     return "\n".join(lines)

@@ -98,6 +98,9 @@ class VerifyReport:
     """Comparisons made."""
     findings: tuple[Finding, ...] = field(default_factory=tuple)
     """Disagreements (empty when everything agrees)."""
+    pending: tuple[Finding, ...] = field(default_factory=tuple)
+    """Params edited in params.yaml since the last ``dvc repro``: the build on disk still agrees
+    with dvc.lock and its manifest (it is the previous params' build), so these are said, not failed."""
 
     @property
     def ok(self) -> bool:
@@ -107,7 +110,8 @@ class VerifyReport:
     def to_dict(self) -> dict[str, Any]:
         """JSON form for ``--json``."""
         return {"ok": self.ok, "stages": list(self.stages), "skipped": list(self.skipped),
-                "checks": self.checks, "findings": [asdict(item) for item in self.findings]}
+                "checks": self.checks, "findings": [asdict(item) for item in self.findings],
+                "pending": [asdict(item) for item in self.pending]}
 
 
 def plan_stages(root: Path, only: Sequence[str] = ()) -> tuple[list[StagePlan], list[str]]:
@@ -151,6 +155,7 @@ class _Checker:
         self.stage = stage
         self.rehash = rehash
         self.findings: list[Finding] = []
+        self.pending: list[Finding] = []
         self.checks = 0
         self._hashes: dict[str, Digest | None] = {}
         self.extras: dict[str, dict[str, str]] = {}
@@ -158,6 +163,9 @@ class _Checker:
 
     def add(self, what: str, expected: object, found: object, where: str, cause: str) -> None:
         self.findings.append(Finding(self.stage, what, str(expected), str(found), where, cause))
+
+    def add_pending(self, what: str, expected: object, found: object, where: str, cause: str) -> None:
+        self.pending.append(Finding(self.stage, what, str(expected), str(found), where, cause))
 
     def outside(self, path: str) -> bool:
         """Whether ``path`` is recorded outside the repository or is a link leading out of it."""
@@ -464,16 +472,19 @@ def _verify_params(check: _Checker, manifest: Manifest, manifest_path: str, stag
                   CAUSE_PARAMS_PENDING)
         return
     # Only this stage's group matters: edits to other groups or comments are not its concern.
+    # An edit not yet reproduced (or one `dvc repro` refused, leaving the previous build in
+    # place) is pending, not a disagreement: the build on disk is intact and says so.
     _compare_params(check, "params.yaml vs manifest", manifest.params["values"], current, group,
-                    params_path, CAUSE_PARAMS_PENDING)
+                    params_path, CAUSE_PARAMS_PENDING, pending=True)
 
 
 def _compare_params(check: _Checker, label: str, expected: Any, found: Any, group: str, where: str,
-                    cause: str) -> None:
+                    cause: str, *, pending: bool = False) -> None:
     """One finding per changed dotted key, e.g. ``merge.dedup.keep: first -> last``."""
     check.checks += 1
+    report = check.add_pending if pending else check.add
     for key, old, new in changes(expected, found, group):
-        check.add(f"param {key} ({label})", _show(old), _show(new), where, cause)
+        report(f"param {key} ({label})", _show(old), _show(new), where, cause)
 
 
 def _show(value: Any) -> str:
@@ -485,6 +496,7 @@ def verify(root: Path, stages: Sequence[str] = (), *, rehash: bool = True) -> Ve
     plans, skipped = plan_stages(root, stages)
     lock = load_dvc_lock(root)
     findings: list[Finding] = []
+    pending: list[Finding] = []
     checks = 0
     if lock is None and plans:
         checks += 1
@@ -492,5 +504,7 @@ def verify(root: Path, stages: Sequence[str] = (), *, rehash: bool = True) -> Ve
     for plan in plans:
         checker = _verify_stage(root, plan, lock, rehash)
         findings.extend(checker.findings)
+        pending.extend(checker.pending)
         checks += checker.checks
-    return VerifyReport(tuple(plan.name for plan in plans), tuple(skipped), checks, tuple(findings))
+    return VerifyReport(tuple(plan.name for plan in plans), tuple(skipped), checks, tuple(findings),
+                        tuple(pending))
