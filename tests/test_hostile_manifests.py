@@ -201,6 +201,7 @@ DVC_FILE_SHAPES = {
 
 @pytest.mark.parametrize("text", DVC_FILE_SHAPES.values(), ids=DVC_FILE_SHAPES.keys())
 def test_malformed_dvc_file_is_one_line_naming_it(cli: Cli, tmp_path: Path, text: str) -> None:
+    (tmp_path / ".dvc").mkdir()  # a consumer repository: verify-import refuses to run outside one
     (tmp_path / "imports").mkdir()
     (tmp_path / "imports" / "m.manifest.json.dvc").write_text(text, encoding="utf-8")
     line = assert_clean_failure(cli("verify-import"), 2)
@@ -257,6 +258,7 @@ def test_a_manifest_link_leading_outside_is_not_read(cli: Cli, repo: tuple[Path,
 
 def test_verify_import_does_not_hash_a_link_leading_outside(cli: Cli, tmp_path: Path) -> None:
     secret = write_jsonl(tmp_path.parent / f"{tmp_path.name}-secret" / "secret.jsonl", SECRET_ROWS)
+    (tmp_path / ".dvc").mkdir()
     (tmp_path / "imports").mkdir()
     (tmp_path / "imports" / "m.manifest.json").symlink_to(secret)
     (tmp_path / "imports" / "m.manifest.json.dvc").write_text(

@@ -77,8 +77,8 @@ def test_manifest_show_prints_scale_conversions_and_overrides(cli: Cli, tmp_path
     assert shown.exit_code == 0, shown.output
     text = shown.output
     assert "scale conversions:" in text
-    assert "  lsvq: mos = (x - 1) / 4 * 100  [1, 5]" in text
-    assert "live-vqa: mos = (100 - x) / 100 * 100" in text and "(DMOS: lower is better)" in text
+    assert "  lsvq: mos = 25 * x - 25  [1, 5]" in text
+    assert "live-vqa: mos = -1 * x + 100" in text and "(DMOS: lower is better)" in text
     assert "overrides:\n  forced.jsonl: label lsvq" in text
     document = json.loads((tmp_path / "u.jsonl.manifest.json").read_text(encoding="utf-8"))
     assert document["provenance"]["git"]["commit"] is None  # no git here: nulls, not a guess
