@@ -20,8 +20,8 @@ from tests.conftest import REPO_ROOT, VENV_BIN, run
 pytestmark = pytest.mark.dvc
 
 #: The README sections whose ``sh`` blocks are run, in this order, and which of their blocks
-#: (``None``: all). Of "Share with your team" only the single-user block runs here: the team
-#: remotes and the registry need servers and are driven by test_remotes.py / test_registry.py.
+#: (``None``: all). Of "Share with your team" only the single-user block runs here; its registry
+#: block needs a shared remote and runs against the S3 server in test_remotes.py.
 WALKTHROUGHS: tuple[tuple[str, tuple[int, ...] | None], ...] = (
     ("Quick start", None),
     ("Compare builds", None),

@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 from ruamel.yaml import YAML
 
-from tests.conftest import VENV_BIN, build_template, run
+from tests.conftest import REPO_ROOT, VENV_BIN, build_template, run
 from tests.test_config_secrets import secret_findings
 
 pytestmark = pytest.mark.dvc
@@ -464,3 +464,34 @@ def test_remote_verify_option_makes_pull_refuse_the_corrupted_object(team: Team)
     assert MERGED in pulled.stderr
     assert not (clone / MERGED).exists()
     assert code == 1, output
+
+
+def test_readme_registry_walkthrough_runs_against_the_s3_remote(team: Team) -> None:
+    """README "Share with your team", the registry block as written, against this S3 server.
+
+    Only the producer's URL differs: the README's placeholder becomes the bare repository the
+    producer pushed to. The consumer reads the producer's committed S3 remote with its own
+    credentials, from the environment, as the README says.
+    """
+    from tests.test_readme import readme_blocks
+
+    if team.remote.protocol != "s3":
+        pytest.skip("the walk-through names an S3-style shared remote; SSH is covered above")
+    [block] = [block for block in readme_blocks((REPO_ROOT / "README.md").read_text(encoding="utf-8"),
+                                                "Share with your team") if "dvc import" in block]
+    run(["git", "tag", "v1"], team.producer)
+    run(["git", "push", "-q", "origin", "v1"], team.producer)
+    consumer = team.base / "registry-consumer"
+    consumer.mkdir()
+    run(["git", "init", "-q", "-b", "main"], consumer)
+    run(["dvc", "init", "-q"], consumer)
+    run(["git", "commit", "-q", "-m", "consumer"], consumer)
+    script = block.replace("https://git.example.org/team/corpus.git", str(team.origin))
+    assert script != block, "the README's registry block no longer names the placeholder URL"
+    env = {"AWS_ACCESS_KEY_ID": team.remote.local["access_key_id"],
+           "AWS_SECRET_ACCESS_KEY": team.remote.local["secret_access_key"]}
+    done = run(["bash", "-e", "-c", script], consumer, check=False, env=env)
+    assert done.returncode == 0, f"{script}\nstdout:\n{done.stdout}\nstderr:\n{done.stderr}"
+    assert "verify-import: OK" in done.stdout, done.stdout
+    assert (consumer / "corpus" / "encode_grid.jsonl").read_bytes() == (
+        team.producer / "data/merged/encode_grid.jsonl").read_bytes()
