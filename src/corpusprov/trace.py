@@ -182,7 +182,8 @@ def _trace_merge(root: Path, manifest: Manifest, params_file: ParamsFile, key: d
 
 def _trace_aggregate(root: Path, manifest: Manifest, params_file: ParamsFile, key: dict[str, Any],
                      wanted: dict[str, bytes], notes: list[str]) -> tuple[list[Occurrence], str]:
-    from corpusprov.aggregate import AggregateJudge, Resolver
+    from corpusprov.mosrow import AggregateJudge
+    from corpusprov.resolver import Resolver
     from corpusprov.scales import aggregate_params
 
     params = replace(aggregate_params(params_file), on_invalid_row="reject")
