@@ -7,7 +7,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final, Literal, cast
+from typing import Any, Final, TypeVar, cast
 
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
@@ -16,6 +16,16 @@ from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from corpusprov.defaults import ENCODE_GRID_REQUIRED_KEYS, MERGE_DEDUP_KEY
 from corpusprov.errors import ParamsError
 from corpusprov.jsonl import Digest, JsonlOptions
+from corpusprov.policies import (
+    BLANK_LINES,
+    BYTE_QUIRK,
+    INVALID_ROW,
+    KEEP,
+    NON_FINITE,
+    InvalidRow,
+    Keep,
+    NonFinite,
+)
 
 __all__ = [
     "MAX_MAGNITUDE",
@@ -27,6 +37,9 @@ __all__ = [
     "merge_params",
     "params_from_values",
 ]
+
+#: A policy vocabulary: GroupReader.choice returns the Literal its choices spell.
+Choice = TypeVar("Choice", bound=str)
 
 _PLAIN_TAGS: Final = {
     None,
@@ -256,16 +269,19 @@ class GroupReader:
         self._seen.add(key)
         return self.node.get(key)
 
-    def choice(self, key: str, choices: Sequence[str], default: str) -> str:
-        """A string that must be one of ``choices``."""
+    def choice(self, key: str, choices: tuple[Choice, ...], default: Choice) -> Choice:
+        """A string that must be one of ``choices`` (typed by them: a policy ``Literal``)."""
         value = self.raw(key)
-        if value is None and key in self.node and "null" in choices:
-            return "null"  # YAML reads a bare `null` as no value; here it is a choice
+        if value is None and key in self.node:
+            for choice in choices:
+                if choice == "null":
+                    return choice  # YAML reads a bare `null` as no value; here it is a choice
         if self._absent(key, value):
             return default
-        if not isinstance(value, str) or value not in choices:
-            raise self.error(key, f"must be one of {', '.join(choices)} (found {value!r})")
-        return value
+        for choice in choices:
+            if choice == value:
+                return choice
+        raise self.error(key, f"must be one of {', '.join(choices)} (found {value!r})")
 
     def string(self, key: str, default: str | None = None) -> str | None:
         """An optional string."""
@@ -358,12 +374,10 @@ def read_jsonl_options(group: GroupReader, params_display: str, group_name: str)
     """The ``jsonl`` sub-group shared by every stage."""
     jsonl = group.sub("jsonl")
     options = JsonlOptions(
-        bom=cast("Literal['reject', 'accept']", jsonl.choice("bom", ("reject", "accept"), "reject")),
-        crlf=cast("Literal['reject', 'accept']", jsonl.choice("crlf", ("reject", "accept"), "accept")),
-        blank_lines=cast("Literal['reject', 'skip']",
-                         jsonl.choice("blank_lines", ("reject", "skip"), "skip")),
-        empty_file=cast("Literal['reject', 'accept']",
-                        jsonl.choice("empty_file", ("reject", "accept"), "accept")),
+        bom=jsonl.choice("bom", BYTE_QUIRK, "reject"),
+        crlf=jsonl.choice("crlf", BYTE_QUIRK, "accept"),
+        blank_lines=jsonl.choice("blank_lines", BLANK_LINES, "skip"),
+        empty_file=jsonl.choice("empty_file", BYTE_QUIRK, "accept"),
         max_line_bytes=jsonl.integer("max_line_bytes", JsonlOptions.max_line_bytes, minimum=1),
         params_path=params_display,
         params_group=group_name,
@@ -380,11 +394,11 @@ class MergeParams:
     """Keys every row must carry."""
     dedup_key: tuple[str, ...] = MERGE_DEDUP_KEY
     """The natural key."""
-    keep: Literal["first", "last"] = "first"
+    keep: Keep = "first"
     """Which occurrence of a natural key wins."""
-    non_finite: Literal["keep", "null", "reject"] = "keep"
+    non_finite: NonFinite = "keep"
     """What to do with NaN/Infinity outside the key."""
-    on_invalid_row: Literal["fail", "reject"] = "fail"
+    on_invalid_row: InvalidRow = "fail"
     """Whether an unusable row fails the run or goes to the rejects file."""
     jsonl: JsonlOptions = field(default_factory=JsonlOptions)
     """Byte-level tolerance of the reader."""
@@ -410,21 +424,21 @@ def merge_params(params: ParamsFile) -> MergeParams:
     required = group.names("required_keys", ENCODE_GRID_REQUIRED_KEYS)
     dedup = group.sub("dedup")
     dedup_key = dedup.names("key", MERGE_DEDUP_KEY)
-    keep = dedup.choice("keep", ("first", "last"), "first")
+    keep = dedup.choice("keep", KEEP, "first")
     dedup.finish()
     for name in dedup_key:
         if name not in required:
             raise dedup.error("key", f"{name!r} is not one of merge.required_keys",
                               fix="a dedup key field must be required, or rows could lack it")
-    non_finite = group.choice("non_finite", ("keep", "null", "reject"), "keep")
-    on_invalid = group.choice("on_invalid_row", ("fail", "reject"), "fail")
+    non_finite = group.choice("non_finite", NON_FINITE, "keep")
+    on_invalid = group.choice("on_invalid_row", INVALID_ROW, "fail")
     jsonl = read_jsonl_options(group, display, "merge")
     group.finish()
     return MergeParams(
         required_keys=required,
         dedup_key=dedup_key,
-        keep=cast("Literal['first', 'last']", keep),
-        non_finite=cast("Literal['keep', 'null', 'reject']", non_finite),
-        on_invalid_row=cast("Literal['fail', 'reject']", on_invalid),
+        keep=keep,
+        non_finite=non_finite,
+        on_invalid_row=on_invalid,
         jsonl=jsonl,
     )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any, Final, Literal
+from typing import Any, Final
 
 from corpusprov.errors import DataError
 from corpusprov.jsonl import (
@@ -17,6 +17,7 @@ from corpusprov.jsonl import (
     replace_non_finite,
 )
 from corpusprov.outputs import StagedFile
+from corpusprov.policies import InvalidRow, NonFinite
 
 __all__ = ["BLANK", "INVALID_ROW_REASONS", "REJECT", "ROW", "Verdict", "apply_non_finite", "check_line",
            "judge_block", "non_finite_count", "non_finite_tally", "reject_line", "sum_counters", "tally_lines",
@@ -76,7 +77,7 @@ def zero_counters(names: Iterable[str]) -> dict[str, int]:
 
 
 def check_line(verdict: Verdict, line_no: int, row: Any, special: bool, error: LineError | None,
-               display: str, *, required: frozenset[str], on_invalid_row: Literal["fail", "reject"],
+               display: str, *, required: frozenset[str], on_invalid_row: InvalidRow,
                group: str) -> bool:
     """Reject (or raise for) an unusable line or a row missing required keys; True when usable."""
     if error is not None:
@@ -100,7 +101,7 @@ def check_line(verdict: Verdict, line_no: int, row: Any, special: bool, error: L
     return True
 
 
-def apply_non_finite(verdict: Verdict, policy: Literal["keep", "null", "reject"]) -> bool:
+def apply_non_finite(verdict: Verdict, policy: NonFinite) -> bool:
     """Apply the non-finite policy to ``verdict.row``; False when that rejects the row."""
     if not verdict.special or policy == "keep":
         return True
@@ -123,7 +124,7 @@ def non_finite_count(row: Any) -> int:
 
 
 def non_finite_tally(original: Any, special: bool, verdict: Verdict,
-                     policy: Literal["keep", "null", "reject"]) -> tuple[int, int]:
+                     policy: NonFinite) -> tuple[int, int]:
     """``(kept, nulled)``: the non-finite values a usable row kept, or had replaced by null."""
     if not special:
         return 0, 0
@@ -134,7 +135,7 @@ def non_finite_tally(original: Any, special: bool, verdict: Verdict,
     return 0, 0
 
 
-def judge_block(block: Block, options: JsonlOptions, policy: Literal["keep", "null", "reject"],
+def judge_block(block: Block, options: JsonlOptions, policy: NonFinite,
                 judge_line: Callable[[int, Any, bool, LineError | None], Verdict],
                 make_row: Callable[[Verdict, int, int], tuple[Any, ...]]) -> list[tuple[Any, ...]]:
     """The per-block work both stages share: parse, judge, and one result per line.

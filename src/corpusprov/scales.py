@@ -3,11 +3,23 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal, cast
+from typing import Any
 
 from corpusprov.defaults import MOS_REQUIRED_KEYS
 from corpusprov.jsonl import JsonlOptions
 from corpusprov.params import GroupReader, ParamsFile, read_jsonl_options
+from corpusprov.policies import (
+    INVALID_ROW,
+    MISSING_INPUT,
+    NON_FINITE,
+    OUTPUT_ROW,
+    STD_DEV_UNITS,
+    InvalidRow,
+    MissingInput,
+    NonFinite,
+    OutputRow,
+    StdDevUnits,
+)
 
 __all__ = ["AggregateParams", "ScaleEntry", "aggregate_params"]
 
@@ -99,17 +111,17 @@ class AggregateParams:
     """Input path (file or folder argument) -> corpus label forced on its rows."""
     dedup_key: tuple[str, ...] = ("src_sha256",)
     """Cross-corpus identity of a source."""
-    std_dev_units: Literal["native", "unified"] = "native"
+    std_dev_units: StdDevUnits = "native"
     """Compare std-devs as written (native units, the original's rule) or on the 0-100 axis."""
-    output_row: Literal["unified", "passthrough"] = "unified"
+    output_row: OutputRow = "unified"
     """The original's 17-field unified row, or the input row plus the unified fields."""
-    on_missing_input: Literal["fail", "skip"] = "fail"
+    on_missing_input: MissingInput = "fail"
     """A missing input fails the run, or is skipped and recorded (the original skips it)."""
     required_keys: tuple[str, ...] = MOS_REQUIRED_KEYS
     """Keys every row must carry."""
-    on_invalid_row: Literal["fail", "reject"] = "fail"
+    on_invalid_row: InvalidRow = "fail"
     """Whether an unusable row fails the run or goes to the rejects file."""
-    non_finite: Literal["keep", "null", "reject"] = "keep"
+    non_finite: NonFinite = "keep"
     """NaN/Infinity outside ``mos`` and the key."""
     jsonl: JsonlOptions = field(default_factory=JsonlOptions)
     """Byte-level tolerance of the reader."""
@@ -197,16 +209,16 @@ def aggregate_params(params: ParamsFile) -> AggregateParams:
     overrides_group.finish()
     dedup = group.sub("dedup")
     dedup_key = dedup.names("key", ("src_sha256",))
-    std_dev_units = dedup.choice("std_dev_units", ("native", "unified"), "native")
+    std_dev_units = dedup.choice("std_dev_units", STD_DEV_UNITS, "native")
     dedup.finish()
     required = group.names("required_keys", MOS_REQUIRED_KEYS)
     if "mos" not in required:
         raise group.error("required_keys", "must include 'mos'",
                           fix="aggregate cannot place a row without its score")
-    on_invalid = group.choice("on_invalid_row", ("fail", "reject"), "fail")
-    non_finite = group.choice("non_finite", ("keep", "null", "reject"), "keep")
-    output_row = group.choice("output_row", ("unified", "passthrough"), "unified")
-    on_missing_input = group.choice("on_missing_input", ("fail", "skip"), "fail")
+    on_invalid = group.choice("on_invalid_row", INVALID_ROW, "fail")
+    non_finite = group.choice("non_finite", NON_FINITE, "keep")
+    output_row = group.choice("output_row", OUTPUT_ROW, "unified")
+    on_missing_input = group.choice("on_missing_input", MISSING_INPUT, "fail")
     jsonl = read_jsonl_options(group, display, "aggregate")
     group.finish()
     return AggregateParams(
@@ -214,12 +226,12 @@ def aggregate_params(params: ParamsFile) -> AggregateParams:
         range_slack=range_slack,
         overrides=overrides,
         dedup_key=dedup_key,
-        std_dev_units=cast("Literal['native', 'unified']", std_dev_units),
-        output_row=cast("Literal['unified', 'passthrough']", output_row),
-        on_missing_input=cast("Literal['fail', 'skip']", on_missing_input),
+        std_dev_units=std_dev_units,
+        output_row=output_row,
+        on_missing_input=on_missing_input,
         required_keys=required,
-        on_invalid_row=cast("Literal['fail', 'reject']", on_invalid),
-        non_finite=cast("Literal['keep', 'null', 'reject']", non_finite),
+        on_invalid_row=on_invalid,
+        non_finite=non_finite,
         jsonl=jsonl,
     )
 
