@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 export DVC_NO_ANALYTICS := 1
 export PYTHON
 
-.PHONY: setup dev system-deps system-deps-test demo test lint bench clean
+.PHONY: setup dev system-deps system-deps-test demo test test-fast lint bench clean
 
 ## system-deps: git and python3-venv (apt-get when root; otherwise says what to install)
 system-deps:
@@ -39,6 +39,10 @@ demo: setup
 ## test: lint, type-check and run the test suite
 test: dev system-deps-test lint
 	$(BIN)/pytest -q
+
+## test-fast: the quick loop, without the tests that drive the real dvc CLI (CI runs `make test`)
+test-fast: dev lint
+	$(BIN)/pytest -q -m "not dvc"
 
 lint: dev
 	$(BIN)/ruff check src tests bench

@@ -147,7 +147,7 @@ def test_manifest_records_hashes_params_and_folder_dir_md5(cli: Cli, tmp_path: P
     assert str(tmp_path) not in text
 
 
-def test_dvc_dir_md5_matches_dvc_itself(tmp_path: Path) -> None:
+def test_dvc_dir_md5_matches_dvc_itself() -> None:
     from dvc_data.hashfile.hash_info import HashInfo
     from dvc_data.hashfile.meta import Meta
     from dvc_data.hashfile.tree import Tree

@@ -51,7 +51,7 @@ def test_quick_runs_off_a_terminal_stay_quiet() -> None:
     assert stream.getvalue() == ""
 
 
-def test_long_runs_off_a_terminal_report_once(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_long_runs_off_a_terminal_report_once() -> None:
     stream = io.StringIO()
     bar = Progress("aggregate", progress_module.LONG_RUN_BYTES, stream)
     bar.advance(progress_module.LONG_RUN_BYTES, 5)

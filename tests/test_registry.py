@@ -113,7 +113,8 @@ def _dvc_file(repo: Path, path: str) -> dict[str, Any]:
     return data
 
 
-def test_import_at_v1_verifies(pristine_consumer: Path, registry: Registry) -> None:
+@pytest.mark.usefixtures("registry")
+def test_import_at_v1_verifies(pristine_consumer: Path) -> None:
     code, output, findings = verify_import(pristine_consumer)
     assert code == 0, output
     assert findings == []

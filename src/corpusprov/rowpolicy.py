@@ -123,8 +123,7 @@ def non_finite_count(row: Any) -> int:
     return sum(1 for _, value in find_special_values(row) if isinstance(value, float))
 
 
-def non_finite_tally(original: Any, special: bool, verdict: Verdict,
-                     policy: NonFinite) -> tuple[int, int]:
+def non_finite_tally(special: bool, verdict: Verdict, policy: NonFinite) -> tuple[int, int]:
     """``(kept, nulled)``: the non-finite values a usable row kept, or had replaced by null."""
     if not special:
         return 0, 0
@@ -153,7 +152,7 @@ def judge_block(block: Block, options: JsonlOptions, policy: NonFinite,
         if verdict.reason is not None:
             results.append((REJECT, verdict.reason, reject_line(block.display, line_no, verdict)))
             continue
-        kept, nulled = non_finite_tally(row, special, verdict, policy)
+        kept, nulled = non_finite_tally(special, verdict, policy)
         results.append(make_row(verdict, kept, nulled))
     return results
 

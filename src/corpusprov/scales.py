@@ -1,4 +1,4 @@
-"""The aggregate policy: per-corpus scale maps onto 0-100, overrides, and the dedup resolver."""
+"""The aggregate params: per-corpus scale maps onto 0-100 (slope, intercept), overrides, the policy."""
 
 from __future__ import annotations
 

@@ -121,8 +121,7 @@ def _argv(argv: Sequence[str]) -> list[str]:
     return redact_argv(recorded)
 
 
-def _command(request: StageRequest, files: Sequence[InputFile], paths: dict[str, Path],
-             params: ParamsFile) -> dict[str, Any]:
+def _command(request: StageRequest, paths: dict[str, Path], params: ParamsFile) -> dict[str, Any]:
     args: dict[str, Any] = {
         "inputs": [display_path(Path(arg)) for arg in request.inputs],
         "output": display_path(request.output),
@@ -239,7 +238,7 @@ def _run(kind: str, request: StageRequest, params: ParamsFile, policy: dict[str,
         manifest = Manifest(
             kind=kind,
             tool={"name": "corpusprov", "version": __version__},
-            command=_command(request, files, {k: v for k, v in targets.items() if k != "output"},
+            command=_command(request, {k: v for k, v in targets.items() if k != "output"},
                              params),
             params={"path": params.display,
                     "sha256": params.digest.sha256 if params.digest else None,

@@ -325,7 +325,7 @@ def _verify_manifest(check: _Checker, manifest_path: str, stage_lock: dict[str, 
     _verify_outputs(check, manifest, stage_lock, has_lock)
     _verify_inputs(check, manifest, stage_lock, has_lock)
     if has_lock:
-        _verify_params(check, manifest, manifest_path, stage_lock)
+        _verify_params(check, manifest, stage_lock)
 
 
 def _verify_row_counts(check: _Checker, manifest: Manifest, manifest_path: str, accounting: dict[str, Any]) -> None:
@@ -457,7 +457,7 @@ def _explain_folder(check: _Checker, folder: str, dep: dict[str, Any], by_path: 
                       CAUSE_LOCK_EDITED)
 
 
-def _verify_params(check: _Checker, manifest: Manifest, manifest_path: str, stage_lock: dict[str, Any]) -> None:
+def _verify_params(check: _Checker, manifest: Manifest, stage_lock: dict[str, Any]) -> None:
     group = manifest.params["group"]
     params_path = manifest.params["path"]
     if params_path is None:
