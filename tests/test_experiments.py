@@ -165,8 +165,13 @@ def test_exp_run_set_changes_exactly_one_line_of_params(tmp_path: Path) -> None:
     run(["dvc", "repro"], repo)
     run(["git", "add", "-A"], repo)
     run(["git", "commit", "-q", "-m", "baseline"], repo)
-    run(["dvc", "exp", "run", "-S", "merge.dedup.keep=last"], repo)
-    diff = run(["git", "diff", "-U0", "params.yaml"], repo).stdout
-    changed = [line for line in diff.splitlines() if line[:1] in "+-" and not line.startswith(("+++", "---"))]
-    assert changed == ["-    keep: first          # first | last: which occurrence of a key wins",
-                       "+    keep: last           # first | last: which occurrence of a key wins"], diff
+    for setting, expected in (
+        ("merge.dedup.keep=last", ["-    keep: first          # first | last: which occurrence of a key wins",
+                                   "+    keep: last           # first | last: which occurrence of a key wins"]),
+        ("aggregate.dedup.std_dev_units=unified", ["-    std_dev_units: native", "+    std_dev_units: unified"]),
+    ):
+        run(["dvc", "exp", "run", "-S", setting], repo)
+        diff = run(["git", "diff", "-U0", "params.yaml"], repo).stdout
+        changed = [line for line in diff.splitlines() if line[:1] in "+-" and not line.startswith(("+++", "---"))]
+        assert changed == expected, diff
+        run(["git", "checkout", "params.yaml"], repo)
