@@ -61,8 +61,9 @@ def test_repro_leaves_lock_outputs_manifest_and_metrics(built: Path, stage: str)
     assert duplicates > 0, "the samples carry duplicates"
     assert rejected > 0, "the samples carry rows that must be rejected"
     metrics = json.loads((built / metrics_path).read_text(encoding="utf-8"))
-    assert metrics[stage]["rows_out"] == manifest.counters["rows_out"]
-    assert metrics[stage]["rejected"] == rejected and metrics[stage]["duplicates"] == duplicates
+    figures = metrics[{"merge": "grid", "aggregate": "mos"}[stage]]
+    assert figures["out"] == manifest.counters["rows_out"]
+    assert figures["rejected"] == rejected and figures["dups"] == duplicates
     assert len((built / rejects).read_text(encoding="utf-8").splitlines()) == rejected
 
 

@@ -134,8 +134,7 @@ def test_manifest_records_hashes_params_and_folder_dir_md5(cli: Cli, tmp_path: P
     assert outputs["corpus"]["md5"] == hashlib.md5(corpus).hexdigest()  # noqa: S324
     assert outputs["corpus"]["rows"] == 2
     metrics = json.loads((tmp_path / "metrics.json").read_bytes())
-    assert metrics == {"merge": {"rows_in": 2, "rows_out": 2, "duplicates": 0, "rejected": 0,
-                                 "unique_sources": 1, "vmaf_mean": 91.25}}
+    assert metrics == {"grid": {"in": 2, "out": 2, "dups": 0, "rejected": 0, "sources": 1, "vmaf": 91.25}}
     assert document["breakdown"]["encoder"]["libx264"] == {"rows": 2, "vmaf_mean": 91.25}
 
     def scalars_only(value: Any) -> bool:  # DVC flattens objects into columns but drops lists

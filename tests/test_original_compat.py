@@ -102,7 +102,7 @@ def test_merge_counts_unique_sources_as_the_original(cli: Cli, tmp_path: Path) -
     result = cli("merge", "a.jsonl", "--output", "m.jsonl", "--metrics-out", "metrics.json")
     assert result.exit_code == 0, result.output
     assert _manifest(tmp_path, "m.jsonl")["counters"]["unique_sources"] == 2
-    assert json.loads((tmp_path / "metrics.json").read_text(encoding="utf-8"))["merge"]["unique_sources"] == 2
+    assert json.loads((tmp_path / "metrics.json").read_text(encoding="utf-8"))["grid"]["sources"] == 2
 
 
 def test_sample_encode_rows_carry_every_contract_key(tmp_path: Path) -> None:

@@ -80,6 +80,14 @@ def test_readme_walkthroughs_run_as_written(tmp_path: Path) -> None:
             assert done.returncode == 0, (f"README {section!r} block failed (exit {done.returncode}):\n"
                                           f"{block}\nstdout:\n{done.stdout[-3000:]}\nstderr:\n{done.stderr[-3000:]}")
             ran += 1
+        if section == "Compare builds":
+            # The README's table: the changed params and headline figures fit 120 columns.
+            shown = run(["dvc", "exp", "show", "--no-pager", "--only-changed", "--drop", "Created"], repo,
+                        env={**env, "COLUMNS": "120"}).stdout
+            assert "…" not in shown, shown
+            for column in ("mos.out", "mos.rejected", "mos.mean", "aggregate.range_slack",
+                           "aggregate.dedup.std_dev_units"):
+                assert column in shown, shown
     assert ran >= len(WALKTHROUGHS)
     # The single-user remote is the folder beside the repository, for the workspace and tags alike.
     assert any((tmp_path / "corpusprov-dvc-remote").rglob("*")), "dvc push wrote nothing beside the repo"

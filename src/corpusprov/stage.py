@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import orjson
 
@@ -159,22 +159,26 @@ class _BodyResult:
 Body = Callable[[Sequence[InputFile], StagedFile, StagedFile], _BodyResult]
 
 
+#: The metrics file's top key per stage: `dvc exp show` columns read ``grid.out``, ``mos.mean``.
+METRICS_GROUP: Final = {"merge": "grid", "aggregate": "mos"}
+
+
 def _metrics(kind: str, counters: dict[str, int], accounting: dict[str, Any],
              headline: dict[str, Any]) -> dict[str, Any]:
-    """The few figures a person compares between builds, under the stage's name.
+    """The few figures a person compares between builds, under a short name per stage.
 
-    Nested under ``kind`` so `dvc exp show` columns read ``merge.rows_out`` and
-    ``aggregate.rows_out`` (distinct names need no file prefix); every counter stays in the
-    manifest, and the per-encoder / per-corpus breakdowns are its ``breakdown`` section.
+    Nested (``grid.out``, ``mos.out``) so names never collide between the two files and DVC
+    needs no file prefix, and short so the columns that changed fit a 120-column terminal;
+    every counter stays in the manifest, the breakdowns in its ``breakdown`` section.
     """
     figures: dict[str, Any] = {
-        "rows_in": counters["rows_in"],
-        "rows_out": counters["rows_out"],
-        "duplicates": sum(counters[name] for name in accounting["duplicates"]),
+        "in": counters["rows_in"],
+        "out": counters["rows_out"],
+        "dups": sum(counters[name] for name in accounting["duplicates"]),
         "rejected": sum(counters[name] for name in accounting["rejected"]),
     }
     figures.update(headline)
-    return {kind: figures}
+    return {METRICS_GROUP[kind]: figures}
 
 
 def _present_inputs(inputs: Sequence[str]) -> tuple[list[str], list[str]]:
@@ -308,8 +312,7 @@ def run_merge(request: StageRequest) -> StageReport:
     def body(files: Sequence[InputFile], corpus: StagedFile, rejects: StagedFile) -> _BodyResult:
         jobs, progress = _execution(request, files, 2 if params.keep == "last" else 1)
         outcome = merge(files, params, corpus, rejects, jobs=jobs, progress=progress)
-        headline = {"unique_sources": outcome.counters["unique_sources"],
-                    "vmaf_mean": outcome.summary.vmaf_overall()}
+        headline = {"sources": outcome.counters["unique_sources"], "vmaf": outcome.summary.vmaf_overall()}
         return _BodyResult(_records(outcome.inputs), outcome.counters,
                            {"breakdown": outcome.summary.metrics()}, headline, outcome.summary.plots())
 
@@ -337,7 +340,7 @@ def run_aggregate(request: StageRequest) -> StageReport:
                           for path, label in sorted(outcome.overrides.items())],
             "breakdown": outcome.summary.metrics(),
         }
-        headline = {"corpora": len(outcome.rows_by_corpus), "mos_mean": outcome.summary.mos_overall()}
+        headline = {"corpora": len(outcome.rows_by_corpus), "mean": outcome.summary.mos_overall()}
         return _BodyResult(records, outcome.counters, extra, headline, outcome.summary.plots())
 
     return _run("aggregate", request, params_file, params.policy(), AGGREGATE_ACCOUNTING, body,
