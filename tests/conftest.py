@@ -43,12 +43,26 @@ def _quiet_env(monkeypatch: pytest.MonkeyPatch) -> None:
 def encode_row(**overrides: Any) -> dict[str, Any]:
     """A valid encode-grid row; override any field."""
     row: dict[str, Any] = {key: f"v-{key}" for key in ENCODE_GRID_REQUIRED_KEYS}
-    row.update({
-        "schema_version": 3, "src": "clip.y4m", "src_sha256": "a" * 64, "width": 1920,
-        "height": 1080, "framerate": 30.0, "duration_s": 10.0, "encoder": "libx264",
-        "preset": "medium", "crf": 23, "encode_size_bytes": 1000, "bitrate_kbps": 800.5,
-        "encode_time_ms": 1234, "vmaf_score": 91.25, "score_time_ms": 321, "exit_status": 0,
-    })
+    row.update(
+        {
+            "schema_version": 3,
+            "src": "clip.y4m",
+            "src_sha256": "a" * 64,
+            "width": 1920,
+            "height": 1080,
+            "framerate": 30.0,
+            "duration_s": 10.0,
+            "encoder": "libx264",
+            "preset": "medium",
+            "crf": 23,
+            "encode_size_bytes": 1000,
+            "bitrate_kbps": 800.5,
+            "encode_time_ms": 1234,
+            "vmaf_score": 91.25,
+            "score_time_ms": 321,
+            "exit_status": 0,
+        }
+    )
     row.update(overrides)
     return row
 
@@ -89,17 +103,18 @@ def cli(runner: CliRunner, tmp_path: Path) -> Cli:
     return Cli(runner, tmp_path)
 
 
-def run(cmd: list[str], cwd: Path, *, check: bool = True, env: dict[str, str] | None = None,
-        timeout: float = 600) -> subprocess.CompletedProcess[str]:
+def run(
+    cmd: list[str], cwd: Path, *, check: bool = True, env: dict[str, str] | None = None, timeout: float = 600
+) -> subprocess.CompletedProcess[str]:
     """Run a real command (git, dvc, corpusprov) with the venv first on PATH."""
     full_env = {**os.environ, **TEST_ENV, "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
     if env:
         full_env.update(env)
-    done = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=full_env,
-                          timeout=timeout, check=False)
+    done = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=full_env, timeout=timeout, check=False)
     if check and done.returncode != 0:
-        raise AssertionError(f"{' '.join(cmd)} exited {done.returncode}\n"
-                             f"stdout:\n{done.stdout}\nstderr:\n{done.stderr}")
+        raise AssertionError(
+            f"{' '.join(cmd)} exited {done.returncode}\nstdout:\n{done.stdout}\nstderr:\n{done.stderr}"
+        )
     return done
 
 
@@ -122,8 +137,11 @@ def build_template(repo: Path, *, rows: int = 120, remote: bool = True, commit: 
         shutil.copy2(REPO_ROOT / item, repo / item)
     # The package code is a dependency of the stages; give the repo its own copy so
     # DVC hashes real files inside the repository, as in a clone of the template.
-    shutil.copytree(REPO_ROOT / "src" / "corpusprov", repo / "src" / "corpusprov",
-                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    shutil.copytree(
+        REPO_ROOT / "src" / "corpusprov",
+        repo / "src" / "corpusprov",
+        ignore=shutil.ignore_patterns("__pycache__", "*.pyc"),
+    )
     params = (repo / "params.yaml").read_text(encoding="utf-8")
     (repo / "params.yaml").write_text(params.replace("rows: 600", f"rows: {rows}"), encoding="utf-8")
     run(["git", "init", "-q", "-b", "main"], repo)

@@ -63,9 +63,20 @@ def dvc_lock_for(root: Path, document: dict[str, Any]) -> str:
     folder = document["input_folders"][0]
     outs = [(entry["path"], entry["md5"], entry["bytes"]) for entry in document["outputs"]]
     outs.append((MANIFEST, manifest_md5, (root / MANIFEST).stat().st_size))
-    lines = ["schema: '2.0'", "stages:", "  merge:", f"    cmd: corpusprov merge in --output {CORPUS}",
-             "    deps:", f"    - path: {folder['path']}", "      hash: md5", f"      md5: {folder['dvc_dir_md5']}",
-             "    params:", "      params.yaml:", "        merge: {}", "    outs:"]
+    lines = [
+        "schema: '2.0'",
+        "stages:",
+        "  merge:",
+        f"    cmd: corpusprov merge in --output {CORPUS}",
+        "    deps:",
+        f"    - path: {folder['path']}",
+        "      hash: md5",
+        f"      md5: {folder['dvc_dir_md5']}",
+        "    params:",
+        "      params.yaml:",
+        "        merge: {}",
+        "    outs:",
+    ]
     for path, md5, size in outs:
         lines += [f"    - path: {path}", "      hash: md5", f"      md5: {md5}", f"      size: {size}"]
     return "\n".join(lines) + "\n"

@@ -45,8 +45,9 @@ def _shipped_aggregate_group() -> str:
     """The ``aggregate:`` group of the template's params.yaml, verbatim (comments included)."""
     lines = (REPO_ROOT / "params.yaml").read_text(encoding="utf-8").splitlines(keepends=True)
     start = next(index for index, line in enumerate(lines) if line.startswith("aggregate:"))
-    end = next((index for index in range(start + 1, len(lines))
-                if lines[index][:1] not in (" ", "#", "\n")), len(lines))
+    end = next(
+        (index for index in range(start + 1, len(lines)) if lines[index][:1] not in (" ", "#", "\n")), len(lines)
+    )
     return "".join(lines[start:end])
 
 
@@ -69,8 +70,7 @@ def with_scale(entry: str) -> str:
 
 def locate(text: str, line_text: str) -> tuple[int, int]:
     """1-based line and column of the key on the one line whose content is ``line_text``."""
-    found = [(number, line) for number, line in enumerate(text.splitlines(), start=1)
-             if line.strip() == line_text]
+    found = [(number, line) for number, line in enumerate(text.splitlines(), start=1) if line.strip() == line_text]
     assert len(found) == 1, f"{line_text!r} is on {len(found)} lines"
     number, line = found[0]
     return number, len(line) - len(line.lstrip()) + 1
@@ -84,9 +84,11 @@ MAX_LINE_1000 = edited(("max_line_bytes: 67108864", "max_line_bytes: 1000"))
 REJECT_INVALID = edited(("on_invalid_row: fail", "on_invalid_row: reject"))
 #: The reader's strict settings: CRLF, blank lines and empty files refused (the defaults
 #: read them, as the original scripts do).
-STRICT_READER = edited(("    crlf: accept\n", "    crlf: reject\n"),
-                       ("    blank_lines: skip\n", "    blank_lines: reject\n"),
-                       ("    empty_file: accept\n", "    empty_file: reject\n"))
+STRICT_READER = edited(
+    ("    crlf: accept\n", "    crlf: reject\n"),
+    ("    blank_lines: skip\n", "    blank_lines: reject\n"),
+    ("    empty_file: accept\n", "    empty_file: reject\n"),
+)
 
 
 # --------------------------------------------------------------------------- rows and shards
@@ -94,8 +96,13 @@ STRICT_READER = edited(("    crlf: accept\n", "    crlf: reject\n"),
 
 def mos_row(index: int, **overrides: Any) -> dict[str, Any]:
     """A valid MOS row on lsvq's 1-5 scale with a distinct ``src_sha256``; override any field."""
-    row: dict[str, Any] = {"src": f"clip-{index:03d}.mp4", "src_sha256": f"{index:064x}",
-                           "mos": 3.25, "corpus": "lsvq", "mos_std_dev": 0.5}
+    row: dict[str, Any] = {
+        "src": f"clip-{index:03d}.mp4",
+        "src_sha256": f"{index:064x}",
+        "mos": 3.25,
+        "corpus": "lsvq",
+        "mos_std_dev": 0.5,
+    }
     row.update(overrides)
     return row
 
@@ -118,10 +125,12 @@ def _valid_then(*bad_lines: bytes, trailing_newline: bool = True) -> bytes:
 
 def _bad_second_shard(data: bytes, params: str = AGGREGATE_GROUP) -> Callable[[Path], None]:
     """A good ``in/a.jsonl`` and the bad ``in/b.jsonl``."""
+
     def build(tmp_path: Path) -> None:
         write_params(tmp_path, params)
         good_shard(tmp_path)
         write_bytes(tmp_path / "in/b.jsonl", data)
+
     return build
 
 
@@ -129,6 +138,7 @@ def _good(params: str = AGGREGATE_GROUP) -> Callable[[Path], None]:
     def build(tmp_path: Path) -> None:
         write_params(tmp_path, params)
         good_shard(tmp_path)
+
     return build
 
 
@@ -206,59 +216,130 @@ TWO = ("in/a.jsonl", "in/b.jsonl")
 
 CASES = [
     # --- bad bytes and bad lines: DataError, exit 1, file:line ---
-    pytest.param(Case(_bad_second_shard(_valid_then(line_bytes(mos_row(31)), b'{"src_sha256": "a',
-                                                    trailing_newline=False)),
-                      TWO, 1, r"in/b\.jsonl:3: ", ("truncated",)),
-                 id="truncated-last-line"),
-    pytest.param(Case(_crlf_file, TWO, 1, r"in/b\.jsonl:1: ", ("CRLF", "aggregate.jsonl.crlf")),
-                 id="crlf"),
-    pytest.param(Case(_bom_file, TWO, 1, r"in/b\.jsonl:1: ", ("byte order mark", "aggregate.jsonl.bom")),
-                 id="utf8-bom"),
-    pytest.param(Case(_bad_second_shard(_valid_then(_invalid_utf8())), TWO, 1, r"in/b\.jsonl:2: ", ("UTF-8",)),
-                 id="invalid-utf8"),
-    pytest.param(Case(_bad_second_shard(_valid_then(_duplicate_key())), TWO, 1, r"in/b\.jsonl:2: ",
-                      ("duplicate", "mos")),
-                 id="duplicate-key"),
-    pytest.param(Case(_bad_second_shard(_valid_then(b"[1, 2, 3]")), TWO, 1, r"in/b\.jsonl:2: ", ("array",)),
-                 id="top-level-array"),
-    pytest.param(Case(_empty_file, TWO, 1, r"in/b\.jsonl: ", ("empty", "aggregate.jsonl.empty_file")),
-                 id="empty-file"),
-    pytest.param(Case(_bad_second_shard(_valid_then(b"", line_bytes(mos_row(31))), STRICT_READER), TWO, 1,
-                      r"in/b\.jsonl:2: ", ("blank", "aggregate.jsonl.blank_lines")),
-                 id="blank-line"),
-    pytest.param(Case(_bad_second_shard(_valid_then(_long_line(), line_bytes(mos_row(32))), MAX_LINE_1000),
-                      TWO, 1, r"in/b\.jsonl:2: ", ("1000", "aggregate.jsonl.max_line_bytes")),
-                 id="line-over-max-line-bytes"),
-    pytest.param(Case(_bad_second_shard(_valid_then(_deep_nesting())), TWO, 1, r"in/b\.jsonl:2: ", ("nest",)),
-                 id="nesting-10000-deep"),
-    pytest.param(Case(_bad_second_shard(_valid_then(_missing_mos())), TWO, 1, r"in/b\.jsonl:2: ", ("'mos'",)),
-                 id="missing-required-key"),
-    pytest.param(Case(_bad_second_shard(_valid_then(line_bytes(mos_row(31, mos="high")))), TWO, 1,
-                      r"in/b\.jsonl:2: ", ("mos", "'high'", "on_invalid_row")),
-                 id="mos-is-a-string"),
-    pytest.param(Case(_bad_second_shard(_valid_then(line_bytes(mos_row(31, corpus=7)))), TWO, 1,
-                      r"in/b\.jsonl:2: ", ("label", "7")),
-                 id="corpus-label-is-a-number"),
+    pytest.param(
+        Case(
+            _bad_second_shard(_valid_then(line_bytes(mos_row(31)), b'{"src_sha256": "a', trailing_newline=False)),
+            TWO,
+            1,
+            r"in/b\.jsonl:3: ",
+            ("truncated",),
+        ),
+        id="truncated-last-line",
+    ),
+    pytest.param(Case(_crlf_file, TWO, 1, r"in/b\.jsonl:1: ", ("CRLF", "aggregate.jsonl.crlf")), id="crlf"),
+    pytest.param(
+        Case(_bom_file, TWO, 1, r"in/b\.jsonl:1: ", ("byte order mark", "aggregate.jsonl.bom")), id="utf8-bom"
+    ),
+    pytest.param(
+        Case(_bad_second_shard(_valid_then(_invalid_utf8())), TWO, 1, r"in/b\.jsonl:2: ", ("UTF-8",)), id="invalid-utf8"
+    ),
+    pytest.param(
+        Case(_bad_second_shard(_valid_then(_duplicate_key())), TWO, 1, r"in/b\.jsonl:2: ", ("duplicate", "mos")),
+        id="duplicate-key",
+    ),
+    pytest.param(
+        Case(_bad_second_shard(_valid_then(b"[1, 2, 3]")), TWO, 1, r"in/b\.jsonl:2: ", ("array",)), id="top-level-array"
+    ),
+    pytest.param(Case(_empty_file, TWO, 1, r"in/b\.jsonl: ", ("empty", "aggregate.jsonl.empty_file")), id="empty-file"),
+    pytest.param(
+        Case(
+            _bad_second_shard(_valid_then(b"", line_bytes(mos_row(31))), STRICT_READER),
+            TWO,
+            1,
+            r"in/b\.jsonl:2: ",
+            ("blank", "aggregate.jsonl.blank_lines"),
+        ),
+        id="blank-line",
+    ),
+    pytest.param(
+        Case(
+            _bad_second_shard(_valid_then(_long_line(), line_bytes(mos_row(32))), MAX_LINE_1000),
+            TWO,
+            1,
+            r"in/b\.jsonl:2: ",
+            ("1000", "aggregate.jsonl.max_line_bytes"),
+        ),
+        id="line-over-max-line-bytes",
+    ),
+    pytest.param(
+        Case(_bad_second_shard(_valid_then(_deep_nesting())), TWO, 1, r"in/b\.jsonl:2: ", ("nest",)),
+        id="nesting-10000-deep",
+    ),
+    pytest.param(
+        Case(_bad_second_shard(_valid_then(_missing_mos())), TWO, 1, r"in/b\.jsonl:2: ", ("'mos'",)),
+        id="missing-required-key",
+    ),
+    pytest.param(
+        Case(
+            _bad_second_shard(_valid_then(line_bytes(mos_row(31, mos="high")))),
+            TWO,
+            1,
+            r"in/b\.jsonl:2: ",
+            ("mos", "'high'", "on_invalid_row"),
+        ),
+        id="mos-is-a-string",
+    ),
+    pytest.param(
+        Case(
+            _bad_second_shard(_valid_then(line_bytes(mos_row(31, corpus=7)))),
+            TWO,
+            1,
+            r"in/b\.jsonl:2: ",
+            ("label", "7"),
+        ),
+        id="corpus-label-is-a-number",
+    ),
     # --- inputs that cannot be opened as shards: InputError, exit 2, file ---
-    pytest.param(Case(_good(), ("in/a.jsonl", "in/nope.jsonl"), 2, r"in/nope\.jsonl: ", ("does not exist",)),
-                 id="missing-input"),
-    pytest.param(Case(_folder_without_jsonl, ("in/a.jsonl", "in/empty"), 2, r"in/empty: ", ("*.jsonl",)),
-                 id="folder-without-jsonl"),
+    pytest.param(
+        Case(_good(), ("in/a.jsonl", "in/nope.jsonl"), 2, r"in/nope\.jsonl: ", ("does not exist",)), id="missing-input"
+    ),
+    pytest.param(
+        Case(_folder_without_jsonl, ("in/a.jsonl", "in/empty"), 2, r"in/empty: ", ("*.jsonl",)),
+        id="folder-without-jsonl",
+    ),
     # --- outputs that would overwrite or be read back as inputs: UsageError, exit 2 ---
-    pytest.param(Case(_good(), ("in/a.jsonl", "--output", "in/a.jsonl"), 2, r"in/a\.jsonl: ", ("input",)),
-                 id="output-is-the-input"),
-    pytest.param(Case(_good(), ("in", "--output", "in/aggregated.jsonl"), 2, r"in/aggregated\.jsonl: ",
-                      ("inside the input folder",)),
-                 id="output-inside-input-folder"),
+    pytest.param(
+        Case(_good(), ("in/a.jsonl", "--output", "in/a.jsonl"), 2, r"in/a\.jsonl: ", ("input",)),
+        id="output-is-the-input",
+    ),
+    pytest.param(
+        Case(
+            _good(),
+            ("in", "--output", "in/aggregated.jsonl"),
+            2,
+            r"in/aggregated\.jsonl: ",
+            ("inside the input folder",),
+        ),
+        id="output-inside-input-folder",
+    ),
     # --- params.yaml problems: ParamsError, exit 2, params.yaml:LINE:COL ---
-    pytest.param(Case(_good(edited(("required_keys:\n  - src\n  - src_sha256\n  - mos\n  - corpus\n",
-                                    "required_keys: [src, src_sha256, mos, corpus\n"))),
-                      ("in/a.jsonl",), 2, r"params\.yaml:\d+:\d+: ", ("malformed YAML",)),
-                 id="params-malformed"),
-    pytest.param(Case(_good(edited(("range_slack: 0.05", 'range_slack: !!python/object/apply:os.system '
-                                    '["touch pwned"]'))),
-                      ("in/a.jsonl",), 2, r"params\.yaml:\d+:\d+: ", ("tag",)),
-                 id="params-python-tag"),
+    pytest.param(
+        Case(
+            _good(
+                edited(
+                    (
+                        "required_keys:\n  - src\n  - src_sha256\n  - mos\n  - corpus\n",
+                        "required_keys: [src, src_sha256, mos, corpus\n",
+                    )
+                )
+            ),
+            ("in/a.jsonl",),
+            2,
+            r"params\.yaml:\d+:\d+: ",
+            ("malformed YAML",),
+        ),
+        id="params-malformed",
+    ),
+    pytest.param(
+        Case(
+            _good(edited(("range_slack: 0.05", 'range_slack: !!python/object/apply:os.system ["touch pwned"]'))),
+            ("in/a.jsonl",),
+            2,
+            r"params\.yaml:\d+:\d+: ",
+            ("tag",),
+        ),
+        id="params-python-tag",
+    ),
 ]
 
 
@@ -302,37 +383,84 @@ def _entry(name: str, *lines: str) -> str:
 
 # (params text, the line the error must point at, fragments the message must contain)
 SCALE_ERRORS = [
-    pytest.param(with_scale(_entry("broken-equal", "min: 3.5", "max: 3.5", "higher_is_better: true",
-                                   "label: acr-1-5")),
-                 "min: 3.5", ("broken-equal", "3.5"), id="min-equals-max"),
-    pytest.param(with_scale(_entry("broken-inverted", "min: 9", "max: 2.5", "higher_is_better: true",
-                                   "label: acr-1-5")),
-                 "min: 9", ("broken-inverted", "9"), id="min-above-max"),
-    pytest.param(edited(("higher_is_better: false", "higher_is_better: down")),
-                 "higher_is_better: down", ("live-vqa", "down"), id="direction-down"),
-    pytest.param(with_scale(_entry("broken-nolabel", "min: 1", "max: 5", "higher_is_better: true")),
-                 "broken-nolabel:", ("broken-nolabel", "label"), id="missing-label"),
-    pytest.param(with_scale(_entry("broken-nomin", "max: 5", "higher_is_better: true", "label: acr-1-5")),
-                 "broken-nomin:", ("broken-nomin", "min"), id="missing-min"),
-    pytest.param(with_scale("    broken-list: [1, 5, true, acr-1-5]\n"),
-                 "broken-list: [1, 5, true, acr-1-5]", ("broken-list", "mapping"), id="entry-is-a-list"),
-    pytest.param(edited(("  overrides: {}\n", "  overrides:\n    in/b.jsonl: no-such-corpus\n")),
-                 "in/b.jsonl: no-such-corpus", ("no-such-corpus",), id="override-label-without-scale"),
-    pytest.param(edited(("range_slack: 0.05", "range_slack: -1")),
-                 "range_slack: -1", ("range_slack",), id="range-slack-negative"),
-    pytest.param(edited(("required_keys:\n  - src\n  - src_sha256\n  - mos\n  - corpus\n",
-                         "required_keys: [src, src_sha256, corpus]\n")),
-                 "required_keys: [src, src_sha256, corpus]", ("required_keys", "mos"), id="required-keys-without-mos"),
-    pytest.param(with_scale(_entry("broken-extra", "min: 1", "max: 5", "higher_is_better: true",
-                                   "label: acr-1-5", "direction: up")),
-                 "direction: up", ("unknown key", "direction"), id="unknown-key-in-scale"),
-    pytest.param(edited(("  range_slack: 0.05\n", "  range_slack: 0.05\n  range_slak: 0.1\n")),
-                 "range_slak: 0.1", ("unknown key", "range_slak"), id="unknown-key-in-group"),
+    pytest.param(
+        with_scale(_entry("broken-equal", "min: 3.5", "max: 3.5", "higher_is_better: true", "label: acr-1-5")),
+        "min: 3.5",
+        ("broken-equal", "3.5"),
+        id="min-equals-max",
+    ),
+    pytest.param(
+        with_scale(_entry("broken-inverted", "min: 9", "max: 2.5", "higher_is_better: true", "label: acr-1-5")),
+        "min: 9",
+        ("broken-inverted", "9"),
+        id="min-above-max",
+    ),
+    pytest.param(
+        edited(("higher_is_better: false", "higher_is_better: down")),
+        "higher_is_better: down",
+        ("live-vqa", "down"),
+        id="direction-down",
+    ),
+    pytest.param(
+        with_scale(_entry("broken-nolabel", "min: 1", "max: 5", "higher_is_better: true")),
+        "broken-nolabel:",
+        ("broken-nolabel", "label"),
+        id="missing-label",
+    ),
+    pytest.param(
+        with_scale(_entry("broken-nomin", "max: 5", "higher_is_better: true", "label: acr-1-5")),
+        "broken-nomin:",
+        ("broken-nomin", "min"),
+        id="missing-min",
+    ),
+    pytest.param(
+        with_scale("    broken-list: [1, 5, true, acr-1-5]\n"),
+        "broken-list: [1, 5, true, acr-1-5]",
+        ("broken-list", "mapping"),
+        id="entry-is-a-list",
+    ),
+    pytest.param(
+        edited(("  overrides: {}\n", "  overrides:\n    in/b.jsonl: no-such-corpus\n")),
+        "in/b.jsonl: no-such-corpus",
+        ("no-such-corpus",),
+        id="override-label-without-scale",
+    ),
+    pytest.param(
+        edited(("range_slack: 0.05", "range_slack: -1")), "range_slack: -1", ("range_slack",), id="range-slack-negative"
+    ),
+    pytest.param(
+        edited(
+            (
+                "required_keys:\n  - src\n  - src_sha256\n  - mos\n  - corpus\n",
+                "required_keys: [src, src_sha256, corpus]\n",
+            )
+        ),
+        "required_keys: [src, src_sha256, corpus]",
+        ("required_keys", "mos"),
+        id="required-keys-without-mos",
+    ),
+    pytest.param(
+        with_scale(
+            _entry("broken-extra", "min: 1", "max: 5", "higher_is_better: true", "label: acr-1-5", "direction: up")
+        ),
+        "direction: up",
+        ("unknown key", "direction"),
+        id="unknown-key-in-scale",
+    ),
+    pytest.param(
+        edited(("  range_slack: 0.05\n", "  range_slack: 0.05\n  range_slak: 0.1\n")),
+        "range_slak: 0.1",
+        ("unknown key", "range_slak"),
+        id="unknown-key-in-group",
+    ),
 ]
 
 OVERRIDE_NOT_AN_INPUT = pytest.param(
     edited(("  overrides: {}\n", "  overrides:\n    in/elsewhere.jsonl: lsvq\n")),
-    "in/elsewhere.jsonl: lsvq", ("in/elsewhere.jsonl",), id="override-path-not-an-input")
+    "in/elsewhere.jsonl: lsvq",
+    ("in/elsewhere.jsonl",),
+    id="override-path-not-an-input",
+)
 
 
 def _invalid_json_input(tmp_path: Path) -> tuple[str, ...]:
@@ -346,8 +474,14 @@ def _missing_input(tmp_path: Path) -> tuple[str, ...]:
     return ("in/a.jsonl", "in/nope.jsonl")
 
 
-def _params_error_first(cli: Any, tmp_path: Path, params: str, anchor: str, mentions: tuple[str, ...],
-                        inputs: Callable[[Path], tuple[str, ...]]) -> None:
+def _params_error_first(
+    cli: Any,
+    tmp_path: Path,
+    params: str,
+    anchor: str,
+    mentions: tuple[str, ...],
+    inputs: Callable[[Path], tuple[str, ...]],
+) -> None:
     write_params(tmp_path, params)
     args = inputs(tmp_path)
     (tmp_path / "out").mkdir()
@@ -364,17 +498,23 @@ def _params_error_first(cli: Any, tmp_path: Path, params: str, anchor: str, ment
 
 @pytest.mark.parametrize("inputs", [_invalid_json_input, _missing_input], ids=["invalid-json", "missing-file"])
 @pytest.mark.parametrize(("params", "anchor", "mentions"), SCALE_ERRORS)
-def test_params_error_is_reported_before_any_input(cli: Any, tmp_path: Path, params: str, anchor: str,
-                                                   mentions: tuple[str, ...],
-                                                   inputs: Callable[[Path], tuple[str, ...]]) -> None:
+def test_params_error_is_reported_before_any_input(
+    cli: Any,
+    tmp_path: Path,
+    params: str,
+    anchor: str,
+    mentions: tuple[str, ...],
+    inputs: Callable[[Path], tuple[str, ...]],
+) -> None:
     _params_error_first(cli, tmp_path, params, anchor, mentions, inputs)
 
 
 # An override can only be checked against the inputs once they are resolved, so a missing
 # file may legitimately be reported first; an input that exists but holds bad JSON may not.
 @pytest.mark.parametrize(("params", "anchor", "mentions"), [OVERRIDE_NOT_AN_INPUT])
-def test_override_naming_no_input_is_reported_before_reading(cli: Any, tmp_path: Path, params: str, anchor: str,
-                                                             mentions: tuple[str, ...]) -> None:
+def test_override_naming_no_input_is_reported_before_reading(
+    cli: Any, tmp_path: Path, params: str, anchor: str, mentions: tuple[str, ...]
+) -> None:
     _params_error_first(cli, tmp_path, params, anchor, mentions, _invalid_json_input)
 
 
@@ -414,8 +554,9 @@ REJECTED = [
 
 
 @pytest.mark.parametrize(("bad", "params", "reason"), REJECTED)
-def test_bad_row_is_rejected_counted_and_kept(cli: Any, tmp_path: Path, bad: dict[str, Any], params: str,
-                                              reason: str) -> None:
+def test_bad_row_is_rejected_counted_and_kept(
+    cli: Any, tmp_path: Path, bad: dict[str, Any], params: str, reason: str
+) -> None:
     write_params(tmp_path, params)
     good_shard(tmp_path)
     bad_row = mos_row(11, **bad)
@@ -450,15 +591,19 @@ def test_bad_row_is_rejected_counted_and_kept(cli: Any, tmp_path: Path, bad: dic
 # --------------------------------------------------------------------------- previous output
 
 
-@pytest.mark.parametrize(("breakage", "exit_code", "where"), [
-    ("truncated-second-shard", 1, r"in/b\.jsonl:3: "),
-    ("blank-line", 1, r"in/b\.jsonl:3: "),
-    ("mos-string", 1, r"in/b\.jsonl:3: "),
-    ("scale-min-equals-max", 2, r"params\.yaml:\d+:\d+: "),
-    ("missing-input", 2, r"in/c\.jsonl: "),
-])
-def test_previous_output_survives_a_failed_run(cli: Any, tmp_path: Path, breakage: str, exit_code: int,
-                                               where: str) -> None:
+@pytest.mark.parametrize(
+    ("breakage", "exit_code", "where"),
+    [
+        ("truncated-second-shard", 1, r"in/b\.jsonl:3: "),
+        ("blank-line", 1, r"in/b\.jsonl:3: "),
+        ("mos-string", 1, r"in/b\.jsonl:3: "),
+        ("scale-min-equals-max", 2, r"params\.yaml:\d+:\d+: "),
+        ("missing-input", 2, r"in/c\.jsonl: "),
+    ],
+)
+def test_previous_output_survives_a_failed_run(
+    cli: Any, tmp_path: Path, breakage: str, exit_code: int, where: str
+) -> None:
     write_params(tmp_path)
     good_shard(tmp_path)
     write_jsonl(tmp_path / "in/b.jsonl", [mos_row(10), mos_row(11, corpus="no-such-corpus")])
@@ -480,8 +625,15 @@ def test_previous_output_survives_a_failed_run(cli: Any, tmp_path: Path, breakag
         with (tmp_path / "in/b.jsonl").open("ab") as handle:
             handle.write(line_bytes(mos_row(12, mos="high")) + b"\n")
     elif breakage == "scale-min-equals-max":
-        write_params(tmp_path, edited(("      min: 0\n      max: 100\n      higher_is_better: false",
-                                       "      min: 100\n      max: 100\n      higher_is_better: false")))
+        write_params(
+            tmp_path,
+            edited(
+                (
+                    "      min: 0\n      max: 100\n      higher_is_better: false",
+                    "      min: 100\n      max: 100\n      higher_is_better: false",
+                )
+            ),
+        )
     else:
         args.append("in/c.jsonl")
 
@@ -497,8 +649,9 @@ def test_previous_output_survives_a_failed_run(cli: Any, tmp_path: Path, breakag
 # --------------------------------------------------------------------------- the spill file
 
 
-def test_spill_file_is_removed_when_a_later_row_fails(cli: Any, tmp_path: Path,
-                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+def test_spill_file_is_removed_when_a_later_row_fails(
+    cli: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Rows already spilled, then an invalid row fails the run: the spill goes too."""
     import corpusprov.aggregate as aggregate_module
 

@@ -28,8 +28,20 @@ def _commands() -> list[tuple[str, ...]]:
 
 def test_the_expected_commands_exist() -> None:
     names = {" ".join(path) for path in _commands()}
-    assert names >= {"merge", "aggregate", "sample", "scales", "verify", "verify-import", "replay", "trace",
-                     "diff", "manifest", "manifest show", "manifest validate"}
+    assert names >= {
+        "merge",
+        "aggregate",
+        "sample",
+        "scales",
+        "verify",
+        "verify-import",
+        "replay",
+        "trace",
+        "diff",
+        "manifest",
+        "manifest show",
+        "manifest validate",
+    }
 
 
 @pytest.mark.parametrize("path", _commands(), ids=lambda path: " ".join(path))

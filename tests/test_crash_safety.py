@@ -52,12 +52,19 @@ def _default_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
-def start(args: Sequence[str], cwd: Path, *, preexec: Callable[[], None] = _default_sigint,
-          env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+def start(
+    args: Sequence[str], cwd: Path, *, preexec: Callable[[], None] = _default_sigint, env: dict[str, str] | None = None
+) -> subprocess.Popen[str]:
     """Start ``corpusprov ARGS`` as a real child process."""
-    return subprocess.Popen([CORPUSPROV, *args], cwd=cwd, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=_child_env(env),
-                            preexec_fn=preexec)
+    return subprocess.Popen(
+        [CORPUSPROV, *args],
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_child_env(env),
+        preexec_fn=preexec,
+    )
 
 
 def finish(proc: subprocess.Popen[str], timeout: float = 120) -> tuple[int, str, str]:
@@ -77,7 +84,7 @@ def temps(*folders: Path) -> list[Path]:
 
 def temp_pid(path: Path) -> int:
     """The pid a temp file name carries."""
-    return int(path.name[len(TEMP_PREFIX):].split("-", 1)[0])
+    return int(path.name[len(TEMP_PREFIX) :].split("-", 1)[0])
 
 
 def md5(data: bytes) -> str:
@@ -230,7 +237,8 @@ def test_sigkill_mid_write_leaves_previous_or_complete_or_nothing(workdir: Path)
             assert before is None, f"{where}: the previous output vanished"
         else:
             assert any(corpus == item for item in allowed), (
-                f"{where}: corpus on disk ({len(corpus)} bytes) is neither the previous nor a complete output")
+                f"{where}: corpus on disk ({len(corpus)} bytes) is neither the previous nor a complete output"
+            )
         if lay.manifest.exists():
             checked_manifest(lay.manifest, lay.corpus)
         rejects = read_or_none(lay.rejects)
@@ -257,10 +265,14 @@ def test_sigkill_mid_write_leaves_previous_or_complete_or_nothing(workdir: Path)
 # --------------------------------------------------------------------------- SIGINT / SIGTERM
 
 
-SIGNALS = pytest.mark.parametrize(("signum", "exit_code", "word"), [
-    (signal.SIGINT, 130, "interrupted"),
-    (signal.SIGTERM, 143, "terminated"),
-], ids=["sigint", "sigterm"])
+SIGNALS = pytest.mark.parametrize(
+    ("signum", "exit_code", "word"),
+    [
+        (signal.SIGINT, 130, "interrupted"),
+        (signal.SIGTERM, 143, "terminated"),
+    ],
+    ids=["sigint", "sigterm"],
+)
 
 
 def _stage_args(lay: Layout, kind: str) -> list[str]:
@@ -283,8 +295,9 @@ def _staging(lay: Layout) -> bool:
     return bool(temps(lay.out))
 
 
-def _assert_signalled_cleanly(lay: Layout, proc: subprocess.Popen[str], signum: int, exit_code: int,
-                              word: str, previous: OutputSetBytes) -> None:
+def _assert_signalled_cleanly(
+    lay: Layout, proc: subprocess.Popen[str], signum: int, exit_code: int, word: str, previous: OutputSetBytes
+) -> None:
     proc.send_signal(signum)
     code, out, err = finish(proc)
     # The folder first, so a failure below is about the exit code or the message alone.
@@ -298,8 +311,7 @@ def _assert_signalled_cleanly(lay: Layout, proc: subprocess.Popen[str], signum: 
 
 @pytest.mark.parametrize("kind", ["merge", "aggregate"])
 @SIGNALS
-def test_signal_mid_write_exits_cleanly(workdir: Path, kind: str, signum: int, exit_code: int,
-                                        word: str) -> None:
+def test_signal_mid_write_exits_cleanly(workdir: Path, kind: str, signum: int, exit_code: int, word: str) -> None:
     lay = layout(workdir, f"out-{kind}-{signum}")
     code, _, err = finish(start(_stage_args(lay, kind), workdir))
     assert code == 0, err
@@ -312,8 +324,9 @@ def test_signal_mid_write_exits_cleanly(workdir: Path, kind: str, signum: int, e
 
 
 @SIGNALS
-def test_signal_while_outputs_are_being_opened_leaves_no_temp(workdir: Path, signum: int, exit_code: int,
-                                                              word: str) -> None:
+def test_signal_while_outputs_are_being_opened_leaves_no_temp(
+    workdir: Path, signum: int, exit_code: int, word: str
+) -> None:
     # The narrowest window: the signal lands the moment the first temp file appears, while
     # the remaining outputs are being created. Repeated, since the window is a few microseconds.
     lay = layout(workdir, f"out-open-{signum}")
@@ -334,19 +347,24 @@ def _limit_file_size(limit: int) -> Callable[[], None]:
     def preexec() -> None:
         _default_sigint()
         resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
     return preexec
 
 
-@pytest.mark.parametrize(("case", "args", "limit"), [
-    # A multi-MB corpus: the limit is hit while rows stream out.
-    ("merge-streaming", ["merge", "data/encode"], 1024 * 1024),
-    # A ~300 KB corpus: everything is still buffered, the limit is hit when it is flushed.
-    ("merge-small", ["merge", "small/encode.jsonl"], 64 * 1024),
-    # aggregate also writes a spill temp file.
-    ("aggregate", ["aggregate", "data/mos"], 512 * 1024),
-])
-def test_file_size_limit_is_a_clear_error_and_leaves_no_output(workdir: Path, case: str, args: list[str],
-                                                               limit: int) -> None:
+@pytest.mark.parametrize(
+    ("case", "args", "limit"),
+    [
+        # A multi-MB corpus: the limit is hit while rows stream out.
+        ("merge-streaming", ["merge", "data/encode"], 1024 * 1024),
+        # A ~300 KB corpus: everything is still buffered, the limit is hit when it is flushed.
+        ("merge-small", ["merge", "small/encode.jsonl"], 64 * 1024),
+        # aggregate also writes a spill temp file.
+        ("aggregate", ["aggregate", "data/mos"], 512 * 1024),
+    ],
+)
+def test_file_size_limit_is_a_clear_error_and_leaves_no_output(
+    workdir: Path, case: str, args: list[str], limit: int
+) -> None:
     lay = layout(workdir, f"out-fsize-{case}")
     full = [*args, "--output", str(lay.corpus.relative_to(workdir))]
     code, _, err = finish(start(full, workdir))
@@ -373,8 +391,7 @@ def test_file_size_limit_is_a_clear_error_and_leaves_no_output(workdir: Path, ca
 
 def test_file_size_limit_with_no_previous_output_leaves_nothing(workdir: Path) -> None:
     lay = layout(workdir, "out-fsize-fresh")
-    proc = start(merge_args(lay), workdir, preexec=_limit_file_size(1024 * 1024),
-                 env={"PYTHONDONTWRITEBYTECODE": "1"})
+    proc = start(merge_args(lay), workdir, preexec=_limit_file_size(1024 * 1024), env={"PYTHONDONTWRITEBYTECODE": "1"})
     code, _, err = finish(proc)
     assert not lay.out.exists() or list(lay.out.iterdir()) == []
     assert code == 1, err
@@ -411,8 +428,9 @@ def test_next_run_removes_temps_of_dead_pids_only(workdir: Path) -> None:
     for path in [*stale, *alive]:
         path.write_bytes(b'{"half": "a row cut o')
 
-    code, _, err = finish(start([*merge_args(lay, "small/encode.jsonl"),
-                                 "--metrics-out", "metrics-stale/merge.json"], workdir))
+    code, _, err = finish(
+        start([*merge_args(lay, "small/encode.jsonl"), "--metrics-out", "metrics-stale/merge.json"], workdir)
+    )
     assert code == 0, err
     assert [path for path in stale if path.exists()] == []
     assert all(path.exists() for path in alive), "a temp file of a live process was removed"
@@ -420,17 +438,20 @@ def test_next_run_removes_temps_of_dead_pids_only(workdir: Path) -> None:
     checked_manifest(lay.manifest, lay.corpus)
 
 
-@pytest.mark.parametrize(("output", "manifest_out"), [
-    ("out/x-m.json", "out/m.json"),
-    ("out/old-corpus.jsonl", "out/corpus.jsonl"),
-])
-def test_stale_temp_cleanup_never_removes_this_runs_own_temps(tmp_path: Path, output: str,
-                                                              manifest_out: str) -> None:
+@pytest.mark.parametrize(
+    ("output", "manifest_out"),
+    [
+        ("out/x-m.json", "out/m.json"),
+        ("out/old-corpus.jsonl", "out/corpus.jsonl"),
+    ],
+)
+def test_stale_temp_cleanup_never_removes_this_runs_own_temps(tmp_path: Path, output: str, manifest_out: str) -> None:
     # Cleaning next to one target matches `*-<target name>`; a sibling target whose name ends
     # in "-<that name>" must not lose its temp file to it.
     (tmp_path / "a.jsonl").write_text(json.dumps(encode_row()) + "\n", encoding="utf-8")
-    done = run(["corpusprov", "merge", "a.jsonl", "--output", output, "--manifest-out", manifest_out],
-               tmp_path, check=False)
+    done = run(
+        ["corpusprov", "merge", "a.jsonl", "--output", output, "--manifest-out", manifest_out], tmp_path, check=False
+    )
     assert done.returncode == 0, done.stderr
     checked_manifest(tmp_path / manifest_out, tmp_path / output)
     assert temps(tmp_path / "out") == []
@@ -444,8 +465,7 @@ def race(workdir: Path) -> dict[str, OutputSetBytes]:
     """Two params files whose merges differ (keep first / keep last) and each one's complete output."""
     expected: dict[str, OutputSetBytes] = {}
     for keep in ("first", "last"):
-        (workdir / f"params-{keep}.yaml").write_text(
-            f"merge:\n  dedup:\n    keep: {keep}\n", encoding="utf-8")
+        (workdir / f"params-{keep}.yaml").write_text(f"merge:\n  dedup:\n    keep: {keep}\n", encoding="utf-8")
         lay = layout(workdir, f"out-race-{keep}")
         code, _, err = finish(start([*merge_args(lay), "--params", f"params-{keep}.yaml"], workdir))
         assert code == 0, err
@@ -461,8 +481,9 @@ def test_two_direct_runs_to_one_output_never_mix(workdir: Path, race: dict[str, 
     winners = []
     for attempt in range(5):
         lay.restore(None)
-        procs = {keep: start([*merge_args(lay), "--params", f"params-{keep}.yaml"], workdir)
-                 for keep in ("first", "last")}
+        procs = {
+            keep: start([*merge_args(lay), "--params", f"params-{keep}.yaml"], workdir) for keep in ("first", "last")
+        }
         for keep, proc in procs.items():
             code, _, err = finish(proc)
             assert code == 0, f"attempt {attempt}, keep {keep}: {err}"
@@ -471,7 +492,8 @@ def test_two_direct_runs_to_one_output_never_mix(workdir: Path, race: dict[str, 
         assert winner is not None, f"attempt {attempt}: the corpus is neither run's complete output"
         manifest = checked_manifest(lay.manifest, lay.corpus)
         assert manifest.params["path"] == f"params-{winner}.yaml", (
-            f"attempt {attempt}: corpus from keep={winner}, manifest from {manifest.params['path']}")
+            f"attempt {attempt}: corpus from keep={winner}, manifest from {manifest.params['path']}"
+        )
         assert manifest.policy["dedup"]["keep"] == winner
         rejects_entry = manifest.output("rejects")
         assert rejects_entry is not None and rejects_entry.md5 == md5(lay.rejects.read_bytes())
@@ -495,8 +517,12 @@ def _reaped(procs: list[subprocess.Popen[str]]) -> Iterator[None]:
 def test_two_dvc_repro_at_once_fail_clearly_on_the_lock(template_repo: Callable[..., Path]) -> None:
     # Enough rows that the first repro holds DVC's lock longer than DVC's 3 s retry window.
     repo = template_repo(rows=4000)
-    procs = [subprocess.Popen(["dvc", "repro"], cwd=repo, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              text=True, env=_child_env()) for _ in range(2)]
+    procs = [
+        subprocess.Popen(
+            ["dvc", "repro"], cwd=repo, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_child_env()
+        )
+        for _ in range(2)
+    ]
     with _reaped(procs):
         results = [finish(proc, timeout=300) for proc in procs]
     failed = [(code, out, err) for code, out, err in results if code != 0]

@@ -46,7 +46,7 @@ def test_setup_writes_an_absolute_url_to_the_git_ignored_local_config(tmp_path: 
     folder = local_remote(repo)
     local_remote(repo)  # idempotent: `make setup` runs it every time
     text = (repo / ".dvc" / "config.local").read_text(encoding="utf-8")
-    assert text.count("remote \"local\"") == 1
+    assert text.count('remote "local"') == 1
     assert f"url = {folder}\n" in text
     assert folder.is_absolute()
     assert run(["git", "check-ignore", ".dvc/config.local"], repo).returncode == 0

@@ -41,8 +41,12 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
 STAGES = {
     # stage: (input folder, output JSONL, rejects, metrics)
     "merge": ("data/raw/encode", MERGED, "data/merged/encode_grid.rejects.jsonl", "metrics/merge.json"),
-    "aggregate": ("data/raw/mos", "data/unified/mos_unified.jsonl", "data/unified/mos_unified.rejects.jsonl",
-                  "metrics/aggregate.json"),
+    "aggregate": (
+        "data/raw/mos",
+        "data/unified/mos_unified.jsonl",
+        "data/unified/mos_unified.rejects.jsonl",
+        "metrics/aggregate.json",
+    ),
 }
 
 
@@ -82,7 +86,8 @@ def test_manifest_hashes_equal_dvc_lock(built: Path, stage: str) -> None:
     listing_path = built / ".dvc" / "cache" / "files" / "md5" / dep["md5"][:2] / dep["md5"][2:]
     listing = json.loads(listing_path.read_text(encoding="utf-8"))
     assert {item["relpath"]: item["md5"] for item in listing} == {
-        record.relpath: record.md5 for record in manifest.inputs}
+        record.relpath: record.md5 for record in manifest.inputs
+    }
     assert dep["nfiles"] == len(manifest.inputs)
     corpus = manifest.output("corpus")
     assert corpus is not None

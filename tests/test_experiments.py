@@ -16,9 +16,17 @@ from tests.conftest import build_template, run
 pytestmark = pytest.mark.dvc
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                  "--virtual-time-budget=8000"]
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--virtual-time-budget=8000",
+]
 
 
 @pytest.fixture(scope="module")
@@ -49,8 +57,10 @@ def _rows(repo: Path) -> dict[str, dict[str, Any]]:
 def test_exp_show_carries_counters_that_move_as_the_params_say(experiments: Path) -> None:
     rows = _rows(experiments)
     base, wide, strict = rows["main"], rows["wide-slack"], rows["strict-nan"]
-    headline = {("merge", "grid"): {"in", "out", "dups", "rejected", "sources", "vmaf"},
-                ("aggregate", "mos"): {"in", "out", "dups", "rejected", "corpora", "mean"}}
+    headline = {
+        ("merge", "grid"): {"in", "out", "dups", "rejected", "sources", "vmaf"},
+        ("aggregate", "mos"): {"in", "out", "dups", "rejected", "corpora", "mean"},
+    }
     for row in (base, wide, strict):
         for (stage, group), names in headline.items():
             # Only the headline figures: every counter and breakdown stays in the manifest.
@@ -108,10 +118,26 @@ def test_diff_of_a_build_with_itself_says_nothing_changed(experiments: Path) -> 
 def _render(html: Path, out: Path) -> tuple[str, Path]:
     assert CHROMIUM, "chromium is not installed (.ci/run installs Debian's chromium)"
     profile = out.parent / f"profile-{out.stem}"
-    dom = subprocess.run([CHROMIUM, *CHROMIUM_FLAGS, f"--user-data-dir={profile}-dom", "--dump-dom",
-                          html.as_uri()], capture_output=True, text=True, timeout=120, check=True).stdout
-    subprocess.run([CHROMIUM, *CHROMIUM_FLAGS, f"--user-data-dir={profile}-shot", "--window-size=1000,1400",
-                    f"--screenshot={out}", html.as_uri()], capture_output=True, timeout=120, check=True)
+    dom = subprocess.run(
+        [CHROMIUM, *CHROMIUM_FLAGS, f"--user-data-dir={profile}-dom", "--dump-dom", html.as_uri()],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout
+    subprocess.run(
+        [
+            CHROMIUM,
+            *CHROMIUM_FLAGS,
+            f"--user-data-dir={profile}-shot",
+            "--window-size=1000,1400",
+            f"--screenshot={out}",
+            html.as_uri(),
+        ],
+        capture_output=True,
+        timeout=120,
+        check=True,
+    )
     return dom, out
 
 
@@ -139,8 +165,10 @@ def test_plots_show_draws_readable_charts_offline(experiments: Path, tmp_path: P
 def test_plots_diff_overlays_two_experiments(experiments: Path, tmp_path: Path) -> None:
     run(["dvc", "plots", "diff", "wide-slack", "strict-nan", "-o", str(tmp_path / "diff")], experiments)
     html = tmp_path / "diff" / "index.html"
-    specs = [json.loads(match) for match in re.findall(r"var spec = (\{.*?\});\s*vegaEmbed", html.read_text(
-        encoding="utf-8"), re.S)]
+    specs = [
+        json.loads(match)
+        for match in re.findall(r"var spec = (\{.*?\});\s*vegaEmbed", html.read_text(encoding="utf-8"), re.S)
+    ]
     assert len(specs) == 3
     for spec in specs:
         assert {point["rev"] for point in spec["data"]["values"]} == {"wide-slack", "strict-nan"}
@@ -156,8 +184,13 @@ def test_exp_run_set_changes_exactly_one_line_of_params(tmp_path: Path) -> None:
     run(["git", "add", "-A"], repo)
     run(["git", "commit", "-q", "-m", "baseline"], repo)
     for setting, expected in (
-        ("merge.dedup.keep=last", ["-    keep: first          # first | last: which occurrence of a key wins",
-                                   "+    keep: last           # first | last: which occurrence of a key wins"]),
+        (
+            "merge.dedup.keep=last",
+            [
+                "-    keep: first          # first | last: which occurrence of a key wins",
+                "+    keep: last           # first | last: which occurrence of a key wins",
+            ],
+        ),
         ("aggregate.dedup.std_dev_units=unified", ["-    std_dev_units: native", "+    std_dev_units: unified"]),
     ):
         run(["dvc", "exp", "run", "-S", setting], repo)

@@ -14,11 +14,17 @@ pytestmark = pytest.mark.dvc
 
 #: Every output of the two stages: corpus, manifest, rejects, metrics and plot data.
 BUILD = (
-    "data/merged/encode_grid.jsonl", "data/merged/encode_grid.jsonl.manifest.json",
-    "data/merged/encode_grid.rejects.jsonl", "metrics/merge.json", "plots/merge/rows_by_encoder_preset.json",
-    "data/unified/mos_unified.jsonl", "data/unified/mos_unified.jsonl.manifest.json",
-    "data/unified/mos_unified.rejects.jsonl", "metrics/aggregate.json",
-    "plots/aggregate/mos_unified_hist.json", "plots/aggregate/mos_native_hist.json",
+    "data/merged/encode_grid.jsonl",
+    "data/merged/encode_grid.jsonl.manifest.json",
+    "data/merged/encode_grid.rejects.jsonl",
+    "metrics/merge.json",
+    "plots/merge/rows_by_encoder_preset.json",
+    "data/unified/mos_unified.jsonl",
+    "data/unified/mos_unified.jsonl.manifest.json",
+    "data/unified/mos_unified.rejects.jsonl",
+    "metrics/aggregate.json",
+    "plots/aggregate/mos_unified_hist.json",
+    "plots/aggregate/mos_native_hist.json",
 )
 
 
@@ -66,8 +72,10 @@ def test_bad_param_keeps_the_previous_build(built: Path) -> None:
     params.write_text(good.replace("keep: first", "keep: last"), encoding="utf-8")
     run(["dvc", "repro"], built)
     assert _verify(built) == (0, [])
-    assert _snapshot(built)["data/merged/encode_grid.jsonl.manifest.json"] != before[
-        "data/merged/encode_grid.jsonl.manifest.json"]
+    assert (
+        _snapshot(built)["data/merged/encode_grid.jsonl.manifest.json"]
+        != before["data/merged/encode_grid.jsonl.manifest.json"]
+    )
 
 
 def test_bad_data_keeps_the_previous_build(built: Path) -> None:

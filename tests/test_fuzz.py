@@ -36,8 +36,13 @@ from tests.conftest import encode_row
 
 # Derandomized: CI runs the same examples every time (a failure reproduces); raise
 # max_examples locally to hunt further.
-FUZZ = settings(max_examples=120, deadline=None, database=None, derandomize=True,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+FUZZ = settings(
+    max_examples=120,
+    deadline=None,
+    database=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 
 STRICT = JsonlOptions()
 PERMISSIVE = JsonlOptions(bom="accept", crlf="accept", blank_lines="skip")
@@ -55,12 +60,51 @@ def scratch(tmp_path_factory: pytest.TempPathFactory) -> Path:
 # Pieces that steer random bytes into the reader's interesting corners: BOM, CRLF, NaN
 # tokens, 19+ digit integers, escaped quotes, surrogate escapes, duplicate keys, nesting.
 FRAGMENTS = [
-    b"{", b"}", b"[", b"]", b'"', b":", b",", b" ", b"\t", b"\n", b"\r\n", b"\r", b"\xef\xbb\xbf",
-    b'"a"', b'"a":1', b'"a": 1', b'"a" :1', b"NaN", b"Infinity", b"-Infinity", b"nan", b"1e400",
-    b"12345678901234567890123", b"-9223372036854775809", b"18446744073709551616", b"0.1", b"-0.0",
-    b'"\\ud800"', b'"\\udc00\\ud800"', b'"\\u00e9"', b'"\\""', b'"x\\\\"', b"\xff", b"\xc3", b"\xe2\x82",
-    b"\xed\xa0\x80", b"true", b"null", b'{"a":1,"a":2}', b'{"k":[' * 3, b"]}" * 3, b"\x00",
-    b'{"src":"\xc3\xa9"}', b'{"x":NaN}', b"[" * 40,
+    b"{",
+    b"}",
+    b"[",
+    b"]",
+    b'"',
+    b":",
+    b",",
+    b" ",
+    b"\t",
+    b"\n",
+    b"\r\n",
+    b"\r",
+    b"\xef\xbb\xbf",
+    b'"a"',
+    b'"a":1',
+    b'"a": 1',
+    b'"a" :1',
+    b"NaN",
+    b"Infinity",
+    b"-Infinity",
+    b"nan",
+    b"1e400",
+    b"12345678901234567890123",
+    b"-9223372036854775809",
+    b"18446744073709551616",
+    b"0.1",
+    b"-0.0",
+    b'"\\ud800"',
+    b'"\\udc00\\ud800"',
+    b'"\\u00e9"',
+    b'"\\""',
+    b'"x\\\\"',
+    b"\xff",
+    b"\xc3",
+    b"\xe2\x82",
+    b"\xed\xa0\x80",
+    b"true",
+    b"null",
+    b'{"a":1,"a":2}',
+    b'{"k":[' * 3,
+    b"]}" * 3,
+    b"\x00",
+    b'{"src":"\xc3\xa9"}',
+    b'{"x":NaN}',
+    b"[" * 40,
 ]
 
 random_bytes = st.one_of(
@@ -132,8 +176,9 @@ def read_all(path: Path, options: JsonlOptions) -> tuple[list[tuple[int, Any, bo
 @example(data=b'{"a":' + b"9" * 5000 + b"}\n", options=STRICT)
 @example(data=b'{"a":"\\ud800"}\n', options=STRICT)
 @example(data=b"\r\n\r\n", options=PERMISSIVE)
-def test_reader_on_random_bytes_succeeds_or_raises_a_typed_error(scratch: Path, data: bytes,
-                                                                 options: JsonlOptions) -> None:
+def test_reader_on_random_bytes_succeeds_or_raises_a_typed_error(
+    scratch: Path, data: bytes, options: JsonlOptions
+) -> None:
     path = scratch / "random.jsonl"
     path.write_bytes(data)
     try:
@@ -195,36 +240,110 @@ def test_reader_round_trips_random_json_values(scratch: Path, values: list[Any],
 
 # --------------------------------------------------------------------------- params.yaml
 
-MERGE_KEYS = ["required_keys", "dedup", "key", "keep", "non_finite", "on_invalid_row", "jsonl", "bom",
-              "crlf", "blank_lines", "max_line_bytes"]
-AGGREGATE_KEYS = ["required_keys", "range_slack", "dedup", "key", "std_dev_units", "overrides", "non_finite",
-                  "on_invalid_row", "jsonl", "scales", "konvid-1k", "lsvq", "min", "max", "higher_is_better",
-                  "label", "citation", "licence", "data/raw/mos", "../x.jsonl", "/abs/x.jsonl"]
-CHOICES = ["first", "last", "keep", "null", "reject", "fail", "accept", "skip", "unified", "native", "mos",
-           "src_sha256", "crf", "lsvq", "acr-1-5", ""]
+MERGE_KEYS = [
+    "required_keys",
+    "dedup",
+    "key",
+    "keep",
+    "non_finite",
+    "on_invalid_row",
+    "jsonl",
+    "bom",
+    "crlf",
+    "blank_lines",
+    "max_line_bytes",
+]
+AGGREGATE_KEYS = [
+    "required_keys",
+    "range_slack",
+    "dedup",
+    "key",
+    "std_dev_units",
+    "overrides",
+    "non_finite",
+    "on_invalid_row",
+    "jsonl",
+    "scales",
+    "konvid-1k",
+    "lsvq",
+    "min",
+    "max",
+    "higher_is_better",
+    "label",
+    "citation",
+    "licence",
+    "data/raw/mos",
+    "../x.jsonl",
+    "/abs/x.jsonl",
+]
+CHOICES = [
+    "first",
+    "last",
+    "keep",
+    "null",
+    "reject",
+    "fail",
+    "accept",
+    "skip",
+    "unified",
+    "native",
+    "mos",
+    "src_sha256",
+    "crf",
+    "lsvq",
+    "acr-1-5",
+    "",
+]
 
 yaml_scalars = st.one_of(
-    st.none(), st.booleans(), st.integers(min_value=-(2**70), max_value=2**70),
-    st.floats(allow_nan=True, allow_infinity=True), st.sampled_from(CHOICES), st.text(max_size=10),
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.sampled_from(CHOICES),
+    st.text(max_size=10),
 )
 
 
 def yaml_tree(keys: list[str]) -> st.SearchStrategy[Any]:
     names = st.sampled_from(keys) | st.text(max_size=8)
-    return st.recursive(yaml_scalars, lambda children: st.lists(children, max_size=4)
-                        | st.dictionaries(names, children, max_size=5), max_leaves=25)
+    return st.recursive(
+        yaml_scalars,
+        lambda children: st.lists(children, max_size=4) | st.dictionaries(names, children, max_size=5),
+        max_leaves=25,
+    )
 
 
 params_documents = st.one_of(
-    st.fixed_dictionaries({}, optional={"merge": yaml_tree(MERGE_KEYS), "aggregate": yaml_tree(AGGREGATE_KEYS),
-                                        "sample": yaml_tree(["seed", "rows"])}),
+    st.fixed_dictionaries(
+        {},
+        optional={
+            "merge": yaml_tree(MERGE_KEYS),
+            "aggregate": yaml_tree(AGGREGATE_KEYS),
+            "sample": yaml_tree(["seed", "rows"]),
+        },
+    ),
     st.dictionaries(st.text(max_size=8), yaml_tree(MERGE_KEYS), max_size=3),
     yaml_tree(MERGE_KEYS + AGGREGATE_KEYS),
 )
 
-TAGS = ["!!python/object/apply:os.system", "!!python/object/new:os.system", "!!python/name:os.system",
-        "!!python/tuple", "!!binary", "!!set", "!!omap", "!!timestamp", "!custom", "!<tag:example.com,2000:x>",
-        "!!str", "!!int", "!!float", "!!map", "!!seq"]
+TAGS = [
+    "!!python/object/apply:os.system",
+    "!!python/object/new:os.system",
+    "!!python/name:os.system",
+    "!!python/tuple",
+    "!!binary",
+    "!!set",
+    "!!omap",
+    "!!timestamp",
+    "!custom",
+    "!<tag:example.com,2000:x>",
+    "!!str",
+    "!!int",
+    "!!float",
+    "!!map",
+    "!!seq",
+]
 
 
 def dump_yaml(document: Any) -> str:
@@ -238,18 +357,36 @@ def dump_yaml(document: Any) -> str:
 @st.composite
 def tagged_documents(draw: st.DrawFn) -> str:
     tag = draw(st.sampled_from(TAGS))
-    payload = draw(st.sampled_from(["['touch PWNED']", "[touch PWNED]", "touch PWNED", "'1'", "1", "",
-                                    "{a: 1}", "[1, 2]", "AAAA", "2001-12-14"]))
-    place = draw(st.sampled_from([
-        "{tag} {payload}\n",
-        "merge: {tag} {payload}\n",
-        "merge:\n  keep: {tag} {payload}\n",
-        "merge:\n  dedup:\n    keep: {tag} {payload}\n",
-        "merge:\n  required_keys: [a, {tag} {payload}]\n",
-        "aggregate:\n  overrides:\n    {tag} {payload}: lsvq\n",
-        "aggregate:\n  range_slack: {tag} {payload}\n",
-        "sample: {{seed: {tag} {payload}}}\n",
-    ]))
+    payload = draw(
+        st.sampled_from(
+            [
+                "['touch PWNED']",
+                "[touch PWNED]",
+                "touch PWNED",
+                "'1'",
+                "1",
+                "",
+                "{a: 1}",
+                "[1, 2]",
+                "AAAA",
+                "2001-12-14",
+            ]
+        )
+    )
+    place = draw(
+        st.sampled_from(
+            [
+                "{tag} {payload}\n",
+                "merge: {tag} {payload}\n",
+                "merge:\n  keep: {tag} {payload}\n",
+                "merge:\n  dedup:\n    keep: {tag} {payload}\n",
+                "merge:\n  required_keys: [a, {tag} {payload}]\n",
+                "aggregate:\n  overrides:\n    {tag} {payload}: lsvq\n",
+                "aggregate:\n  range_slack: {tag} {payload}\n",
+                "sample: {{seed: {tag} {payload}}}\n",
+            ]
+        )
+    )
     return place.format(tag=tag, payload=payload)
 
 
@@ -274,8 +411,9 @@ def _check_params_text(scratch: Path, text: str | bytes) -> None:
 
 
 @FUZZ
-@given(text=st.text(max_size=300) | st.text(alphabet=st.sampled_from(list("ab:-[]{}&*!?|>'\"#%@` \n\t,0.")),
-                                             max_size=200))
+@given(
+    text=st.text(max_size=300) | st.text(alphabet=st.sampled_from(list("ab:-[]{}&*!?|>'\"#%@` \n\t,0.")), max_size=200)
+)
 @example(text="merge:\n  required_keys: &a [*a]\n")
 @example(text="merge: &a\n  jsonl: *a\n")
 @example(text="- a\n- b\n")
@@ -304,11 +442,14 @@ def test_params_loader_refuses_tags(scratch: Path, text: str) -> None:
     _check_params_text(scratch, text)
 
 
-@pytest.mark.parametrize("text", [
-    "merge:\n  keep: !!python/object/apply:os.system ['touch PWNED']\n",
-    "merge:\n  dedup:\n    keep: !!python/object/apply:os.system ['touch PWNED']\n",
-    "aggregate:\n  range_slack: !!python/name:os.system\n",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "merge:\n  keep: !!python/object/apply:os.system ['touch PWNED']\n",
+        "merge:\n  dedup:\n    keep: !!python/object/apply:os.system ['touch PWNED']\n",
+        "aggregate:\n  range_slack: !!python/name:os.system\n",
+    ],
+)
 def test_object_tags_are_a_params_error_with_position(scratch: Path, text: str) -> None:
     path = scratch / "params.yaml"
     path.write_text(text, encoding="utf-8")
@@ -319,16 +460,20 @@ def test_object_tags_are_a_params_error_with_position(scratch: Path, text: str) 
     assert not (scratch / "PWNED").exists()
 
 
-@pytest.mark.parametrize("text", [
-    "merge:\n  keep: !!float AAAA\n",
-    "merge:\n  keep: !!int \n",
-    "merge:\n  keep: !!int x\n",
-    "merge:\n  keep: !!omap x\n",
-    "merge:\n  keep: !!set x\n",
-    "!!omap x\n",
-    "merge:\n  keep: !!timestamp nope\n",
-    "merge:\n  keep: !!binary ~~~\n",
-], ids=["float", "int-empty", "int", "omap", "set", "omap-top", "timestamp", "binary"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "merge:\n  keep: !!float AAAA\n",
+        "merge:\n  keep: !!int \n",
+        "merge:\n  keep: !!int x\n",
+        "merge:\n  keep: !!omap x\n",
+        "merge:\n  keep: !!set x\n",
+        "!!omap x\n",
+        "merge:\n  keep: !!timestamp nope\n",
+        "merge:\n  keep: !!binary ~~~\n",
+    ],
+    ids=["float", "int-empty", "int", "omap", "set", "omap-top", "timestamp", "binary"],
+)
 def test_builtin_tags_with_bad_payloads_are_params_errors(scratch: Path, cli_dir: Path, text: str) -> None:
     path = scratch / "params.yaml"
     path.write_text(text, encoding="utf-8")
@@ -340,19 +485,26 @@ def test_builtin_tags_with_bad_payloads_are_params_errors(scratch: Path, cli_dir
     (cli_dir / "params-tagged.yaml").write_text(text, encoding="utf-8")
     shutil.rmtree(cli_dir / "out", ignore_errors=True)
     with _inside(cli_dir):
-        result = CliRunner().invoke(app, ["merge", "in/shard.jsonl", "--output", "out/m.jsonl",
-                                          "--params", "params-tagged.yaml"], catch_exceptions=False)
+        result = CliRunner().invoke(
+            app,
+            ["merge", "in/shard.jsonl", "--output", "out/m.jsonl", "--params", "params-tagged.yaml"],
+            catch_exceptions=False,
+        )
     assert result.exit_code == 2, result.stderr
     assert result.stderr.startswith("corpusprov: error: params-tagged.yaml:"), result.stderr
     assert len(result.stderr.splitlines()) == 1
     assert not (cli_dir / "out").exists()
 
 
-@pytest.mark.parametrize("text", [
-    'merge:\n  "a\\nb": 1\n',
-    'merge:\n  non_finite: "a\\nb"\n',
-    'merge:\n  dedup:\n    key: ["x\\ny"]\n',
-], ids=["key", "value", "dedup-field"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        'merge:\n  "a\\nb": 1\n',
+        'merge:\n  non_finite: "a\\nb"\n',
+        'merge:\n  dedup:\n    key: ["x\\ny"]\n',
+    ],
+    ids=["key", "value", "dedup-field"],
+)
 def test_params_errors_stay_on_one_line_when_the_yaml_holds_newlines(scratch: Path, text: str) -> None:
     path = scratch / "params.yaml"
     path.write_text(text, encoding="utf-8")
@@ -437,8 +589,7 @@ def test_cli_merge_on_random_shards(cli_dir: Path, data: bytes, params: str) -> 
         entry = manifest.output("corpus")
         assert entry is not None and entry.md5 == hashlib.md5(corpus).hexdigest()  # noqa: S324
         assert manifest.inputs[0].bytes == len(data)
-        assert sorted(path.name for path in out.iterdir()) == [
-            "m.jsonl", "m.jsonl.manifest.json", "m.rejects.jsonl"]
+        assert sorted(path.name for path in out.iterdir()) == ["m.jsonl", "m.jsonl.manifest.json", "m.rejects.jsonl"]
     else:
         lines = result.stderr.splitlines()
         assert len(lines) == 1 and lines[0].startswith("corpusprov: error: "), result.stderr

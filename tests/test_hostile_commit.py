@@ -27,19 +27,42 @@ pytestmark = pytest.mark.skipif(shutil.which("strace") is None, reason="needs st
 def _consistent(root: Path) -> bool:
     """Every output the manifest on disk records has the recorded bytes."""
     document = json.loads((root / MANIFEST).read_bytes())
-    return all((root / entry["path"]).is_file()
-               and hashlib.sha256((root / entry["path"]).read_bytes()).hexdigest() == entry["sha256"]
-               for entry in document["outputs"])
+    return all(
+        (root / entry["path"]).is_file()
+        and hashlib.sha256((root / entry["path"]).read_bytes()).hexdigest() == entry["sha256"]
+        for entry in document["outputs"]
+    )
 
 
 def _killed_run(root: Path, nth: int) -> int:
     env = {**os.environ, **TEST_ENV, "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
     calls = "rename,renameat,renameat2"
     done = subprocess.run(
-        ["strace", "-f", "-qq", "-o", os.devnull, "-e", f"trace={calls}",
-         "-e", f"inject={calls}:signal=SIGKILL:when={nth}",
-         str(VENV_BIN / "corpusprov"), "merge", "in", "--output", CORPUS, "--params", "params.yaml"],
-        cwd=root, env=env, capture_output=True, text=True, check=False, timeout=120)
+        [
+            "strace",
+            "-f",
+            "-qq",
+            "-o",
+            os.devnull,
+            "-e",
+            f"trace={calls}",
+            "-e",
+            f"inject={calls}:signal=SIGKILL:when={nth}",
+            str(VENV_BIN / "corpusprov"),
+            "merge",
+            "in",
+            "--output",
+            CORPUS,
+            "--params",
+            "params.yaml",
+        ],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
     return done.returncode
 
 
@@ -59,8 +82,9 @@ def test_a_run_killed_between_renames_is_named_and_rolled_forward(cli: Cli, tmp_
     if intents:
         report = cli("verify", "--json")
         findings = json.loads(report.stdout)["findings"]
-        assert any(item["what"] == "commit of the stage's outputs" and "interrupted" in item["found"]
-                   for item in findings), findings
+        assert any(
+            item["what"] == "commit of the stage's outputs" and "interrupted" in item["found"] for item in findings
+        ), findings
         recover_commits(tmp_path / "out")
         assert _consistent(tmp_path)
         assert (tmp_path / CORPUS).read_bytes() != old_corpus  # rolled forward, to the new run's set

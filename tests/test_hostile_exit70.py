@@ -24,20 +24,24 @@ from tests.test_merge_bad_input import snapshot
 # --------------------------------------------------------------------------- output paths
 
 
-@pytest.mark.parametrize(("args", "mention"), [
-    (["--output", "."], "."),
-    (["--output", ""], "."),
-    (["--output", "out/.."], "."),
-    (["--output", "a.jsonl/x"], "a.jsonl"),
-    (["--output", "a.jsonl/deeper/x.jsonl"], "a.jsonl"),
-    (["--output", "out/m.jsonl", "--plots-dir", "a.jsonl"], "a.jsonl"),
-    (["--output", "out/m.jsonl", "--manifest-out", "a.jsonl/m.json"], "a.jsonl"),
-    (["--output", "out/m.jsonl", "--rejects-out", "a.jsonl/r.jsonl"], "a.jsonl"),
-    (["--output", "out/m.jsonl", "--metrics-out", "a.jsonl/sub/m.json"], "a.jsonl"),
-])
+@pytest.mark.parametrize(
+    ("args", "mention"),
+    [
+        (["--output", "."], "."),
+        (["--output", ""], "."),
+        (["--output", "out/.."], "."),
+        (["--output", "a.jsonl/x"], "a.jsonl"),
+        (["--output", "a.jsonl/deeper/x.jsonl"], "a.jsonl"),
+        (["--output", "out/m.jsonl", "--plots-dir", "a.jsonl"], "a.jsonl"),
+        (["--output", "out/m.jsonl", "--manifest-out", "a.jsonl/m.json"], "a.jsonl"),
+        (["--output", "out/m.jsonl", "--rejects-out", "a.jsonl/r.jsonl"], "a.jsonl"),
+        (["--output", "out/m.jsonl", "--metrics-out", "a.jsonl/sub/m.json"], "a.jsonl"),
+    ],
+)
 @pytest.mark.parametrize("command", ["merge", "aggregate"])
-def test_unusable_output_paths_are_usage_errors(cli: Cli, tmp_path: Path, command: str, args: list[str],
-                                                mention: str) -> None:
+def test_unusable_output_paths_are_usage_errors(
+    cli: Cli, tmp_path: Path, command: str, args: list[str], mention: str
+) -> None:
     write_jsonl(tmp_path / "in" / "a.jsonl", [encode_row()])
     shutil.copy(REPO_ROOT / "params.yaml", tmp_path / "params.yaml")
     (tmp_path / "a.jsonl").write_text("a file, not a folder\n", encoding="utf-8")
@@ -71,11 +75,20 @@ def _unshare_works() -> bool:
 def test_read_only_filesystem_reports_the_real_error(tmp_path: Path) -> None:
     write_jsonl(tmp_path / "in" / "a.jsonl", [encode_row()])
     (tmp_path / "ro").mkdir()
-    script = ("mount -t tmpfs none ro && mkdir ro/out && mount -o remount,ro ro && "
-              "corpusprov merge in/a.jsonl --output ro/out/m.jsonl")
+    script = (
+        "mount -t tmpfs none ro && mkdir ro/out && mount -o remount,ro ro && "
+        "corpusprov merge in/a.jsonl --output ro/out/m.jsonl"
+    )
     env = {**os.environ, **TEST_ENV, "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
-    done = subprocess.run(["unshare", "-rm", "sh", "-c", script], cwd=tmp_path,
-                          capture_output=True, text=True, env=env, check=False, timeout=120)
+    done = subprocess.run(
+        ["unshare", "-rm", "sh", "-c", script],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+        timeout=120,
+    )
     assert done.returncode == 1, done.stderr
     lines = done.stderr.splitlines()
     assert len(lines) == 1 and lines[0].startswith("corpusprov: error: ro/out/m.jsonl: "), done.stderr
@@ -85,10 +98,18 @@ def test_read_only_filesystem_reports_the_real_error(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------- trace, replay
 
 
-@pytest.mark.parametrize("pair", [
-    "crf=NaN", "crf=Infinity", "crf=-Infinity", "crf=1e400", "crf=[1e400]", "crf=" + "[" * 5000 + "]" * 5000,
-    'crf={"a": NaN}',
-])
+@pytest.mark.parametrize(
+    "pair",
+    [
+        "crf=NaN",
+        "crf=Infinity",
+        "crf=-Infinity",
+        "crf=1e400",
+        "crf=[1e400]",
+        "crf=" + "[" * 5000 + "]" * 5000,
+        'crf={"a": NaN}',
+    ],
+)
 def test_trace_refuses_unusable_key_values(cli: Cli, tmp_path: Path, pair: str) -> None:
     mini_repo(cli, tmp_path)
     result = cli("trace", "merge", pair)
@@ -117,12 +138,21 @@ def _deep(depth: int) -> Any:
 
 
 @pytest.mark.parametrize("where", ["params", "policy", "extra"])
-@pytest.mark.parametrize("command", [
-    ("verify",), ("trace", "merge", "crf=20"), ("replay", MANIFEST), ("diff", MANIFEST, "other.json"),
-    ("diff", "other.json", MANIFEST), ("manifest", "validate", MANIFEST), ("manifest", "show", MANIFEST),
-])
-def test_deeply_nested_manifest_is_refused_by_every_reader(cli: Cli, tmp_path: Path, where: str,
-                                                           command: tuple[str, ...]) -> None:
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("verify",),
+        ("trace", "merge", "crf=20"),
+        ("replay", MANIFEST),
+        ("diff", MANIFEST, "other.json"),
+        ("diff", "other.json", MANIFEST),
+        ("manifest", "validate", MANIFEST),
+        ("manifest", "show", MANIFEST),
+    ],
+)
+def test_deeply_nested_manifest_is_refused_by_every_reader(
+    cli: Cli, tmp_path: Path, where: str, command: tuple[str, ...]
+) -> None:
     document = mini_repo(cli, tmp_path)
     shutil.copy(tmp_path / MANIFEST, tmp_path / "other.json")
     if where == "params":
@@ -154,8 +184,9 @@ def test_sigterm_during_startup_exits_143_without_a_traceback(tmp_path: Path) ->
     command = [str(VENV_BIN / "corpusprov"), "merge", "in/a.jsonl", "--output", "out/m.jsonl"]
     outcomes = []
     for step in range(24):
-        process = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE,
-                                   stderr=subprocess.PIPE, text=True)
+        process = subprocess.Popen(
+            command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
         time.sleep(0.02 * step)
         process.send_signal(signal.SIGTERM)
         _, stderr = process.communicate(timeout=60)
@@ -171,10 +202,10 @@ def test_sigterm_during_startup_exits_143_without_a_traceback(tmp_path: Path) ->
 # --------------------------------------------------------------------------- left to aggregate.py
 
 
-@pytest.mark.parametrize(("field", "reason"), [("mos", "bad_scale"), ("src", "bad_field"),
-                                               ("src_sha256", "bad_field")])
-def test_aggregate_integers_beyond_64_bits_are_not_internal_errors(cli: Cli, tmp_path: Path, field: str,
-                                                                   reason: str) -> None:
+@pytest.mark.parametrize(("field", "reason"), [("mos", "bad_scale"), ("src", "bad_field"), ("src_sha256", "bad_field")])
+def test_aggregate_integers_beyond_64_bits_are_not_internal_errors(
+    cli: Cli, tmp_path: Path, field: str, reason: str
+) -> None:
     row: dict[str, Any] = {"src": "a.y4m", "src_sha256": "b" * 64, "mos": 3.5, "corpus": "lsvq"}
     row[field] = 10**400 if field == "mos" else 2**70
     shutil.copyfile(REPO_ROOT / "params.yaml", tmp_path / "params.yaml")
@@ -196,4 +227,3 @@ def test_rows_nested_a_few_hundred_deep_are_not_internal_errors(cli: Cli, tmp_pa
     result = cli("merge", "in/a.jsonl", "--output", CORPUS)
     assert result.exit_code in (0, 1), result.stderr
     assert "internal error" not in result.stderr
-

@@ -23,17 +23,40 @@ from typer.testing import CliRunner
 from tests.conftest import REPO_ROOT, Cli, encode_row, write_jsonl
 from tests.hostile import MANIFEST, dvc_lock_for, mini_repo
 
-FUZZ = settings(max_examples=40, deadline=None, database=None, derandomize=True,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
-                                       HealthCheck.function_scoped_fixture])
+FUZZ = settings(
+    max_examples=40,
+    deadline=None,
+    database=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.function_scoped_fixture],
+)
 
 HOSTILE_VALUES = st.one_of(
-    st.sampled_from(["../outside.jsonl", "/etc/passwd", "", "~/x", "a\nb", "in/../../x", ".", "in",
-                     "\x1b[31mred", 2**70, -1, 0, 1e308, -0.0, True, None, "md5", "0" * 32,
-                     "d41d8cd98f00b204e9800998ecf8427e.dir"]),
+    st.sampled_from(
+        [
+            "../outside.jsonl",
+            "/etc/passwd",
+            "",
+            "~/x",
+            "a\nb",
+            "in/../../x",
+            ".",
+            "in",
+            "\x1b[31mred",
+            2**70,
+            -1,
+            0,
+            1e308,
+            -0.0,
+            True,
+            None,
+            "md5",
+            "0" * 32,
+            "d41d8cd98f00b204e9800998ecf8427e.dir",
+        ]
+    ),
     st.lists(st.sampled_from(["x", 1, None, "../y"]), max_size=3),
-    st.dictionaries(st.sampled_from(["path", "md5", "hash", "x"]), st.sampled_from(["../z", 1, None]),
-                    max_size=3),
+    st.dictionaries(st.sampled_from(["path", "md5", "hash", "x"]), st.sampled_from(["../z", 1, None]), max_size=3),
     st.recursive(st.none(), lambda inner: st.lists(inner, max_size=2), max_leaves=4),
 )
 
@@ -105,10 +128,25 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, dict[
     shutil.copy(root / MANIFEST, root / "imported" / "corpus.jsonl.manifest.json")
     (root / "imported" / "corpus.jsonl.manifest.json.dvc").write_text(
         "deps:\n- path: out/corpus.jsonl.manifest.json\n  repo:\n    url: ../..\n    rev_lock: "
-        + "a" * 40 + "\nouts:\n- md5: " + "0" * 32 + "\n  path: corpus.jsonl.manifest.json\n", encoding="utf-8")
-    originals = _Originals({name: (root / name).read_bytes() for name in
-                 (MANIFEST, "dvc.lock", "dvc.yaml", "params.yaml", "in/a.jsonl",
-                  "imported/corpus.jsonl.manifest.json.dvc")})
+        + "a" * 40
+        + "\nouts:\n- md5: "
+        + "0" * 32
+        + "\n  path: corpus.jsonl.manifest.json\n",
+        encoding="utf-8",
+    )
+    originals = _Originals(
+        {
+            name: (root / name).read_bytes()
+            for name in (
+                MANIFEST,
+                "dvc.lock",
+                "dvc.yaml",
+                "params.yaml",
+                "in/a.jsonl",
+                "imported/corpus.jsonl.manifest.json.dvc",
+            )
+        }
+    )
     yield root, originals
     os.chdir(old)
 
@@ -133,8 +171,12 @@ def _run(root: Path, originals: dict[str, bytes], name: str, data: bytes, *args:
 
 
 MANIFEST_COMMANDS = [
-    ("manifest", "validate", MANIFEST), ("manifest", "show", MANIFEST), ("verify",),
-    ("trace", "merge", "crf=20"), ("replay", MANIFEST), ("diff", MANIFEST, "other.manifest.json"),
+    ("manifest", "validate", MANIFEST),
+    ("manifest", "show", MANIFEST),
+    ("verify",),
+    ("trace", "merge", "crf=20"),
+    ("replay", MANIFEST),
+    ("diff", MANIFEST, "other.manifest.json"),
     ("diff", "other.manifest.json", MANIFEST),
 ]
 
@@ -145,8 +187,9 @@ def _manifest_document(originals: dict[str, bytes]) -> Any:
 
 @FUZZ
 @given(data=st.data(), command=st.sampled_from(MANIFEST_COMMANDS))
-def test_manifest_readers_on_mutated_manifests(repo: tuple[Path, dict[str, bytes]], data: st.DataObject,
-                                               command: tuple[str, ...]) -> None:
+def test_manifest_readers_on_mutated_manifests(
+    repo: tuple[Path, dict[str, bytes]], data: st.DataObject, command: tuple[str, ...]
+) -> None:
     root, originals = repo
     document = data.draw(mutated(_manifest_document(originals)))
     _run(root, originals, MANIFEST, json.dumps(document).encode(), *command)
@@ -154,8 +197,9 @@ def test_manifest_readers_on_mutated_manifests(repo: tuple[Path, dict[str, bytes
 
 @FUZZ
 @given(raw=RANDOM_BYTES, command=st.sampled_from(MANIFEST_COMMANDS))
-def test_manifest_readers_on_random_bytes(repo: tuple[Path, dict[str, bytes]], raw: bytes,
-                                          command: tuple[str, ...]) -> None:
+def test_manifest_readers_on_random_bytes(
+    repo: tuple[Path, dict[str, bytes]], raw: bytes, command: tuple[str, ...]
+) -> None:
     root, originals = repo
     _run(root, originals, MANIFEST, raw, *command)
 
@@ -188,10 +232,10 @@ def _dvc_yaml_document(originals: dict[str, bytes]) -> Any:
 
 
 @FUZZ
-@given(data=st.data(), command=st.sampled_from([("verify",), ("trace", "merge", "crf=20"),
-                                                ("diff", "HEAD", "HEAD")]))
-def test_dvc_yaml_readers_on_mutated_dvc_yaml(repo: tuple[Path, dict[str, bytes]], data: st.DataObject,
-                                              command: tuple[str, ...]) -> None:
+@given(data=st.data(), command=st.sampled_from([("verify",), ("trace", "merge", "crf=20"), ("diff", "HEAD", "HEAD")]))
+def test_dvc_yaml_readers_on_mutated_dvc_yaml(
+    repo: tuple[Path, dict[str, bytes]], data: st.DataObject, command: tuple[str, ...]
+) -> None:
     root, originals = repo
     document = data.draw(mutated(_dvc_yaml_document(originals)))
     _run(root, originals, "dvc.yaml", _yaml_text(document), *command)
@@ -199,8 +243,9 @@ def test_dvc_yaml_readers_on_mutated_dvc_yaml(repo: tuple[Path, dict[str, bytes]
 
 @FUZZ
 @given(raw=RANDOM_BYTES, command=st.sampled_from([("verify",), ("trace", "merge", "crf=20")]))
-def test_dvc_yaml_readers_on_random_bytes(repo: tuple[Path, dict[str, bytes]], raw: bytes,
-                                          command: tuple[str, ...]) -> None:
+def test_dvc_yaml_readers_on_random_bytes(
+    repo: tuple[Path, dict[str, bytes]], raw: bytes, command: tuple[str, ...]
+) -> None:
     root, originals = repo
     _run(root, originals, "dvc.yaml", raw, *command)
 
@@ -234,8 +279,9 @@ PARAMS_COMMANDS = [
 
 @FUZZ
 @given(raw=RANDOM_BYTES, command=st.sampled_from(PARAMS_COMMANDS))
-def test_params_readers_on_random_bytes(repo: tuple[Path, dict[str, bytes]], raw: bytes,
-                                        command: tuple[str, ...]) -> None:
+def test_params_readers_on_random_bytes(
+    repo: tuple[Path, dict[str, bytes]], raw: bytes, command: tuple[str, ...]
+) -> None:
     root, originals = repo
     _run(root, originals, "params.yaml", raw, *command)
 
@@ -248,8 +294,9 @@ def _shipped_params() -> Any:
 
 @FUZZ
 @given(data=st.data(), command=st.sampled_from(PARAMS_COMMANDS))
-def test_params_readers_on_mutated_params(repo: tuple[Path, dict[str, bytes]], data: st.DataObject,
-                                          command: tuple[str, ...]) -> None:
+def test_params_readers_on_mutated_params(
+    repo: tuple[Path, dict[str, bytes]], data: st.DataObject, command: tuple[str, ...]
+) -> None:
     root, originals = repo
     document = data.draw(mutated(_shipped_params()))
     _run(root, originals, "params.yaml", _yaml_text(document), *command)
@@ -260,8 +307,18 @@ def test_params_readers_on_mutated_params(repo: tuple[Path, dict[str, bytes]], d
 def test_stages_on_random_shards(repo: tuple[Path, dict[str, bytes]], raw: bytes, kind: str) -> None:
     root, originals = repo
     (root / "params-shipped.yaml").write_bytes((REPO_ROOT / "params.yaml").read_bytes())
-    _run(root, originals, "in/a.jsonl", raw, kind, "in", "--output", "fuzz-out/m.jsonl",
-         "--params", "params-shipped.yaml")
+    _run(
+        root,
+        originals,
+        "in/a.jsonl",
+        raw,
+        kind,
+        "in",
+        "--output",
+        "fuzz-out/m.jsonl",
+        "--params",
+        "params-shipped.yaml",
+    )
 
 
 def test_helpers_build_a_repo_that_verifies(tmp_path: Path) -> None:

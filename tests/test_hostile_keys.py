@@ -71,8 +71,11 @@ _LEAVES = st.one_of(
     st.booleans(),
     st.none(),
 )
-_VALUES = st.recursive(_LEAVES, lambda inner: st.lists(inner, max_size=3)
-                       | st.dictionaries(st.sampled_from(["a", "b", "k"]), inner, max_size=3), max_leaves=8)
+_VALUES = st.recursive(
+    _LEAVES,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.sampled_from(["a", "b", "k"]), inner, max_size=3),
+    max_leaves=8,
+)
 
 
 def _digest(value: Any) -> bytes | None:
@@ -104,9 +107,15 @@ def test_key_digest_follows_the_model(data: st.DataObject) -> None:
         assert (left_digest == right_digest) == (left_model == right_model), (left, right)
 
 
-@pytest.mark.parametrize("value", [
-    [float("nan")], {"k": [float("inf")]}, {"a": {"b": [1, float("-inf")]}}, [[[[float("nan")]]]],
-])
+@pytest.mark.parametrize(
+    "value",
+    [
+        [float("nan")],
+        {"k": [float("inf")]},
+        {"a": {"b": [1, float("-inf")]}},
+        [[[[float("nan")]]]],
+    ],
+)
 def test_non_finite_inside_a_key_value_is_not_a_key(value: Any) -> None:
     with pytest.raises(NonFiniteKeyError) as caught:
         key_digest({**dict.fromkeys(FIELDS, "x"), "crf": value}, FIELDS)
@@ -115,21 +124,33 @@ def test_non_finite_inside_a_key_value_is_not_a_key(value: Any) -> None:
         key_part(value)
 
 
-@pytest.mark.parametrize(("left", "right"), [
-    ({"a": 23}, {"a": 23.0}),
-    ([1, 2.0], [1.0, 2]),
-    ({"a": [{"b": 0}]}, {"a": [{"b": -0.0}]}),
-    ([2**64], [float(2**64)]),
-    ({"b": 1, "a": 2}, {"a": 2, "b": 1}),
-])
+@pytest.mark.parametrize(
+    ("left", "right"),
+    [
+        ({"a": 23}, {"a": 23.0}),
+        ([1, 2.0], [1.0, 2]),
+        ({"a": [{"b": 0}]}, {"a": [{"b": -0.0}]}),
+        ([2**64], [float(2**64)]),
+        ({"b": 1, "a": 2}, {"a": 2, "b": 1}),
+    ],
+)
 def test_nested_numbers_compare_by_value(left: Any, right: Any) -> None:
     assert key_part(left) == key_part(right)
 
 
-@pytest.mark.parametrize(("left", "right"), [
-    ([1], [True]), ([0], [False]), ([None], [0]), (["23"], [23]), ({"a": None}, {}),
-    ([[1, 2]], [[1], [2]]), (["a", "b"], ["ab"]), ([10**30], [10**30 + 1]),
-])
+@pytest.mark.parametrize(
+    ("left", "right"),
+    [
+        ([1], [True]),
+        ([0], [False]),
+        ([None], [0]),
+        (["23"], [23]),
+        ({"a": None}, {}),
+        ([[1, 2]], [[1], [2]]),
+        (["a", "b"], ["ab"]),
+        ([10**30], [10**30 + 1]),
+    ],
+)
 def test_nested_distinct_values_stay_distinct(left: Any, right: Any) -> None:
     assert key_part(left) != key_part(right)
 
@@ -153,14 +174,18 @@ def _line(**overrides: Any) -> bytes:
     return json.dumps(encode_row(**overrides)).encode()
 
 
-@pytest.mark.parametrize(("first", "second"), [
-    ([float("nan")], [None]),
-    ({"k": [float("nan")]}, {"k": [None]}),
-    ({"k": float("inf")}, {"k": None}),
-])
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        ([float("nan")], [None]),
+        ({"k": [float("nan")]}, {"k": [None]}),
+        ({"k": float("inf")}, {"k": None}),
+    ],
+)
 def test_merge_does_not_merge_non_finite_with_null(cli: Any, tmp_path: Path, first: Any, second: Any) -> None:
     (tmp_path / "params.yaml").write_text(
-        "merge:\n  dedup:\n    key: [src_sha256, encoder, preset, crf, extra_params]\n", encoding="utf-8")
+        "merge:\n  dedup:\n    key: [src_sha256, encoder, preset, crf, extra_params]\n", encoding="utf-8"
+    )
     write_bytes(tmp_path / "in/a.jsonl", _line(extra_params=first) + b"\n" + _line(extra_params=second) + b"\n")
 
     result = cli("merge", "in/a.jsonl", "--output", OUTPUT)
@@ -177,9 +202,17 @@ def test_merge_does_not_merge_non_finite_with_null(cli: Any, tmp_path: Path, fir
 
 def test_merge_dedups_nested_numbers_by_value(cli: Any, tmp_path: Path) -> None:
     (tmp_path / "params.yaml").write_text(
-        "merge:\n  dedup:\n    key: [src_sha256, encoder, preset, crf, extra_params]\n", encoding="utf-8")
-    write_bytes(tmp_path / "in/a.jsonl", _line(extra_params={"a": 23}) + b"\n"
-                + _line(extra_params={"a": 23.0}) + b"\n" + _line(extra_params={"a": [2**70]}) + b"\n")
+        "merge:\n  dedup:\n    key: [src_sha256, encoder, preset, crf, extra_params]\n", encoding="utf-8"
+    )
+    write_bytes(
+        tmp_path / "in/a.jsonl",
+        _line(extra_params={"a": 23})
+        + b"\n"
+        + _line(extra_params={"a": 23.0})
+        + b"\n"
+        + _line(extra_params={"a": [2**70]})
+        + b"\n",
+    )
 
     result = cli("merge", "in/a.jsonl", "--output", OUTPUT)
 

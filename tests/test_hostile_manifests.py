@@ -31,7 +31,7 @@ def repo(cli: Cli, tmp_path: Path) -> tuple[Path, dict[str, Any], bytes]:
 
 def _leaks(output: str, secret: bytes) -> list[str]:
     digests = [hashlib.sha256(secret).hexdigest(), hashlib.md5(secret).hexdigest()]  # noqa: S324
-    return [value for value in [*digests, "crf\": 77", "\"crf\":77"] if value[:12] in output]
+    return [value for value in [*digests, 'crf": 77', '"crf":77'] if value[:12] in output]
 
 
 def _set(document: dict[str, Any], where: str, value: str) -> None:
@@ -50,26 +50,34 @@ def _set(document: dict[str, Any], where: str, value: str) -> None:
 
 
 WHERE = ["inputs.path", "inputs.arg", "outputs.path", "input_folders.path", "args.inputs", "params.path"]
-SPELLINGS = ["../{secret}/secret.jsonl", "{abs}/secret.jsonl", "in/../../{secret}/secret.jsonl", "..",
-             "~/secret.jsonl"]
+SPELLINGS = ["../{secret}/secret.jsonl", "{abs}/secret.jsonl", "in/../../{secret}/secret.jsonl", "..", "~/secret.jsonl"]
 
 
 @pytest.mark.parametrize("spelling", SPELLINGS)
 @pytest.mark.parametrize("where", WHERE)
-def test_schema_refuses_paths_that_leave_the_repository(repo: tuple[Path, dict[str, Any], bytes], where: str,
-                                                        spelling: str) -> None:
+def test_schema_refuses_paths_that_leave_the_repository(
+    repo: tuple[Path, dict[str, Any], bytes], where: str, spelling: str
+) -> None:
     root, document, _ = repo
     _set(document, where, spelling.format(secret=f"{root.name}-secret", abs=str(root.parent)))
     assert schema_problems(document), (where, spelling)
 
 
-@pytest.mark.parametrize("command", [
-    ("verify",), ("trace", "merge", "crf=77"), ("replay", MANIFEST), ("manifest", "validate", MANIFEST),
-    ("manifest", "show", MANIFEST), ("diff", MANIFEST, "copy.json"),
-])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("verify",),
+        ("trace", "merge", "crf=77"),
+        ("replay", MANIFEST),
+        ("manifest", "validate", MANIFEST),
+        ("manifest", "show", MANIFEST),
+        ("diff", MANIFEST, "copy.json"),
+    ],
+)
 @pytest.mark.parametrize("where", WHERE)
-def test_no_reader_opens_a_path_outside_the_repository(cli: Cli, repo: tuple[Path, dict[str, Any], bytes],
-                                                       where: str, command: tuple[str, ...]) -> None:
+def test_no_reader_opens_a_path_outside_the_repository(
+    cli: Cli, repo: tuple[Path, dict[str, Any], bytes], where: str, command: tuple[str, ...]
+) -> None:
     root, document, secret = repo
     (root / "copy.json").write_bytes((root / MANIFEST).read_bytes())
     _set(document, where, f"../{root.name}-secret/secret.jsonl")
@@ -84,8 +92,9 @@ def test_no_reader_opens_a_path_outside_the_repository(cli: Cli, repo: tuple[Pat
         assert MANIFEST in line, line
 
 
-def test_verify_does_not_follow_a_link_out_of_the_repository(cli: Cli,
-                                                             repo: tuple[Path, dict[str, Any], bytes]) -> None:
+def test_verify_does_not_follow_a_link_out_of_the_repository(
+    cli: Cli, repo: tuple[Path, dict[str, Any], bytes]
+) -> None:
     root, _, secret = repo
     corpus = root / "out" / "corpus.jsonl"
     corpus.unlink()
@@ -97,7 +106,8 @@ def test_verify_does_not_follow_a_link_out_of_the_repository(cli: Cli,
 
 
 def test_trace_does_not_follow_an_input_link_out_of_the_repository(
-        cli: Cli, repo: tuple[Path, dict[str, Any], bytes]) -> None:
+    cli: Cli, repo: tuple[Path, dict[str, Any], bytes]
+) -> None:
     root, _, secret = repo
     shard = root / "in" / "a.jsonl"
     shard.unlink()
@@ -122,8 +132,7 @@ i: &i [*h, *h, *h, *h, *h, *h, *h, *h, *h, *h]
 
 
 @pytest.mark.parametrize("name", ["dvc.lock", "dvc.yaml"])
-def test_yaml_alias_bomb_meets_the_node_budget(cli: Cli, repo: tuple[Path, dict[str, Any], bytes],
-                                               name: str) -> None:
+def test_yaml_alias_bomb_meets_the_node_budget(cli: Cli, repo: tuple[Path, dict[str, Any], bytes], name: str) -> None:
     root, _, _ = repo
     (root / name).write_text(ALIAS_BOMB + "stages:\n  merge: {x: *i}\n", encoding="utf-8")
     started = time.monotonic()
@@ -134,8 +143,9 @@ def test_yaml_alias_bomb_meets_the_node_budget(cli: Cli, repo: tuple[Path, dict[
     assert "100000" in line
 
 
-def test_a_long_list_without_aliases_is_not_blamed_on_aliases(cli: Cli,
-                                                              repo: tuple[Path, dict[str, Any], bytes]) -> None:
+def test_a_long_list_without_aliases_is_not_blamed_on_aliases(
+    cli: Cli, repo: tuple[Path, dict[str, Any], bytes]
+) -> None:
     root, _, _ = repo
     items = ", ".join(["x"] * 100_100)
     (root / "dvc.lock").write_text(f"schema: '2.0'\nbig: [{items}]\nstages: {{}}\n", encoding="utf-8")
@@ -161,8 +171,9 @@ LOCK_SHAPES = {
 
 
 @pytest.mark.parametrize("text", LOCK_SHAPES.values(), ids=LOCK_SHAPES.keys())
-def test_malformed_dvc_lock_is_one_line_naming_it(cli: Cli, repo: tuple[Path, dict[str, Any], bytes],
-                                                  text: str) -> None:
+def test_malformed_dvc_lock_is_one_line_naming_it(
+    cli: Cli, repo: tuple[Path, dict[str, Any], bytes], text: str
+) -> None:
     root, _, _ = repo
     (root / "dvc.lock").write_text(text, encoding="utf-8")
     line = assert_clean_failure(cli("verify"), 2)
@@ -181,8 +192,9 @@ YAML_SHAPES = {
 
 @pytest.mark.parametrize("command", [("verify",), ("trace", "merge", "crf=20")])
 @pytest.mark.parametrize("text", YAML_SHAPES.values(), ids=YAML_SHAPES.keys())
-def test_malformed_dvc_yaml_is_one_line_naming_it(cli: Cli, repo: tuple[Path, dict[str, Any], bytes],
-                                                  text: str, command: tuple[str, ...]) -> None:
+def test_malformed_dvc_yaml_is_one_line_naming_it(
+    cli: Cli, repo: tuple[Path, dict[str, Any], bytes], text: str, command: tuple[str, ...]
+) -> None:
     root, _, _ = repo
     (root / "dvc.yaml").write_text(text, encoding="utf-8")
     line = assert_clean_failure(cli(*command), 2)
@@ -215,8 +227,9 @@ def test_the_fixture_lock_verifies(cli: Cli, repo: tuple[Path, dict[str, Any], b
 
 
 @pytest.mark.parametrize("listing", ['["a.jsonl", 1]', '{"relpath": "a.jsonl"}', "[[[[]]]]", "null"])
-def test_a_malformed_cached_dir_listing_is_not_an_internal_error(cli: Cli, repo: tuple[Path, dict[str, Any], bytes],
-                                                                 listing: str) -> None:
+def test_a_malformed_cached_dir_listing_is_not_an_internal_error(
+    cli: Cli, repo: tuple[Path, dict[str, Any], bytes], listing: str
+) -> None:
     root, document, _ = repo
     (root / "dvc.lock").write_text(dvc_lock_for(root, document), encoding="utf-8")
     md5 = document["input_folders"][0]["dvc_dir_md5"]
@@ -231,11 +244,11 @@ def test_a_malformed_cached_dir_listing_is_not_an_internal_error(cli: Cli, repo:
 
 def test_a_lock_md5_never_names_a_path(cli: Cli, repo: tuple[Path, dict[str, Any], bytes]) -> None:
     root, document, secret = repo
-    lock = dvc_lock_for(root, document).replace(document["input_folders"][0]["dvc_dir_md5"],
-                                                f"../../../../../{root.name}-secret/x.dir")
+    lock = dvc_lock_for(root, document).replace(
+        document["input_folders"][0]["dvc_dir_md5"], f"../../../../../{root.name}-secret/x.dir"
+    )
     (root / f"{root.name}-secret").mkdir(exist_ok=True)
-    (root.parent / f"{root.name}-secret" / "x.dir").write_text('[{"relpath": "leak", "md5": "f00"}]',
-                                                                encoding="utf-8")
+    (root.parent / f"{root.name}-secret" / "x.dir").write_text('[{"relpath": "leak", "md5": "f00"}]', encoding="utf-8")
     (root / "dvc.lock").write_text(lock, encoding="utf-8")
     result = cli("verify")
     assert result.exit_code == 1, result.output
@@ -243,8 +256,9 @@ def test_a_lock_md5_never_names_a_path(cli: Cli, repo: tuple[Path, dict[str, Any
 
 
 @pytest.mark.parametrize("command", [("verify",), ("trace", "merge", "crf=20")])
-def test_a_manifest_link_leading_outside_is_not_read(cli: Cli, repo: tuple[Path, dict[str, Any], bytes],
-                                                     command: tuple[str, ...]) -> None:
+def test_a_manifest_link_leading_outside_is_not_read(
+    cli: Cli, repo: tuple[Path, dict[str, Any], bytes], command: tuple[str, ...]
+) -> None:
     root, _, _ = repo
     outside = root.parent / f"{root.name}-secret" / "m.json"
     outside.write_text('{"secret-field": "leak"}', encoding="utf-8")
@@ -263,7 +277,9 @@ def test_verify_import_does_not_hash_a_link_leading_outside(cli: Cli, tmp_path: 
     (tmp_path / "imports" / "m.manifest.json").symlink_to(secret)
     (tmp_path / "imports" / "m.manifest.json.dvc").write_text(
         "deps:\n- path: out/m.manifest.json\n  repo: {url: ../src, rev_lock: abc}\n"
-        "outs:\n- path: m.manifest.json\n  md5: '" + "0" * 32 + "'\n", encoding="utf-8")
+        "outs:\n- path: m.manifest.json\n  md5: '" + "0" * 32 + "'\n",
+        encoding="utf-8",
+    )
     result = cli("verify-import")
     assert result.exit_code == 1, result.output
     assert _leaks(result.output, secret.read_bytes()) == [], result.output

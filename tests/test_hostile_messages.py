@@ -28,8 +28,9 @@ def _b_other_float_format(document: dict[str, Any]) -> None:
     document["serialization"]["float_format"] = "repr"
 
 
-@pytest.mark.parametrize("edit", [_b_lacks_rejects, _b_other_policy, _b_other_float_format],
-                         ids=["outputs", "policy", "float-format"])
+@pytest.mark.parametrize(
+    "edit", [_b_lacks_rejects, _b_other_policy, _b_other_float_format], ids=["outputs", "policy", "float-format"]
+)
 def test_diff_sees_a_difference_in_both_directions(cli: Cli, tmp_path: Path, edit: Any) -> None:
     document = mini_repo(cli, tmp_path)
     edit(document)
@@ -66,8 +67,10 @@ def test_manifest_validate_reports_every_file(cli: Cli, tmp_path: Path) -> None:
     (tmp_path / "bad.json").write_text("{not json", encoding="utf-8")
     result = cli("manifest", "validate", MANIFEST, "missing.json", "bad.json", "b.json")
     assert result.exit_code == 2, result.output
-    assert result.stdout.splitlines() == [f"{MANIFEST}: valid (merge, manifest v1)",
-                                          "b.json: valid (merge, manifest v1)"]
+    assert result.stdout.splitlines() == [
+        f"{MANIFEST}: valid (merge, manifest v1)",
+        "b.json: valid (merge, manifest v1)",
+    ]
     errors = result.stderr.splitlines()
     assert len(errors) == 2, result.stderr
     assert errors[0].startswith("corpusprov: error: missing.json: ")
@@ -123,7 +126,8 @@ def test_trace_aggregate_refuses_a_field_outside_the_key(cli: Cli, tmp_path: Pat
     write_jsonl(tmp_path / "in" / "a.jsonl", [mos_row(1), mos_row(2)])
     shutil.copy(REPO_ROOT / "params.yaml", tmp_path / "params.yaml")
     (tmp_path / "dvc.yaml").write_text(
-        "stages:\n  aggregate:\n    cmd: x\n    outs:\n      - out/u.jsonl.manifest.json\n", encoding="utf-8")
+        "stages:\n  aggregate:\n    cmd: x\n    outs:\n      - out/u.jsonl.manifest.json\n", encoding="utf-8"
+    )
     assert cli("aggregate", "in", "--output", "out/u.jsonl", "--params", "params.yaml").exit_code == 0
 
     line = assert_clean_failure(cli("trace", "aggregate", "mos=3"), 2)

@@ -24,21 +24,32 @@ CASES = {
     "range_slack .nan": (edited(("range_slack: 0.05", "range_slack: .nan")), "range_slack: .nan"),
     "range_slack .inf": (edited(("range_slack: 0.05", "range_slack: .inf")), "range_slack: .inf"),
     "range_slack 1e300": (edited(("range_slack: 0.05", "range_slack: 1e300")), "range_slack: 1e300"),
-    "max .inf": (with_scale("    zz:\n      min: 1\n      max: .inf\n      higher_is_better: true\n"
-                            "      label: 1-5-acr\n"), "max: .inf"),
-    "min -.inf": (with_scale("    zz:\n      min: -.inf\n      max: 5\n      higher_is_better: true\n"
-                             "      label: 1-5-acr\n"), "min: -.inf"),
-    "span overflows": (with_scale("    zz:\n      min: -1e308\n      max: 1e308\n      higher_is_better: true\n"
-                                  "      label: 1-5-acr\n"), "min: -1e308"),
-    "max .nan": (with_scale("    zz:\n      min: 1\n      max: .NaN\n      higher_is_better: true\n"
-                            "      label: 1-5-acr\n"), "max: .NaN"),
+    "max .inf": (
+        with_scale("    zz:\n      min: 1\n      max: .inf\n      higher_is_better: true\n      label: 1-5-acr\n"),
+        "max: .inf",
+    ),
+    "min -.inf": (
+        with_scale("    zz:\n      min: -.inf\n      max: 5\n      higher_is_better: true\n      label: 1-5-acr\n"),
+        "min: -.inf",
+    ),
+    "span overflows": (
+        with_scale(
+            "    zz:\n      min: -1e308\n      max: 1e308\n      higher_is_better: true\n      label: 1-5-acr\n"
+        ),
+        "min: -1e308",
+    ),
+    "max .nan": (
+        with_scale("    zz:\n      min: 1\n      max: .NaN\n      higher_is_better: true\n      label: 1-5-acr\n"),
+        "max: .NaN",
+    ),
 }
 
 
 @pytest.mark.parametrize("command", ["aggregate", "scales"])
 @pytest.mark.parametrize(("text", "anchor"), CASES.values(), ids=CASES.keys())
-def test_absurd_numbers_are_params_errors_with_position(cli: Cli, tmp_path: Path, text: str, anchor: str,
-                                                         command: str) -> None:
+def test_absurd_numbers_are_params_errors_with_position(
+    cli: Cli, tmp_path: Path, text: str, anchor: str, command: str
+) -> None:
     write_params(tmp_path, text)
     good_shard(tmp_path)
     line_no, column = locate(text, anchor)
@@ -60,11 +71,15 @@ def _reader(tmp_path: Path, value: str) -> Any:
 @given(st.floats(allow_nan=True, allow_infinity=True) | st.integers(min_value=-(10**400), max_value=10**400))
 def test_number_is_finite_and_sane_or_refused(tmp_path_factory: pytest.TempPathFactory, value: float) -> None:
     folder = tmp_path_factory.mktemp("num", numbered=True)
-    written = repr(value) if isinstance(value, int) or math.isfinite(value) else (
-        ".nan" if math.isnan(value) else (".inf" if value > 0 else "-.inf"))
+    written = (
+        repr(value)
+        if isinstance(value, int) or math.isfinite(value)
+        else (".nan" if math.isnan(value) else (".inf" if value > 0 else "-.inf"))
+    )
     reader = _reader(folder, written)
     sane = (isinstance(value, int) and abs(value) <= MAX_MAGNITUDE) or (
-        isinstance(value, float) and math.isfinite(value) and abs(value) <= MAX_MAGNITUDE)
+        isinstance(value, float) and math.isfinite(value) and abs(value) <= MAX_MAGNITUDE
+    )
     if sane:
         assert reader.number("x", 0.0) == float(value)
     else:

@@ -60,8 +60,9 @@ EDITS: dict[str, tuple[Callable[[dict[str, Any]], None], str]] = {
 
 
 @pytest.mark.parametrize("edit", EDITS.values(), ids=EDITS.keys())
-def test_verify_finds_a_consistent_forgery(cli: Cli, tmp_path: Path,
-                                           edit: tuple[Callable[[dict[str, Any]], None], str]) -> None:
+def test_verify_finds_a_consistent_forgery(
+    cli: Cli, tmp_path: Path, edit: tuple[Callable[[dict[str, Any]], None], str]
+) -> None:
     document = mini_repo(cli, tmp_path)
     (tmp_path / "dvc.lock").write_text(dvc_lock_for(tmp_path, document), encoding="utf-8")
     assert _findings(cli) == []
@@ -73,8 +74,9 @@ def test_verify_finds_a_consistent_forgery(cli: Cli, tmp_path: Path,
     findings = _findings(cli)
 
     assert findings, "verify passed a forged manifest"
-    assert any(mention in item["what"] or mention in item["found"] or mention in item["expected"]
-               for item in findings), findings
+    assert any(
+        mention in item["what"] or mention in item["found"] or mention in item["expected"] for item in findings
+    ), findings
     assert all(item["where"] == MANIFEST or item["where"].startswith("out/") for item in findings), findings
 
 

@@ -16,30 +16,36 @@ from corpusprov.errors import DataError
 from corpusprov.jsonl import JsonlOptions, JsonlReader, canonical_line, is_blank, parse_row
 
 
-@pytest.mark.parametrize(("value", "golden"), [
-    ({"a": 5e-05}, b'{"a":0.00005}\n'),
-    ({"a": 0.1}, b'{"a":0.1}\n'),
-    ({"a": 23.0}, b'{"a":23.0}\n'),
-    ({"a": 23}, b'{"a":23}\n'),
-    ({"a": 1e16}, b'{"a":1e+16}\n'),
-    ({"a": 1.5e300}, b'{"a":1.5e+300}\n'),
-    ({"a": -0.0}, b'{"a":-0.0}\n'),
-    ({"a": 123456789.125}, b'{"a":123456789.125}\n'),
-    ({"b": 1, "a": {"d": 2, "c": [3, "x"]}}, b'{"a":{"c":[3,"x"],"d":2},"b":1}\n'),
-    ({"src": "Café_東京.y4m"}, '{"src":"Café_東京.y4m"}\n'.encode()),
-    ({"q": 'say "hi"\\'}, b'{"q":"say \\"hi\\"\\\\"}\n'),
-    ({"t": True, "f": False, "n": None}, b'{"f":false,"n":null,"t":true}\n'),
-])
+@pytest.mark.parametrize(
+    ("value", "golden"),
+    [
+        ({"a": 5e-05}, b'{"a":0.00005}\n'),
+        ({"a": 0.1}, b'{"a":0.1}\n'),
+        ({"a": 23.0}, b'{"a":23.0}\n'),
+        ({"a": 23}, b'{"a":23}\n'),
+        ({"a": 1e16}, b'{"a":1e+16}\n'),
+        ({"a": 1.5e300}, b'{"a":1.5e+300}\n'),
+        ({"a": -0.0}, b'{"a":-0.0}\n'),
+        ({"a": 123456789.125}, b'{"a":123456789.125}\n'),
+        ({"b": 1, "a": {"d": 2, "c": [3, "x"]}}, b'{"a":{"c":[3,"x"],"d":2},"b":1}\n'),
+        ({"src": "Café_東京.y4m"}, '{"src":"Café_東京.y4m"}\n'.encode()),
+        ({"q": 'say "hi"\\'}, b'{"q":"say \\"hi\\"\\\\"}\n'),
+        ({"t": True, "f": False, "n": None}, b'{"f":false,"n":null,"t":true}\n'),
+    ],
+)
 def test_canonical_bytes_are_pinned(value: dict[str, Any], golden: bytes) -> None:
     assert canonical_line(value) == golden
 
 
-@pytest.mark.parametrize(("value", "golden"), [
-    ({"a": float("nan"), "b": 1.5}, b'{"a":NaN,"b":1.5}\n'),
-    ({"a": float("inf")}, b'{"a":Infinity}\n'),
-    ({"a": [float("-inf"), 2**70]}, b'{"a":[-Infinity,1180591620717411303424]}\n'),
-    ({"a": -(2**64)}, b'{"a":-18446744073709551616}\n'),
-])
+@pytest.mark.parametrize(
+    ("value", "golden"),
+    [
+        ({"a": float("nan"), "b": 1.5}, b'{"a":NaN,"b":1.5}\n'),
+        ({"a": float("inf")}, b'{"a":Infinity}\n'),
+        ({"a": [float("-inf"), 2**70]}, b'{"a":[-Infinity,1180591620717411303424]}\n'),
+        ({"a": -(2**64)}, b'{"a":-18446744073709551616}\n'),
+    ],
+)
 def test_special_values_are_written_as_python_json_writes_them(value: dict[str, Any], golden: bytes) -> None:
     assert canonical_line(value, special=True) == golden
     reread = json.loads(golden)
@@ -87,19 +93,22 @@ def test_integer_beyond_64_bits_is_read_exactly(tmp_path: Path) -> None:
     assert canonical_line(row, special=special) == b'{"big":123456789012345678901234567890}\n'
 
 
-@pytest.mark.parametrize(("line", "reason"), [
-    (b'{"a":1,"a":2}', "duplicate_key"),
-    (b'{"a":{"x":1,"x":1}}', "duplicate_key"),
-    (b'{"a" :1, "a" : 2}', "duplicate_key"),
-    (b'{"a":"q\\":","a":1}', "duplicate_key"),
-    (b"[1,2]", "not_an_object"),
-    (b'"text"', "not_an_object"),
-    (b'{"a":"\xff"}', "invalid_utf8"),
-    (b'{"a":', "truncated_line"),
-    (b'{"a": tru', "truncated_line"),
-    (b'{"a": tru}', "invalid_json"),
-    (b'{"a":' + b"[" * 10000 + b"]" * 10000 + b"}", "invalid_json"),
-])
+@pytest.mark.parametrize(
+    ("line", "reason"),
+    [
+        (b'{"a":1,"a":2}', "duplicate_key"),
+        (b'{"a":{"x":1,"x":1}}', "duplicate_key"),
+        (b'{"a" :1, "a" : 2}', "duplicate_key"),
+        (b'{"a":"q\\":","a":1}', "duplicate_key"),
+        (b"[1,2]", "not_an_object"),
+        (b'"text"', "not_an_object"),
+        (b'{"a":"\xff"}', "invalid_utf8"),
+        (b'{"a":', "truncated_line"),
+        (b'{"a": tru', "truncated_line"),
+        (b'{"a": tru}', "invalid_json"),
+        (b'{"a":' + b"[" * 10000 + b"]" * 10000 + b"}", "invalid_json"),
+    ],
+)
 def test_bad_lines_come_back_as_line_errors(tmp_path: Path, line: bytes, reason: str) -> None:
     path = tmp_path / "bad.jsonl"
     path.write_bytes(line)  # no trailing newline: the last line
@@ -122,15 +131,19 @@ def test_escaped_quotes_and_colons_in_strings_are_not_duplicates() -> None:
     assert row == {"a": 'x":y', "b": "\\", "c": {"d": '":'}} and not special
 
 
-@pytest.mark.parametrize(("content", "options", "message"), [
-    (b"\xef\xbb\xbf{}\n", JsonlOptions(), "byte order mark"),
-    (b'{"a":1}\r\n', JsonlOptions(crlf="reject"), "CRLF"),
-    (b'{"a":1}\n\n{"a":2}\n', JsonlOptions(blank_lines="reject"), "blank line"),
-    (b"", JsonlOptions(empty_file="reject"), "empty"),
-    (b'{"a":"' + b"x" * 200 + b'"}\n', JsonlOptions(max_line_bytes=100), "longer than 100 bytes"),
-])
-def test_file_level_problems_raise_with_location(tmp_path: Path, content: bytes,
-                                                 options: JsonlOptions, message: str) -> None:
+@pytest.mark.parametrize(
+    ("content", "options", "message"),
+    [
+        (b"\xef\xbb\xbf{}\n", JsonlOptions(), "byte order mark"),
+        (b'{"a":1}\r\n', JsonlOptions(crlf="reject"), "CRLF"),
+        (b'{"a":1}\n\n{"a":2}\n', JsonlOptions(blank_lines="reject"), "blank line"),
+        (b"", JsonlOptions(empty_file="reject"), "empty"),
+        (b'{"a":"' + b"x" * 200 + b'"}\n', JsonlOptions(max_line_bytes=100), "longer than 100 bytes"),
+    ],
+)
+def test_file_level_problems_raise_with_location(
+    tmp_path: Path, content: bytes, options: JsonlOptions, message: str
+) -> None:
     path = tmp_path / "f.jsonl"
     path.write_bytes(content)
     with pytest.raises(DataError, match=message) as caught:
@@ -173,8 +186,11 @@ def test_last_line_without_newline_is_a_row(tmp_path: Path) -> None:
 
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers(min_value=-(2**80), max_value=2**80)
-    | st.floats(allow_nan=True, allow_infinity=True) | st.text(),
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**80), max_value=2**80)
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text(),
     lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
     max_leaves=20,
 )

@@ -17,26 +17,32 @@ def _key(**values: object) -> bytes:
     return key_digest(row, FIELDS)
 
 
-@pytest.mark.parametrize(("left", "right"), [
-    ({"crf": 23}, {"crf": 23.0}),
-    ({"preset": 6}, {"preset": 6.0}),
-    ({"crf": 2**64}, {"crf": float(2**64)}),
-    ({"crf": 0}, {"crf": -0.0}),
-])
+@pytest.mark.parametrize(
+    ("left", "right"),
+    [
+        ({"crf": 23}, {"crf": 23.0}),
+        ({"preset": 6}, {"preset": 6.0}),
+        ({"crf": 2**64}, {"crf": float(2**64)}),
+        ({"crf": 0}, {"crf": -0.0}),
+    ],
+)
 def test_numbers_compare_by_value(left: dict[str, object], right: dict[str, object]) -> None:
     assert _key(**left) == _key(**right)
 
 
-@pytest.mark.parametrize(("left", "right"), [
-    ({"crf": 23}, {"crf": "23"}),
-    ({"crf": 23.5}, {"crf": "23.5"}),
-    ({"crf": 1}, {"crf": True}),
-    ({"crf": 0}, {"crf": False}),
-    ({"crf": 0}, {"crf": None}),
-    ({"preset": "medium"}, {"preset": "Medium"}),
-    ({"preset": "medium"}, {"preset": "medium "}),
-    ({"crf": 23.5}, {"crf": 23.50000001}),
-])
+@pytest.mark.parametrize(
+    ("left", "right"),
+    [
+        ({"crf": 23}, {"crf": "23"}),
+        ({"crf": 23.5}, {"crf": "23.5"}),
+        ({"crf": 1}, {"crf": True}),
+        ({"crf": 0}, {"crf": False}),
+        ({"crf": 0}, {"crf": None}),
+        ({"preset": "medium"}, {"preset": "Medium"}),
+        ({"preset": "medium"}, {"preset": "medium "}),
+        ({"crf": 23.5}, {"crf": 23.50000001}),
+    ],
+)
 def test_distinct_values_give_distinct_keys(left: dict[str, object], right: dict[str, object]) -> None:
     assert _key(**left) != _key(**right)
 

@@ -32,15 +32,21 @@ def _params(folder: Path, body: str) -> Path:
 
 
 def test_merge_dedups_on_value_semantics_and_keeps_first(cli: Cli, tmp_path: Path) -> None:
-    write_jsonl(tmp_path / "shards" / "a.jsonl", [
-        encode_row(crf=23, run_id="a1"),
-        encode_row(crf=24, run_id="a2"),
-        encode_row(crf="23", run_id="a3"),          # a string never equals a number
-    ])
-    write_jsonl(tmp_path / "shards" / "b.jsonl", [
-        encode_row(crf=23.0, run_id="b1"),          # 23 == 23.0: duplicate of a1
-        encode_row(crf=24, preset="slow", run_id="b2"),
-    ])
+    write_jsonl(
+        tmp_path / "shards" / "a.jsonl",
+        [
+            encode_row(crf=23, run_id="a1"),
+            encode_row(crf=24, run_id="a2"),
+            encode_row(crf="23", run_id="a3"),  # a string never equals a number
+        ],
+    )
+    write_jsonl(
+        tmp_path / "shards" / "b.jsonl",
+        [
+            encode_row(crf=23.0, run_id="b1"),  # 23 == 23.0: duplicate of a1
+            encode_row(crf=24, preset="slow", run_id="b2"),
+        ],
+    )
     result = cli("merge", "shards", "--output", "out/m.jsonl")
     assert result.exit_code == 0, result.output
     assert [row["run_id"] for row in _lines(tmp_path / "out" / "m.jsonl")] == ["a1", "a2", "a3", "b2"]
@@ -77,10 +83,13 @@ def test_output_bytes_are_canonical_and_rows_pass_through(cli: Cli, tmp_path: Pa
     ).encode()
 
 
-@pytest.mark.parametrize(("policy", "written", "counter"), [
-    ("keep", "NaN", "non_finite_kept"),
-    ("null", "null", "non_finite_nulled"),
-])
+@pytest.mark.parametrize(
+    ("policy", "written", "counter"),
+    [
+        ("keep", "NaN", "non_finite_kept"),
+        ("null", "null", "non_finite_nulled"),
+    ],
+)
 def test_non_finite_policy(cli: Cli, tmp_path: Path, policy: str, written: str, counter: str) -> None:
     _params(tmp_path, f"merge:\n  non_finite: {policy}\n")
     write_jsonl(tmp_path / "a.jsonl", [encode_row(cambi=math.nan, crf=20), encode_row(crf=21)])
@@ -93,13 +102,16 @@ def test_non_finite_policy(cli: Cli, tmp_path: Path, policy: str, written: str, 
 
 def test_non_finite_reject_and_key_reject_go_to_rejects_with_location(cli: Cli, tmp_path: Path) -> None:
     _params(tmp_path, "merge:\n  non_finite: reject\n")
-    write_jsonl(tmp_path / "a.jsonl", [encode_row(crf=20), encode_row(crf=21, cambi=math.inf),
-                                       encode_row(crf=math.nan)])
+    write_jsonl(
+        tmp_path / "a.jsonl", [encode_row(crf=20), encode_row(crf=21, cambi=math.inf), encode_row(crf=math.nan)]
+    )
     result = cli("merge", "a.jsonl", "-o", "m.jsonl")
     assert result.exit_code == 0, result.output
     rejects = _lines(tmp_path / "m.rejects.jsonl")
     assert [(r["reason"], r["path"], r["line"]) for r in rejects] == [
-        ("non_finite_value", "a.jsonl", 2), ("non_finite_key", "a.jsonl", 3)]
+        ("non_finite_value", "a.jsonl", 2),
+        ("non_finite_key", "a.jsonl", 3),
+    ]
     assert rejects[0]["row"]["cambi"] == math.inf
     manifest, _ = load_manifest(tmp_path / "m.jsonl.manifest.json", "m")
     assert manifest.counters["rejected_non_finite_value"] == 1
@@ -123,10 +135,15 @@ def test_manifest_records_hashes_params_and_folder_dir_md5(cli: Cli, tmp_path: P
         assert item["md5"] == hashlib.md5(data).hexdigest()  # noqa: S324
         assert item["sha256"] == hashlib.sha256(data).hexdigest()
         assert item["bytes"] == len(data)
-    assert document["input_folders"] == [{
-        "path": "shards", "files": ["a.jsonl", "b.jsonl"],
-        "dvc_dir_md5": dvc_dir_md5([("a.jsonl", document["inputs"][0]["md5"]),
-                                    ("b.jsonl", document["inputs"][1]["md5"])])}]
+    assert document["input_folders"] == [
+        {
+            "path": "shards",
+            "files": ["a.jsonl", "b.jsonl"],
+            "dvc_dir_md5": dvc_dir_md5(
+                [("a.jsonl", document["inputs"][0]["md5"]), ("b.jsonl", document["inputs"][1]["md5"])]
+            ),
+        }
+    ]
     assert document["params"]["values"] == {"dedup": {"keep": "first"}}
     assert document["params"]["sha256"] == hashlib.sha256(params.read_bytes()).hexdigest()
     outputs = {item["role"]: item for item in document["outputs"]}
@@ -162,8 +179,7 @@ def test_dvc_dir_md5_matches_dvc_itself() -> None:
 
 def test_two_runs_give_byte_identical_outputs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
-    rows = [encode_row(crf=i % 7, src=f"clip{i % 5}", cambi=math.nan if i % 3 == 0 else 1.0)
-            for i in range(60)]
+    rows = [encode_row(crf=i % 7, src=f"clip{i % 5}", cambi=math.nan if i % 3 == 0 else 1.0) for i in range(60)]
     write_jsonl(tmp_path / "a.jsonl", rows)
     first = run_merge(StageRequest(inputs=("a.jsonl",), output=Path("one.jsonl")))
     second = run_merge(StageRequest(inputs=("a.jsonl",), output=Path("two.jsonl")))
@@ -173,16 +189,19 @@ def test_two_runs_give_byte_identical_outputs(tmp_path: Path, monkeypatch: pytes
 
 # --- properties --------------------------------------------------------------------------
 
-key_values = st.fixed_dictionaries({
-    "src_sha256": st.sampled_from(["a", "b", "c"]),
-    "encoder": st.sampled_from(["x264", "svt"]),
-    "preset": st.sampled_from(["medium", 6, 6.0, "6"]),
-    "crf": st.sampled_from([23, 23.0, "23", 30, 30.5]),
-})
+key_values = st.fixed_dictionaries(
+    {
+        "src_sha256": st.sampled_from(["a", "b", "c"]),
+        "encoder": st.sampled_from(["x264", "svt"]),
+        "preset": st.sampled_from(["medium", 6, 6.0, "6"]),
+        "crf": st.sampled_from([23, 23.0, "23", 30, 30.5]),
+    }
+)
 
 
 def _model(rows: list[dict[str, Any]], keep: str) -> list[dict[str, Any]]:
     """The contract in a few lines: numbers by value, strings exactly, first or last wins."""
+
     def norm(value: Any) -> Any:
         return ("n", float(value)) if isinstance(value, (int, float)) else ("s", value)
 
@@ -195,31 +214,41 @@ def _model(rows: list[dict[str, Any]], keep: str) -> list[dict[str, Any]]:
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(rows=st.lists(key_values, min_size=1, max_size=25), cuts=st.lists(st.integers(0, 25), max_size=3),
-       keep=st.sampled_from(["first", "last"]), indent=st.booleans())
+@given(
+    rows=st.lists(key_values, min_size=1, max_size=25),
+    cuts=st.lists(st.integers(0, 25), max_size=3),
+    keep=st.sampled_from(["first", "last"]),
+    indent=st.booleans(),
+)
 def test_merge_matches_the_contract_and_ignores_shard_boundaries_and_formatting(
-        tmp_path_factory: pytest.TempPathFactory, rows: list[dict[str, Any]], cuts: list[int],
-        keep: str, indent: bool) -> None:
+    tmp_path_factory: pytest.TempPathFactory, rows: list[dict[str, Any]], cuts: list[int], keep: str, indent: bool
+) -> None:
     folder = tmp_path_factory.mktemp("prop")
     for index, row in enumerate(rows):
         row["seq"] = index
     (folder / "params.yaml").write_text(
-        f"merge:\n  required_keys: [src_sha256, encoder, preset, crf]\n  dedup:\n    keep: {keep}\n",
-        encoding="utf-8")
+        f"merge:\n  required_keys: [src_sha256, encoder, preset, crf]\n  dedup:\n    keep: {keep}\n", encoding="utf-8"
+    )
     bounds = sorted({0, len(rows), *(min(cut, len(rows)) for cut in cuts)})
     shard_dir = folder / "shards"
     shard_dir.mkdir()
     for number, (start, end) in enumerate(itertools.pairwise(bounds)):
         # Key order and whitespace of the input must not matter.
-        text = "".join(json.dumps(dict(reversed(list(row.items()))), separators=(", ", ": ") if indent else (",", ":"))
-                       + "\n" for row in rows[start:end])
+        text = "".join(
+            json.dumps(dict(reversed(list(row.items()))), separators=(", ", ": ") if indent else (",", ":")) + "\n"
+            for row in rows[start:end]
+        )
         (shard_dir / f"s{number:02d}.jsonl").write_text(text, encoding="utf-8")
     import os
+
     old = Path.cwd()
     os.chdir(folder)
     try:
-        run_merge(StageRequest(inputs=("shards",), output=Path("m.jsonl"),
-                               params_path=Path("params.yaml"), params_explicit=True))
+        run_merge(
+            StageRequest(
+                inputs=("shards",), output=Path("m.jsonl"), params_path=Path("params.yaml"), params_explicit=True
+            )
+        )
     finally:
         os.chdir(old)
     written = [json.loads(line) for line in (folder / "m.jsonl").read_text(encoding="utf-8").splitlines()]

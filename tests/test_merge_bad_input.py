@@ -60,8 +60,7 @@ def write_bytes(path: Path, data: bytes) -> Path:
 
 def canonical(row: dict[str, Any]) -> bytes:
     """What the contract says a kept row looks like on disk (sorted, compact, raw UTF-8)."""
-    return (json.dumps(row, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-            + "\n").encode("utf-8")
+    return (json.dumps(row, sort_keys=True, separators=(",", ":"), ensure_ascii=False) + "\n").encode("utf-8")
 
 
 def good_shard(tmp_path: Path, name: str = "in/a.jsonl") -> Path:
@@ -125,7 +124,7 @@ def assert_one_error_line(result: Any, where: str, mentions: Sequence[str]) -> s
     assert len(lines) == 1, f"expected one stderr line, got {len(lines)}:\n{stderr}"
     line = lines[0]
     assert line.startswith(ERROR_PREFIX), line
-    text = line[len(ERROR_PREFIX):]
+    text = line[len(ERROR_PREFIX) :]
     assert re.match(where, text), f"location {where!r} not at the start of: {text}"
     for fragment in mentions:
         assert fragment.lower() in text.lower(), f"{fragment!r} not in: {text}"
@@ -179,16 +178,19 @@ def _params(text: str) -> Callable[[Path], None]:
     def build(tmp_path: Path) -> None:
         good_shard(tmp_path)
         (tmp_path / "params.yaml").write_text(text, encoding="utf-8")
+
     return build
 
 
 def _bad_second_shard(data: bytes, params: str | None = None) -> Callable[[Path], None]:
     """A good ``in/a.jsonl`` (so rows are already staged) and the bad ``in/b.jsonl``."""
+
     def build(tmp_path: Path) -> None:
         good_shard(tmp_path)
         write_bytes(tmp_path / "in/b.jsonl", data)
         if params is not None:
             (tmp_path / "params.yaml").write_text(params, encoding="utf-8")
+
     return build
 
 
@@ -290,133 +292,323 @@ STRICT_READER = "merge:\n  jsonl:\n    crlf: reject\n    blank_lines: reject\n  
 
 CASES = [
     # --- bad bytes and bad lines: DataError, exit 1, file:line ---
-    pytest.param(Case(_bad_second_shard(_valid_then(line_bytes(encode_row(crf=31)), b'{"src_sha256": "a',
-                                                    trailing_newline=False)),
-                      ("in/a.jsonl", "in/b.jsonl"), 1, r"in/b\.jsonl:3: ", ("truncated",)),
-                 id="truncated-last-line"),
-    pytest.param(Case(_crlf_file, ("in/a.jsonl", "in/b.jsonl"), 1, r"in/b\.jsonl:1: ", ("CRLF",)),
-                 id="crlf"),
-    pytest.param(Case(_bom_file, ("in/a.jsonl", "in/b.jsonl"), 1, r"in/b\.jsonl:1: ", ("byte order mark",)),
-                 id="utf8-bom"),
-    pytest.param(Case(_bad_second_shard(_valid_then(_invalid_utf8())),
-                      ("in/a.jsonl", "in/b.jsonl"), 1, r"in/b\.jsonl:2: ", ("UTF-8",)),
-                 id="invalid-utf8-in-string"),
-    pytest.param(Case(_bad_second_shard(_valid_then(_duplicate_top_key())),
-                      ("in/a.jsonl", "in/b.jsonl"), 1, r"in/b\.jsonl:2: ", ("duplicate", "crf")),
-                 id="duplicate-key"),
-    pytest.param(Case(_bad_second_shard(_valid_then(_duplicate_spaced_key())),
-                      ("in/a.jsonl", "in/b.jsonl"), 1, r"in/b\.jsonl:2: ", ("duplicate", "crf")),
-                 id="duplicate-key-space-before-colon"),
-    pytest.param(Case(_bad_second_shard(_valid_then(_duplicate_nested_key())),
-                      ("in/a.jsonl", "in/b.jsonl"), 1, r"in/b\.jsonl:2: ", ("duplicate",)),
-                 id="duplicate-key-nested-object"),
-    pytest.param(Case(_bad_second_shard(_valid_then(b"[1, 2, 3]")),
-                      ("in/a.jsonl", "in/b.jsonl"), 1, r"in/b\.jsonl:2: ", ("array",)),
-                 id="top-level-array"),
-    pytest.param(Case(_bad_second_shard(_valid_then(b'"just a string"')),
-                      ("in/a.jsonl", "in/b.jsonl"), 1, r"in/b\.jsonl:2: ", ("string",)),
-                 id="top-level-string"),
-    pytest.param(Case(_bad_second_shard(_valid_then(b"null")),
-                      ("in/a.jsonl", "in/b.jsonl"), 1, r"in/b\.jsonl:2: ", ("null",)),
-                 id="top-level-null"),
-    pytest.param(Case(_bad_second_shard(_valid_then(b"{not json}")),
-                      ("in/a.jsonl", "in/b.jsonl"), 1, r"in/b\.jsonl:2: ", ("invalid JSON",)),
-                 id="invalid-json-mid-file"),
-    pytest.param(Case(_empty_file, ("in/a.jsonl", "in/b.jsonl"), 1, r"in/b\.jsonl: ", ("empty", "empty_file")),
-                 id="empty-file"),
-    pytest.param(Case(_bad_second_shard(_valid_then(b"", line_bytes(encode_row(crf=31))), params=STRICT_READER),
-                      ("in/a.jsonl", "in/b.jsonl"), 1, r"in/b\.jsonl:2: ", ("blank",)),
-                 id="blank-line-mid-file"),
-    pytest.param(Case(_bad_second_shard(_valid_then(b"   \t", line_bytes(encode_row(crf=31))), params=STRICT_READER),
-                      ("in/a.jsonl", "in/b.jsonl"), 1, r"in/b\.jsonl:2: ", ("blank",)),
-                 id="whitespace-line-mid-file"),
-    pytest.param(Case(_bad_second_shard(_valid_then(_long_line(), line_bytes(encode_row(crf=32))),
-                                        params=MAX_LINE_2500),
-                      ("in/a.jsonl", "in/b.jsonl"), 1, r"in/b\.jsonl:2: ", ("2500", "max_line_bytes")),
-                 id="line-over-max-line-bytes"),
-    pytest.param(Case(_bad_second_shard(_valid_then(_long_line(), trailing_newline=False),
-                                        params=MAX_LINE_2500),
-                      ("in/a.jsonl", "in/b.jsonl"), 1, r"in/b\.jsonl:2: ", ("2500", "max_line_bytes")),
-                 id="last-line-over-max-line-bytes-no-newline"),
-    pytest.param(Case(_bad_second_shard(_valid_then(_deep_nesting())),
-                      ("in/a.jsonl", "in/b.jsonl"), 1, r"in/b\.jsonl:2: ", ("nest",)),
-                 id="nesting-10000-deep"),
-    pytest.param(Case(_bad_second_shard(_valid_then(_lone_surrogate())),
-                      ("in/a.jsonl", "in/b.jsonl"), 1, r"in/b\.jsonl:2: ", ()),
-                 id="lone-surrogate-escape"),
-    pytest.param(Case(_bad_second_shard(_valid_then(_missing_key())),
-                      ("in/a.jsonl", "in/b.jsonl"), 1, r"in/b\.jsonl:2: ", ("'vmaf_score'",)),
-                 id="missing-required-key"),
+    pytest.param(
+        Case(
+            _bad_second_shard(
+                _valid_then(line_bytes(encode_row(crf=31)), b'{"src_sha256": "a', trailing_newline=False)
+            ),
+            ("in/a.jsonl", "in/b.jsonl"),
+            1,
+            r"in/b\.jsonl:3: ",
+            ("truncated",),
+        ),
+        id="truncated-last-line",
+    ),
+    pytest.param(Case(_crlf_file, ("in/a.jsonl", "in/b.jsonl"), 1, r"in/b\.jsonl:1: ", ("CRLF",)), id="crlf"),
+    pytest.param(
+        Case(_bom_file, ("in/a.jsonl", "in/b.jsonl"), 1, r"in/b\.jsonl:1: ", ("byte order mark",)), id="utf8-bom"
+    ),
+    pytest.param(
+        Case(
+            _bad_second_shard(_valid_then(_invalid_utf8())),
+            ("in/a.jsonl", "in/b.jsonl"),
+            1,
+            r"in/b\.jsonl:2: ",
+            ("UTF-8",),
+        ),
+        id="invalid-utf8-in-string",
+    ),
+    pytest.param(
+        Case(
+            _bad_second_shard(_valid_then(_duplicate_top_key())),
+            ("in/a.jsonl", "in/b.jsonl"),
+            1,
+            r"in/b\.jsonl:2: ",
+            ("duplicate", "crf"),
+        ),
+        id="duplicate-key",
+    ),
+    pytest.param(
+        Case(
+            _bad_second_shard(_valid_then(_duplicate_spaced_key())),
+            ("in/a.jsonl", "in/b.jsonl"),
+            1,
+            r"in/b\.jsonl:2: ",
+            ("duplicate", "crf"),
+        ),
+        id="duplicate-key-space-before-colon",
+    ),
+    pytest.param(
+        Case(
+            _bad_second_shard(_valid_then(_duplicate_nested_key())),
+            ("in/a.jsonl", "in/b.jsonl"),
+            1,
+            r"in/b\.jsonl:2: ",
+            ("duplicate",),
+        ),
+        id="duplicate-key-nested-object",
+    ),
+    pytest.param(
+        Case(
+            _bad_second_shard(_valid_then(b"[1, 2, 3]")),
+            ("in/a.jsonl", "in/b.jsonl"),
+            1,
+            r"in/b\.jsonl:2: ",
+            ("array",),
+        ),
+        id="top-level-array",
+    ),
+    pytest.param(
+        Case(
+            _bad_second_shard(_valid_then(b'"just a string"')),
+            ("in/a.jsonl", "in/b.jsonl"),
+            1,
+            r"in/b\.jsonl:2: ",
+            ("string",),
+        ),
+        id="top-level-string",
+    ),
+    pytest.param(
+        Case(_bad_second_shard(_valid_then(b"null")), ("in/a.jsonl", "in/b.jsonl"), 1, r"in/b\.jsonl:2: ", ("null",)),
+        id="top-level-null",
+    ),
+    pytest.param(
+        Case(
+            _bad_second_shard(_valid_then(b"{not json}")),
+            ("in/a.jsonl", "in/b.jsonl"),
+            1,
+            r"in/b\.jsonl:2: ",
+            ("invalid JSON",),
+        ),
+        id="invalid-json-mid-file",
+    ),
+    pytest.param(
+        Case(_empty_file, ("in/a.jsonl", "in/b.jsonl"), 1, r"in/b\.jsonl: ", ("empty", "empty_file")), id="empty-file"
+    ),
+    pytest.param(
+        Case(
+            _bad_second_shard(_valid_then(b"", line_bytes(encode_row(crf=31))), params=STRICT_READER),
+            ("in/a.jsonl", "in/b.jsonl"),
+            1,
+            r"in/b\.jsonl:2: ",
+            ("blank",),
+        ),
+        id="blank-line-mid-file",
+    ),
+    pytest.param(
+        Case(
+            _bad_second_shard(_valid_then(b"   \t", line_bytes(encode_row(crf=31))), params=STRICT_READER),
+            ("in/a.jsonl", "in/b.jsonl"),
+            1,
+            r"in/b\.jsonl:2: ",
+            ("blank",),
+        ),
+        id="whitespace-line-mid-file",
+    ),
+    pytest.param(
+        Case(
+            _bad_second_shard(_valid_then(_long_line(), line_bytes(encode_row(crf=32))), params=MAX_LINE_2500),
+            ("in/a.jsonl", "in/b.jsonl"),
+            1,
+            r"in/b\.jsonl:2: ",
+            ("2500", "max_line_bytes"),
+        ),
+        id="line-over-max-line-bytes",
+    ),
+    pytest.param(
+        Case(
+            _bad_second_shard(_valid_then(_long_line(), trailing_newline=False), params=MAX_LINE_2500),
+            ("in/a.jsonl", "in/b.jsonl"),
+            1,
+            r"in/b\.jsonl:2: ",
+            ("2500", "max_line_bytes"),
+        ),
+        id="last-line-over-max-line-bytes-no-newline",
+    ),
+    pytest.param(
+        Case(
+            _bad_second_shard(_valid_then(_deep_nesting())),
+            ("in/a.jsonl", "in/b.jsonl"),
+            1,
+            r"in/b\.jsonl:2: ",
+            ("nest",),
+        ),
+        id="nesting-10000-deep",
+    ),
+    pytest.param(
+        Case(
+            _bad_second_shard(_valid_then(_lone_surrogate())), ("in/a.jsonl", "in/b.jsonl"), 1, r"in/b\.jsonl:2: ", ()
+        ),
+        id="lone-surrogate-escape",
+    ),
+    pytest.param(
+        Case(
+            _bad_second_shard(_valid_then(_missing_key())),
+            ("in/a.jsonl", "in/b.jsonl"),
+            1,
+            r"in/b\.jsonl:2: ",
+            ("'vmaf_score'",),
+        ),
+        id="missing-required-key",
+    ),
     # --- inputs that cannot be opened as shards: InputError, exit 2, file ---
-    pytest.param(Case(good_shard, ("in/a.jsonl", "in/nope.jsonl"), 2, r"in/nope\.jsonl: ",
-                      ("does not exist",)),
-                 id="missing-input"),
-    pytest.param(Case(_folder_without_jsonl, ("in/a.jsonl", "in/empty"), 2, r"in/empty: ", ("*.jsonl",)),
-                 id="folder-without-jsonl"),
-    pytest.param(Case(good_shard, ("in/a.jsonl", "in/../in/a.jsonl"), 2, r"in/a\.jsonl: ", ("twice",)),
-                 id="same-input-twice"),
-    pytest.param(Case(_dangling_link, ("in/a.jsonl", "in/link.jsonl"), 2, r"in/link\.jsonl: ",
-                      ("link",)),
-                 id="dangling-symlink"),
-    pytest.param(Case(_dangling_link_in_folder, ("in/shards",), 2, r"in/shards/b\.jsonl: ", ("link",)),
-                 id="dangling-symlink-in-folder"),
-    pytest.param(Case(_fifo, ("in/a.jsonl", "in/pipe.jsonl"), 2, r"in/pipe\.jsonl: ", ("FIFO",),
-                      fifos=("in/pipe.jsonl",)),
-                 id="fifo"),
-    pytest.param(Case(_fifo_in_folder, ("in/shards",), 2, r"in/shards/pipe\.jsonl: ", ("FIFO",),
-                      fifos=("in/shards/pipe.jsonl",)),
-                 id="fifo-in-folder"),
+    pytest.param(
+        Case(good_shard, ("in/a.jsonl", "in/nope.jsonl"), 2, r"in/nope\.jsonl: ", ("does not exist",)),
+        id="missing-input",
+    ),
+    pytest.param(
+        Case(_folder_without_jsonl, ("in/a.jsonl", "in/empty"), 2, r"in/empty: ", ("*.jsonl",)),
+        id="folder-without-jsonl",
+    ),
+    pytest.param(
+        Case(good_shard, ("in/a.jsonl", "in/../in/a.jsonl"), 2, r"in/a\.jsonl: ", ("twice",)), id="same-input-twice"
+    ),
+    pytest.param(
+        Case(_dangling_link, ("in/a.jsonl", "in/link.jsonl"), 2, r"in/link\.jsonl: ", ("link",)), id="dangling-symlink"
+    ),
+    pytest.param(
+        Case(_dangling_link_in_folder, ("in/shards",), 2, r"in/shards/b\.jsonl: ", ("link",)),
+        id="dangling-symlink-in-folder",
+    ),
+    pytest.param(
+        Case(_fifo, ("in/a.jsonl", "in/pipe.jsonl"), 2, r"in/pipe\.jsonl: ", ("FIFO",), fifos=("in/pipe.jsonl",)),
+        id="fifo",
+    ),
+    pytest.param(
+        Case(
+            _fifo_in_folder, ("in/shards",), 2, r"in/shards/pipe\.jsonl: ", ("FIFO",), fifos=("in/shards/pipe.jsonl",)
+        ),
+        id="fifo-in-folder",
+    ),
     # --- params.yaml problems: ParamsError, exit 2, params.yaml:LINE[:COL] ---
-    pytest.param(Case(_params("merge:\n  dedupe:\n    keep: last\n"), ("in/a.jsonl",), 2,
-                      r"params\.yaml:2:3: ", ("unknown key", "dedupe")),
-                 id="params-unknown-merge-key"),
-    pytest.param(Case(_params("merge:\n  jsonl:\n    crlf: accept\n    bom_policy: accept\n"),
-                      ("in/a.jsonl",), 2, r"params\.yaml:4:5: ", ("unknown key", "bom_policy")),
-                 id="params-unknown-jsonl-key"),
-    pytest.param(Case(_params("merge:\n  required_keys: [src, crf\n  non_finite: keep\n"),
-                      ("in/a.jsonl",), 2, r"params\.yaml:\d+:\d+: ", ("malformed YAML",)),
-                 id="params-malformed-unclosed-bracket"),
-    pytest.param(Case(_params('merge:\n  non_finite: !!python/object/apply:os.system ["echo hi"]\n'),
-                      ("in/a.jsonl",), 2, r"params\.yaml(:\d+){0,2}: ", ("tag",)),
-                 id="params-python-tag-echo"),
+    pytest.param(
+        Case(
+            _params("merge:\n  dedupe:\n    keep: last\n"),
+            ("in/a.jsonl",),
+            2,
+            r"params\.yaml:2:3: ",
+            ("unknown key", "dedupe"),
+        ),
+        id="params-unknown-merge-key",
+    ),
+    pytest.param(
+        Case(
+            _params("merge:\n  jsonl:\n    crlf: accept\n    bom_policy: accept\n"),
+            ("in/a.jsonl",),
+            2,
+            r"params\.yaml:4:5: ",
+            ("unknown key", "bom_policy"),
+        ),
+        id="params-unknown-jsonl-key",
+    ),
+    pytest.param(
+        Case(
+            _params("merge:\n  required_keys: [src, crf\n  non_finite: keep\n"),
+            ("in/a.jsonl",),
+            2,
+            r"params\.yaml:\d+:\d+: ",
+            ("malformed YAML",),
+        ),
+        id="params-malformed-unclosed-bracket",
+    ),
+    pytest.param(
+        Case(
+            _params('merge:\n  non_finite: !!python/object/apply:os.system ["echo hi"]\n'),
+            ("in/a.jsonl",),
+            2,
+            r"params\.yaml(:\d+){0,2}: ",
+            ("tag",),
+        ),
+        id="params-python-tag-echo",
+    ),
     # The tree-unchanged check catches the payload if it ever runs.
-    pytest.param(Case(_params('merge: !!python/object/apply:os.system ["touch pwned"]\n'),
-                      ("in/a.jsonl",), 2, r"params\.yaml(:\d+){0,2}: ", ("tag",)),
-                 id="params-python-tag-touch"),
-    pytest.param(Case(_params("merge:\n  dedup:\n    key: [src_sha256, encoder, preset, crf, codec_tag]\n"),
-                      ("in/a.jsonl",), 2, r"params\.yaml:3:\d+: ", ("codec_tag", "required_keys")),
-                 id="params-dedup-key-not-required"),
-    pytest.param(Case(_params("merge:\n  required_keys: [src_sha256, encoder, preset]\n"),
-                      ("in/a.jsonl",), 2, r"params\.yaml(:\d+){0,2}: ", ("crf", "required_keys")),
-                 id="params-default-dedup-key-not-required"),
-    pytest.param(Case(_params("merge:\n  non_finite: drop\n"),
-                      ("in/a.jsonl",), 2, r"params\.yaml:2:\d+: ", ("non_finite", "keep")),
-                 id="params-bad-choice-value"),
-    pytest.param(Case(_params("- merge\n- sample\n"),
-                      ("in/a.jsonl",), 2, r"params\.yaml(:\d+){0,2}: ", ("mapping",)),
-                 id="params-top-level-list"),
-    pytest.param(Case(_params("merge:\n  jsonl:\n    max_line_bytes: 0\n"),
-                      ("in/a.jsonl",), 2, r"params\.yaml:3:\d+: ", ("max_line_bytes",)),
-                 id="params-max-line-bytes-zero"),
+    pytest.param(
+        Case(
+            _params('merge: !!python/object/apply:os.system ["touch pwned"]\n'),
+            ("in/a.jsonl",),
+            2,
+            r"params\.yaml(:\d+){0,2}: ",
+            ("tag",),
+        ),
+        id="params-python-tag-touch",
+    ),
+    pytest.param(
+        Case(
+            _params("merge:\n  dedup:\n    key: [src_sha256, encoder, preset, crf, codec_tag]\n"),
+            ("in/a.jsonl",),
+            2,
+            r"params\.yaml:3:\d+: ",
+            ("codec_tag", "required_keys"),
+        ),
+        id="params-dedup-key-not-required",
+    ),
+    pytest.param(
+        Case(
+            _params("merge:\n  required_keys: [src_sha256, encoder, preset]\n"),
+            ("in/a.jsonl",),
+            2,
+            r"params\.yaml(:\d+){0,2}: ",
+            ("crf", "required_keys"),
+        ),
+        id="params-default-dedup-key-not-required",
+    ),
+    pytest.param(
+        Case(
+            _params("merge:\n  non_finite: drop\n"), ("in/a.jsonl",), 2, r"params\.yaml:2:\d+: ", ("non_finite", "keep")
+        ),
+        id="params-bad-choice-value",
+    ),
+    pytest.param(
+        Case(_params("- merge\n- sample\n"), ("in/a.jsonl",), 2, r"params\.yaml(:\d+){0,2}: ", ("mapping",)),
+        id="params-top-level-list",
+    ),
+    pytest.param(
+        Case(
+            _params("merge:\n  jsonl:\n    max_line_bytes: 0\n"),
+            ("in/a.jsonl",),
+            2,
+            r"params\.yaml:3:\d+: ",
+            ("max_line_bytes",),
+        ),
+        id="params-max-line-bytes-zero",
+    ),
     # --- outputs that would overwrite or be read back as inputs: UsageError, exit 2 ---
-    pytest.param(Case(good_shard, ("in/a.jsonl", "--output", "in/a.jsonl"), 2, r"in/a\.jsonl: ",
-                      ("input",)),
-                 id="output-is-the-input"),
-    pytest.param(Case(good_shard, ("in/a.jsonl", "--output", "./in/../in/a.jsonl"), 2, r"in/a\.jsonl: ",
-                      ("input",)),
-                 id="output-is-the-input-spelled-differently"),
-    pytest.param(Case(_output_alias, ("in/a.jsonl", "--output", "out/alias.jsonl"), 2,
-                      r"out/alias\.jsonl: ", ("input",)),
-                 id="output-is-a-symlink-to-the-input"),
-    pytest.param(Case(good_shard, ("in", "--output", "in/merged.jsonl"), 2, r"in/merged\.jsonl: ",
-                      ("inside the input folder",)),
-                 id="output-inside-input-folder"),
-    pytest.param(Case(good_shard, ("./in/", "--output", "in/sub/merged.jsonl"), 2,
-                      r"in/sub/merged\.jsonl: ", ("inside the input folder",)),
-                 id="output-nested-inside-input-folder"),
-    pytest.param(Case(good_shard, ("in", "--output", OUTPUT, "--rejects-out", "in/rejects.jsonl"), 2,
-                      r"in/rejects\.jsonl: ", ("inside the input folder",)),
-                 id="rejects-out-inside-input-folder"),
+    pytest.param(
+        Case(good_shard, ("in/a.jsonl", "--output", "in/a.jsonl"), 2, r"in/a\.jsonl: ", ("input",)),
+        id="output-is-the-input",
+    ),
+    pytest.param(
+        Case(good_shard, ("in/a.jsonl", "--output", "./in/../in/a.jsonl"), 2, r"in/a\.jsonl: ", ("input",)),
+        id="output-is-the-input-spelled-differently",
+    ),
+    pytest.param(
+        Case(_output_alias, ("in/a.jsonl", "--output", "out/alias.jsonl"), 2, r"out/alias\.jsonl: ", ("input",)),
+        id="output-is-a-symlink-to-the-input",
+    ),
+    pytest.param(
+        Case(good_shard, ("in", "--output", "in/merged.jsonl"), 2, r"in/merged\.jsonl: ", ("inside the input folder",)),
+        id="output-inside-input-folder",
+    ),
+    pytest.param(
+        Case(
+            good_shard,
+            ("./in/", "--output", "in/sub/merged.jsonl"),
+            2,
+            r"in/sub/merged\.jsonl: ",
+            ("inside the input folder",),
+        ),
+        id="output-nested-inside-input-folder",
+    ),
+    pytest.param(
+        Case(
+            good_shard,
+            ("in", "--output", OUTPUT, "--rejects-out", "in/rejects.jsonl"),
+            2,
+            r"in/rejects\.jsonl: ",
+            ("inside the input folder",),
+        ),
+        id="rejects-out-inside-input-folder",
+    ),
 ]
 
 
@@ -447,8 +639,10 @@ def test_bad_input_fails_cleanly(cli: Any, tmp_path: Path, case: Case) -> None:
 def test_non_finite_natural_key_is_rejected_not_fatal(cli: Any, tmp_path: Path, token: str) -> None:
     bad = line_bytes(encode_row(crf=21)).replace(b'"crf": 21', b'"crf": ' + token.encode())
     assert token.encode() in bad
-    write_bytes(tmp_path / "in/a.jsonl", b"\n".join(
-        [line_bytes(encode_row(crf=20)), bad, line_bytes(encode_row(crf=22))]) + b"\n")
+    write_bytes(
+        tmp_path / "in/a.jsonl",
+        b"\n".join([line_bytes(encode_row(crf=20)), bad, line_bytes(encode_row(crf=22))]) + b"\n",
+    )
 
     result = cli("merge", "in/a.jsonl", "--output", OUTPUT)
 
@@ -469,8 +663,9 @@ def test_non_finite_natural_key_is_rejected_not_fatal(cli: Any, tmp_path: Path, 
 
 def test_non_finite_value_with_reject_policy_goes_to_rejects(cli: Any, tmp_path: Path) -> None:
     (tmp_path / "params.yaml").write_text("merge:\n  non_finite: reject\n", encoding="utf-8")
-    write_jsonl(tmp_path / "in/a.jsonl",
-                [encode_row(crf=20), encode_row(crf=21, vmaf_score=float("nan")), encode_row(crf=22)])
+    write_jsonl(
+        tmp_path / "in/a.jsonl", [encode_row(crf=20), encode_row(crf=21, vmaf_score=float("nan")), encode_row(crf=22)]
+    )
 
     result = cli("merge", "in/a.jsonl", "--output", OUTPUT)
 
@@ -489,11 +684,11 @@ def test_non_finite_value_with_reject_policy_goes_to_rejects(cli: Any, tmp_path:
 
 
 BIG_INTEGERS = [
-    2**64,                      # one past uint64
-    -(2**63) - 1,               # one past int64
+    2**64,  # one past uint64
+    -(2**63) - 1,  # one past int64
     10**30 + 7,
     -(10**40) + 3,
-    2**64 - 1,                  # the largest uint64: must also survive exactly
+    2**64 - 1,  # the largest uint64: must also survive exactly
     9_223_372_036_854_775_807,  # the largest int64 (19 digits)
 ]
 
@@ -518,13 +713,19 @@ def test_reject_policy_sends_invalid_rows_to_rejects(cli: Any, tmp_path: Path) -
     (tmp_path / "params.yaml").write_text("merge:\n  on_invalid_row: reject\n", encoding="utf-8")
     missing = encode_row(crf=21)
     del missing["vmaf_score"]
-    write_bytes(tmp_path / "in/a.jsonl", b"\n".join([
-        line_bytes(encode_row(crf=20)),
-        line_bytes(missing),
-        b'{"src_sha256": "a", oops}',
-        line_bytes(encode_row(crf=20.0)),  # duplicate of line 1: 20 == 20.0
-        line_bytes(encode_row(crf=22)),
-    ]) + b"\n")
+    write_bytes(
+        tmp_path / "in/a.jsonl",
+        b"\n".join(
+            [
+                line_bytes(encode_row(crf=20)),
+                line_bytes(missing),
+                b'{"src_sha256": "a", oops}',
+                line_bytes(encode_row(crf=20.0)),  # duplicate of line 1: 20 == 20.0
+                line_bytes(encode_row(crf=22)),
+            ]
+        )
+        + b"\n",
+    )
 
     result = cli("merge", "in/a.jsonl", "--output", OUTPUT)
 
@@ -533,7 +734,9 @@ def test_reject_policy_sends_invalid_rows_to_rejects(cli: Any, tmp_path: Path) -
     assert [json.loads(line)["crf"] for line in (tmp_path / OUTPUT).read_bytes().splitlines()] == [20, 22]
     rejects = read_rejects(tmp_path)
     assert [(item["reason"], item["path"], item["line"]) for item in rejects] == [
-        ("missing_key", "in/a.jsonl", 2), ("invalid_json", "in/a.jsonl", 3)]
+        ("missing_key", "in/a.jsonl", 2),
+        ("invalid_json", "in/a.jsonl", 3),
+    ]
     assert "vmaf_score" in rejects[0]["detail"]
     manifest = read_manifest(tmp_path)
     counters = manifest["counters"]
@@ -554,14 +757,16 @@ def _quirky(kind: str, clean: list[dict[str, Any]]) -> bytes:
     return BOM + data if kind in ("bom", "all") else data
 
 
-@pytest.mark.parametrize(("kind", "params"), [
-    ("crlf", "merge:\n  jsonl:\n    crlf: accept\n"),
-    ("bom", "merge:\n  jsonl:\n    bom: accept\n"),
-    ("blank", "merge:\n  jsonl:\n    blank_lines: skip\n"),
-    ("all", LENIENT_JSONL),
-])
-def test_lenient_jsonl_options_give_the_clean_corpus(cli: Any, tmp_path: Path, kind: str,
-                                                     params: str) -> None:
+@pytest.mark.parametrize(
+    ("kind", "params"),
+    [
+        ("crlf", "merge:\n  jsonl:\n    crlf: accept\n"),
+        ("bom", "merge:\n  jsonl:\n    bom: accept\n"),
+        ("blank", "merge:\n  jsonl:\n    blank_lines: skip\n"),
+        ("all", LENIENT_JSONL),
+    ],
+)
+def test_lenient_jsonl_options_give_the_clean_corpus(cli: Any, tmp_path: Path, kind: str, params: str) -> None:
     clean = rows(3)
     write_jsonl(tmp_path / "clean/a.jsonl", clean)
     reference = cli("merge", "clean/a.jsonl", "--output", "out/clean.jsonl")
@@ -594,14 +799,18 @@ def test_the_same_quirky_file_fails_under_default_params(cli: Any, tmp_path: Pat
 # --------------------------------------------------------------------------- previous output
 
 
-@pytest.mark.parametrize(("breakage", "exit_code", "where"), [
-    ("truncated-second-shard", 1, r"in/b\.jsonl:3: "),
-    ("blank-line", 1, r"in/b\.jsonl:3: "),
-    ("unknown-param", 2, r"params\.yaml:2:3: "),
-    ("missing-input", 2, r"in/c\.jsonl: "),
-])
-def test_previous_output_survives_a_failed_run(cli: Any, tmp_path: Path, breakage: str, exit_code: int,
-                                               where: str) -> None:
+@pytest.mark.parametrize(
+    ("breakage", "exit_code", "where"),
+    [
+        ("truncated-second-shard", 1, r"in/b\.jsonl:3: "),
+        ("blank-line", 1, r"in/b\.jsonl:3: "),
+        ("unknown-param", 2, r"params\.yaml:2:3: "),
+        ("missing-input", 2, r"in/c\.jsonl: "),
+    ],
+)
+def test_previous_output_survives_a_failed_run(
+    cli: Any, tmp_path: Path, breakage: str, exit_code: int, where: str
+) -> None:
     write_jsonl(tmp_path / "in/a.jsonl", rows(3))
     write_jsonl(tmp_path / "in/b.jsonl", rows(2, first_crf=40))
     first = cli("merge", "in/a.jsonl", "in/b.jsonl", "--output", OUTPUT)
@@ -631,8 +840,9 @@ def test_previous_output_survives_a_failed_run(cli: Any, tmp_path: Path, breakag
 
 
 @pytest.mark.parametrize("key", ENCODE_GRID_REQUIRED_KEYS)
-def test_the_built_in_contract_accepts_encode_row_and_names_each_missing_key(cli: Any, tmp_path: Path,
-                                                                            key: str) -> None:
+def test_the_built_in_contract_accepts_encode_row_and_names_each_missing_key(
+    cli: Any, tmp_path: Path, key: str
+) -> None:
     """The matrix leans on the built-in contract (no params.yaml): encode_row passes it, and
     without any one of its keys the row is refused, naming that key."""
     row = encode_row()

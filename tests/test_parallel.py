@@ -23,15 +23,27 @@ def _manifest(path: Path) -> dict[str, Any]:
     return result
 
 
-@pytest.mark.parametrize(("stage", "folder", "keep"), [
-    ("merge", "encode", "first"), ("merge", "encode", "last"), ("aggregate", "mos", "first")])
+@pytest.mark.parametrize(
+    ("stage", "folder", "keep"),
+    [("merge", "encode", "first"), ("merge", "encode", "last"), ("aggregate", "mos", "first")],
+)
 def test_jobs_do_not_change_outputs(cli: Cli, tmp_path: Path, stage: str, folder: str, keep: str) -> None:
     generate_samples(tmp_path / "raw", seed=11, rows=1500)
     params = (REPO_ROOT / "params.yaml").read_text(encoding="utf-8").replace("keep: first", f"keep: {keep}")
     (tmp_path / "params.yaml").write_text(params, encoding="utf-8")
     for jobs in ("1", "2"):
-        result = cli(stage, f"raw/{folder}", "--output", f"j{jobs}/out.jsonl", "--metrics-out", f"j{jobs}/m.json",
-                     "--plots-dir", f"j{jobs}/plots", "--jobs", jobs)
+        result = cli(
+            stage,
+            f"raw/{folder}",
+            "--output",
+            f"j{jobs}/out.jsonl",
+            "--metrics-out",
+            f"j{jobs}/m.json",
+            "--plots-dir",
+            f"j{jobs}/plots",
+            "--jobs",
+            jobs,
+        )
         assert result.exit_code == 0, result.output
     plots = [f"plots/{path.name}" for path in (tmp_path / "j1/plots").iterdir()]
     for name in ("out.jsonl", "out.rejects.jsonl", "m.json", *plots):

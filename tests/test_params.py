@@ -28,22 +28,24 @@ def test_shipped_params_are_valid_and_match_the_defaults() -> None:
     assert params.non_finite == "keep"
 
 
-@pytest.mark.parametrize(("text", "message", "line", "column"), [
-    ("merge:\n  dedup:\n    keep: newest\n", "merge.dedup.keep: must be one of first, last", 3, 5),
-    ("merge:\n  non_finte: keep\n", "merge.non_finte: unknown key", 2, 3),
-    ("merge:\n  required_keys: [a, b]\n  dedup:\n    key: [a, c]\n", "'c' is not one of merge.required_keys", 4, 5),
-    ("merge:\n  required_keys: [a, a]\n", "names 'a' twice", 2, 3),
-    ("merge:\n  dedup:\n    key: []\n", "must name at least one field", 3, 5),
-    ("merge:\n  required_keys: [a, b\n", "malformed YAML", 3, 1),
-    ("merge:\n  keep: !!python/object/apply:os.system [echo hi]\n", "YAML tag", 2, 3),
-    ("merge:\n  on_invalid_row: !custom fail\n", "YAML tag", 2, 3),
-    ("merge: [1, 2]\n", "`merge` must be a mapping", 1, 1),
-    ("merge:\n  a: 1\n  a: 2\n", "malformed YAML", 3, 3),
-    ("merge:\n  jsonl:\n    max_line_bytes: 0\n", "must be at least 1", 3, 5),
-    ("merge:\n  dedup:\n    keep:\n", "has no value", 3, 5),
-])
-def test_bad_params_name_line_and_column(tmp_path: Path, text: str, message: str,
-                                         line: int, column: int) -> None:
+@pytest.mark.parametrize(
+    ("text", "message", "line", "column"),
+    [
+        ("merge:\n  dedup:\n    keep: newest\n", "merge.dedup.keep: must be one of first, last", 3, 5),
+        ("merge:\n  non_finte: keep\n", "merge.non_finte: unknown key", 2, 3),
+        ("merge:\n  required_keys: [a, b]\n  dedup:\n    key: [a, c]\n", "'c' is not one of merge.required_keys", 4, 5),
+        ("merge:\n  required_keys: [a, a]\n", "names 'a' twice", 2, 3),
+        ("merge:\n  dedup:\n    key: []\n", "must name at least one field", 3, 5),
+        ("merge:\n  required_keys: [a, b\n", "malformed YAML", 3, 1),
+        ("merge:\n  keep: !!python/object/apply:os.system [echo hi]\n", "YAML tag", 2, 3),
+        ("merge:\n  on_invalid_row: !custom fail\n", "YAML tag", 2, 3),
+        ("merge: [1, 2]\n", "`merge` must be a mapping", 1, 1),
+        ("merge:\n  a: 1\n  a: 2\n", "malformed YAML", 3, 3),
+        ("merge:\n  jsonl:\n    max_line_bytes: 0\n", "must be at least 1", 3, 5),
+        ("merge:\n  dedup:\n    keep:\n", "has no value", 3, 5),
+    ],
+)
+def test_bad_params_name_line_and_column(tmp_path: Path, text: str, message: str, line: int, column: int) -> None:
     with pytest.raises(ParamsError) as caught:
         _load(tmp_path, text)
     error = caught.value

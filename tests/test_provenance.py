@@ -26,25 +26,37 @@ def repo(tmp_path: Path) -> Path:
     return tmp_path
 
 
-@pytest.mark.parametrize(("path", "kind"), [
-    ("src/corpusprov/merge.py", "code"), ("dvc.yaml", "code"), ("pyproject.toml", "code"),
-    ("params.yaml", "params"), ("dvc.lock", "data"), ("data/raw/encode.dvc", "data"),
-    ("README.md", "other"), ("srcs/x.py", "other"),
-])
+@pytest.mark.parametrize(
+    ("path", "kind"),
+    [
+        ("src/corpusprov/merge.py", "code"),
+        ("dvc.yaml", "code"),
+        ("pyproject.toml", "code"),
+        ("params.yaml", "params"),
+        ("dvc.lock", "data"),
+        ("data/raw/encode.dvc", "data"),
+        ("README.md", "other"),
+        ("srcs/x.py", "other"),
+    ],
+)
 def test_change_kind(path: str, kind: str) -> None:
     assert change_kind(path) == kind
 
 
-@pytest.mark.parametrize(("edits", "changed"), [
-    ((), {"code": False, "params": False, "data": False, "other": False}),
-    (("params.yaml",), {"code": False, "params": True, "data": False, "other": False}),
-    (("src/corpusprov/stage.py",), {"code": True, "params": False, "data": False, "other": False}),
-    (("data/raw/encode.dvc", "README.md"), {"code": False, "params": False, "data": True, "other": True}),
-    # a new module changes what runs; a stray untracked note does not
-    (("src/corpusprov/new.py", "notes.txt"), {"code": True, "params": False, "data": False, "other": False}),
-])
-def test_git_state_says_what_differs_from_the_commit(repo: Path, monkeypatch: pytest.MonkeyPatch,
-                                                     edits: tuple[str, ...], changed: dict[str, bool]) -> None:
+@pytest.mark.parametrize(
+    ("edits", "changed"),
+    [
+        ((), {"code": False, "params": False, "data": False, "other": False}),
+        (("params.yaml",), {"code": False, "params": True, "data": False, "other": False}),
+        (("src/corpusprov/stage.py",), {"code": True, "params": False, "data": False, "other": False}),
+        (("data/raw/encode.dvc", "README.md"), {"code": False, "params": False, "data": True, "other": True}),
+        # a new module changes what runs; a stray untracked note does not
+        (("src/corpusprov/new.py", "notes.txt"), {"code": True, "params": False, "data": False, "other": False}),
+    ],
+)
+def test_git_state_says_what_differs_from_the_commit(
+    repo: Path, monkeypatch: pytest.MonkeyPatch, edits: tuple[str, ...], changed: dict[str, bool]
+) -> None:
     for path in edits:
         with open(repo / path, "a", encoding="utf-8") as handle:
             handle.write("edit\n")
@@ -68,7 +80,9 @@ def test_manifest_show_prints_scale_conversions_and_overrides(cli: Cli, tmp_path
     (tmp_path / "params.yaml").write_text(
         "aggregate:\n  overrides:\n    forced.jsonl: lsvq\n  scales:\n"
         "    lsvq: {min: 1, max: 5, higher_is_better: true, label: acr-1-5}\n"
-        "    live-vqa: {min: 0, max: 100, higher_is_better: false, label: dmos-0-100}\n", encoding="utf-8")
+        "    live-vqa: {min: 0, max: 100, higher_is_better: false, label: dmos-0-100}\n",
+        encoding="utf-8",
+    )
     write_jsonl(tmp_path / "forced.jsonl", [{"src": "a", "src_sha256": "s-a", "mos": 3.0, "corpus": "x"}])
     write_jsonl(tmp_path / "d.jsonl", [{"src": "b", "src_sha256": "s-b", "mos": 25.0, "corpus": "live-vqa"}])
     done = cli("aggregate", "forced.jsonl", "d.jsonl", "--output", "u.jsonl")

@@ -77,16 +77,26 @@ def test_readme_walkthroughs_run_as_written(tmp_path: Path) -> None:
         for block in blocks if chosen is None else [blocks[index] for index in chosen]:
             script = "\n".join(line for line in block.splitlines() if not _SKIPPED.match(line))
             done = run(["bash", "-e", "-c", script], repo, check=False, env=env, timeout=900)
-            assert done.returncode == 0, (f"README {section!r} block failed (exit {done.returncode}):\n"
-                                          f"{block}\nstdout:\n{done.stdout[-3000:]}\nstderr:\n{done.stderr[-3000:]}")
+            assert done.returncode == 0, (
+                f"README {section!r} block failed (exit {done.returncode}):\n"
+                f"{block}\nstdout:\n{done.stdout[-3000:]}\nstderr:\n{done.stderr[-3000:]}"
+            )
             ran += 1
         if section == "Compare builds":
             # The README's table: the changed params and headline figures fit 120 columns.
-            shown = run(["dvc", "exp", "show", "--no-pager", "--only-changed", "--drop", "Created"], repo,
-                        env={**env, "COLUMNS": "120"}).stdout
+            shown = run(
+                ["dvc", "exp", "show", "--no-pager", "--only-changed", "--drop", "Created"],
+                repo,
+                env={**env, "COLUMNS": "120"},
+            ).stdout
             assert "…" not in shown, shown
-            for column in ("mos.out", "mos.rejected", "mos.mean", "aggregate.range_slack",
-                           "aggregate.dedup.std_dev_units"):
+            for column in (
+                "mos.out",
+                "mos.rejected",
+                "mos.mean",
+                "aggregate.range_slack",
+                "aggregate.dedup.std_dev_units",
+            ):
                 assert column in shown, shown
     assert ran >= len(WALKTHROUGHS)
     # The single-user remote is the folder beside the repository, for the workspace and tags alike.

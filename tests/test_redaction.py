@@ -34,8 +34,7 @@ AWS_KEY_ID = "AKIAIOSFODNN7EXAMPLE"
 URL_TOKEN = "s3cr3tT0ken"  # noqa: S105 -- a fake the manifest must not contain
 TOKEN_URL = f"https://user:{URL_TOKEN}@example.invalid/repo"
 GITHUB_TOKEN = "ghp_" + "A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8"
-JWT = ("eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0."
-       "dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U")
+JWT = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U"
 
 
 def _word(text: str) -> re.Pattern[bytes]:
@@ -60,7 +59,8 @@ def home_repo(tmp_path: Path) -> tuple[Path, Path]:
     generate_samples(work / "data", seed=0, rows=120)
     params = (REPO_ROOT / "params.yaml").read_text(encoding="utf-8")
     (work / "params.yaml").write_text(
-        f"# mirror of the shards: {TOKEN_URL} (key {AWS_SECRET})\n" + params, encoding="utf-8")
+        f"# mirror of the shards: {TOKEN_URL} (key {AWS_SECRET})\n" + params, encoding="utf-8"
+    )
     run(["git", "init", "-q", "-b", "main"], work)
     run(["git", "remote", "add", "origin", TOKEN_URL], work)
     run(["git", "add", "-A"], work)
@@ -71,26 +71,50 @@ def home_repo(tmp_path: Path) -> tuple[Path, Path]:
 def test_manifest_holds_no_home_user_host_env_or_credentials(home_repo: tuple[Path, Path]) -> None:
     home, work = home_repo
     env = {
-        "HOME": str(home), "USER": USER, "LOGNAME": USER,
-        "AWS_SECRET_ACCESS_KEY": AWS_SECRET, "AWS_ACCESS_KEY_ID": AWS_KEY_ID,
-        "DVC_REMOTE_URL": TOKEN_URL, "GITHUB_TOKEN": GITHUB_TOKEN,
+        "HOME": str(home),
+        "USER": USER,
+        "LOGNAME": USER,
+        "AWS_SECRET_ACCESS_KEY": AWS_SECRET,
+        "AWS_ACCESS_KEY_ID": AWS_KEY_ID,
+        "DVC_REMOTE_URL": TOKEN_URL,
+        "GITHUB_TOKEN": GITHUB_TOKEN,
     }
     runs = {
-        "merge": ["corpusprov", "merge", str(work / "data" / "encode"),
-                  "--output", str(work / "out" / "merged.jsonl"),
-                  "--manifest-out", str(work / "out" / "merged.manifest.json"),
-                  "--metrics-out", str(work / "metrics" / "merge.json"),
-                  "--params", str(work / "params.yaml")],
-        "aggregate": ["corpusprov", "aggregate", str(work / "data" / "mos" / "lsvq.jsonl"),
-                      str(work / "data" / "mos" / "live-vqa.jsonl"),
-                      "--output", str(work / "out" / "unified.jsonl"),
-                      "--metrics-out", str(work / "metrics" / "aggregate.json"),
-                      "--params", str(work / "params.yaml")],
+        "merge": [
+            "corpusprov",
+            "merge",
+            str(work / "data" / "encode"),
+            "--output",
+            str(work / "out" / "merged.jsonl"),
+            "--manifest-out",
+            str(work / "out" / "merged.manifest.json"),
+            "--metrics-out",
+            str(work / "metrics" / "merge.json"),
+            "--params",
+            str(work / "params.yaml"),
+        ],
+        "aggregate": [
+            "corpusprov",
+            "aggregate",
+            str(work / "data" / "mos" / "lsvq.jsonl"),
+            str(work / "data" / "mos" / "live-vqa.jsonl"),
+            "--output",
+            str(work / "out" / "unified.jsonl"),
+            "--metrics-out",
+            str(work / "metrics" / "aggregate.json"),
+            "--params",
+            str(work / "params.yaml"),
+        ],
     }
     forbidden = {
-        "home folder": str(home), "user name": USER, "AWS secret": AWS_SECRET,
-        "AWS key id": AWS_KEY_ID, "URL token": URL_TOKEN, "GitHub token": GITHUB_TOKEN,
-        "working directory": str(work), "temp folder": str(home.parent.parent),
+        "home folder": str(home),
+        "user name": USER,
+        "AWS secret": AWS_SECRET,
+        "AWS key id": AWS_KEY_ID,
+        "URL token": URL_TOKEN,
+        "GitHub token": GITHUB_TOKEN,
+        "working directory": str(work),
+        "temp folder": str(home.parent.parent),
     }
     written: dict[str, bytes] = {}
     for argv in runs.values():
@@ -99,8 +123,14 @@ def test_manifest_holds_no_home_user_host_env_or_credentials(home_repo: tuple[Pa
         for path in [*(work / "out").iterdir(), *(work / "metrics").iterdir()]:
             if path.suffix == ".json" or path.name.endswith(".rejects.jsonl"):
                 written[path.name] = path.read_bytes()
-    assert {"merged.manifest.json", "merged.rejects.jsonl", "merge.json", "unified.jsonl.manifest.json",
-            "unified.rejects.jsonl", "aggregate.json"} <= set(written)
+    assert {
+        "merged.manifest.json",
+        "merged.rejects.jsonl",
+        "merge.json",
+        "unified.jsonl.manifest.json",
+        "unified.rejects.jsonl",
+        "aggregate.json",
+    } <= set(written)
     assert written["merged.rejects.jsonl"], "the merge should have rejected a row (rejects carry paths)"
 
     host = socket.gethostname()
@@ -114,12 +144,24 @@ def test_manifest_holds_no_home_user_host_env_or_credentials(home_repo: tuple[Pa
     manifest, document = load_manifest(work / "out" / "merged.manifest.json", "merged.manifest.json")
     assert accounting_problems(manifest) == []
     assert document["command"]["argv"] == [
-        "corpusprov", "merge", "data/encode", "--output", "out/merged.jsonl",
-        "--manifest-out", "out/merged.manifest.json", "--metrics-out", "metrics/merge.json",
-        "--params", "params.yaml"]
+        "corpusprov",
+        "merge",
+        "data/encode",
+        "--output",
+        "out/merged.jsonl",
+        "--manifest-out",
+        "out/merged.manifest.json",
+        "--metrics-out",
+        "metrics/merge.json",
+        "--params",
+        "params.yaml",
+    ]
     assert document["command"]["args"]["inputs"] == ["data/encode"]
     assert [record.path for record in manifest.inputs] == [
-        "data/encode/grid-host-a.jsonl", "data/encode/grid-host-b.jsonl", "data/encode/grid-host-c.jsonl"]
+        "data/encode/grid-host-a.jsonl",
+        "data/encode/grid-host-b.jsonl",
+        "data/encode/grid-host-c.jsonl",
+    ]
     assert document["provenance"]["git"]["commit"]
 
 
@@ -131,17 +173,42 @@ def test_argv_secrets_are_redacted_in_the_manifest_written(tmp_path: Path, monke
     monkeypatch.chdir(work)
     monkeypatch.setenv("HOME", str(home))
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", AWS_SECRET)
-    argv = ("corpusprov", "merge", str(work / "data" / "a.jsonl"), "--output", "out/m.jsonl",
-            f"--remote={TOKEN_URL}", "--token", "abc123xyz", "--api-key=xyz789", "password=hunter2",
-            f"--header=Authorization:{GITHUB_TOKEN}", f"--jwt-bearer={JWT}", f"--aws={AWS_SECRET}",
-            f"s3://{AWS_KEY_ID}@bucket/key", str(home / "notes.txt"))
-    report = run_merge(StageRequest(inputs=(str(work / "data" / "a.jsonl"),), output=Path("out/m.jsonl"),
-                                    argv=argv))
+    argv = (
+        "corpusprov",
+        "merge",
+        str(work / "data" / "a.jsonl"),
+        "--output",
+        "out/m.jsonl",
+        f"--remote={TOKEN_URL}",
+        "--token",
+        "abc123xyz",
+        "--api-key=xyz789",
+        "password=hunter2",
+        f"--header=Authorization:{GITHUB_TOKEN}",
+        f"--jwt-bearer={JWT}",
+        f"--aws={AWS_SECRET}",
+        f"s3://{AWS_KEY_ID}@bucket/key",
+        str(home / "notes.txt"),
+    )
+    report = run_merge(StageRequest(inputs=(str(work / "data" / "a.jsonl"),), output=Path("out/m.jsonl"), argv=argv))
     data = (work / "out" / "m.jsonl.manifest.json").read_bytes()
-    assert_clean(data, "manifest", {
-        "URL token": URL_TOKEN, "--token value": "abc123xyz", "api key": "xyz789", "password": "hunter2",
-        "GitHub token": GITHUB_TOKEN, "JWT": JWT, "AWS secret": AWS_SECRET, "AWS key id": AWS_KEY_ID,
-        "home folder": str(home), "user name": USER, "temp folder": str(tmp_path)})
+    assert_clean(
+        data,
+        "manifest",
+        {
+            "URL token": URL_TOKEN,
+            "--token value": "abc123xyz",
+            "api key": "xyz789",
+            "password": "hunter2",
+            "GitHub token": GITHUB_TOKEN,
+            "JWT": JWT,
+            "AWS secret": AWS_SECRET,
+            "AWS key id": AWS_KEY_ID,
+            "home folder": str(home),
+            "user name": USER,
+            "temp folder": str(tmp_path),
+        },
+    )
     recorded = report.manifest.command["argv"]
     assert recorded[:5] == ["corpusprov", "merge", "data/a.jsonl", "--output", "out/m.jsonl"]
     assert recorded[-1] == "~/notes.txt"
@@ -150,32 +217,40 @@ def test_argv_secrets_are_redacted_in_the_manifest_written(tmp_path: Path, monke
 
 # --------------------------------------------------------------------------- redaction units
 
-ENV = {"HOME": "/home/alice", "AWS_SECRET_ACCESS_KEY": AWS_SECRET, "MY_SERVICE_TOKEN": "Zq8v-unusual-value",
-       "PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}
+ENV = {
+    "HOME": "/home/alice",
+    "AWS_SECRET_ACCESS_KEY": AWS_SECRET,
+    "MY_SERVICE_TOKEN": "Zq8v-unusual-value",
+    "PATH": "/usr/bin:/bin",
+    "LANG": "C.UTF-8",
+}
 
 
-@pytest.mark.parametrize(("argv", "secret", "kept"), [
-    (["https://user:pw@host/x"], "user:pw", "https://<redacted>@host/x"),
-    (["git+https://ghuser:s3cr3tT0ken@github.com/org/repo.git"], "s3cr3tT0ken", "@github.com/org/repo.git"),
-    (["--remote", "s3://AKIAIOSFODNN7EXAMPLE@bucket/path"], "AKIAIOSFODNN7EXAMPLE", "bucket/path"),
-    (["--key-id", "ASIAIOSFODNN7EXAMPLE"], "ASIAIOSFODNN7EXAMPLE", "--key-id"),
-    (["--token", "abc123"], "abc123", "--token"),
-    (["--token=abc123"], "abc123", "--token="),
-    (["--api-key=xyz"], "xyz", "--api-key="),
-    (["--api-key", "xyz"], "xyz", "--api-key"),
-    (["--password", "hunter2"], "hunter2", "--password"),
-    (["password=hunter2"], "hunter2", "password="),
-    (["--db=postgres://bob:hunter2@db.internal/x"], "hunter2", "db.internal/x"),
-    (["https://example.invalid/x?access_token=tok987654&page=2"], "tok987654", "page=2"),
-    (["--header", f"Authorization: token {GITHUB_TOKEN}"], GITHUB_TOKEN, "--header"),
-    ([f"--note={GITHUB_TOKEN}"], GITHUB_TOKEN, "--note="),
-    (["--slack", "xoxb-1234567890-abcdefghij"], "xoxb-1234567890-abcdefghij", "--slack"),
-    (["--bearer", JWT], JWT, "--bearer"),
-    ([f"--secret-value-inside=prefix{AWS_SECRET}suffix"], AWS_SECRET, "--secret-value-inside="),
-    (["--label", "run-with-Zq8v-unusual-value-inside"], "Zq8v-unusual-value", "run-with-"),
-    (["/home/alice/data/shard.jsonl"], "/home/alice", "~/data/shard.jsonl"),
-    (["--params=/home/alice/p.yaml"], "/home/alice", "--params=~/p.yaml"),
-])
+@pytest.mark.parametrize(
+    ("argv", "secret", "kept"),
+    [
+        (["https://user:pw@host/x"], "user:pw", "https://<redacted>@host/x"),
+        (["git+https://ghuser:s3cr3tT0ken@github.com/org/repo.git"], "s3cr3tT0ken", "@github.com/org/repo.git"),
+        (["--remote", "s3://AKIAIOSFODNN7EXAMPLE@bucket/path"], "AKIAIOSFODNN7EXAMPLE", "bucket/path"),
+        (["--key-id", "ASIAIOSFODNN7EXAMPLE"], "ASIAIOSFODNN7EXAMPLE", "--key-id"),
+        (["--token", "abc123"], "abc123", "--token"),
+        (["--token=abc123"], "abc123", "--token="),
+        (["--api-key=xyz"], "xyz", "--api-key="),
+        (["--api-key", "xyz"], "xyz", "--api-key"),
+        (["--password", "hunter2"], "hunter2", "--password"),
+        (["password=hunter2"], "hunter2", "password="),
+        (["--db=postgres://bob:hunter2@db.internal/x"], "hunter2", "db.internal/x"),
+        (["https://example.invalid/x?access_token=tok987654&page=2"], "tok987654", "page=2"),
+        (["--header", f"Authorization: token {GITHUB_TOKEN}"], GITHUB_TOKEN, "--header"),
+        ([f"--note={GITHUB_TOKEN}"], GITHUB_TOKEN, "--note="),
+        (["--slack", "xoxb-1234567890-abcdefghij"], "xoxb-1234567890-abcdefghij", "--slack"),
+        (["--bearer", JWT], JWT, "--bearer"),
+        ([f"--secret-value-inside=prefix{AWS_SECRET}suffix"], AWS_SECRET, "--secret-value-inside="),
+        (["--label", "run-with-Zq8v-unusual-value-inside"], "Zq8v-unusual-value", "run-with-"),
+        (["/home/alice/data/shard.jsonl"], "/home/alice", "~/data/shard.jsonl"),
+        (["--params=/home/alice/p.yaml"], "/home/alice", "--params=~/p.yaml"),
+    ],
+)
 def test_redact_argv_hides_credentials(argv: list[str], secret: str, kept: str) -> None:
     redacted = redact_argv(["corpusprov", "merge", *argv], ENV)
     joined = " ".join(redacted)
@@ -185,10 +260,18 @@ def test_redact_argv_hides_credentials(argv: list[str], secret: str, kept: str) 
     assert len(redacted) == len(argv) + 2
 
 
-@pytest.mark.parametrize("text", [
-    "https://user:pw@host/x", f"s3://{AWS_KEY_ID}@bucket", "password=hunter2", GITHUB_TOKEN, JWT,
-    f"value {AWS_SECRET} inside", "/home/alice/x",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "https://user:pw@host/x",
+        f"s3://{AWS_KEY_ID}@bucket",
+        "password=hunter2",
+        GITHUB_TOKEN,
+        JWT,
+        f"value {AWS_SECRET} inside",
+        "/home/alice/x",
+    ],
+)
 def test_redact_text_hides_credentials(text: str) -> None:
     redacted = redact_text(text, ENV)
     assert redacted != text
@@ -197,13 +280,33 @@ def test_redact_text_hides_credentials(text: str) -> None:
     assert REDACTED in redacted or redacted.startswith("~")
 
 
-@pytest.mark.parametrize("argv", [
-    ["corpusprov", "merge", "data/raw/encode", "--output", "data/merged/encode_grid.jsonl",
-     "--params", "params.yaml", "--metrics-out", "metrics/merge.json"],
-    ["corpusprov", "aggregate", "data/raw/mos", "--output", "data/unified/mos_unified.jsonl",
-     "--allow-outside-repo", "--rejects-out", "shared/rejects.jsonl"],
-    ["corpusprov", "merge", "data/encode/tokenizer-grid.jsonl", "--output", "out/author-keys.jsonl"],
-])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        [
+            "corpusprov",
+            "merge",
+            "data/raw/encode",
+            "--output",
+            "data/merged/encode_grid.jsonl",
+            "--params",
+            "params.yaml",
+            "--metrics-out",
+            "metrics/merge.json",
+        ],
+        [
+            "corpusprov",
+            "aggregate",
+            "data/raw/mos",
+            "--output",
+            "data/unified/mos_unified.jsonl",
+            "--allow-outside-repo",
+            "--rejects-out",
+            "shared/rejects.jsonl",
+        ],
+        ["corpusprov", "merge", "data/encode/tokenizer-grid.jsonl", "--output", "out/author-keys.jsonl"],
+    ],
+)
 def test_redact_argv_leaves_ordinary_arguments_alone(argv: list[str]) -> None:
     assert redact_argv(argv, ENV) == argv
 
@@ -229,15 +332,18 @@ def _cli(work: Path) -> Cli:
     return Cli(CliRunner(), work)
 
 
-@pytest.mark.parametrize(("args", "what"), [
-    (["../elsewhere/shard.jsonl", "--output", "out/m.jsonl"], "input"),
-    (["{abs}", "--output", "out/m.jsonl"], "input"),
-    (["data/a.jsonl", "--output", "../elsewhere/m.jsonl"], "output"),
-    (["data/a.jsonl", "--output", "out/m.jsonl", "--manifest-out", "../m.manifest.json"], "manifest-out"),
-    (["data/a.jsonl", "--output", "out/m.jsonl", "--rejects-out", "../r.jsonl"], "rejects-out"),
-    (["data/a.jsonl", "--output", "out/m.jsonl", "--metrics-out", "../metrics.json"], "metrics-out"),
-    (["data/a.jsonl", "--output", "out/m.jsonl", "--params", "../elsewhere/params.yaml"], "params"),
-])
+@pytest.mark.parametrize(
+    ("args", "what"),
+    [
+        (["../elsewhere/shard.jsonl", "--output", "out/m.jsonl"], "input"),
+        (["{abs}", "--output", "out/m.jsonl"], "input"),
+        (["data/a.jsonl", "--output", "../elsewhere/m.jsonl"], "output"),
+        (["data/a.jsonl", "--output", "out/m.jsonl", "--manifest-out", "../m.manifest.json"], "manifest-out"),
+        (["data/a.jsonl", "--output", "out/m.jsonl", "--rejects-out", "../r.jsonl"], "rejects-out"),
+        (["data/a.jsonl", "--output", "out/m.jsonl", "--metrics-out", "../metrics.json"], "metrics-out"),
+        (["data/a.jsonl", "--output", "out/m.jsonl", "--params", "../elsewhere/params.yaml"], "params"),
+    ],
+)
 def test_paths_outside_the_repository_are_refused(outside: tuple[Path, Path], args: list[str], what: str) -> None:
     work, shard = outside
     (shard.parent / "params.yaml").write_text("merge: {}\n", encoding="utf-8")
@@ -258,8 +364,7 @@ def test_allow_outside_repo_records_no_path_outside_the_repository(outside: tupl
     # records a path outside the repository as <outside-repo>/NAME: valid, and never opened.
     work, shard = outside
     arg = "../elsewhere/shard.jsonl" if form == "relative" else str(shard)
-    done = run(["corpusprov", "merge", arg, "--output", "out/m.jsonl", "--allow-outside-repo"], work,
-               check=False)
+    done = run(["corpusprov", "merge", arg, "--output", "out/m.jsonl", "--allow-outside-repo"], work, check=False)
     assert done.returncode == 0, done.stderr
     data = (work / "out" / "m.jsonl.manifest.json").read_bytes()
     manifest, document = load_manifest(work / "out" / "m.jsonl.manifest.json", "m.jsonl.manifest.json")
@@ -332,10 +437,16 @@ def homed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path]:
     return work, home
 
 
-@pytest.mark.parametrize("form", [
-    ["--output={work}/out/m.jsonl"], ["--output", "{work}/out/m.jsonl"], ["-o", "{work}/out/m.jsonl"],
-    ["--output=out/m.jsonl", "--rejects-out={work}/out/r.jsonl"], ["--output=./out/../out/m.jsonl"],
-])
+@pytest.mark.parametrize(
+    "form",
+    [
+        ["--output={work}/out/m.jsonl"],
+        ["--output", "{work}/out/m.jsonl"],
+        ["-o", "{work}/out/m.jsonl"],
+        ["--output=out/m.jsonl", "--rejects-out={work}/out/r.jsonl"],
+        ["--output=./out/../out/m.jsonl"],
+    ],
+)
 def test_absolute_paths_in_any_spelling_are_recorded_relative(homed: tuple[Path, Path], form: list[str]) -> None:
     work, _ = homed
     args = [arg.replace("{work}", str(work)) for arg in form]
@@ -346,18 +457,23 @@ def test_absolute_paths_in_any_spelling_are_recorded_relative(homed: tuple[Path,
     assert leaks == [], leaks
 
 
-@pytest.mark.parametrize("spelling", ["../home/{user}/data/x.jsonl", "{home}/data/x.jsonl", "~/data/x.jsonl",
-                                      "in/../../home/{user}/data/x.jsonl"])
+@pytest.mark.parametrize(
+    "spelling",
+    ["../home/{user}/data/x.jsonl", "{home}/data/x.jsonl", "~/data/x.jsonl", "in/../../home/{user}/data/x.jsonl"],
+)
 @pytest.mark.parametrize("as_option", [False, True], ids=["input", "--output="])
-def test_allow_outside_repo_under_home_names_no_user(homed: tuple[Path, Path], spelling: str,
-                                                     as_option: bool) -> None:
+def test_allow_outside_repo_under_home_names_no_user(homed: tuple[Path, Path], spelling: str, as_option: bool) -> None:
     work, home = homed
     path = spelling.replace("{user}", USER).replace("{home}", str(home))
     if path.startswith("~"):
         path = str(home) + path[1:]  # the shell expands ~; corpusprov sees the result
     if as_option:
-        args = ["in/a.jsonl", f"--output={path.replace('data/x.jsonl', 'out/m.jsonl')}",
-                "--manifest-out", "out/m.manifest.json"]
+        args = [
+            "in/a.jsonl",
+            f"--output={path.replace('data/x.jsonl', 'out/m.jsonl')}",
+            "--manifest-out",
+            "out/m.manifest.json",
+        ]
     else:
         args = [path, "--output", "out/m.jsonl", "--manifest-out", "out/m.manifest.json"]
     done = run(["corpusprov", "merge", *args, "--allow-outside-repo"], work, check=False)
@@ -383,7 +499,7 @@ def _argv_forms(draw: st.DrawFn) -> tuple[list[str], str]:
     if spelling == "relative":
         text = os.path.relpath(target, base)
     elif spelling == "tilde" and target.startswith(home + "/"):
-        text = "~" + target[len(home):]
+        text = "~" + target[len(home) :]
     elif spelling == "dotted":
         text = base + "/in/../" + os.path.relpath(target, base)
     else:

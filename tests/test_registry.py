@@ -51,8 +51,9 @@ def _release(producer: Path, tag: str) -> Release:
     corpus = next(item for item in manifest["outputs"] if item["role"] == "corpus")
     assert corpus["path"] == MERGED
     commit = run(["git", "rev-parse", f"{tag}^{{commit}}"], producer).stdout.strip()
-    return Release(tag, commit, corpus["sha256"], (producer / MERGED).read_bytes(),
-                   (producer / MERGED_MANIFEST).read_bytes())
+    return Release(
+        tag, commit, corpus["sha256"], (producer / MERGED).read_bytes(), (producer / MERGED_MANIFEST).read_bytes()
+    )
 
 
 @pytest.fixture(scope="module")
@@ -140,8 +141,9 @@ def test_imported_bytes_are_v1s(pristine_consumer: Path, registry: Registry) -> 
     assert (registry.producer / MERGED).read_bytes() == registry.v2.corpus_bytes
 
 
-def test_a_clone_of_the_consumer_pulls_the_pinned_corpus(pristine_consumer: Path, tmp_path: Path,
-                                                        registry: Registry) -> None:
+def test_a_clone_of_the_consumer_pulls_the_pinned_corpus(
+    pristine_consumer: Path, tmp_path: Path, registry: Registry
+) -> None:
     clone = tmp_path / "consumer-clone"
     run(["git", "clone", "-q", str(pristine_consumer), str(clone)], tmp_path)
     code, output, findings = verify_import(clone)
@@ -170,7 +172,7 @@ def test_tampered_import_is_caught(consumer: Path) -> None:
 def test_same_size_tampering_is_caught(consumer: Path) -> None:
     data = (consumer / CORPUS).read_bytes()
     at = data.index(b'"crf":') + len(b'"crf":')
-    changed = data[:at] + (b"9" if data[at:at + 1] != b"9" else b"8") + data[at + 1:]
+    changed = data[:at] + (b"9" if data[at : at + 1] != b"9" else b"8") + data[at + 1 :]
     (consumer / CORPUS).unlink()
     (consumer / CORPUS).write_bytes(changed)
     code, output, findings = verify_import(consumer)
@@ -212,8 +214,10 @@ def test_two_pinned_releases_side_by_side_verify(consumer: Path, registry: Regis
     """A consumer comparing releases holds v1 and v2 at once; each manifest must be checked against its own corpus."""
     (consumer / "corpus-v2").mkdir()
     for source in (MERGED, MERGED_MANIFEST):
-        run(["dvc", "import", str(registry.producer), source, "-o", f"corpus-v2/{Path(source).name}",
-             "--rev", "v2"], consumer)
+        run(
+            ["dvc", "import", str(registry.producer), source, "-o", f"corpus-v2/{Path(source).name}", "--rev", "v2"],
+            consumer,
+        )
     assert (consumer / "corpus-v2" / "encode_grid.jsonl").read_bytes() == registry.v2.corpus_bytes
     code, output, findings = verify_import(consumer)
     assert code == 0, output

@@ -39,10 +39,19 @@ STARTUP_TIMEOUT_S = 60.0
 
 # Outer credentials must not leak into these tests (nor make a "no credentials" clone succeed).
 OUTER_CREDENTIAL_VARS = (
-    "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN",
-    "AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3",
-    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_CONTAINER_CREDENTIALS_FULL_URI",
-    "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_ROLE_ARN", "SSH_AUTH_SOCK",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_SECURITY_TOKEN",
+    "AWS_PROFILE",
+    "AWS_DEFAULT_PROFILE",
+    "AWS_ENDPOINT_URL",
+    "AWS_ENDPOINT_URL_S3",
+    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+    "AWS_WEB_IDENTITY_TOKEN_FILE",
+    "AWS_ROLE_ARN",
+    "SSH_AUTH_SOCK",
 )
 
 
@@ -127,8 +136,8 @@ def corrupted(original: bytes) -> bytes:
     at = original.index(marker) + len(marker)
     while not chr(original[at]).isdigit():
         at += 1
-    replacement = b"1" if original[at:at + 1] != b"1" else b"2"
-    changed = original[:at] + replacement + original[at + 1:]
+    replacement = b"1" if original[at : at + 1] != b"1" else b"2"
+    changed = original[:at] + replacement + original[at + 1 :]
     assert len(changed) == len(original) and changed != original
     return changed
 
@@ -182,36 +191,64 @@ def seaweedfs(sandbox: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     (root / "data").mkdir()
     access_key_id = "AKIA" + base64.b32encode(os.urandom(10)).decode()[:16]
     secret_access_key = base64.b64encode(os.urandom(30)).decode()
-    identities = {"identities": [{
-        "name": "corpusprov-tests",
-        "credentials": [{"accessKey": access_key_id, "secretKey": secret_access_key}],
-        "actions": ["Admin", "Read", "Write", "List", "Tagging"],
-    }]}
+    identities = {
+        "identities": [
+            {
+                "name": "corpusprov-tests",
+                "credentials": [{"accessKey": access_key_id, "secretKey": secret_access_key}],
+                "actions": ["Admin", "Read", "Write", "List", "Tagging"],
+            }
+        ]
+    }
     (root / "s3.json").write_text(json.dumps(identities), encoding="utf-8")
     (master, master_grpc, volume, volume_grpc, filer, filer_grpc, s3, s3_grpc) = free_ports(8)
     command = [
-        str(WEED), "server", f"-dir={root / 'data'}",
-        "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
-        f"-master.port={master}", f"-master.port.grpc={master_grpc}", "-master.telemetry=false",
+        str(WEED),
+        "server",
+        f"-dir={root / 'data'}",
+        "-ip=127.0.0.1",
+        "-ip.bind=127.0.0.1",
+        f"-master.port={master}",
+        f"-master.port.grpc={master_grpc}",
+        "-master.telemetry=false",
         # Small volumes, a fixed count: the default (30 GB each, count from free disk) needs a big disk.
-        "-master.volumeSizeLimitMB=64", "-volume.max=16",
-        f"-volume.port={volume}", f"-volume.port.grpc={volume_grpc}",
+        "-master.volumeSizeLimitMB=64",
+        "-volume.max=16",
+        f"-volume.port={volume}",
+        f"-volume.port.grpc={volume_grpc}",
         "-volume.preStopSeconds=0",
-        "-filer", f"-filer.port={filer}", f"-filer.port.grpc={filer_grpc}",
+        "-filer",
+        f"-filer.port={filer}",
+        f"-filer.port.grpc={filer_grpc}",
         f"-filer.localSocket={root / 'filer.sock'}",
-        "-s3", f"-s3.port={s3}", f"-s3.port.grpc={s3_grpc}", f"-s3.config={root / 's3.json'}",
-        f"-s3.localSocket={root / 's3.sock'}", "-s3.port.iceberg=0", "-s3.port.lance=0",
+        "-s3",
+        f"-s3.port={s3}",
+        f"-s3.port.grpc={s3_grpc}",
+        f"-s3.config={root / 's3.json'}",
+        f"-s3.localSocket={root / 's3.sock'}",
+        "-s3.port.iceberg=0",
+        "-s3.port.lance=0",
     ]
     endpoint = f"http://127.0.0.1:{s3}"
     log = root / "weed.log"
     with open(log, "wb") as log_handle:
-        process = subprocess.Popen(command, cwd=root, stdout=log_handle, stderr=subprocess.STDOUT,
-                                   stdin=subprocess.DEVNULL, start_new_session=True)
+        process = subprocess.Popen(
+            command,
+            cwd=root,
+            stdout=log_handle,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
     try:
         client = botocore.session.get_session().create_client(
-            "s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id=access_key_id,
+            "s3",
+            endpoint_url=endpoint,
+            region_name="us-east-1",
+            aws_access_key_id=access_key_id,
             aws_secret_access_key=secret_access_key,
-            config=Config(connect_timeout=2, read_timeout=10, retries={"max_attempts": 1}))
+            config=Config(connect_timeout=2, read_timeout=10, retries={"max_attempts": 1}),
+        )
 
         def bucket_created() -> bool:
             if not banner(s3, b""):
@@ -233,9 +270,16 @@ def seaweedfs(sandbox: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         def write_object(md5: str, body: bytes) -> None:
             client.put_object(Bucket=BUCKET, Key=f"{prefix}/{object_key(md5)}", Body=body)
 
-        yield Remote("s3", f"s3://{BUCKET}/{prefix}", {"endpointurl": endpoint, "region": "us-east-1"},
-                     {"access_key_id": access_key_id, "secret_access_key": secret_access_key},
-                     (access_key_id, secret_access_key), read_object, write_object, command)
+        yield Remote(
+            "s3",
+            f"s3://{BUCKET}/{prefix}",
+            {"endpointurl": endpoint, "region": "us-east-1"},
+            {"access_key_id": access_key_id, "secret_access_key": secret_access_key},
+            (access_key_id, secret_access_key),
+            read_object,
+            write_object,
+            command,
+        )
     finally:
         stop(process)
         # weed also listens for gRPC on unix sockets it names after the ports, always under /tmp.
@@ -259,25 +303,30 @@ def openssh(sandbox: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     authorized.chmod(0o600)
     (port,) = free_ports(1)
     config = root / "sshd_config"
-    config.write_text("\n".join([
-        "ListenAddress 127.0.0.1",
-        f"Port {port}",
-        f"HostKey {host_key}",
-        f"PidFile {root / 'sshd.pid'}",
-        f"AuthorizedKeysFile {authorized}",
-        "PubkeyAuthentication yes",
-        "PasswordAuthentication no",
-        "KbdInteractiveAuthentication no",
-        "PermitRootLogin prohibit-password",
-        "StrictModes no",
-        "UsePAM no",
-        "AllowAgentForwarding no",
-        "AllowTcpForwarding no",
-        "X11Forwarding no",
-        "Subsystem sftp internal-sftp",
-        "LogLevel VERBOSE",
-        "",
-    ]), encoding="utf-8")
+    config.write_text(
+        "\n".join(
+            [
+                "ListenAddress 127.0.0.1",
+                f"Port {port}",
+                f"HostKey {host_key}",
+                f"PidFile {root / 'sshd.pid'}",
+                f"AuthorizedKeysFile {authorized}",
+                "PubkeyAuthentication yes",
+                "PasswordAuthentication no",
+                "KbdInteractiveAuthentication no",
+                "PermitRootLogin prohibit-password",
+                "StrictModes no",
+                "UsePAM no",
+                "AllowAgentForwarding no",
+                "AllowTcpForwarding no",
+                "X11Forwarding no",
+                "Subsystem sftp internal-sftp",
+                "LogLevel VERBOSE",
+                "",
+            ]
+        ),
+        encoding="utf-8",
+    )
     # sshd refuses to start without its privilege-separation directory (Debian creates it at boot).
     if os.geteuid() == 0:
         Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
@@ -286,14 +335,21 @@ def openssh(sandbox: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     command = [str(SSHD), "-D", "-e", "-f", str(config)]
     log = root / "sshd.log"
     with open(log, "wb") as log_handle:
-        process = subprocess.Popen(command, cwd=root, stdout=log_handle, stderr=subprocess.STDOUT,
-                                   stdin=subprocess.DEVNULL, start_new_session=True)
+        process = subprocess.Popen(
+            command,
+            cwd=root,
+            stdout=log_handle,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
     try:
         wait_for(lambda: banner(port, b"SSH-"), process, f"sshd on 127.0.0.1:{port}", log)
         # Strict host key checking against the throwaway host key, not "accept anything".
         host_public = host_key.with_suffix(".pub").read_text(encoding="utf-8").split()
-        (sandbox / ".ssh" / "known_hosts").write_text(f"[127.0.0.1]:{port} {host_public[0]} {host_public[1]}\n",
-                                                      encoding="utf-8")
+        (sandbox / ".ssh" / "known_hosts").write_text(
+            f"[127.0.0.1]:{port} {host_public[0]} {host_public[1]}\n", encoding="utf-8"
+        )
         store = root / "store"
         store.mkdir()
         user = pwd.getpwuid(os.getuid()).pw_name
@@ -308,8 +364,16 @@ def openssh(sandbox: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator
 
         private_key = user_key.read_text(encoding="utf-8")
         secret_line = next(line for line in private_key.splitlines()[1:] if line.strip())
-        yield Remote("ssh", f"ssh://{user}@127.0.0.1:{port}{store}", {}, {"keyfile": str(user_key)},
-                     (str(user_key), secret_line), read_object, write_object, command)
+        yield Remote(
+            "ssh",
+            f"ssh://{user}@127.0.0.1:{port}{store}",
+            {},
+            {"keyfile": str(user_key)},
+            (str(user_key), secret_line),
+            read_object,
+            write_object,
+            command,
+        )
     finally:
         stop(process)
 
@@ -430,7 +494,8 @@ def test_corrupted_remote_object_is_never_silently_used(team: Team) -> None:
     finally:
         team.remote.write_object(md5, original)
     assert not (pulled.returncode == 0 and code == 0), (
-        "a corrupted remote object was pulled and verified as OK:\n" + pulled.stderr + output)
+        "a corrupted remote object was pulled and verified as OK:\n" + pulled.stderr + output
+    )
     if pulled.returncode == 0:
         # DVC trusts the remote (`verify = false` is its default for S3 and SSH): verify must catch it.
         assert code == 1, output
@@ -477,8 +542,11 @@ def test_readme_registry_walkthrough_runs_against_the_s3_remote(team: Team) -> N
 
     if team.remote.protocol != "s3":
         pytest.skip("the walk-through names an S3-style shared remote; SSH is covered above")
-    [block] = [block for block in readme_blocks((REPO_ROOT / "README.md").read_text(encoding="utf-8"),
-                                                "Share with your team") if "dvc import" in block]
+    [block] = [
+        block
+        for block in readme_blocks((REPO_ROOT / "README.md").read_text(encoding="utf-8"), "Share with your team")
+        if "dvc import" in block
+    ]
     run(["git", "tag", "v1"], team.producer)
     run(["git", "push", "-q", "origin", "v1"], team.producer)
     consumer = team.base / "registry-consumer"
@@ -488,10 +556,13 @@ def test_readme_registry_walkthrough_runs_against_the_s3_remote(team: Team) -> N
     run(["git", "commit", "-q", "-m", "consumer"], consumer)
     script = block.replace("https://git.example.org/team/corpus.git", str(team.origin))
     assert script != block, "the README's registry block no longer names the placeholder URL"
-    env = {"AWS_ACCESS_KEY_ID": team.remote.local["access_key_id"],
-           "AWS_SECRET_ACCESS_KEY": team.remote.local["secret_access_key"]}
+    env = {
+        "AWS_ACCESS_KEY_ID": team.remote.local["access_key_id"],
+        "AWS_SECRET_ACCESS_KEY": team.remote.local["secret_access_key"],
+    }
     done = run(["bash", "-e", "-c", script], consumer, check=False, env=env)
     assert done.returncode == 0, f"{script}\nstdout:\n{done.stdout}\nstderr:\n{done.stderr}"
     assert "verify-import: OK" in done.stdout, done.stdout
     assert (consumer / "corpus" / "encode_grid.jsonl").read_bytes() == (
-        team.producer / "data/merged/encode_grid.jsonl").read_bytes()
+        team.producer / "data/merged/encode_grid.jsonl"
+    ).read_bytes()

@@ -54,8 +54,10 @@ def mos_corpora(folder: Path) -> dict[str, list[Row]]:
 
 def natural_key(row: Row) -> tuple[object, ...]:
     # Numbers compare by value: 23 and 23.0 are one key, as the merge stage says.
-    return tuple(float(value) if isinstance(value, int) and not isinstance(value, bool) else value
-                 for value in (row[field] for field in MERGE_DEDUP_KEY))
+    return tuple(
+        float(value) if isinstance(value, int) and not isinstance(value, bool) else value
+        for value in (row[field] for field in MERGE_DEDUP_KEY)
+    )
 
 
 def is_nan(value: object) -> bool:
@@ -95,9 +97,7 @@ def test_layout_and_result_describe_the_files(tmp_path: Path) -> None:
         assert data.count(b"\r") == data.count(b"\r\n")
         assert data.count(b"\n") == file.rows
     # Atomic writes leave nothing else behind.
-    assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == sorted(
-        file.path.name for file in result.files
-    )
+    assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == sorted(file.path.name for file in result.files)
 
 
 def test_same_seed_gives_byte_identical_files(tmp_path: Path) -> None:
@@ -202,8 +202,11 @@ def test_cross_shard_duplicates_include_int_and_float_crf(sample_dir: Path) -> N
 
     cross_shard = [hits for hits in seen.values() if len({host for host, _ in hits}) > 1]
     assert cross_shard
-    mixed = [hits for hits in cross_shard
-             if {type(crf) for _, crf in hits} == {int, float} and len({crf for _, crf in hits}) == 1]
+    mixed = [
+        hits
+        for hits in cross_shard
+        if {type(crf) for _, crf in hits} == {int, float} and len({crf for _, crf in hits}) == 1
+    ]
     assert mixed, "expected a key written as 23 in one shard and 23.0 in another"
     within_shard = [hits for hits in seen.values() if len(hits) > len({host for host, _ in hits})]
     assert within_shard
@@ -231,9 +234,12 @@ def test_preset_is_a_string_for_x26x_and_an_int_for_the_others(sample_dir: Path)
 
 def failed_probes(folder: Path) -> list[tuple[str, int, Row]]:
     """Every encode row with a NaN in a natural-key field, as (host, 1-based line, row)."""
-    return [(host, line, row) for host, rows in encode_shards(folder).items()
-            for line, row in enumerate(rows, start=1)
-            if any(is_nan(row[field]) for field in MERGE_DEDUP_KEY)]
+    return [
+        (host, line, row)
+        for host, rows in encode_shards(folder).items()
+        for line, row in enumerate(rows, start=1)
+        if any(is_nan(row[field]) for field in MERGE_DEDUP_KEY)
+    ]
 
 
 def test_nan_tokens_are_bare_and_only_in_feature_columns_but_one_crf(sample_dir: Path) -> None:
@@ -276,8 +282,11 @@ def test_exactly_one_failed_probe_with_nan_crf_in_host_c(tmp_path: Path, seed: i
     # A re-probe of a cell an earlier host measured.
     cell = tuple(probe[field] for field in MERGE_DEDUP_KEY if field != "crf")
     shards = encode_shards(tmp_path)
-    assert any(tuple(row[field] for field in MERGE_DEDUP_KEY if field != "crf") == cell
-               for earlier in ("grid-host-a", "grid-host-b") for row in shards[earlier])
+    assert any(
+        tuple(row[field] for field in MERGE_DEDUP_KEY if field != "crf") == cell
+        for earlier in ("grid-host-a", "grid-host-b")
+        for row in shards[earlier]
+    )
     # It replaces a row rather than adding one.
     assert sum(file.rows for file in result.files if file.kind == "encode") == rows
 
@@ -314,7 +323,7 @@ def test_extra_width_widens_each_row_by_that_many_bytes(extra_width: int) -> Non
 
     plain_row = next(iter_encode_rows(random.Random(9), 30))
     wide_row = next(iter_encode_rows(random.Random(9), 30, extra_width=extra_width))
-    padding = list(wide_row)[len(plain_row):]
+    padding = list(wide_row)[len(plain_row) :]
     assert list(wide_row)[: len(plain_row)] == list(plain_row)
     assert padding
     assert all(key.startswith("x_pad_") for key in padding)

@@ -24,8 +24,11 @@ from tests.conftest import REPO_ROOT, write_jsonl
 SHIPPED_PARAMS = REPO_ROOT / "params.yaml"
 PARAMS: AggregateParams = aggregate_params(load_params(SHIPPED_PARAMS, "params.yaml", required=True))
 SCALES = [pytest.param(scale, id=corpus) for corpus, scale in PARAMS.scales.items()]
-ACR_1_5 = [pytest.param(scale, id=corpus) for corpus, scale in PARAMS.scales.items()
-           if (scale.native_min, scale.native_max) == (1, 5)]
+ACR_1_5 = [
+    pytest.param(scale, id=corpus)
+    for corpus, scale in PARAMS.scales.items()
+    if (scale.native_min, scale.native_max) == (1, 5)
+]
 
 OUTPUT = "out/corpus.jsonl"
 REJECTS = "out/corpus.rejects.jsonl"
@@ -50,15 +53,18 @@ def sha(index: int) -> str:
     return f"{index:064x}"
 
 
-def run_aggregate(cli: Any, tmp_path: Path, corpus: str, values: list[float]) -> tuple[
-        dict[str, dict[str, Any]], list[dict[str, Any]]]:
+def run_aggregate(
+    cli: Any, tmp_path: Path, corpus: str, values: list[float]
+) -> tuple[dict[str, dict[str, Any]], list[dict[str, Any]]]:
     """Aggregate one shard of ``corpus`` rows with these native scores (row i has sha(i + 1)).
 
     Returns the unified rows by ``src_sha256`` and the reject records.
     """
     shutil.copyfile(SHIPPED_PARAMS, tmp_path / "params.yaml")
-    rows = [{"src": f"{corpus}-{index}.mp4", "src_sha256": sha(index + 1), "mos": native(value),
-             "corpus": corpus} for index, value in enumerate(values)]
+    rows = [
+        {"src": f"{corpus}-{index}.mp4", "src_sha256": sha(index + 1), "mos": native(value), "corpus": corpus}
+        for index, value in enumerate(values)
+    ]
     write_jsonl(tmp_path / "in" / f"{corpus}.jsonl", rows)
 
     result = cli("aggregate", f"in/{corpus}.jsonl", "--output", OUTPUT)
@@ -74,8 +80,16 @@ def run_aggregate(cli: Any, tmp_path: Path, corpus: str, values: list[float]) ->
 
 
 def test_shipped_map_covers_the_spec_corpora_and_a_dmos_one() -> None:
-    spec_labels = {"konvid-1k", "konvid-150k", "lsvq", "youtube-ugc", "waterloo-ivc-4k", "live-vqc", "chug",
-                   "netflix-public"}
+    spec_labels = {
+        "konvid-1k",
+        "konvid-150k",
+        "lsvq",
+        "youtube-ugc",
+        "waterloo-ivc-4k",
+        "live-vqc",
+        "chug",
+        "netflix-public",
+    }
     assert spec_labels <= set(PARAMS.scales)
     assert any(not scale.higher_is_better for scale in PARAMS.scales.values()), "no DMOS corpus to test"
     assert ACR_1_5, "no 1-5 corpus to test the slack on"
@@ -136,8 +150,12 @@ def test_min_max_mid_end_to_end(cli: Any, tmp_path: Path, scale: ScaleEntry) -> 
 @pytest.mark.parametrize("scale", SCALES)
 def test_slack_end_to_end(cli: Any, tmp_path: Path, scale: ScaleEntry) -> None:
     slack = PARAMS.range_slack
-    values = [scale.native_max + 0.8 * slack, scale.native_min - 0.8 * slack,
-              scale.native_max + 1.2 * slack, scale.native_min - 1.2 * slack]
+    values = [
+        scale.native_max + 0.8 * slack,
+        scale.native_min - 0.8 * slack,
+        scale.native_max + 1.2 * slack,
+        scale.native_min - 1.2 * slack,
+    ]
     by_sha, rejects = run_aggregate(cli, tmp_path, scale.corpus, values)
 
     assert set(by_sha) == {sha(1), sha(2)}
@@ -152,7 +170,9 @@ def test_slack_end_to_end(cli: Any, tmp_path: Path, scale: ScaleEntry) -> None:
         assert below["mos"] > 100.0, "clipped at the top (DMOS)"
     assert (above["mos_native"], below["mos_native"]) == (values[0], values[1])
     assert [(item["reason"], item["path"], item["line"]) for item in rejects] == [
-        ("bad_scale", f"in/{scale.corpus}.jsonl", 3), ("bad_scale", f"in/{scale.corpus}.jsonl", 4)]
+        ("bad_scale", f"in/{scale.corpus}.jsonl", 3),
+        ("bad_scale", f"in/{scale.corpus}.jsonl", 4),
+    ]
     assert [item["row"]["mos"] for item in rejects] == values[2:]
 
 

@@ -17,8 +17,7 @@ def _fake_bin(tmp_path: Path, *, uid: int, tools: tuple[str, ...] = ()) -> Path:
     fake = tmp_path / "bin"
     fake.mkdir()
     calls = tmp_path / "apt-calls"
-    scripts = {"id": f"#!/bin/sh\necho {uid}\n",
-               "apt-get": f"#!/bin/sh\necho \"$*\" >> {calls}\n"}
+    scripts = {"id": f"#!/bin/sh\necho {uid}\n", "apt-get": f'#!/bin/sh\necho "$*" >> {calls}\n'}
     scripts.update(dict.fromkeys(tools, "#!/bin/sh\nexit 0\n"))
     for name, text in scripts.items():
         (fake / name).write_text(text, encoding="utf-8")
@@ -28,8 +27,9 @@ def _fake_bin(tmp_path: Path, *, uid: int, tools: tuple[str, ...] = ()) -> Path:
 
 def _run(fake: Path, mode: str, sshd: Path) -> subprocess.CompletedProcess[str]:
     env = {"PATH": str(fake), "CORPUSPROV_SSHD": str(sshd), "PYTHON": "python3"}
-    return subprocess.run(["/bin/bash", str(SCRIPT), mode], capture_output=True, text=True, env=env,
-                          check=False, timeout=60)
+    return subprocess.run(
+        ["/bin/bash", str(SCRIPT), mode], capture_output=True, text=True, env=env, check=False, timeout=60
+    )
 
 
 def test_not_root_names_the_packages_and_the_command_and_fails(tmp_path: Path) -> None:
@@ -60,8 +60,9 @@ def test_nothing_missing_installs_nothing(tmp_path: Path) -> None:
 
 def _dry_run(target: str) -> str:
     """What ``make`` would run for ``target`` from scratch (``-B``: as on a fresh clone)."""
-    return subprocess.run(["make", "-n", "-B", target], cwd=REPO_ROOT, capture_output=True, text=True,
-                          check=True, timeout=60).stdout
+    return subprocess.run(
+        ["make", "-n", "-B", target], cwd=REPO_ROOT, capture_output=True, text=True, check=True, timeout=60
+    ).stdout
 
 
 def test_make_test_installs_the_system_packages_before_pytest() -> None:
@@ -81,8 +82,11 @@ def test_make_demo_installs_only_the_pipeline() -> None:
 
 @pytest.mark.parametrize("word", ["apt-get install -y -qq make", "make test"])
 def test_ci_runs_the_readme_test_command_and_nothing_more(word: str) -> None:
-    commands = [line.strip() for line in (REPO_ROOT / ".ci" / "run").read_text(encoding="utf-8").splitlines()
-                if line.strip() and not line.lstrip().startswith("#")]
+    commands = [
+        line.strip()
+        for line in (REPO_ROOT / ".ci" / "run").read_text(encoding="utf-8").splitlines()
+        if line.strip() and not line.lstrip().startswith("#")
+    ]
     assert commands[-1] == "make test"
     assert word in " ".join(commands)
     assert not [line for line in commands if "pytest" in line or "chromium" in line or "sshd" in line]

@@ -15,7 +15,8 @@ pytestmark = pytest.mark.dvc
 
 def _stages(repo: Path, name: str = "dvc.yaml") -> dict[str, dict[str, object]]:
     data: dict[str, dict[str, dict[str, object]]] = YAML(typ="safe", pure=True).load(
-        (repo / name).read_text(encoding="utf-8"))
+        (repo / name).read_text(encoding="utf-8")
+    )
     return data["stages"]
 
 
@@ -61,10 +62,13 @@ def test_own_shards_in_another_folder_of_the_repository(built: Path) -> None:
     assert "nothing to change" in again.stdout
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (["--encode", "../my-shards/encode"], "outside the repository"),
-    (["--mos", "no/such/folder"], "no such folder"),
-])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--encode", "../my-shards/encode"], "outside the repository"),
+        (["--mos", "no/such/folder"], "no such folder"),
+    ],
+)
 def test_bad_folders_are_refused_and_nothing_changes(built: Path, args: list[str], message: str) -> None:
     before = (built / "dvc.yaml").read_bytes()
     done = run(["corpusprov", "use-shards", *args], built, check=False)
@@ -79,7 +83,7 @@ def test_the_template_dvc_yaml_round_trips_untouched(tmp_path: Path) -> None:
 
     (tmp_path / ".dvc").mkdir()
     text = (REPO_ROOT / "dvc.yaml").read_text(encoding="utf-8")
-    without_sample = text[:text.index("  sample:\n")] + text[text.index("  merge:\n"):]
+    without_sample = text[: text.index("  sample:\n")] + text[text.index("  merge:\n") :]
     (tmp_path / "dvc.yaml").write_text(without_sample, encoding="utf-8")
     plan = use_shards(tmp_path, {"merge": None, "aggregate": None})
     assert plan.changed == ()

@@ -62,8 +62,10 @@ def test_verify_passes_after_repro(repo: Path) -> None:
     assert findings == []
     assert "verify: OK" in out and "merge, aggregate" in out
     assert verify(repo, "--no-rehash")[0] == 0
-    counts = {mode: json.loads(run(["corpusprov", "verify", "--json", *mode], repo).stdout)["checks"]
-              for mode in ((), ("--no-rehash",))}
+    counts = {
+        mode: json.loads(run(["corpusprov", "verify", "--json", *mode], repo).stdout)["checks"]
+        for mode in ((), ("--no-rehash",))
+    }
     assert counts[()] == counts[("--no-rehash",)] > 0
     assert verify(repo, "merge")[0] == 0
 
@@ -103,8 +105,10 @@ def test_shard_replaced_by_a_same_size_file(repo: Path) -> None:
     assert "same size" in _only(findings, SHARD)["cause"]
     # Without re-hashing the sizes agree, so only a full verify can see this.
     assert verify(repo, "--no-rehash")[0] == 0
-    counts = {mode: json.loads(run(["corpusprov", "verify", "--json", *mode], repo, check=False).stdout)["checks"]
-              for mode in ((), ("--no-rehash",))}
+    counts = {
+        mode: json.loads(run(["corpusprov", "verify", "--json", *mode], repo, check=False).stdout)["checks"]
+        for mode in ((), ("--no-rehash",))
+    }
     assert counts[()] == counts[("--no-rehash",)] > 0
 
 
@@ -283,8 +287,10 @@ def test_commands_find_the_root_from_a_subfolder(repo: Path) -> None:
     assert (code, findings) == (0, []), out
     key = _dedup_key(repo)
     args = [f"{name}={json.dumps(value, ensure_ascii=False)}" for name, value in key.items()]
-    assert run(["corpusprov", "trace", "merge", *args], sub).stdout == run(
-        ["corpusprov", "trace", "merge", *args], repo).stdout
+    assert (
+        run(["corpusprov", "trace", "merge", *args], sub).stdout
+        == run(["corpusprov", "trace", "merge", *args], repo).stdout
+    )
     replayed = run(["corpusprov", "replay", "encode_grid.jsonl.manifest.json"], sub, check=False)
     assert replayed.returncode == 0, replayed.stdout + replayed.stderr
     assert "replay: REPRODUCED" in replayed.stdout
@@ -344,9 +350,13 @@ def test_verify_hashes_the_folder_files_dvc_hashes(repo: Path) -> None:
     code, out, findings = verify(repo, "merge")
     assert code == 1
     assert sorted(item["where"] for item in findings) == [
-        f"{ENCODE}/.DS_Store", f"{ENCODE}/README.txt", f"{ENCODE}/nested/deeper.jsonl"]
-    assert all(item["found"].startswith("extra file ") and item["found"].endswith(", not in the manifest")
-               for item in findings)
+        f"{ENCODE}/.DS_Store",
+        f"{ENCODE}/README.txt",
+        f"{ENCODE}/nested/deeper.jsonl",
+    ]
+    assert all(
+        item["found"].startswith("extra file ") and item["found"].endswith(", not in the manifest") for item in findings
+    )
     assert not [item for item in findings if "dvc.lock" in item["cause"]], out
     assert ".dvcignore" in _only(findings, f"{ENCODE}/README.txt")["cause"]
 
@@ -357,7 +367,8 @@ def test_a_stray_file_is_named_as_such(repo: Path, name: str) -> None:
     code, _, findings = verify(repo)
     assert code == 1
     assert [(item["where"], item["found"]) for item in findings] == [
-        (f"{ENCODE}/{name}", f"extra file {name}, not in the manifest")]
+        (f"{ENCODE}/{name}", f"extra file {name}, not in the manifest")
+    ]
 
 
 def test_files_dvcignore_excludes_are_not_reported(repo: Path) -> None:

@@ -73,6 +73,7 @@ AGGREGATE_ACCOUNTING: Final = {
     "rejected": [name for name in AGGREGATE_COUNTERS if name.startswith("rejected_")],
 }
 
+
 @dataclass(frozen=True)
 class AggregateOutcome:
     """The result of an aggregate run."""
@@ -99,17 +100,22 @@ class _Spill:
         try:
             self._handle = open(self.path, "xb+")  # noqa: SIM115 -- closed in close()
         except OSError as exc:
-            raise OutputError(f"cannot create the spill file: {exc.strerror or exc}", path=display,
-                              fix="check that the output folder is writable") from exc
+            raise OutputError(
+                f"cannot create the spill file: {exc.strerror or exc}",
+                path=display,
+                fix="check that the output folder is writable",
+            ) from exc
 
     def write(self, line: bytes) -> tuple[int, int]:
         start = self.offset
         try:
             self._handle.write(line)
         except OSError as exc:
-            raise OutputError(f"cannot write the spill file next to the output: {exc.strerror or exc}",
-                              path=self.display,
-                              fix="check free space and file size limits (ulimit -f); nothing was written") from exc
+            raise OutputError(
+                f"cannot write the spill file next to the output: {exc.strerror or exc}",
+                path=self.display,
+                fix="check free space and file size limits (ulimit -f); nothing was written",
+            ) from exc
         self.offset += len(line)
         return start, len(line)
 
@@ -120,8 +126,11 @@ class _Spill:
         try:
             self._handle.flush()
         except OSError as exc:
-            raise OutputError(f"cannot write the spill file next to the output: {exc.strerror or exc}",
-                              path=self.display, fix="check free space and file size limits") from exc
+            raise OutputError(
+                f"cannot write the spill file next to the output: {exc.strerror or exc}",
+                path=self.display,
+                fix="check free space and file size limits",
+            ) from exc
 
     def close(self) -> None:
         with contextlib.suppress(OSError):
@@ -151,9 +160,20 @@ def aggregate_block_function(params: AggregateParams, overrides: dict[str, str])
             out["mos_native"] = verdict.native
             out["mos_native_scale"] = params.scales[label].label
             out["corpus_source"] = label
-        return (ROW, verdict.digest, label, verdict.std, canonical_line(out, special=verdict.special),
-                judge.sort_key(out, label), verdict.unified, verdict.native, kept, nulled,
-                verdict.from_strings, verdict.dropped)
+        return (
+            ROW,
+            verdict.digest,
+            label,
+            verdict.std,
+            canonical_line(out, special=verdict.special),
+            judge.sort_key(out, label),
+            verdict.unified,
+            verdict.native,
+            kept,
+            nulled,
+            verdict.from_strings,
+            verdict.dropped,
+        )
 
     def run(block: Block) -> list[tuple[Any, ...]]:
         override = overrides.get(block.display)
@@ -166,8 +186,14 @@ def aggregate_block_function(params: AggregateParams, overrides: dict[str, str])
     return run
 
 
-def aggregate(files: Sequence[InputFile], params: AggregateParams, corpus: StagedFile,
-              rejects: StagedFile, jobs: int = 1, progress: ProgressCallback | None = None) -> AggregateOutcome:
+def aggregate(
+    files: Sequence[InputFile],
+    params: AggregateParams,
+    corpus: StagedFile,
+    rejects: StagedFile,
+    jobs: int = 1,
+    progress: ProgressCallback | None = None,
+) -> AggregateOutcome:
     """Read ``files`` once: resolve duplicates, spill unified rows, write the winners sorted."""
     resolver = Resolver()
     per_input: list[dict[str, int]] = []
@@ -187,8 +213,9 @@ def aggregate(files: Sequence[InputFile], params: AggregateParams, corpus: Stage
                 for result in tally_lines(pool.map(metered(reader.blocks(), progress)), counters, rejects):
                     if result is None:
                         continue
-                    (_, digest, label, std, line, sort_key, unified, native, kept, nulled, from_strings,
-                     dropped) = result
+                    (_, digest, label, std, line, sort_key, unified, native, kept, nulled, from_strings, dropped) = (
+                        result
+                    )
                     counters["non_finite_kept"] += kept
                     counters["non_finite_nulled"] += nulled
                     counters["numbers_from_strings"] += from_strings
@@ -212,8 +239,9 @@ def aggregate(files: Sequence[InputFile], params: AggregateParams, corpus: Stage
         owner = per_input[bisect.bisect_right(starts, ordinal) - 1]
         owner["rows_out"] += 1
         owner["fields_dropped_rows"] += dropped
-    outcomes = tuple(InputOutcome(file, digest, counters)
-                     for file, digest, counters in zip(files, digests, per_input, strict=True))
+    outcomes = tuple(
+        InputOutcome(file, digest, counters) for file, digest, counters in zip(files, digests, per_input, strict=True)
+    )
     totals = sum_counters(per_input, AGGREGATE_COUNTERS)
     applied = {file.display: overrides[file.display] for file in files if file.display in overrides}
     return AggregateOutcome(outcomes, totals, rows_by_corpus, applied, summary)
@@ -229,14 +257,21 @@ def _overrides_for(files: Sequence[InputFile], params: AggregateParams) -> dict[
     return result
 
 
-def _write_sorted(params: AggregateParams, resolver: Resolver, spill: _Spill, offsets: array[int],
-                  lengths: array[int], corpus: StagedFile) -> tuple[AggregateSummary, dict[str, int]]:
+def _write_sorted(
+    params: AggregateParams,
+    resolver: Resolver,
+    spill: _Spill,
+    offsets: array[int],
+    lengths: array[int],
+    corpus: StagedFile,
+) -> tuple[AggregateSummary, dict[str, int]]:
     """Copy the winners' unified lines from the spill, sorted; tally what was written."""
-    summary = AggregateSummary({label: (scale.native_min, scale.native_max)
-                                for label, scale in params.scales.items()})
+    summary = AggregateSummary({label: (scale.native_min, scale.native_max) for label, scale in params.scales.items()})
     labels = resolver.labels()
-    entries = [sort_key + b"\x00" + ordinal.to_bytes(8, "big")
-               for sort_key, ordinal in zip(resolver.winner_sort, resolver.winner, strict=True)]
+    entries = [
+        sort_key + b"\x00" + ordinal.to_bytes(8, "big")
+        for sort_key, ordinal in zip(resolver.winner_sort, resolver.winner, strict=True)
+    ]
     rows_by_corpus: dict[str, int] = {}
     for slot in range(len(resolver.winner)):
         label = labels[resolver.winner_corpus[slot]]

@@ -28,8 +28,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
-manifest_app = typer.Typer(help="Read and check manifest sidecars.", no_args_is_help=True,
-                           rich_markup_mode=None)
+manifest_app = typer.Typer(help="Read and check manifest sidecars.", no_args_is_help=True, rich_markup_mode=None)
 app.add_typer(manifest_app, name="manifest")
 
 #: Exit code for an interrupted run (128 + SIGINT), as shells report it.
@@ -63,9 +62,11 @@ def _boundary() -> Iterator[None]:
     except Exception as exc:
         if os.environ.get("CORPUSPROV_DEBUG"):
             raise
-        typer.echo(f"corpusprov: internal error: {type(exc).__name__}: {exc} "
-                   "(a bug; re-run with CORPUSPROV_DEBUG=1 for the traceback and report it)",
-                   err=True)
+        typer.echo(
+            f"corpusprov: internal error: {type(exc).__name__}: {exc} "
+            "(a bug; re-run with CORPUSPROV_DEBUG=1 for the traceback and report it)",
+            err=True,
+        )
         raise typer.Exit(EXIT_INTERNAL) from None
 
 
@@ -86,34 +87,66 @@ def _version_callback(value: bool) -> None:
 
 @app.callback()
 def _root(
-    version: Annotated[bool, typer.Option("--version", callback=_version_callback,
-                                          is_eager=True, help="Print the version and exit.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version_callback, is_eager=True, help="Print the version and exit.")
+    ] = False,
 ) -> None:
     """Provenance-stamped merge and aggregate of video-quality corpus JSONL shards."""
 
 
-InputsArg = Annotated[list[str], typer.Argument(metavar="INPUT...",
-                                                help="JSONL shards, or folders of *.jsonl (sorted).",
-                                                show_default=False)]
-OutputOpt = Annotated[Path, typer.Option("--output", "-o", metavar="OUT", help="Corpus JSONL to write.",
-                                         show_default=False)]
-ParamsOpt = Annotated[Path | None, typer.Option("--params", metavar="PATH", help="params.yaml to read "
-                                                "[default: params.yaml if present, else built-in defaults].")]
-ManifestOpt = Annotated[Path | None, typer.Option("--manifest-out", metavar="PATH",
-                                                  help="Manifest path [default: OUTPUT.manifest.json].")]
-RejectsOpt = Annotated[Path | None, typer.Option("--rejects-out", metavar="PATH",
-                                                 help="Rejects JSONL [default: OUTPUT stem + .rejects.jsonl].")]
-PlotsOpt = Annotated[Path | None, typer.Option("--plots-dir", metavar="DIR", help="Folder for pre-binned plot data "
-                                               "JSON (`dvc plots`) [default: none].")]
-JobsOpt = Annotated[int | None, typer.Option("--jobs", "-j", min=1, metavar="N", help="Worker processes for parsing "
-                                            "[default: every core for inputs over 32 MiB, else 1]; "
-                                            "the output bytes do not depend on it.")]
-OutsideOpt = Annotated[bool, typer.Option("--allow-outside-repo",
-                                           help="Allow paths outside the working directory (also through "
-                                                "symbolic links); the manifest then records them as "
-                                                "<outside-repo>/NAME.")]
-MetricsOpt = Annotated[Path | None, typer.Option("--metrics-out", metavar="PATH",
-                                                 help="Scalar metrics JSON for `dvc exp show` [default: none].")]
+InputsArg = Annotated[
+    list[str],
+    typer.Argument(metavar="INPUT...", help="JSONL shards, or folders of *.jsonl (sorted).", show_default=False),
+]
+OutputOpt = Annotated[
+    Path, typer.Option("--output", "-o", metavar="OUT", help="Corpus JSONL to write.", show_default=False)
+]
+ParamsOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--params",
+        metavar="PATH",
+        help="params.yaml to read [default: params.yaml if present, else built-in defaults].",
+    ),
+]
+ManifestOpt = Annotated[
+    Path | None, typer.Option("--manifest-out", metavar="PATH", help="Manifest path [default: OUTPUT.manifest.json].")
+]
+RejectsOpt = Annotated[
+    Path | None,
+    typer.Option("--rejects-out", metavar="PATH", help="Rejects JSONL [default: OUTPUT stem + .rejects.jsonl]."),
+]
+PlotsOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--plots-dir", metavar="DIR", help="Folder for pre-binned plot data JSON (`dvc plots`) [default: none]."
+    ),
+]
+JobsOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--jobs",
+        "-j",
+        min=1,
+        metavar="N",
+        help="Worker processes for parsing "
+        "[default: every core for inputs over 32 MiB, else 1]; "
+        "the output bytes do not depend on it.",
+    ),
+]
+OutsideOpt = Annotated[
+    bool,
+    typer.Option(
+        "--allow-outside-repo",
+        help="Allow paths outside the working directory (also through "
+        "symbolic links); the manifest then records them as "
+        "<outside-repo>/NAME.",
+    ),
+]
+MetricsOpt = Annotated[
+    Path | None,
+    typer.Option("--metrics-out", metavar="PATH", help="Scalar metrics JSON for `dvc exp show` [default: none]."),
+]
 
 
 def _progress_callback(label: str) -> tuple[Any, Any]:
@@ -158,10 +191,12 @@ def _summary(kind: str, report: Any) -> str:
     if skipped:
         quirks.append(f"{_count(len(skipped), 'missing input')} skipped ({', '.join(skipped)})")
     read = f"; {', '.join(quirks)}" if quirks else ""
-    return (f"{kind}: {counters['rows_in']} rows in from {len(manifest.inputs)} input(s) -> "
-            f"{counters['rows_out']} rows out ({duplicates} duplicates, {rejected} rejected{read})\n"
-            f"  corpus:   {corpus.path if corpus else '?'}\n"
-            f"  manifest: {report.manifest_path}")
+    return (
+        f"{kind}: {counters['rows_in']} rows in from {len(manifest.inputs)} input(s) -> "
+        f"{counters['rows_out']} rows out ({duplicates} duplicates, {rejected} rejected{read})\n"
+        f"  corpus:   {corpus.path if corpus else '?'}\n"
+        f"  manifest: {report.manifest_path}"
+    )
 
 
 def _run_stage(kind: str, inputs: list[str], output: Path, params: Path | None, **options: Any) -> None:
@@ -175,31 +210,73 @@ def _run_stage(kind: str, inputs: list[str], output: Path, params: Path | None, 
 
         # Before the stage derives the sidecar names from it (`.` has no name to extend).
         check_output_path(output)
-        report = runner(StageRequest(
-            inputs=tuple(inputs), output=output, params_path=params or Path("params.yaml"),
-            params_explicit=params is not None, argv=_argv(), progress=on_progress, **options))
+        report = runner(
+            StageRequest(
+                inputs=tuple(inputs),
+                output=output,
+                params_path=params or Path("params.yaml"),
+                params_explicit=params is not None,
+                argv=_argv(),
+                progress=on_progress,
+                **options,
+            )
+        )
         end_progress()
         typer.echo(_summary(kind, report))
 
 
 @app.command(cls=MetavarCommand)
-def merge(inputs: InputsArg, output: OutputOpt, params: ParamsOpt = None,
-          manifest_out: ManifestOpt = None, rejects_out: RejectsOpt = None,
-          metrics_out: MetricsOpt = None, plots_dir: PlotsOpt = None,
-          allow_outside_repo: OutsideOpt = False, jobs: JobsOpt = None) -> None:
+def merge(
+    inputs: InputsArg,
+    output: OutputOpt,
+    params: ParamsOpt = None,
+    manifest_out: ManifestOpt = None,
+    rejects_out: RejectsOpt = None,
+    metrics_out: MetricsOpt = None,
+    plots_dir: PlotsOpt = None,
+    allow_outside_repo: OutsideOpt = False,
+    jobs: JobsOpt = None,
+) -> None:
     """Merge encode-grid shards: validate required keys, dedup on the natural key."""
-    _run_stage("merge", inputs, output, params, manifest_out=manifest_out, rejects_out=rejects_out,
-               metrics_out=metrics_out, plots_dir=plots_dir, allow_outside_repo=allow_outside_repo, jobs=jobs)
+    _run_stage(
+        "merge",
+        inputs,
+        output,
+        params,
+        manifest_out=manifest_out,
+        rejects_out=rejects_out,
+        metrics_out=metrics_out,
+        plots_dir=plots_dir,
+        allow_outside_repo=allow_outside_repo,
+        jobs=jobs,
+    )
 
 
 @app.command(cls=MetavarCommand)
-def aggregate(inputs: InputsArg, output: OutputOpt, params: ParamsOpt = None,
-              manifest_out: ManifestOpt = None, rejects_out: RejectsOpt = None,
-              metrics_out: MetricsOpt = None, plots_dir: PlotsOpt = None,
-              allow_outside_repo: OutsideOpt = False, jobs: JobsOpt = None) -> None:
+def aggregate(
+    inputs: InputsArg,
+    output: OutputOpt,
+    params: ParamsOpt = None,
+    manifest_out: ManifestOpt = None,
+    rejects_out: RejectsOpt = None,
+    metrics_out: MetricsOpt = None,
+    plots_dir: PlotsOpt = None,
+    allow_outside_repo: OutsideOpt = False,
+    jobs: JobsOpt = None,
+) -> None:
     """Aggregate MOS corpora: one 0-100 scale, cross-corpus dedup, rejects with reasons."""
-    _run_stage("aggregate", inputs, output, params, manifest_out=manifest_out, rejects_out=rejects_out,
-               metrics_out=metrics_out, plots_dir=plots_dir, allow_outside_repo=allow_outside_repo, jobs=jobs)
+    _run_stage(
+        "aggregate",
+        inputs,
+        output,
+        params,
+        manifest_out=manifest_out,
+        rejects_out=rejects_out,
+        metrics_out=metrics_out,
+        plots_dir=plots_dir,
+        allow_outside_repo=allow_outside_repo,
+        jobs=jobs,
+    )
 
 
 @app.command(cls=MetavarCommand)
@@ -217,11 +294,13 @@ def scales(params: ParamsOpt = None) -> None:
 
 @app.command(cls=MetavarCommand)
 def sample(
-    out: Annotated[Path, typer.Option("--out", metavar="DIR",
-                                      help="Folder to fill (encode/ and mos/).")] = Path("data/raw"),
+    out: Annotated[Path, typer.Option("--out", metavar="DIR", help="Folder to fill (encode/ and mos/).")] = Path(
+        "data/raw"
+    ),
     seed: Annotated[int, typer.Option("--seed", metavar="N", help="Random seed: same seed, same bytes.")] = 0,
-    rows: Annotated[int, typer.Option("--rows", metavar="N",
-                                      help="Encode-grid rows in all (MOS rows: about 2/3).")] = 600,
+    rows: Annotated[
+        int, typer.Option("--rows", metavar="N", help="Encode-grid rows in all (MOS rows: about 2/3).")
+    ] = 600,
 ) -> None:
     """Write deterministic synthetic shards shaped like real ones."""
     from corpusprov.sample import generate_samples
@@ -237,31 +316,44 @@ def sample(
 
 @app.command("use-shards", cls=MetavarCommand)
 def use_shards(
-    encode: Annotated[str | None, typer.Option("--encode", metavar="DIR", help="Folder of encode-grid "
-                                               "shards for merge [default: keep data/raw/encode].")] = None,
-    mos: Annotated[str | None, typer.Option("--mos", metavar="DIR", help="Folder of MOS shards for "
-                                            "aggregate [default: keep data/raw/mos].")] = None,
+    encode: Annotated[
+        str | None,
+        typer.Option(
+            "--encode", metavar="DIR", help="Folder of encode-grid shards for merge [default: keep data/raw/encode]."
+        ),
+    ] = None,
+    mos: Annotated[
+        str | None,
+        typer.Option("--mos", metavar="DIR", help="Folder of MOS shards for aggregate [default: keep data/raw/mos]."),
+    ] = None,
 ) -> None:
     """Use your own shards: drop the sample stage from dvc.yaml and point merge/aggregate at your folders."""
     from corpusprov.shards import use_shards as run_use_shards
 
     with _boundary():
         plan = run_use_shards(repo_root(Path.cwd(), "use-shards"), {"merge": encode, "aggregate": mos})
-        typer.echo("use-shards: " + ("removed the sample stage; " if plan.removed_sample else "")
-                   + "; ".join(f"{stage} reads {folder}" for stage, folder in plan.inputs.items())
-                   + (f" (rewrote {', '.join(plan.changed)})" if plan.changed else " (nothing to change)"))
+        typer.echo(
+            "use-shards: "
+            + ("removed the sample stage; " if plan.removed_sample else "")
+            + "; ".join(f"{stage} reads {folder}" for stage, folder in plan.inputs.items())
+            + (f" (rewrote {', '.join(plan.changed)})" if plan.changed else " (nothing to change)")
+        )
         folders = " ".join(dict.fromkeys(plan.inputs.values()))
         typer.echo(f"next: put your shards there, then: dvc add {folders} && dvc repro")
 
 
 @app.command(cls=MetavarCommand)
 def verify(
-    stages: Annotated[list[str] | None, typer.Argument(metavar="[STAGE]...",
-                                                       help="Stages to check [default: every stage "
-                                                           "with a manifest].", show_default=False)] = None,
+    stages: Annotated[
+        list[str] | None,
+        typer.Argument(
+            metavar="[STAGE]...", help="Stages to check [default: every stage with a manifest].", show_default=False
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the findings as JSON.")] = False,
-    no_rehash: Annotated[bool, typer.Option("--no-rehash", help="Compare recorded hashes only; "
-                                                                "check file sizes, not contents.")] = False,
+    no_rehash: Annotated[
+        bool, typer.Option("--no-rehash", help="Compare recorded hashes only; check file sizes, not contents.")
+    ] = False,
 ) -> None:
     """Prove dvc.lock, the manifests and the bytes on disk agree (anywhere in the repository)."""
     import json
@@ -291,10 +383,16 @@ def verify_import(
 
     with _boundary():
         report = verify_imports(repo_root(Path.cwd(), "verify-import"))
-        typer.echo(json.dumps(report.to_dict(), indent=2, ensure_ascii=False) if as_json
-                   else render_findings(report, command="verify-import",
-                                        subject="imported corpora, their manifests and .dvc files",
-                                        unit="imported manifests"))
+        typer.echo(
+            json.dumps(report.to_dict(), indent=2, ensure_ascii=False)
+            if as_json
+            else render_findings(
+                report,
+                command="verify-import",
+                subject="imported corpora, their manifests and .dvc files",
+                unit="imported manifests",
+            )
+        )
         if not report.ok:
             raise typer.Exit(1)
 
@@ -302,8 +400,10 @@ def verify_import(
 @app.command(cls=MetavarCommand)
 def replay(
     manifest: Annotated[Path, typer.Argument(metavar="MANIFEST", help="Manifest to replay.")],
-    keep: Annotated[Path | None, typer.Option("--keep", metavar="DIR", help="Keep the replayed outputs in this "
-                                                            "(empty or new) folder.")] = None,
+    keep: Annotated[
+        Path | None,
+        typer.Option("--keep", metavar="DIR", help="Keep the replayed outputs in this (empty or new) folder."),
+    ] = None,
 ) -> None:
     """Re-run a manifest's recorded command and params on its inputs; exit 0 only if reproduced."""
     from corpusprov.render import render_replay
@@ -324,9 +424,13 @@ def replay(
 @app.command(cls=MetavarCommand)
 def trace(
     stage: Annotated[str, typer.Argument(metavar="STAGE", help="dvc.yaml stage (merge, aggregate, ...).")],
-    key: Annotated[list[str], typer.Argument(metavar="KEY=VALUE...",
-                                             help="KEY=VALUE for dedup key fields; values are read "
-                                                  "as JSON when they parse, else as strings.")],
+    key: Annotated[
+        list[str],
+        typer.Argument(
+            metavar="KEY=VALUE...",
+            help="KEY=VALUE for dedup key fields; values are read as JSON when they parse, else as strings.",
+        ),
+    ],
 ) -> None:
     """Every input occurrence of a dedup key, which one won, and the rule that decided."""
     from corpusprov.render import render_trace
@@ -341,11 +445,18 @@ def trace(
 
 @app.command(cls=MetavarCommand)
 def diff(
-    a: Annotated[str, typer.Argument(metavar="A", help="Build A: a manifest path, REV:PATH, or a git revision / "
-                                          "experiment name (then every stage with a manifest).")],
+    a: Annotated[
+        str,
+        typer.Argument(
+            metavar="A",
+            help="Build A: a manifest path, REV:PATH, or a git revision / "
+            "experiment name (then every stage with a manifest).",
+        ),
+    ],
     b: Annotated[str, typer.Argument(metavar="B", help="Build B, in the same forms.")],
-    stage: Annotated[list[str] | None, typer.Option("--stage", metavar="STAGE",
-                                                    help="Only this stage (repeatable).")] = None,
+    stage: Annotated[
+        list[str] | None, typer.Option("--stage", metavar="STAGE", help="Only this stage (repeatable).")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the differences as JSON.")] = False,
     exit_code: Annotated[bool, typer.Option("--exit-code", help="Exit 1 when the builds differ.")] = False,
 ) -> None:
@@ -401,8 +512,11 @@ def manifest_validate(
             if problems:
                 worst = max(worst, 1)
                 more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-                typer.echo(f"corpusprov: error: {display}: counters do not add up: {problems[0]}{more}; "
-                           "restore the manifest with `dvc checkout` or re-run the stage", err=True)
+                typer.echo(
+                    f"corpusprov: error: {display}: counters do not add up: {problems[0]}{more}; "
+                    "restore the manifest with `dvc checkout` or re-run the stage",
+                    err=True,
+                )
             else:
                 typer.echo(f"{display}: valid ({manifest.kind}, manifest v{manifest.manifest_version})")
         if worst:

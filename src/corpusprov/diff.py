@@ -45,9 +45,16 @@ class ManifestDiff:
     @property
     def same(self) -> bool:
         """True when nothing that describes the build differs."""
-        return not (self.inputs_added or self.inputs_removed or self.inputs_changed or self.params_changed
-                    or self.counters_changed or self.outputs_changed or self.tool_changed
-                    or self.policy_changed)
+        return not (
+            self.inputs_added
+            or self.inputs_removed
+            or self.inputs_changed
+            or self.params_changed
+            or self.counters_changed
+            or self.outputs_changed
+            or self.tool_changed
+            or self.policy_changed
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form."""
@@ -65,35 +72,43 @@ def diff_manifests(a: Manifest, b: Manifest, stage: str, a_label: str, b_label: 
         result.inputs_removed.append({"path": path, "sha256": old_inputs[path].sha256})
     for path in sorted(set(old_inputs) & set(new_inputs)):
         if old_inputs[path].sha256 != new_inputs[path].sha256:
-            result.inputs_changed.append({"path": path, "old": old_inputs[path].sha256,
-                                          "new": new_inputs[path].sha256})
+            result.inputs_changed.append({"path": path, "old": old_inputs[path].sha256, "new": new_inputs[path].sha256})
     group_a = a.params["group"]
     for key, old, new in changes(a.params["values"], b.params["values"], group_a):
-        result.params_changed.append({"key": key, "old": None if old == ABSENT else old,
-                                      "new": None if new == ABSENT else new})
+        result.params_changed.append(
+            {"key": key, "old": None if old == ABSENT else old, "new": None if new == ABSENT else new}
+        )
     for name in sorted(set(a.counters) | set(b.counters)):
         old_count = a.counters.get(name, 0)
         new_count = b.counters.get(name, 0)
         if old_count != new_count:
-            result.counters_changed.append({"name": name, "old": old_count, "new": new_count,
-                                            "delta": new_count - old_count})
+            result.counters_changed.append(
+                {"name": name, "old": old_count, "new": new_count, "delta": new_count - old_count}
+            )
     # Both directions: an output only A has is as much a difference as one only B has.
     old_outputs = {(entry.role, entry.path): entry for entry in a.outputs}
     new_outputs = {(entry.role, entry.path): entry for entry in b.outputs}
     for role, path in sorted(set(old_outputs) | set(new_outputs)):
         before, after = old_outputs.get((role, path)), new_outputs.get((role, path))
         if before is None or after is None or before.sha256 != after.sha256:
-            result.outputs_changed.append({"role": role, "path": path,
-                                           "old": before.sha256 if before else None,
-                                           "new": after.sha256 if after else None})
-    for section, old_value, new_value in (("policy", a.policy, b.policy),
-                                          ("serialization", a.serialization, b.serialization)):
+            result.outputs_changed.append(
+                {
+                    "role": role,
+                    "path": path,
+                    "old": before.sha256 if before else None,
+                    "new": after.sha256 if after else None,
+                }
+            )
+    for section, old_value, new_value in (
+        ("policy", a.policy, b.policy),
+        ("serialization", a.serialization, b.serialization),
+    ):
         for key, old, new in changes(old_value, new_value, section):
-            result.policy_changed.append({"key": key, "old": None if old == ABSENT else old,
-                                          "new": None if new == ABSENT else new})
+            result.policy_changed.append(
+                {"key": key, "old": None if old == ABSENT else old, "new": None if new == ABSENT else new}
+            )
     if a.tool["version"] != b.tool["version"]:
-        return ManifestDiff(**{**asdict(result), "tool_changed": {"old": a.tool["version"],
-                                                                  "new": b.tool["version"]}})
+        return ManifestDiff(**{**asdict(result), "tool_changed": {"old": a.tool["version"], "new": b.tool["version"]}})
     return result
 
 
@@ -111,9 +126,12 @@ def _read_at(root: Path, path: str, rev: str) -> bytes:
         data = dvc.api.read(path, repo=str(root), rev=rev, mode="rb")
     except (DvcException, FileNotFoundError, OSError) as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise InputError(f"cannot read {path} at revision {rev!r}: {reason}", path=path,
-                         fix="check the revision or experiment name (`dvc exp show`), and that its "
-                             "outputs are in the cache or remote (`dvc pull`)") from None
+        raise InputError(
+            f"cannot read {path} at revision {rev!r}: {reason}",
+            path=path,
+            fix="check the revision or experiment name (`dvc exp show`), and that its "
+            "outputs are in the cache or remote (`dvc pull`)",
+        ) from None
     return data if isinstance(data, bytes) else str(data).encode("utf-8")
 
 
@@ -129,9 +147,10 @@ def _resolve(root: Path, spec: str, stages: Sequence[str]) -> dict[str, tuple[Ma
     plans, _ = plan_stages(root, stages)
     if not plans:
         raise UsageError("no stage with a manifest to compare", path="dvc.yaml")
-    return {plan.name: (_parse(_read_at(root, plan.manifests[0], spec), f"{spec}:{plan.manifests[0]}"),
-                        spec)
-            for plan in plans}
+    return {
+        plan.name: (_parse(_read_at(root, plan.manifests[0], spec), f"{spec}:{plan.manifests[0]}"), spec)
+        for plan in plans
+    }
 
 
 def diff_builds(root: Path, a: str, b: str, stages: Sequence[str] = ()) -> list[ManifestDiff]:
@@ -145,15 +164,17 @@ def diff_builds(root: Path, a: str, b: str, stages: Sequence[str] = ()) -> list[
     left = _resolve(root, a, stages)
     right = _resolve(root, b, stages)
     if len(left) == 1 and len(right) == 1:
-        (stage_a, (manifest_a, label_a)), = left.items()
-        (_, (manifest_b, label_b)), = right.items()
+        ((stage_a, (manifest_a, label_a)),) = left.items()
+        ((_, (manifest_b, label_b)),) = right.items()
         if manifest_a.kind != manifest_b.kind:
-            raise UsageError(f"cannot compare a {manifest_a.kind} manifest with a {manifest_b.kind} one",
-                             fix="compare builds of the same stage")
+            raise UsageError(
+                f"cannot compare a {manifest_a.kind} manifest with a {manifest_b.kind} one",
+                fix="compare builds of the same stage",
+            )
         return [diff_manifests(manifest_a, manifest_b, stage_a, label_a, label_b)]
     common = [stage for stage in left if stage in right]
     if not common:
-        raise CorpusprovError("the two builds share no stage to compare",
-                              fix="name a stage with --stage, or give REV:PATH on both sides")
-    return [diff_manifests(left[stage][0], right[stage][0], stage, left[stage][1], right[stage][1])
-            for stage in common]
+        raise CorpusprovError(
+            "the two builds share no stage to compare", fix="name a stage with --stage, or give REV:PATH on both sides"
+        )
+    return [diff_manifests(left[stage][0], right[stage][0], stage, left[stage][1], right[stage][1]) for stage in common]

@@ -43,8 +43,7 @@ def _expanded_size(root: Node, display: str) -> tuple[int, int]:
         if key in sizes:
             continue
         if key in active:
-            raise DvcFileError("a YAML alias refers to itself", path=display,
-                               fix=f"restore {display} from git")
+            raise DvcFileError("a YAML alias refers to itself", path=display, fix=f"restore {display} from git")
         active.add(key)
         stack.append((node, True))
         stack.extend((child, False) for child in _children(node) if id(child) not in sizes)
@@ -67,34 +66,43 @@ def read_yaml(path: Path, display: str) -> Any:
         return None
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        raise DvcFileError(f"cannot read {display}: {reason}", path=display,
-                           fix=f"restore {display} from git") from None
+        raise DvcFileError(
+            f"cannot read {display}: {reason}", path=display, fix=f"restore {display} from git"
+        ) from None
     yaml = YAML(typ="safe", pure=True)
     try:
         node = yaml.compose(text)
         expanded, distinct = _expanded_size(node, display) if node is not None else (0, 0)
         if expanded > NODE_BUDGET:
             how = "once its YAML aliases are expanded" if expanded > distinct else "(a very long list or mapping)"
-            raise DvcFileError(f"{display} holds more than {NODE_BUDGET} values {how}", path=display,
-                               fix=f"restore {display} from git (DVC writes a few entries per stage)")
+            raise DvcFileError(
+                f"{display} holds more than {NODE_BUDGET} values {how}",
+                path=display,
+                fix=f"restore {display} from git (DVC writes a few entries per stage)",
+            )
         return yaml.load(text)
     except DvcFileError:
         raise
     except YAMLError as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise DvcFileError(f"malformed YAML: {first}", path=display,
-                           fix=f"fix {display} (restore it from git)") from None
+        raise DvcFileError(
+            f"malformed YAML: {first}", path=display, fix=f"fix {display} (restore it from git)"
+        ) from None
     except RecursionError:
         raise DvcFileError("YAML nested too deeply", path=display, fix=f"restore {display} from git") from None
     except (ValueError, TypeError, IndexError, AttributeError, KeyError) as exc:
         # ruamel raises these for built-in tags with impossible values (`!!int abc`).
-        raise DvcFileError(f"malformed YAML value: {exc or type(exc).__name__}", path=display,
-                           fix=f"fix {display} (restore it from git)") from None
+        raise DvcFileError(
+            f"malformed YAML value: {exc or type(exc).__name__}",
+            path=display,
+            fix=f"fix {display} (restore it from git)",
+        ) from None
 
 
 def _shape(display: str, where: str, expected: str) -> DvcFileError:
-    return DvcFileError(f"{where} must be {expected}", path=display,
-                        fix=f"restore {display} from git (or let DVC rewrite it)")
+    return DvcFileError(
+        f"{where} must be {expected}", path=display, fix=f"restore {display} from git (or let DVC rewrite it)"
+    )
 
 
 def _mapping(value: Any, display: str, where: str) -> dict[str, Any]:
@@ -117,9 +125,11 @@ def _path(value: Any, display: str, where: str) -> str:
     if not isinstance(value, str) or not value:
         raise _shape(display, where, "a path (a non-empty string)")
     if not is_repo_relative(value):
-        raise DvcFileError(f"{where} {value!r} leaves the repository (absolute, `~` or `..`)",
-                           path=display, fix="DVC paths are relative to the repository and stay inside it; "
-                                             f"restore {display} from git")
+        raise DvcFileError(
+            f"{where} {value!r} leaves the repository (absolute, `~` or `..`)",
+            path=display,
+            fix=f"DVC paths are relative to the repository and stay inside it; restore {display} from git",
+        )
     return value
 
 
@@ -167,7 +177,7 @@ def _declared(value: Any, display: str, where: str) -> list[str]:
         if isinstance(entry, dict):
             if len(entry) != 1:
                 raise _shape(display, at, "a path or a one-key mapping `PATH: {options}`")
-            (key, options), = entry.items()
+            ((key, options),) = entry.items()
             _mapping(options, display, f"{at}.{key}")
             entry = key
         paths.append(_path(entry, display, at))

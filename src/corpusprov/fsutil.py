@@ -26,7 +26,7 @@ def _temp_owner(name: str, target_name: str) -> int | None:
     """The pid in ``.corpusprov-tmp-<pid>-<8 hex>-[spill-]<target>``, or None if it is not ours."""
     if not name.startswith(TEMP_PREFIX):
         return None
-    pid_text, _, rest = name[len(TEMP_PREFIX):].partition("-")
+    pid_text, _, rest = name[len(TEMP_PREFIX) :].partition("-")
     token, _, tail = rest.partition("-")
     if not pid_text.isdigit() or len(token) != 8 or tail not in (target_name, f"spill-{target_name}"):
         return None

@@ -64,16 +64,23 @@ def _kind_problem(path: Path, display: str) -> InputError | None:
         mode = path.stat().st_mode
     except FileNotFoundError:
         if path.is_symlink():
-            return InputError("input is a dangling symbolic link", path=display,
-                              fix="point the link at an existing shard or remove it")
-        return InputError("input does not exist", path=display,
-                          fix="check the path, or run `dvc pull` / `dvc checkout`")
+            return InputError(
+                "input is a dangling symbolic link",
+                path=display,
+                fix="point the link at an existing shard or remove it",
+            )
+        return InputError(
+            "input does not exist", path=display, fix="check the path, or run `dvc pull` / `dvc checkout`"
+        )
     except OSError as exc:
         return InputError(f"cannot stat input: {exc.strerror or exc}", path=display)
     if stat.S_ISDIR(mode) or stat.S_ISREG(mode):
         return None
-    return InputError("input is not a regular file (a FIFO, socket or device?)", path=display,
-                      fix="pass regular JSONL files or folders of them")
+    return InputError(
+        "input is not a regular file (a FIFO, socket or device?)",
+        path=display,
+        fix="pass regular JSONL files or folders of them",
+    )
 
 
 def resolve_inputs(args: Sequence[str | Path], base: Path | None = None) -> tuple[list[InputFile], list[FolderArg]]:
@@ -91,11 +98,15 @@ def resolve_inputs(args: Sequence[str | Path], base: Path | None = None) -> tupl
             raise problem
         added: list[InputFile] = []
         if path.is_dir():
-            members = sorted(child.name for child in path.iterdir()
-                             if child.name.endswith(".jsonl") and not child.name.startswith("."))
+            members = sorted(
+                child.name
+                for child in path.iterdir()
+                if child.name.endswith(".jsonl") and not child.name.startswith(".")
+            )
             if not members:
-                raise InputError("folder holds no *.jsonl files", path=display,
-                                 fix="add shards to it or pass files directly")
+                raise InputError(
+                    "folder holds no *.jsonl files", path=display, fix="add shards to it or pass files directly"
+                )
             for name in members:
                 child = path / name
                 child_display = f"{display}/{name}" if display != "." else name
@@ -103,8 +114,9 @@ def resolve_inputs(args: Sequence[str | Path], base: Path | None = None) -> tupl
                 if problem is not None:
                     raise problem
                 if child.is_dir():
-                    raise InputError("a folder named *.jsonl inside an input folder",
-                                     path=child_display, fix="rename or move it")
+                    raise InputError(
+                        "a folder named *.jsonl inside an input folder", path=child_display, fix="rename or move it"
+                    )
                 added.append(InputFile(child, child_display, display, name))
             folders.append(FolderArg(display, tuple(members)))
         else:
@@ -113,8 +125,7 @@ def resolve_inputs(args: Sequence[str | Path], base: Path | None = None) -> tupl
             if item.display in seen:
                 first = seen[item.display]
                 how = f"as {first} and as {arg}" if first != str(arg) else f"{arg} twice"
-                raise UsageError(f"input given twice ({how})", path=item.display,
-                                 fix="list each shard once")
+                raise UsageError(f"input given twice ({how})", path=item.display, fix="list each shard once")
             seen[item.display] = str(arg)
         files.extend(added)
     return files, folders
@@ -134,12 +145,16 @@ def check_folder_target(folder: Path, what: str, base: Path | None = None) -> No
     """Refuse a folder to fill (``--out``, ``--keep``) that is a file or sits under one."""
     display = display_path(folder, base)
     if folder.exists() and not folder.is_dir():
-        raise UsageError(f"{what} is not a folder", path=display,
-                         fix=f"give {what} the path of a folder (new or existing)")
+        raise UsageError(
+            f"{what} is not a folder", path=display, fix=f"give {what} the path of a folder (new or existing)"
+        )
     blocker = _blocking_ancestor(folder)
     if blocker is not None:
-        raise UsageError(f"{what} cannot be created: {display_path(blocker, base)} is not a folder",
-                         path=display_path(blocker, base), fix=f"give {what} a path under a folder")
+        raise UsageError(
+            f"{what} cannot be created: {display_path(blocker, base)} is not a folder",
+            path=display_path(blocker, base),
+            fix=f"give {what} a path under a folder",
+        )
 
 
 def check_output_path(output: Path, base: Path | None = None) -> None:
@@ -150,13 +165,17 @@ def check_output_path(output: Path, base: Path | None = None) -> None:
 def _check_target_shape(output: Path, display: str, base: Path | None) -> None:
     # (A trailing "/" is already gone: pathlib drops it when typer builds the Path.)
     if output.name in ("", ".", ".."):
-        raise UsageError("output path names a folder, not a file", path=display or ".",
-                         fix="give a file path, e.g. out/corpus.jsonl")
+        raise UsageError(
+            "output path names a folder, not a file", path=display or ".", fix="give a file path, e.g. out/corpus.jsonl"
+        )
     blocker = _blocking_ancestor(output)
     if blocker is not None:
         shown = display_path(blocker, base)
-        raise UsageError(f"cannot create {display}: {shown} is a file, not a folder", path=shown,
-                         fix="choose another output folder, or move that file away")
+        raise UsageError(
+            f"cannot create {display}: {shown} is a file, not a folder",
+            path=shown,
+            fix="choose another output folder, or move that file away",
+        )
 
 
 def _real(path: Path, base: Path | None = None) -> Path:
@@ -184,18 +203,24 @@ def check_inside_repository(named: Sequence[tuple[Path, str, str]], base: Path |
     root = _real(Path(), base)
     for path, display, what in named:
         if display == ".." or display.startswith("../"):
-            raise UsageError(f"{what} path is outside the repository (the working directory)",
-                             path=display, fix="move it into the repository (`dvc add` / `dvc import`), "
-                             "or pass --allow-outside-repo to record a relative path that leaves it")
+            raise UsageError(
+                f"{what} path is outside the repository (the working directory)",
+                path=display,
+                fix="move it into the repository (`dvc add` / `dvc import`), "
+                "or pass --allow-outside-repo to record a relative path that leaves it",
+            )
         if not _within(_real(path, base), root):
-            raise UsageError(f"{what} path is a symbolic link (or inside a linked folder) that leads "
-                             "outside the repository", path=display,
-                             fix="copy the file into the repository (`dvc add` / `dvc import`), or pass "
-                                 "--allow-outside-repo if reading or writing there is intended")
+            raise UsageError(
+                f"{what} path is a symbolic link (or inside a linked folder) that leads outside the repository",
+                path=display,
+                fix="copy the file into the repository (`dvc add` / `dvc import`), or pass "
+                "--allow-outside-repo if reading or writing there is intended",
+            )
 
 
-def check_outputs(outputs: Sequence[Path], files: Sequence[InputFile],
-                  folders: Sequence[FolderArg], base: Path | None = None) -> None:
+def check_outputs(
+    outputs: Sequence[Path], files: Sequence[InputFile], folders: Sequence[FolderArg], base: Path | None = None
+) -> None:
     """Refuse outputs that are inputs, sit inside an input folder, or collide with each other."""
     input_displays = {item.display for item in files}
     folder_displays = [folder.display for folder in folders]
@@ -204,39 +229,45 @@ def check_outputs(outputs: Sequence[Path], files: Sequence[InputFile],
         display = display_path(output, base)
         _check_target_shape(output, display, base)
         if output.exists() and not output.is_file() and not output.is_dir():
-            raise UsageError("output path is not a regular file (a device node, FIFO or socket, or a "
-                             "link to one)", path=display,
-                             fix="write to a regular file: outputs are replaced by renaming, which "
-                                 "would replace the node itself")
+            raise UsageError(
+                "output path is not a regular file (a device node, FIFO or socket, or a link to one)",
+                path=display,
+                fix="write to a regular file: outputs are replaced by renaming, which would replace the node itself",
+            )
         real = _real(output, base)
         if any(real == _real(item.path, base) for item in files):
-            raise UsageError("output path is also an input (through a symbolic link)", path=display,
-                             fix="write the output somewhere else")
+            raise UsageError(
+                "output path is also an input (through a symbolic link)",
+                path=display,
+                fix="write the output somewhere else",
+            )
         for folder_arg in folders:
             if _within(real, _real(Path(folder_arg.display), base)):
-                raise UsageError(f"output path is inside the input folder {folder_arg.display} (once "
-                                 "symbolic links are resolved)", path=display,
-                                 fix="write outputs outside the shard folders, or the next "
-                                     "run would read them back as inputs")
+                raise UsageError(
+                    f"output path is inside the input folder {folder_arg.display} (once symbolic links are resolved)",
+                    path=display,
+                    fix="write outputs outside the shard folders, or the next run would read them back as inputs",
+                )
         if display in seen:
-            raise UsageError("two outputs share one path", path=display,
-                             fix="give --output, --rejects-out, --metrics-out and "
-                                 "--manifest-out distinct paths")
+            raise UsageError(
+                "two outputs share one path",
+                path=display,
+                fix="give --output, --rejects-out, --metrics-out and --manifest-out distinct paths",
+            )
         seen.add(display)
         if display in input_displays or any(
-                output.exists() and item.path.exists() and output.samefile(item.path)
-                for item in files):
-            raise UsageError("output path is also an input", path=display,
-                             fix="write the output somewhere else")
+            output.exists() and item.path.exists() and output.samefile(item.path) for item in files
+        ):
+            raise UsageError("output path is also an input", path=display, fix="write the output somewhere else")
         for folder in folder_displays:
             if folder == "." or display.startswith(folder.rstrip("/") + "/"):
-                raise UsageError(f"output path is inside the input folder {folder}",
-                                 path=display,
-                                 fix="write outputs outside the shard folders, or the next "
-                                     "run would read them back as inputs")
+                raise UsageError(
+                    f"output path is inside the input folder {folder}",
+                    path=display,
+                    fix="write outputs outside the shard folders, or the next run would read them back as inputs",
+                )
         if output.is_dir():
-            raise UsageError("output path is a folder", path=display,
-                             fix="give a file path")
+            raise UsageError("output path is a folder", path=display, fix="give a file path")
 
 
 def dvc_dir_md5(entries: Sequence[tuple[str, str]]) -> str:
@@ -247,7 +278,6 @@ def dvc_dir_md5(entries: Sequence[tuple[str, str]]) -> str:
     """
     import hashlib
 
-    listing = sorted(({"md5": md5, "relpath": relpath} for relpath, md5 in entries),
-                     key=lambda item: item["relpath"])
+    listing = sorted(({"md5": md5, "relpath": relpath} for relpath, md5 in entries), key=lambda item: item["relpath"])
     blob = json.dumps(listing, sort_keys=True).encode("utf-8")
     return hashlib.md5(blob).hexdigest() + ".dir"  # noqa: S324 -- DVC's content id

@@ -145,7 +145,7 @@ class DigestTable:
             if values[index] == _EMPTY:
                 return index
             offset = index * 16
-            if keys[offset:offset + 16] == digest:
+            if keys[offset : offset + 16] == digest:
                 return index
             index = (index + 1) & mask
 
@@ -177,7 +177,7 @@ class DigestTable:
         if value < 0:
             raise ValueError("DigestTable values must be non-negative")
         offset = index * 16
-        self._keys[offset:offset + 16] = digest
+        self._keys[offset : offset + 16] = digest
         self._values[index] = value
         self._size += 1
         if self._size * 2 > self._capacity:
@@ -195,11 +195,11 @@ class DigestTable:
         for old_index, value in enumerate(old_values):
             if value == _EMPTY:
                 continue
-            digest = old_keys[old_index * 16:old_index * 16 + 16]
+            digest = old_keys[old_index * 16 : old_index * 16 + 16]
             index = int.from_bytes(digest[:8], "little") & mask
             while values[index] != _EMPTY:
                 index = (index + 1) & mask
-            keys[index * 16:index * 16 + 16] = digest
+            keys[index * 16 : index * 16 + 16] = digest
             values[index] = value
 
     def values(self) -> Iterator[int]:
@@ -240,12 +240,12 @@ class DigestSet:
         index = int.from_bytes(digest[1:9], "little") & mask
         while used[index]:
             offset = index << 4
-            if self._keys[shard][offset:offset + 16] == digest:
+            if self._keys[shard][offset : offset + 16] == digest:
                 return False
             index = (index + 1) & mask
         used[index] = 1
         offset = index << 4
-        self._keys[shard][offset:offset + 16] = digest
+        self._keys[shard][offset : offset + 16] = digest
         size = self._sizes[shard] = self._sizes[shard] + 1
         if size > (mask + 1) * self._LOAD:
             self._grow(shard)
@@ -260,7 +260,7 @@ class DigestSet:
         mask = self._masks[shard]
         index = int.from_bytes(digest[1:9], "little") & mask
         while used[index]:
-            if keys[index << 4:(index << 4) + 16] == digest:
+            if keys[index << 4 : (index << 4) + 16] == digest:
                 return True
             index = (index + 1) & mask
         return False
@@ -274,12 +274,12 @@ class DigestSet:
         for slot, flag in enumerate(old_used):
             if not flag:
                 continue
-            digest = old_keys[slot << 4:(slot << 4) + 16]
+            digest = old_keys[slot << 4 : (slot << 4) + 16]
             index = int.from_bytes(digest[1:9], "little") & mask
             while used[index]:
                 index = (index + 1) & mask
             used[index] = 1
-            keys[index << 4:(index << 4) + 16] = digest
+            keys[index << 4 : (index << 4) + 16] = digest
         self._keys[shard] = keys
         self._used[shard] = used
         self._masks[shard] = mask

@@ -58,16 +58,32 @@ class InputRecord:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form."""
-        return {"path": self.path, "arg": self.arg, "relpath": self.relpath, "bytes": self.bytes,
-                "sha256": self.sha256, "md5": self.md5, "rows_read": self.rows_read,
-                "counters": dict(self.counters), "label_override": self.label_override}
+        return {
+            "path": self.path,
+            "arg": self.arg,
+            "relpath": self.relpath,
+            "bytes": self.bytes,
+            "sha256": self.sha256,
+            "md5": self.md5,
+            "rows_read": self.rows_read,
+            "counters": dict(self.counters),
+            "label_override": self.label_override,
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> InputRecord:
         """Inverse of :meth:`to_dict`."""
-        return cls(data["path"], data["arg"], data.get("relpath"), data["bytes"], data["sha256"],
-                   data["md5"], data["rows_read"], dict(data["counters"]),
-                   data.get("label_override"))
+        return cls(
+            data["path"],
+            data["arg"],
+            data.get("relpath"),
+            data["bytes"],
+            data["sha256"],
+            data["md5"],
+            data["rows_read"],
+            dict(data["counters"]),
+            data.get("label_override"),
+        )
 
 
 @dataclass(frozen=True)
@@ -89,14 +105,19 @@ class OutputEntry:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form."""
-        return {"role": self.role, "path": self.path, "bytes": self.bytes, "sha256": self.sha256,
-                "md5": self.md5, "rows": self.rows}
+        return {
+            "role": self.role,
+            "path": self.path,
+            "bytes": self.bytes,
+            "sha256": self.sha256,
+            "md5": self.md5,
+            "rows": self.rows,
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> OutputEntry:
         """Inverse of :meth:`to_dict`."""
-        return cls(data["role"], data["path"], data["bytes"], data["sha256"], data["md5"],
-                   data.get("rows"))
+        return cls(data["role"], data["path"], data["bytes"], data["sha256"], data["md5"], data.get("rows"))
 
 
 @dataclass(frozen=True)
@@ -155,16 +176,33 @@ class Manifest:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Manifest:
         """Inverse of :meth:`to_dict` (validate against the schema first)."""
-        known = {"manifest_version", "kind", "tool", "command", "params", "policy",
-                 "serialization", "inputs", "input_folders", "outputs", "counters",
-                 "accounting", "provenance"}
+        known = {
+            "manifest_version",
+            "kind",
+            "tool",
+            "command",
+            "params",
+            "policy",
+            "serialization",
+            "inputs",
+            "input_folders",
+            "outputs",
+            "counters",
+            "accounting",
+            "provenance",
+        }
         return cls(
-            kind=data["kind"], tool=data["tool"], command=data["command"], params=data["params"],
-            policy=data["policy"], serialization=data["serialization"],
+            kind=data["kind"],
+            tool=data["tool"],
+            command=data["command"],
+            params=data["params"],
+            policy=data["policy"],
+            serialization=data["serialization"],
             inputs=tuple(InputRecord.from_dict(item) for item in data["inputs"]),
             input_folders=tuple(data.get("input_folders", [])),
             outputs=tuple(OutputEntry.from_dict(item) for item in data["outputs"]),
-            counters=dict(data["counters"]), accounting=data["accounting"],
+            counters=dict(data["counters"]),
+            accounting=data["accounting"],
             provenance=data["provenance"],
             extra={key: value for key, value in data.items() if key not in known},
             manifest_version=data["manifest_version"],
@@ -179,8 +217,10 @@ def manifest_bytes(manifest: Manifest) -> bytes:
     """The manifest as written: indented, keys sorted, UTF-8, trailing newline, paths and argv redacted."""
     from corpusprov.redact import redact_document
 
-    return orjson.dumps(redact_document(manifest.to_dict()),
-                        option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS | orjson.OPT_APPEND_NEWLINE)
+    return orjson.dumps(
+        redact_document(manifest.to_dict()),
+        option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS | orjson.OPT_APPEND_NEWLINE,
+    )
 
 
 @cache
@@ -198,8 +238,10 @@ def schema_problems(document: Any) -> list[str]:
     validator = Draft202012Validator(manifest_schema())
     problems = []
     for error in sorted(validator.iter_errors(document), key=lambda err: list(err.absolute_path)):
-        where = "".join(f"[{part}]" if isinstance(part, int) else f".{part}"
-                        for part in error.absolute_path) or "(top level)"
+        where = (
+            "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in error.absolute_path)
+            or "(top level)"
+        )
         problems.append(f"{where.lstrip('.')}: {error.message}")
     return problems
 
@@ -218,8 +260,7 @@ def accounting_problems(manifest: Manifest, accounting: dict[str, Any] | None = 
         expected = counters.get(accounting["in"], 0)
         found = sum(counters.get(name, 0) for name in parts)
         if expected != found:
-            problems.append(f"{where}: {accounting['in']} = {expected} but "
-                            f"{' + '.join(parts)} = {found}")
+            problems.append(f"{where}: {accounting['in']} = {expected} but {' + '.join(parts)} = {found}")
 
     check("total", manifest.counters)
     for record in manifest.inputs:
@@ -227,8 +268,7 @@ def accounting_problems(manifest: Manifest, accounting: dict[str, Any] | None = 
     for name in [accounting["in"], *parts]:
         summed = sum(record.counters.get(name, 0) for record in manifest.inputs)
         if summed != manifest.counters.get(name, 0):
-            problems.append(f"total {name} = {manifest.counters.get(name, 0)} but the inputs "
-                            f"add up to {summed}")
+            problems.append(f"total {name} = {manifest.counters.get(name, 0)} but the inputs add up to {summed}")
     return problems
 
 
@@ -249,22 +289,28 @@ def _depth_exceeds(document: Any, limit: int) -> bool:
     return False
 
 
-def parse_manifest(raw: bytes, display: str,
-                   error: type[CorpusprovError] = DataError) -> tuple[Manifest, dict[str, Any]]:
+def parse_manifest(
+    raw: bytes, display: str, error: type[CorpusprovError] = DataError
+) -> tuple[Manifest, dict[str, Any]]:
     """Parse and schema-check manifest bytes (untrusted); raise ``error`` naming ``display``."""
     try:
         document = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
-        raise error(f"manifest is not valid JSON: {exc}", path=display,
-                    fix="restore it with `dvc checkout`") from None
+        raise error(f"manifest is not valid JSON: {exc}", path=display, fix="restore it with `dvc checkout`") from None
     if _depth_exceeds(document, MAX_DEPTH):
-        raise error(f"manifest is nested more than {MAX_DEPTH} levels deep: not a corpusprov manifest",
-                    path=display, fix="restore it with `dvc checkout` or re-run the stage")
+        raise error(
+            f"manifest is nested more than {MAX_DEPTH} levels deep: not a corpusprov manifest",
+            path=display,
+            fix="restore it with `dvc checkout` or re-run the stage",
+        )
     problems = schema_problems(document)
     if problems:
-        raise error(f"manifest does not match the schema: {problems[0]}"
-                    + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""),
-                    path=display, fix="restore it with `dvc checkout` or re-run the stage")
+        raise error(
+            f"manifest does not match the schema: {problems[0]}"
+            + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""),
+            path=display,
+            fix="restore it with `dvc checkout` or re-run the stage",
+        )
     return Manifest.from_dict(document), document
 
 
@@ -273,12 +319,15 @@ def load_manifest(path: Path, display: str) -> tuple[Manifest, dict[str, Any]]:
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
-        raise InputError("manifest does not exist", path=display,
-                         fix="run the stage (`dvc repro`) or `dvc pull` it") from None
+        raise InputError(
+            "manifest does not exist", path=display, fix="run the stage (`dvc repro`) or `dvc pull` it"
+        ) from None
     except IsADirectoryError:
-        raise InputError("manifest path is a folder", path=display,
-                         fix="give the path of a *.manifest.json file") from None
+        raise InputError(
+            "manifest path is a folder", path=display, fix="give the path of a *.manifest.json file"
+        ) from None
     except OSError as exc:
-        raise InputError(f"cannot read manifest: {exc.strerror or exc}", path=display,
-                         fix="check the path and its permissions") from None
+        raise InputError(
+            f"cannot read manifest: {exc.strerror or exc}", path=display, fix="check the path and its permissions"
+        ) from None
     return parse_manifest(raw, display)

@@ -30,8 +30,15 @@ from corpusprov.rowpolicy import (
 )
 from corpusprov.summary import MergeSummary, preset_text
 
-__all__ = ["MERGE_COUNTERS", "MERGE_TOTAL_COUNTERS", "InputOutcome", "MergeJudge", "MergeOutcome", "merge",
-           "source_digest"]
+__all__ = [
+    "MERGE_COUNTERS",
+    "MERGE_TOTAL_COUNTERS",
+    "InputOutcome",
+    "MergeJudge",
+    "MergeOutcome",
+    "merge",
+    "source_digest",
+]
 
 #: Every counter a merge reports, so metrics columns are the same in every experiment.
 MERGE_COUNTERS: Final = (
@@ -91,20 +98,28 @@ class MergeJudge:
         self.required = frozenset(params.required_keys)
         self.key_fields = params.dedup_key
 
-    def judge(self, line_no: int, row: Any, special: bool, error: LineError | None,
-              display: str) -> Verdict:
+    def judge(self, line_no: int, row: Any, special: bool, error: LineError | None, display: str) -> Verdict:
         """Judge one line: a usable row carries its natural-key digest."""
         verdict = Verdict()
         params = self.params
-        if not check_line(verdict, line_no, row, special, error, display, required=self.required,
-                          on_invalid_row=params.on_invalid_row, group="merge"):
+        if not check_line(
+            verdict,
+            line_no,
+            row,
+            special,
+            error,
+            display,
+            required=self.required,
+            on_invalid_row=params.on_invalid_row,
+            group="merge",
+        ):
             return verdict
         try:
             verdict.digest = key_digest(row, self.key_fields)
         except NonFiniteKeyError as exc:
-            return verdict.reject("non_finite_key",
-                                  f"natural-key field {exc.field_name!r} is not a finite number",
-                                  row, special=True)
+            return verdict.reject(
+                "non_finite_key", f"natural-key field {exc.field_name!r} is not a finite number", row, special=True
+            )
         apply_non_finite(verdict, params.non_finite)
         return verdict
 
@@ -115,8 +130,7 @@ def source_digest(row: dict[str, Any]) -> bytes:
     source = row.get("src_sha256")
     if type(source) is not str or not source:
         return b""
-    return hashlib.blake2b(source.encode("utf-8", "surrogatepass"), digest_size=16,
-                           person=b"corpusprov-src").digest()
+    return hashlib.blake2b(source.encode("utf-8", "surrogatepass"), digest_size=16, person=b"corpusprov-src").digest()
 
 
 def merge_block_function(params: MergeParams) -> BlockFunction:
@@ -132,10 +146,16 @@ def merge_block_function(params: MergeParams) -> BlockFunction:
     def make_row(verdict: Verdict, kept: int, nulled: int) -> tuple[Any, ...]:
         out = verdict.row
         vmaf = out.get("vmaf_score")
-        return (ROW, verdict.digest, canonical_line(out, special=verdict.special), kept, nulled,
-                (str(out.get("encoder")), preset_text(out.get("preset"))),
-                float(vmaf) if (type(vmaf) is float or type(vmaf) is int) and math.isfinite(vmaf) else None,
-                source_digest(out))
+        return (
+            ROW,
+            verdict.digest,
+            canonical_line(out, special=verdict.special),
+            kept,
+            nulled,
+            (str(out.get("encoder")), preset_text(out.get("preset"))),
+            float(vmaf) if (type(vmaf) is float or type(vmaf) is int) and math.isfinite(vmaf) else None,
+            source_digest(out),
+        )
 
     def run(block: Block) -> list[tuple[Any, ...]]:
         def judge_line(line_no: int, row: Any, special: bool, error: LineError | None) -> Verdict:
@@ -146,8 +166,14 @@ def merge_block_function(params: MergeParams) -> BlockFunction:
     return run
 
 
-def merge(files: Sequence[InputFile], params: MergeParams, corpus: StagedFile,
-          rejects: StagedFile, jobs: int = 1, progress: ProgressCallback | None = None) -> MergeOutcome:
+def merge(
+    files: Sequence[InputFile],
+    params: MergeParams,
+    corpus: StagedFile,
+    rejects: StagedFile,
+    jobs: int = 1,
+    progress: ProgressCallback | None = None,
+) -> MergeOutcome:
     """Stream ``files`` into ``corpus`` (winners) and ``rejects``; count every row.
 
     ``keep: first`` is one pass. ``keep: last`` needs to know the last occurrence before
@@ -195,16 +221,25 @@ def merge(files: Sequence[InputFile], params: MergeParams, corpus: StagedFile,
             digests.append(reader.digest)
         if keep_last:
             _write_last(files, params, pool, table, digests, corpus, summary, sources, progress)
-    outcomes = tuple(InputOutcome(file, digest, counters)
-                     for file, digest, counters in zip(files, digests, per_input, strict=True))
+    outcomes = tuple(
+        InputOutcome(file, digest, counters) for file, digest, counters in zip(files, digests, per_input, strict=True)
+    )
     totals = sum_counters(per_input, MERGE_COUNTERS)
     totals["unique_sources"] = len(sources)
     return MergeOutcome(outcomes, totals, summary)
 
 
-def _write_last(files: Sequence[InputFile], params: MergeParams, pool: WorkerPool,
-                table: DigestTable, digests: Sequence[Digest], corpus: StagedFile,
-                summary: MergeSummary, sources: DigestSet, progress: ProgressCallback | None) -> None:
+def _write_last(
+    files: Sequence[InputFile],
+    params: MergeParams,
+    pool: WorkerPool,
+    table: DigestTable,
+    digests: Sequence[Digest],
+    corpus: StagedFile,
+    summary: MergeSummary,
+    sources: DigestSet,
+    progress: ProgressCallback | None,
+) -> None:
     """Second pass for ``keep: last``: write each key's last valid occurrence in input order."""
     row_index = 0
     for file, first_digest in zip(files, digests, strict=True):
@@ -220,5 +255,8 @@ def _write_last(files: Sequence[InputFile], params: MergeParams, pool: WorkerPoo
                     corpus.write_line(result[2])
                 row_index += 1
         if reader.digest != first_digest:
-            raise DataError("input changed while it was being merged", path=file.display,
-                            fix="re-run once nothing else writes to the shards")
+            raise DataError(
+                "input changed while it was being merged",
+                path=file.display,
+                fix="re-run once nothing else writes to the shards",
+            )

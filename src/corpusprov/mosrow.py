@@ -23,8 +23,7 @@ _FALLBACK_FIELDS: Final = ("\x00fallback", "src", "corpus_source")
 UNKNOWN_STD: Final = math.inf
 #: The unified row's fields the stage computes; the rest are copied with their defaults.
 _COMPUTED: Final = frozenset({"mos", "mos_native", "mos_native_scale", "corpus_source"})
-_COPIED: Final = tuple((name, kind, default) for name, kind, default in UNIFIED_FIELDS
-                       if name not in _COMPUTED)
+_COPIED: Final = tuple((name, kind, default) for name, kind, default in UNIFIED_FIELDS if name not in _COMPUTED)
 _UNIFIED_NAMES: Final = frozenset(name for name, _, _ in UNIFIED_FIELDS)
 
 
@@ -92,13 +91,23 @@ class AggregateJudge:
         self.key_fields = params.dedup_key
         self.unified_rows = params.output_row == "unified"
 
-    def judge(self, line_no: int, row: Any, special: bool, error: LineError | None,
-              display: str, override: str | None) -> Verdict:
+    def judge(
+        self, line_no: int, row: Any, special: bool, error: LineError | None, display: str, override: str | None
+    ) -> Verdict:
         """Judge one line: a usable row carries its label, scores, key digest and output row."""
         verdict = Verdict()
         params = self.params
-        if not check_line(verdict, line_no, row, special, error, display, required=self.required,
-                          on_invalid_row=params.on_invalid_row, group="aggregate"):
+        if not check_line(
+            verdict,
+            line_no,
+            row,
+            special,
+            error,
+            display,
+            required=self.required,
+            on_invalid_row=params.on_invalid_row,
+            group="aggregate",
+        ):
             return verdict
         if override is not None:
             label: Any = override
@@ -107,30 +116,46 @@ class AggregateJudge:
             # An empty or null corpus_source falls back to corpus, as in the original.
             label = source if source is not None and source != "" else row.get("corpus")
         if label is not None and not isinstance(label, str):
-            return self._invalid(verdict, "invalid_label", f"corpus label {label!r} is not a string",
-                                 display, line_no, row, special,
-                                 "write the corpus label as a string, or set an override in "
-                                 "aggregate.overrides")
+            return self._invalid(
+                verdict,
+                "invalid_label",
+                f"corpus label {label!r} is not a string",
+                display,
+                line_no,
+                row,
+                special,
+                "write the corpus label as a string, or set an override in aggregate.overrides",
+            )
         scale = params.scales.get(label) if label is not None else None
         if label is None or scale is None:
-            return verdict.reject("unknown_corpus",
-                                  f"corpus label {label!r} has no entry in aggregate.scales", row,
-                                  special=special)
+            return verdict.reject(
+                "unknown_corpus", f"corpus label {label!r} has no entry in aggregate.scales", row, special=special
+            )
         resolved: str = label
         mos, mos_from_string = _number(row["mos"])
         if mos is None:
-            return self._invalid(verdict, "invalid_mos", f"mos {row['mos']!r} is not a number", display,
-                                 line_no, row, special, "write mos as a JSON number")
+            return self._invalid(
+                verdict,
+                "invalid_mos",
+                f"mos {row['mos']!r} is not a number",
+                display,
+                line_no,
+                row,
+                special,
+                "write mos as a JSON number",
+            )
         if not _finite(mos):
             shown = "NaN" if math.isnan(mos) else ("Infinity" if mos > 0 else "-Infinity")
-            return verdict.reject("non_finite_mos", f"mos {shown} is not a finite number", row,
-                                  special=special)
+            return verdict.reject("non_finite_mos", f"mos {shown} is not a finite number", row, special=special)
         # Ints compare with floats exactly, so a 400-digit mos is simply out of range.
         if not scale.contains(mos, params.range_slack):
             return verdict.reject(
                 "bad_scale",
                 f"mos {mos!r} is outside {label}'s {scale.native_min:g}-{scale.native_max:g} "
-                f"scale (slack {params.range_slack:g})", row, special=special)
+                f"scale (slack {params.range_slack:g})",
+                row,
+                special=special,
+            )
         native = float(mos)
         verdict.label = resolved
         verdict.native = native
@@ -148,8 +173,9 @@ class AggregateJudge:
         try:
             verdict.digest = self._key(row, resolved)
         except NonFiniteKeyError as exc:
-            return verdict.reject("non_finite_key", f"key field {exc.field_name!r} is not a finite "
-                                  "number", row, special=True)
+            return verdict.reject(
+                "non_finite_key", f"key field {exc.field_name!r} is not a finite number", row, special=True
+            )
         if std is None or not _finite(std) or std <= 0:
             verdict.std = UNKNOWN_STD
         elif params.std_dev_units == "unified":
@@ -165,8 +191,7 @@ class AggregateJudge:
         empty is no identity, so such rows are keyed by ``(src, corpus_source)``."""
         if all(type(value) is str and value for value in map(row.get, self.key_fields)):
             return key_digest(row, self.key_fields)
-        return key_digest({"\x00fallback": True, "src": row.get("src"), "corpus_source": label},
-                          _FALLBACK_FIELDS)
+        return key_digest({"\x00fallback": True, "src": row.get("src"), "corpus_source": label}, _FALLBACK_FIELDS)
 
     def sort_key(self, row: dict[str, Any], label: str) -> bytes:
         """Output order: corpus_source, src_sha256, then the original's key text (its
@@ -177,11 +202,11 @@ class AggregateJudge:
         else:
             src = row.get("src")
             tail = f"__nokey__/{'' if src is None else src}/{label}".encode("utf-8", "surrogatepass")
-        return b"\x00".join((label.encode("utf-8", "surrogatepass"), sort_text(row.get("src_sha256")),
-                             tail))
+        return b"\x00".join((label.encode("utf-8", "surrogatepass"), sort_text(row.get("src_sha256")), tail))
 
-    def _unified_row(self, row: dict[str, Any], label: str, scale: ScaleEntry, verdict: Verdict,
-                     std: int | float | None) -> dict[str, Any]:
+    def _unified_row(
+        self, row: dict[str, Any], label: str, scale: ScaleEntry, verdict: Verdict, std: int | float | None
+    ) -> dict[str, Any]:
         """The original's 17-field row (``aggregated_at_utc`` aside: it lives in the manifest)."""
         out: dict[str, Any] = {}
         for name, kind, default in _COPIED:
@@ -195,11 +220,11 @@ class AggregateJudge:
         out["corpus_source"] = label
         return out
 
-    def _invalid(self, verdict: Verdict, reason: str, message: str, display: str, line_no: int,
-                 row: Any, special: bool, fix: str) -> Verdict:
+    def _invalid(
+        self, verdict: Verdict, reason: str, message: str, display: str, line_no: int, row: Any, special: bool, fix: str
+    ) -> Verdict:
         if self.params.on_invalid_row == "fail":
-            raise DataError(message, path=display, line=line_no,
-                            fix=f"{fix}; or set aggregate.on_invalid_row: reject")
+            raise DataError(message, path=display, line=line_no, fix=f"{fix}; or set aggregate.on_invalid_row: reject")
         return verdict.reject(reason, message, row, special=special)
 
 

@@ -40,8 +40,11 @@ class OutputRecord:
 
 
 def _write_error(display: str, exc: OSError) -> OutputError:
-    return OutputError(f"cannot write output: {exc.strerror or exc}", path=display,
-                       fix="check free space and file size limits (ulimit -f); nothing was written")
+    return OutputError(
+        f"cannot write output: {exc.strerror or exc}",
+        path=display,
+        fix="check free space and file size limits (ulimit -f); nothing was written",
+    )
 
 
 class StagedFile:
@@ -145,7 +148,7 @@ def _read_intent(path: Path) -> list[tuple[Path, Path]] | None:
 
 
 def _intent_owner(path: Path) -> int | None:
-    pid_text = path.name[len(INTENT_PREFIX):].partition("-")[0]
+    pid_text = path.name[len(INTENT_PREFIX) :].partition("-")[0]
     return int(pid_text) if pid_text.isdigit() else None
 
 
@@ -169,7 +172,7 @@ def recover_commits(folder: Path) -> list[Path]:
     done: list[Path] = []
     # A run killed while writing its intent record leaves only the record's temp file.
     for partial in folder.glob(f"{TEMP_PREFIX}*-{INTENT_PREFIX}*.json"):
-        owner = partial.name[len(TEMP_PREFIX):].partition("-")[0]
+        owner = partial.name[len(TEMP_PREFIX) :].partition("-")[0]
         if owner.isdigit() and not _process_alive(int(owner)):
             with contextlib.suppress(OSError):
                 partial.unlink()
@@ -239,23 +242,33 @@ class OutputSet:
                 with _folder_lock(target.parent):
                     recover_commits(target.parent)
             except OSError as exc:
-                raise OutputError(f"cannot finish an interrupted earlier commit: {exc.strerror or exc}",
-                                  path=display, fix="check the folder's permissions") from exc
+                raise OutputError(
+                    f"cannot finish an interrupted earlier commit: {exc.strerror or exc}",
+                    path=display,
+                    fix="check the folder's permissions",
+                ) from exc
         staged = StagedFile(target, display, role)
         # Registered before the temp exists, so an interrupt during open() still cleans it up.
         self._files.append(staged)
         try:
             staged.open()
         except OSError as exc:
-            raise OutputError(f"cannot create output: {exc.strerror or exc}", path=display,
-                              fix="check that the folder is writable") from exc
+            raise OutputError(
+                f"cannot create output: {exc.strerror or exc}", path=display, fix="check that the folder is writable"
+            ) from exc
         return staged
 
     def records(self) -> list[OutputRecord]:
         """Finish every staged file and describe it."""
-        return [OutputRecord(staged.role, staged.display, staged.finish(),
-                             staged.rows if staged.role in ("corpus", "rejects") else None)
-                for staged in self._files]
+        return [
+            OutputRecord(
+                staged.role,
+                staged.display,
+                staged.finish(),
+                staged.rows if staged.role in ("corpus", "rejects") else None,
+            )
+            for staged in self._files
+        ]
 
     def commit(self) -> None:
         """Rename every temp file onto its target, in staging order (the manifest last).
@@ -289,17 +302,24 @@ class OutputSet:
                     fsync_folder(folder)
         except OSError as exc:
             self.abort()
-            raise OutputError(f"cannot put the output in place: {exc.strerror or exc}", path=current.display,
-                              fix="check the folder's permissions and free space") from exc
+            raise OutputError(
+                f"cannot put the output in place: {exc.strerror or exc}",
+                path=current.display,
+                fix="check the folder's permissions and free space",
+            ) from exc
 
     def _write_intents(self, folders: list[Path]) -> list[Path]:
         """Write the intent record into each folder (fsynced) before the first rename."""
         name = f"{INTENT_PREFIX}{os.getpid()}-{os.urandom(4).hex()}.json"
         written = []
         for folder in folders:
-            renames = [{"temp": os.path.relpath(staged.temp.resolve(), folder),
-                        "target": os.path.relpath(staged.target.parent.resolve() / staged.target.name, folder)}
-                       for staged in self._files]
+            renames = [
+                {
+                    "temp": os.path.relpath(staged.temp.resolve(), folder),
+                    "target": os.path.relpath(staged.target.parent.resolve() / staged.target.name, folder),
+                }
+                for staged in self._files
+            ]
             intent = folder / name
             with atomic_writer(intent) as handle:
                 handle.write(json.dumps({"version": 1, "renames": renames}, indent=1).encode())

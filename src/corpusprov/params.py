@@ -74,8 +74,13 @@ class ParamsFile:
         where = self.display or "params.yaml"
         if not isinstance(node, CommentedMap):
             line, column = _position(self.tree, name)
-            raise ParamsError(f"`{name}` must be a mapping", path=where, line=line, column=column,
-                              fix=f"write {name}'s settings as `key: value` lines under it")
+            raise ParamsError(
+                f"`{name}` must be a mapping",
+                path=where,
+                line=line,
+                column=column,
+                fix=f"write {name}'s settings as `key: value` lines under it",
+            )
         return GroupReader(node, name, where)
 
     def group_values(self, name: str) -> dict[str, Any]:
@@ -88,43 +93,51 @@ def load_params(path: Path, display: str, *, required: bool) -> ParamsFile:
     """Load ``path`` safely; a missing optional file means built-in defaults."""
     if not path.exists():
         if required:
-            raise ParamsError("params file does not exist", path=display,
-                              fix="pass --params PATH or create it from the template")
+            raise ParamsError(
+                "params file does not exist", path=display, fix="pass --params PATH or create it from the template"
+            )
         return ParamsFile(None, None, {}, CommentedMap())
     if not path.is_file():
-        raise ParamsError("params path is not a file", path=display,
-                          fix="pass --params with the path of a YAML file")
+        raise ParamsError("params path is not a file", path=display, fix="pass --params with the path of a YAML file")
     raw = path.read_bytes()
-    digest = Digest(len(raw), hashlib.sha256(raw).hexdigest(),
-                    hashlib.md5(raw).hexdigest())  # noqa: S324 -- DVC's content id
+    digest = Digest(len(raw), hashlib.sha256(raw).hexdigest(), hashlib.md5(raw).hexdigest())  # noqa: S324 -- DVC's content id
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise ParamsError(f"not UTF-8 (byte {exc.start + 1})", path=display,
-                          fix="save the file as UTF-8") from None
+        raise ParamsError(f"not UTF-8 (byte {exc.start + 1})", path=display, fix="save the file as UTF-8") from None
     yaml = YAML(typ="rt", pure=True)
     try:
         tree = yaml.load(text)
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         problem = (exc.problem or exc.context or "malformed YAML").strip()
-        raise ParamsError(f"malformed YAML: {problem}", path=display,
-                          line=mark.line + 1 if mark else None,
-                          column=mark.column + 1 if mark else None,
-                          fix="fix the YAML syntax at that spot (a missing bracket, quote or "
-                              "indentation?)") from None
+        raise ParamsError(
+            f"malformed YAML: {problem}",
+            path=display,
+            line=mark.line + 1 if mark else None,
+            column=mark.column + 1 if mark else None,
+            fix="fix the YAML syntax at that spot (a missing bracket, quote or indentation?)",
+        ) from None
     except YAMLError as exc:
-        raise ParamsError(f"malformed YAML: {str(exc).splitlines()[0]}", path=display,
-                          fix="fix the YAML syntax") from None
+        raise ParamsError(
+            f"malformed YAML: {str(exc).splitlines()[0]}", path=display, fix="fix the YAML syntax"
+        ) from None
     except (ValueError, TypeError, IndexError, AttributeError, RecursionError) as exc:
         # ruamel raises these for built-in tags with impossible values (`!!float abc`).
-        raise ParamsError(f"malformed YAML value: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}",
-                          path=display, fix="remove the explicit !! tag or fix its value") from None
+        raise ParamsError(
+            f"malformed YAML value: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}",
+            path=display,
+            fix="remove the explicit !! tag or fix its value",
+        ) from None
     if tree is None:
         tree = CommentedMap()
     if not isinstance(tree, CommentedMap):
-        raise ParamsError("the top level must be a mapping of groups", path=display, line=1,
-                          fix="params.yaml maps stage names (sample, merge, aggregate) to settings")
+        raise ParamsError(
+            "the top level must be a mapping of groups",
+            path=display,
+            line=1,
+            fix="params.yaml maps stage names (sample, merge, aggregate) to settings",
+        )
     try:
         data = cast("dict[str, Any]", _plain(tree, display, None, None, _Budget()))
     except RecursionError:
@@ -176,13 +189,21 @@ def _plain(node: Any, display: str, parent: Any, key: Any, budget: _Budget) -> A
     if budget.nodes > _Budget.LIMIT:
         aliased = any(count > 1 for count in budget.seen.values())
         how = "once YAML aliases are expanded" if aliased else "(a very long list or mapping)"
-        raise ParamsError(f"params hold more than {_Budget.LIMIT} values {how}", path=display,
-                          fix="params.yaml holds a few settings" + ("; remove the alias chain" if aliased else ""))
+        raise ParamsError(
+            f"params hold more than {_Budget.LIMIT} values {how}",
+            path=display,
+            fix="params.yaml holds a few settings" + ("; remove the alias chain" if aliased else ""),
+        )
     if isinstance(node, (CommentedMap, CommentedSeq)):
         if id(node) in budget.path:
             line, column = _position(parent, key) if parent is not None else (None, None)
-            raise ParamsError("a YAML alias refers to itself", path=display, line=line, column=column,
-                              fix="remove the recursive alias")
+            raise ParamsError(
+                "a YAML alias refers to itself",
+                path=display,
+                line=line,
+                column=column,
+                fix="remove the recursive alias",
+            )
         budget.path.add(id(node))
         budget.seen[id(node)] = budget.seen.get(id(node), 0) + 1
         try:
@@ -195,8 +216,7 @@ def _plain(node: Any, display: str, parent: Any, key: Any, budget: _Budget) -> A
 def _plain_container(node: Any, display: str, parent: Any, key: Any, budget: _Budget) -> Any:
     _check_tag(node, display, parent, key)
     if isinstance(node, CommentedMap):
-        return {str(child_key): _plain(child, display, node, child_key, budget)
-                for child_key, child in node.items()}
+        return {str(child_key): _plain(child, display, node, child_key, budget) for child_key, child in node.items()}
     return [_plain(child, display, node, index, budget) for index, child in enumerate(node)]
 
 
@@ -207,8 +227,13 @@ def _check_tag(node: Any, display: str, parent: Any, key: Any) -> None:
         return  # `!!str x` is the string "x" (see _plain_scalar), as `x` or `"x"` is
     if tag_value not in _PLAIN_TAGS or type(node).__name__ == "TaggedScalar":
         line, column = _position(parent, key) if parent is not None else (None, None)
-        raise ParamsError(f"YAML tag {tag_value} is not allowed", path=display, line=line,
-                          column=column, fix="params hold plain values only; remove the tag")
+        raise ParamsError(
+            f"YAML tag {tag_value} is not allowed",
+            path=display,
+            line=line,
+            column=column,
+            fix="params hold plain values only; remove the tag",
+        )
 
 
 def _plain_scalar(node: Any, display: str, parent: Any, key: Any) -> Any:
@@ -227,8 +252,13 @@ def _plain_scalar(node: Any, display: str, parent: Any, key: Any) -> Any:
     if node is None or isinstance(node, str):
         return None if node is None else str(node)
     line, column = _position(parent, key) if parent is not None else (None, None)
-    raise ParamsError(f"unsupported YAML value {type(node).__name__}", path=display, line=line,
-                      column=column, fix="use plain strings, numbers, booleans, lists and mappings")
+    raise ParamsError(
+        f"unsupported YAML value {type(node).__name__}",
+        path=display,
+        line=line,
+        column=column,
+        fix="use plain strings, numbers, booleans, lists and mappings",
+    )
 
 
 class GroupReader:
@@ -249,8 +279,13 @@ class GroupReader:
             line, column = (group_line + 1 if isinstance(group_line, int) else None), None
         shown = key if key is None or key.isprintable() else repr(key)
         name = f"{self.dotted}.{shown}" if key else self.dotted
-        return ParamsError(f"{name}: {message}", path=self.display, line=line, column=column,
-                           fix=fix or f"fix {name} (README, \"Parameters\", lists every key)")
+        return ParamsError(
+            f"{name}: {message}",
+            path=self.display,
+            line=line,
+            column=column,
+            fix=fix or f'fix {name} (README, "Parameters", lists every key)',
+        )
 
     def has(self, key: str) -> bool:
         """Whether the key is present."""
@@ -292,8 +327,15 @@ class GroupReader:
             raise self.error(key, f"must be a string (found {value!r})")
         return str(value)
 
-    def number(self, key: str, default: float, *, minimum: float | None = None, maximum: float | None = None,
-               magnitude: float = MAX_MAGNITUDE) -> float:
+    def number(
+        self,
+        key: str,
+        default: float,
+        *,
+        minimum: float | None = None,
+        maximum: float | None = None,
+        magnitude: float = MAX_MAGNITUDE,
+    ) -> float:
         """A finite number (int or float) within ``minimum``/``maximum`` and at most ``magnitude`` in size.
 
         NaN and infinities are never params: NaN fails every comparison (a NaN slack rejects
@@ -305,12 +347,18 @@ class GroupReader:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise self.error(key, f"must be a number (found {value!r})")
         if isinstance(value, float) and not math.isfinite(value):
-            raise self.error(key, f"must be a finite number (found {value})",
-                             fix=f"write a plain number for {self.dotted}.{key}; NaN and infinities are not params")
+            raise self.error(
+                key,
+                f"must be a finite number (found {value})",
+                fix=f"write a plain number for {self.dotted}.{key}; NaN and infinities are not params",
+            )
         if abs(value) > magnitude:
             shown = f"{value:.6g}" if isinstance(value, float) else f"an integer of {value.bit_length()} bits"
-            raise self.error(key, f"magnitude ({shown}) is beyond {magnitude:g}: not a sane setting",
-                             fix=f"write a number between {-magnitude:g} and {magnitude:g}")
+            raise self.error(
+                key,
+                f"magnitude ({shown}) is beyond {magnitude:g}: not a sane setting",
+                fix=f"write a number between {-magnitude:g} and {magnitude:g}",
+            )
         if minimum is not None and value < minimum:
             raise self.error(key, f"must be at least {minimum} (found {value})")
         if maximum is not None and value > maximum:
@@ -407,9 +455,12 @@ class MergeParams:
         """The policy as the manifest records it."""
         return {
             "required_keys": list(self.required_keys),
-            "dedup": {"key": list(self.dedup_key), "keep": self.keep,
-                      "key_semantics": "numbers by value (23 == 23.0), strings exactly, "
-                                       "a string never equals a number, booleans are not numbers"},
+            "dedup": {
+                "key": list(self.dedup_key),
+                "keep": self.keep,
+                "key_semantics": "numbers by value (23 == 23.0), strings exactly, "
+                "a string never equals a number, booleans are not numbers",
+            },
             "non_finite": self.non_finite,
             "non_finite_in_key": "reject",
             "on_invalid_row": self.on_invalid_row,
@@ -428,8 +479,11 @@ def merge_params(params: ParamsFile) -> MergeParams:
     dedup.finish()
     for name in dedup_key:
         if name not in required:
-            raise dedup.error("key", f"{name!r} is not one of merge.required_keys",
-                              fix="a dedup key field must be required, or rows could lack it")
+            raise dedup.error(
+                "key",
+                f"{name!r} is not one of merge.required_keys",
+                fix="a dedup key field must be required, or rows could lack it",
+            )
     non_finite = group.choice("non_finite", NON_FINITE, "keep")
     on_invalid = group.choice("on_invalid_row", INVALID_ROW, "fail")
     jsonl = read_jsonl_options(group, display, "merge")

@@ -31,8 +31,7 @@ class Progress:
     otherwise a single summary line when the run ends.
     """
 
-    def __init__(self, label: str, total_bytes: int, stream: TextIO | None = None,
-                 live: bool | None = None) -> None:
+    def __init__(self, label: str, total_bytes: int, stream: TextIO | None = None, live: bool | None = None) -> None:
         self.label = label
         self.total = max(total_bytes, 1)
         self.stream = stream or sys.stderr
@@ -44,9 +43,23 @@ class Progress:
         self.rows = 0
         self.started = time.monotonic()
         # delay: a run that ends within a second never draws a bar at all.
-        self._bar = tqdm(total=self.total, desc=label, unit="B", unit_scale=True, unit_divisor=1024,
-                         file=self.stream, disable=not live, delay=1.0, mininterval=0.2, leave=False,
-                         dynamic_ncols=True) if live else None
+        self._bar = (
+            tqdm(
+                total=self.total,
+                desc=label,
+                unit="B",
+                unit_scale=True,
+                unit_divisor=1024,
+                file=self.stream,
+                disable=not live,
+                delay=1.0,
+                mininterval=0.2,
+                leave=False,
+                dynamic_ncols=True,
+            )
+            if live
+            else None
+        )
 
     def advance(self, nbytes: int, rows: int) -> None:
         """Count work done; tqdm redraws at most five times a second."""
@@ -64,6 +77,8 @@ class Progress:
         if self._bar is not None:
             self._bar.close()
             self.stream.write("\r\x1b[K")  # the summary line takes the bar's place
-        self.stream.write(f"{self.label}: read {_size(self.done)} in {elapsed:.1f} s "
-                          f"({_size(self.done / elapsed)}/s, {self.rows / elapsed:,.0f} rows/s)\n")
+        self.stream.write(
+            f"{self.label}: read {_size(self.done)} in {elapsed:.1f} s "
+            f"({_size(self.done / elapsed)}/s, {self.rows / elapsed:,.0f} rows/s)\n"
+        )
         self.stream.flush()

@@ -73,11 +73,18 @@ def _porcelain_paths(status: str) -> list[tuple[str, str]]:
 
 def git_state(cwd: Path | None = None) -> dict[str, Any]:
     """HEAD commit, whether tracked files differ from it (code, params, data apart), and the experiment's baseline."""
+
     def run(*args: str) -> str | None:
         try:
             done = subprocess.run(  # noqa: S603 -- fixed argv, no shell
-                ["git", *args], cwd=cwd, capture_output=True, text=True, timeout=30,  # noqa: S607
-                check=False, env={**os.environ, "GIT_OPTIONAL_LOCKS": "0"})
+                ["git", *args],  # noqa: S607 -- git from PATH, as the user runs it
+                cwd=cwd,
+                capture_output=True,
+                text=True,
+                timeout=30,
+                check=False,
+                env={**os.environ, "GIT_OPTIONAL_LOCKS": "0"},
+            )
         except (OSError, subprocess.SubprocessError):
             return None
         return done.stdout if done.returncode == 0 else None
@@ -94,8 +101,7 @@ def git_state(cwd: Path | None = None) -> dict[str, Any]:
     status = run("status", "--porcelain", "-z", "--untracked-files=all")
     state: dict[str, Any] = {"commit": commit, "dirty": None, "repository": True}
     if status is not None:
-        entries = [(code, path[len(prefix):]) for code, path in _porcelain_paths(status)
-                   if path.startswith(prefix)]
+        entries = [(code, path[len(prefix) :]) for code, path in _porcelain_paths(status) if path.startswith(prefix)]
         tracked = [path for code, path in entries if code != "??"]
         state["dirty"] = bool(tracked)
         # A new file counts as a change only where it changes what runs (a new module in src/).

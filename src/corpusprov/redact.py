@@ -8,8 +8,15 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final
 
-__all__ = ["OUTSIDE_REPO", "REDACTED", "recorded_path", "redact_argv", "redact_document", "redact_text",
-           "secret_env_values"]
+__all__ = [
+    "OUTSIDE_REPO",
+    "REDACTED",
+    "recorded_path",
+    "redact_argv",
+    "redact_document",
+    "redact_text",
+    "secret_env_values",
+]
 
 REDACTED: Final = "<redacted>"
 #: How a manifest names a path outside the repository (only possible with --allow-outside-repo):
@@ -21,18 +28,23 @@ _URL_USERINFO: Final = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<us
 # key=value or key:value where the key names a secret.
 _SECRET_ASSIGNMENT: Final = re.compile(
     r"(?i)(?P<key>[A-Za-z0-9_.-]*(?:token|secret|password|passwd|pwd|api[_-]?key|access[_-]?key|"
-    r"auth|credential|signature|sig)[A-Za-z0-9_.-]*)(?P<sep>=|:)(?P<value>[^&\s,;]+)")
+    r"auth|credential|signature|sig)[A-Za-z0-9_.-]*)(?P<sep>=|:)(?P<value>[^&\s,;]+)"
+)
 # Well-known credential shapes.
 _KNOWN_SHAPES: Final = re.compile(
-    r"\b(?:AKIA|ASIA)[A-Z0-9]{16}\b"            # AWS access key id
-    r"|\bgh[pousr]_[A-Za-z0-9]{30,}\b"          # GitHub tokens
-    r"|\bxox[abpr]-[A-Za-z0-9-]{10,}\b"         # Slack tokens
+    r"\b(?:AKIA|ASIA)[A-Z0-9]{16}\b"  # AWS access key id
+    r"|\bgh[pousr]_[A-Za-z0-9]{30,}\b"  # GitHub tokens
+    r"|\bxox[abpr]-[A-Za-z0-9-]{10,}\b"  # Slack tokens
     r"|\beyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}\b"  # JWTs
 )
-_SECRET_ENV_NAME: Final = re.compile(r"(?i)^(AWS_|AZURE_|GOOGLE_|GCP_|GH_|GITHUB_)|TOKEN|SECRET|PASSW|"
-                                     r"API_?KEY|ACCESS_?KEY|CREDENTIAL|PRIVATE")
-_SECRET_FLAGS: Final = re.compile(r"(?i)^--?[A-Za-z0-9-]*(token|secret|password|passwd|api-?key|"
-                                  r"access-?key|credential)[A-Za-z0-9-]*$")
+_SECRET_ENV_NAME: Final = re.compile(
+    r"(?i)^(AWS_|AZURE_|GOOGLE_|GCP_|GH_|GITHUB_)|TOKEN|SECRET|PASSW|"
+    r"API_?KEY|ACCESS_?KEY|CREDENTIAL|PRIVATE"
+)
+_SECRET_FLAGS: Final = re.compile(
+    r"(?i)^--?[A-Za-z0-9-]*(token|secret|password|passwd|api-?key|"
+    r"access-?key|credential)[A-Za-z0-9-]*$"
+)
 
 
 def secret_env_values(environ: Mapping[str, str] | None = None) -> list[str]:
@@ -64,8 +76,7 @@ def redact_text(text: str, environ: Mapping[str, str] | None = None) -> str:
 
 
 def _looks_like_path(value: str) -> bool:
-    return (value.startswith(("/", "~", "..")) or "/../" in value or value.endswith("/..")
-            or "\\" in value)
+    return value.startswith(("/", "~", "..")) or "/../" in value or value.endswith("/..") or "\\" in value
 
 
 def _argv_value(value: str, base: str, environ: Mapping[str, str]) -> str:
@@ -86,8 +97,7 @@ def _argv_value(value: str, base: str, environ: Mapping[str, str]) -> str:
     return recorded_path(relative, environ)
 
 
-def redact_argv(argv: Sequence[str], environ: Mapping[str, str] | None = None,
-                base: Path | None = None) -> list[str]:
+def redact_argv(argv: Sequence[str], environ: Mapping[str, str] | None = None, base: Path | None = None) -> list[str]:
     """The command line as the manifest may record it.
 
     Paths become repo-relative (``<outside-repo>/NAME`` when they leave the repository),
@@ -154,16 +164,22 @@ def redact_document(document: dict[str, Any]) -> dict[str, Any]:
     if "argv" in command:
         command["argv"] = redact_argv(command["argv"])
     result["command"] = command
-    result["inputs"] = [{**record, "path": recorded_path(record["path"]), "arg": recorded_path(record["arg"])}
-                        for record in result.get("inputs", [])]
-    result["input_folders"] = [{**folder, "path": recorded_path(folder["path"])}
-                               for folder in result.get("input_folders", [])]
+    result["inputs"] = [
+        {**record, "path": recorded_path(record["path"]), "arg": recorded_path(record["arg"])}
+        for record in result.get("inputs", [])
+    ]
+    result["input_folders"] = [
+        {**folder, "path": recorded_path(folder["path"])} for folder in result.get("input_folders", [])
+    ]
     result["outputs"] = [{**entry, "path": recorded_path(entry["path"])} for entry in result.get("outputs", [])]
     params = result.get("params")
     if isinstance(params, dict) and isinstance(params.get("path"), str):
         result["params"] = {**params, "path": recorded_path(params["path"])}
     if isinstance(result.get("overrides"), list):
-        result["overrides"] = [{**item, "input": recorded_path(item["input"])}
-                               if isinstance(item, dict) and isinstance(item.get("input"), str) else item
-                               for item in result["overrides"]]
+        result["overrides"] = [
+            {**item, "input": recorded_path(item["input"])}
+            if isinstance(item, dict) and isinstance(item.get("input"), str)
+            else item
+            for item in result["overrides"]
+        ]
     return result

@@ -11,8 +11,7 @@ from corpusprov.scales import AggregateParams
 from corpusprov.trace import TraceResult
 from corpusprov.verify import VerifyReport
 
-__all__ = ["render_diff", "render_findings", "render_manifest", "render_replay", "render_scales",
-           "render_trace"]
+__all__ = ["render_diff", "render_findings", "render_manifest", "render_replay", "render_scales", "render_trace"]
 
 
 def _size(count: int) -> str:
@@ -30,8 +29,7 @@ def _flat(prefix: str, value: Any) -> list[str]:
         for key in sorted(value):
             lines.extend(_flat(f"{prefix}.{key}" if prefix else str(key), value[key]))
         return lines
-    return [f"{prefix} = {value!r}" if not isinstance(value, list) else
-            f"{prefix} = [{', '.join(map(str, value))}]"]
+    return [f"{prefix} = {value!r}" if not isinstance(value, list) else f"{prefix} = [{', '.join(map(str, value))}]"]
 
 
 def _git_changes(git: dict[str, Any]) -> str:
@@ -56,8 +54,10 @@ def _aggregate_extra(extra: dict[str, Any]) -> list[str]:
         lines.extend(["", "scale conversions:"])
         for item in conversions:
             direction = "" if item.get("higher_is_better", True) else "  (DMOS: lower is better)"
-            lines.append(f"  {item['corpus']}: {item['formula']}  [{item['native_min']:g}, "
-                         f"{item['native_max']:g}] {item['label']}  {item['rows_out']} rows out{direction}")
+            lines.append(
+                f"  {item['corpus']}: {item['formula']}  [{item['native_min']:g}, "
+                f"{item['native_max']:g}] {item['label']}  {item['rows_out']} rows out{direction}"
+            )
             for name in ("citation", "licence"):
                 if item.get(name):
                     lines.append(f"    {name}: {item[name]}")
@@ -75,16 +75,13 @@ def render_manifest(manifest: Manifest) -> str:
     git = provenance.get("git") or {}
     commit = git.get("commit")
     lines = [
-        f"{manifest.kind} manifest v{manifest.manifest_version} "
-        f"by {manifest.tool['name']} {manifest.tool['version']}",
+        f"{manifest.kind} manifest v{manifest.manifest_version} by {manifest.tool['name']} {manifest.tool['version']}",
         f"  ran       {provenance['started_at_utc']} -> {provenance['finished_at_utc']} "
         f"({provenance['duration_s']:.3f} s)",
         f"  git       {commit[:12] if commit else 'no commit'}{_git_changes(git)}",
-        f"  dvc       stage {provenance.get('dvc_stage') or '-'}, "
-        f"experiment {provenance.get('dvc_exp_name') or '-'}",
+        f"  dvc       stage {provenance.get('dvc_stage') or '-'}, experiment {provenance.get('dvc_exp_name') or '-'}",
         f"  software  python {provenance['python']} on {provenance['platform']}; "
-        + ", ".join(f"{name} {version}" for name, version in provenance["packages"].items()
-                    if version),
+        + ", ".join(f"{name} {version}" for name, version in provenance["packages"].items() if version),
         f"  command   {' '.join(manifest.command['argv'])}",
         f"  params    {manifest.params['path'] or '(built-in defaults)'} "
         f"group {manifest.params['group']}"
@@ -94,11 +91,12 @@ def render_manifest(manifest: Manifest) -> str:
     ]
     for record in manifest.inputs:
         override = f"  label={record.label_override}" if record.label_override else ""
-        lines.append(f"  {record.path}  {_size(record.bytes)}  {record.rows_read} rows  "
-                     f"md5 {record.md5}  sha256 {record.sha256[:16]}...{override}")
+        lines.append(
+            f"  {record.path}  {_size(record.bytes)}  {record.rows_read} rows  "
+            f"md5 {record.md5}  sha256 {record.sha256[:16]}...{override}"
+        )
     for folder in manifest.input_folders:
-        lines.append(f"  folder {folder['path']}: {len(folder['files'])} file(s), "
-                     f"DVC .dir md5 {folder['dvc_dir_md5']}")
+        lines.append(f"  folder {folder['path']}: {len(folder['files'])} file(s), DVC .dir md5 {folder['dvc_dir_md5']}")
     lines.append("")
     lines.append("outputs:")
     for entry in manifest.outputs:
@@ -120,8 +118,10 @@ def render_manifest(manifest: Manifest) -> str:
     lines.extend(f"  {line}" for line in _flat("", manifest.policy))
     lines.extend(_aggregate_extra(manifest.extra))
     lines.append("")
-    lines.append(f"serialization: {manifest.serialization['float_format']}, "
-                 f"keys {manifest.serialization['keys']}, {manifest.serialization['separators']}")
+    lines.append(
+        f"serialization: {manifest.serialization['float_format']}, "
+        f"keys {manifest.serialization['keys']}, {manifest.serialization['separators']}"
+    )
     return "\n".join(lines)
 
 
@@ -129,8 +129,7 @@ def _table(headers: list[str], rows: list[list[str]]) -> list[str]:
     widths = [max(len(headers[i]), *(len(row[i]) for row in rows)) for i in range(len(headers))]
     lines = ["  ".join(cell.ljust(width) for cell, width in zip(headers, widths, strict=True)).rstrip()]
     lines.append("  ".join("-" * width for width in widths))
-    lines.extend("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
-                 for row in rows)
+    lines.extend("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in rows)
     return lines
 
 
@@ -138,39 +137,52 @@ def render_scales(params: AggregateParams) -> str:
     """The scale map as a table a person can check at a glance."""
     rows = []
     for corpus, scale in params.scales.items():
-        rows.append([
-            corpus,
-            f"{scale.native_min:g}-{scale.native_max:g}",
-            "higher is better" if scale.higher_is_better else "lower is better (DMOS)",
-            scale.formula(),
-            scale.label,
-            scale.citation or "-",
-        ])
-    lines = _table(["corpus", "native", "direction", "formula (unified 0-100, never clipped)",
-                    "label", "citation"], rows)
+        rows.append(
+            [
+                corpus,
+                f"{scale.native_min:g}-{scale.native_max:g}",
+                "higher is better" if scale.higher_is_better else "lower is better (DMOS)",
+                scale.formula(),
+                scale.label,
+                scale.citation or "-",
+            ]
+        )
+    lines = _table(
+        ["corpus", "native", "direction", "formula (unified 0-100, never clipped)", "label", "citation"], rows
+    )
     lines.append("")
-    lines.append(f"range slack: {params.range_slack:g} native units either side; "
-                 f"dedup key: {', '.join(params.dedup_key)}")
+    lines.append(
+        f"range slack: {params.range_slack:g} native units either side; dedup key: {', '.join(params.dedup_key)}"
+    )
     for path, label in sorted(params.overrides.items()):
         lines.append(f"override: every row of {path} is {label}")
     return "\n".join(lines)
 
 
 def _clip(text: str, width: int) -> str:
-    return text if len(text) <= width else text[:width - 3] + "..."
+    return text if len(text) <= width else text[: width - 3] + "..."
 
 
-def render_findings(report: VerifyReport, *, command: str = "verify",
-                    subject: str = "dvc.lock, manifests and bytes on disk", unit: str = "stages") -> str:
+def render_findings(
+    report: VerifyReport,
+    *,
+    command: str = "verify",
+    subject: str = "dvc.lock, manifests and bytes on disk",
+    unit: str = "stages",
+) -> str:
     """verify's verdict: a summary line, then one row per disagreement with its likely cause."""
     stages = ", ".join(report.stages) or "none"
     if report.ok:
         lines = [f"{command}: OK - {subject} agree ({report.checks} checks; {unit}: {stages})"]
     else:
-        lines = [f"{command}: FAILED - {len(report.findings)} disagreement(s) in {report.checks} checks "
-                 f"({unit}: {stages})", ""]
-        rows = [[item.stage, item.what, _clip(item.expected, 40), _clip(item.found, 40), item.where]
-                for item in report.findings]
+        lines = [
+            f"{command}: FAILED - {len(report.findings)} disagreement(s) in {report.checks} checks ({unit}: {stages})",
+            "",
+        ]
+        rows = [
+            [item.stage, item.what, _clip(item.expected, 40), _clip(item.found, 40), item.where]
+            for item in report.findings
+        ]
         lines.extend(_table(["stage", "what", "expected", "found", "where"], rows))
         lines.append("")
         lines.append("likely causes:")
@@ -180,8 +192,10 @@ def render_findings(report: VerifyReport, *, command: str = "verify",
                 seen.add((item.where, item.cause))
                 lines.append(f"  {item.where}: {item.cause}")
     for item in report.pending:
-        lines.append(f"pending: {item.stage}: {item.what}: {item.expected} -> {item.found} in {item.where}; "
-                     f"the build on disk is the previous params' ({item.cause})")
+        lines.append(
+            f"pending: {item.stage}: {item.what}: {item.expected} -> {item.found} in {item.where}; "
+            f"the build on disk is the previous params' ({item.cause})"
+        )
     if report.skipped:
         lines.append(f"(stages without a manifest, not checked: {', '.join(report.skipped)})")
     return "\n".join(lines)
@@ -192,8 +206,10 @@ def render_replay(result: ReplayResult) -> str:
     if result.reproduced:
         lines = [f"replay: REPRODUCED - {result.kind} output sha256 {result.expected_sha256}"]
     else:
-        lines = [f"replay: NOT REPRODUCED - {result.kind} output sha256 {result.found_sha256}, "
-                 f"recorded {result.expected_sha256}"]
+        lines = [
+            f"replay: NOT REPRODUCED - {result.kind} output sha256 {result.found_sha256}, "
+            f"recorded {result.expected_sha256}"
+        ]
         if result.first_difference is not None:
             line, recorded, replayed = result.first_difference
             lines.append(f"  first difference at line {line}:")
@@ -242,28 +258,38 @@ def render_diff(results: list[ManifestDiff]) -> str:
             continue
         if item.params_changed:
             lines.append("  params:")
-            lines.extend(f"    {change['key']}: {_value(change['old'])} -> {_value(change['new'])}"
-                         for change in item.params_changed)
+            lines.extend(
+                f"    {change['key']}: {_value(change['old'])} -> {_value(change['new'])}"
+                for change in item.params_changed
+            )
         if item.inputs_added or item.inputs_removed or item.inputs_changed:
             lines.append("  inputs:")
             lines.extend(f"    + {entry['path']}  sha256 {entry['sha256'][:16]}..." for entry in item.inputs_added)
             lines.extend(f"    - {entry['path']}  sha256 {entry['sha256'][:16]}..." for entry in item.inputs_removed)
-            lines.extend(f"    ~ {entry['path']}  sha256 {entry['old'][:16]}... -> {entry['new'][:16]}..."
-                         for entry in item.inputs_changed)
+            lines.extend(
+                f"    ~ {entry['path']}  sha256 {entry['old'][:16]}... -> {entry['new'][:16]}..."
+                for entry in item.inputs_changed
+            )
         if item.counters_changed:
             lines.append("  counters:")
             width = max(len(change["name"]) for change in item.counters_changed)
-            lines.extend(f"    {change['name']:<{width}}  {change['old']} -> {change['new']} ({change['delta']:+d})"
-                         for change in item.counters_changed)
+            lines.extend(
+                f"    {change['name']:<{width}}  {change['old']} -> {change['new']} ({change['delta']:+d})"
+                for change in item.counters_changed
+            )
         if item.outputs_changed:
             lines.append("  outputs:")
-            lines.extend(f"    {entry['role']:8} {entry['path']}  sha256 "
-                         f"{(entry['old'] or '(none)')[:16]}... -> {(entry['new'] or '(none)')[:16]}..."
-                         for entry in item.outputs_changed)
+            lines.extend(
+                f"    {entry['role']:8} {entry['path']}  sha256 "
+                f"{(entry['old'] or '(none)')[:16]}... -> {(entry['new'] or '(none)')[:16]}..."
+                for entry in item.outputs_changed
+            )
         if item.policy_changed:
             lines.append("  policy and serialization:")
-            lines.extend(f"    {change['key']}: {_value(change['old'])} -> {_value(change['new'])}"
-                         for change in item.policy_changed)
+            lines.extend(
+                f"    {change['key']}: {_value(change['old'])} -> {_value(change['new'])}"
+                for change in item.policy_changed
+            )
         if item.tool_changed:
             lines.append(f"  corpusprov: {item.tool_changed['old']} -> {item.tool_changed['new']}")
     return "\n".join(lines)

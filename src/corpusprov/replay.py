@@ -51,22 +51,33 @@ def _check_inputs(manifest: Manifest, display: str) -> None:
     for record in manifest.inputs:
         path = Path(record.path)
         if not resolves_inside(path, Path.cwd()):
-            raise UsageError(f"recorded input {record.path} leads outside the repository (a symbolic "
-                             "link?): replay does not read it", path=display,
-                             fix="restore the shard inside the repository (`dvc checkout`), then replay")
+            raise UsageError(
+                f"recorded input {record.path} leads outside the repository (a symbolic "
+                "link?): replay does not read it",
+                path=display,
+                fix="restore the shard inside the repository (`dvc checkout`), then replay",
+            )
         if not path.is_file():
-            raise DataError(f"recorded input {record.path} is missing", path=display,
-                            fix="restore it (`dvc pull` / `dvc checkout`) and replay from the repository root")
+            raise DataError(
+                f"recorded input {record.path} is missing",
+                path=display,
+                fix="restore it (`dvc pull` / `dvc checkout`) and replay from the repository root",
+            )
         digest = hash_file(path)
         if digest.sha256 != record.sha256 or digest.bytes != record.bytes:
-            raise DataError(f"refusing to replay: input {record.path} changed since the manifest was "
-                            f"written (sha256 {record.sha256[:12]}... recorded, {digest.sha256[:12]}... now)",
-                            path=display, fix="restore the recorded bytes (`git checkout` the commit and "
-                            "`dvc checkout`), then replay")
+            raise DataError(
+                f"refusing to replay: input {record.path} changed since the manifest was "
+                f"written (sha256 {record.sha256[:12]}... recorded, {digest.sha256[:12]}... now)",
+                path=display,
+                fix="restore the recorded bytes (`git checkout` the commit and `dvc checkout`), then replay",
+            )
     files, _ = resolve_inputs(manifest.command["args"]["inputs"])
     if [item.display for item in files] != [record.path for record in manifest.inputs]:
-        raise DataError("refusing to replay: the recorded input arguments now expand to different files",
-                        path=display, fix="restore the input folders to the recorded shard list")
+        raise DataError(
+            "refusing to replay: the recorded input arguments now expand to different files",
+            path=display,
+            fix="restore the input folders to the recorded shard list",
+        )
 
 
 def _first_difference(recorded: Path, replayed: Path) -> tuple[int, bytes, bytes] | None:
@@ -93,8 +104,11 @@ def _field_differences(recorded: bytes, replayed: bytes) -> tuple[str, ...]:
         return ()
     names = sorted(set(left) | set(right))
     missing = "(absent)"
-    return tuple(f"{name}: recorded {left.get(name, missing)!r}, replayed {right.get(name, missing)!r}"
-                 for name in names if left.get(name, missing) != right.get(name, missing))[:10]
+    return tuple(
+        f"{name}: recorded {left.get(name, missing)!r}, replayed {right.get(name, missing)!r}"
+        for name in names
+        if left.get(name, missing) != right.get(name, missing)
+    )[:10]
 
 
 def _show(line: bytes) -> str:
@@ -115,8 +129,7 @@ def replay(manifest_path: Path, keep: Path | None = None) -> ReplayResult:
     if keep is not None:
         check_folder_target(keep, "--keep")
         if keep.exists() and any(keep.iterdir()):
-            raise UsageError("--keep folder is not empty", path=display_path(keep),
-                             fix="give an empty or new folder")
+            raise UsageError("--keep folder is not empty", path=display_path(keep), fix="give an empty or new folder")
         keep.mkdir(parents=True, exist_ok=True)
         workdir = keep
     else:
@@ -143,9 +156,11 @@ def replay(manifest_path: Path, keep: Path | None = None) -> ReplayResult:
         except ParamsError as exc:
             # The params file named in the error is this replay's temporary copy of the
             # manifest's params.values, deleted on return: name the manifest instead.
-            raise DataError(f"the recorded params (params.values) are not valid: {exc.message}",
-                            path=display, fix="restore the manifest (`dvc checkout`) or re-run the stage "
-                            "that wrote it") from None
+            raise DataError(
+                f"the recorded params (params.values) are not valid: {exc.message}",
+                path=display,
+                fix="restore the manifest (`dvc checkout`) or re-run the stage that wrote it",
+            ) from None
         replayed = report.manifest.output("corpus")
         replayed_rejects = report.manifest.output("rejects")
         assert replayed is not None  # noqa: S101 -- a stage always writes its corpus
@@ -167,8 +182,7 @@ def replay(manifest_path: Path, keep: Path | None = None) -> ReplayResult:
             reproduced=reproduced,
             expected_sha256=corpus.sha256,
             found_sha256=replayed.sha256,
-            rejects_reproduced=(replayed_rejects.sha256 == rejects.sha256
-                                if rejects and replayed_rejects else None),
+            rejects_reproduced=(replayed_rejects.sha256 == rejects.sha256 if rejects and replayed_rejects else None),
             first_difference=difference,
             differing_fields=fields,
             kept=display_path(keep) if keep is not None else None,

@@ -23,9 +23,10 @@ def repo_root(start: Path, command: str) -> Path:
     """:func:`find_root`, or a usage error that says where ``command`` must run."""
     root = find_root(start)
     if root is None:
-        raise UsageError("not inside a DVC repository (no .dvc folder here or in any folder above)",
-                         fix=f"run `corpusprov {command}` inside the repository (`git clone` it, then "
-                             "`make setup`)")
+        raise UsageError(
+            "not inside a DVC repository (no .dvc folder here or in any folder above)",
+            fix=f"run `corpusprov {command}` inside the repository (`git clone` it, then `make setup`)",
+        )
     return root
 
 

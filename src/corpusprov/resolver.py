@@ -43,8 +43,17 @@ class Resolver:
         self.winner_sort: list[bytes] = []
         self.corpus_ids: dict[str, int] = {}
 
-    def offer(self, digest: bytes, label: str, std: float, ordinal: int, sort_key: bytes = b"",
-              unified: float = 0.0, native: float = 0.0, dropped: bool = False) -> Offer:
+    def offer(
+        self,
+        digest: bytes,
+        label: str,
+        std: float,
+        ordinal: int,
+        sort_key: bytes = b"",
+        unified: float = 0.0,
+        native: float = 0.0,
+        dropped: bool = False,
+    ) -> Offer:
         """Offer a usable row; the decision says what became of it (and of the winner)."""
         corpus = self.corpus_ids.setdefault(label, len(self.corpus_ids))
         slot = self.table.setdefault(digest, len(self.winner))

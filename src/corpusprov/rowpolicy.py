@@ -19,9 +19,22 @@ from corpusprov.jsonl import (
 from corpusprov.outputs import StagedFile
 from corpusprov.policies import InvalidRow, NonFinite
 
-__all__ = ["BLANK", "INVALID_ROW_REASONS", "REJECT", "ROW", "Verdict", "apply_non_finite", "check_line",
-           "judge_block", "non_finite_count", "non_finite_tally", "reject_line", "sum_counters", "tally_lines",
-           "zero_counters"]
+__all__ = [
+    "BLANK",
+    "INVALID_ROW_REASONS",
+    "REJECT",
+    "ROW",
+    "Verdict",
+    "apply_non_finite",
+    "check_line",
+    "judge_block",
+    "non_finite_count",
+    "non_finite_tally",
+    "reject_line",
+    "sum_counters",
+    "tally_lines",
+    "zero_counters",
+]
 
 # Result kinds of :func:`judge_block`, one tuple per line.
 BLANK: Final = 0
@@ -42,8 +55,20 @@ INVALID_ROW_REASONS: Final = (
 class Verdict:
     """How one row was judged; built once per row and shared by both passes of a stage."""
 
-    __slots__ = ("before", "detail", "digest", "dropped", "from_strings", "label", "native", "reason", "row",
-                 "special", "std", "unified")
+    __slots__ = (
+        "before",
+        "detail",
+        "digest",
+        "dropped",
+        "from_strings",
+        "label",
+        "native",
+        "reason",
+        "row",
+        "special",
+        "std",
+        "unified",
+    )
 
     def __init__(self) -> None:
         self.reason: str | None = None
@@ -76,9 +101,18 @@ def zero_counters(names: Iterable[str]) -> dict[str, int]:
     return dict.fromkeys(names, 0)
 
 
-def check_line(verdict: Verdict, line_no: int, row: Any, special: bool, error: LineError | None,
-               display: str, *, required: frozenset[str], on_invalid_row: InvalidRow,
-               group: str) -> bool:
+def check_line(
+    verdict: Verdict,
+    line_no: int,
+    row: Any,
+    special: bool,
+    error: LineError | None,
+    display: str,
+    *,
+    required: frozenset[str],
+    on_invalid_row: InvalidRow,
+    group: str,
+) -> bool:
     """Reject (or raise for) an unusable line or a row missing required keys; True when usable."""
     if error is not None:
         if on_invalid_row == "fail":
@@ -91,9 +125,12 @@ def check_line(verdict: Verdict, line_no: int, row: Any, special: bool, error: L
         more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
         message = f"missing required key{'s' if len(missing) > 1 else ''} {shown}{more}"
         if on_invalid_row == "fail":
-            raise DataError(message, path=display, line=line_no,
-                            fix=f"add the key to the row, or drop it from {group}.required_keys "
-                                "in params.yaml")
+            raise DataError(
+                message,
+                path=display,
+                line=line_no,
+                fix=f"add the key to the row, or drop it from {group}.required_keys in params.yaml",
+            )
         verdict.reject("missing_key", message, row, special=special)
         return False
     verdict.row = row
@@ -109,8 +146,7 @@ def apply_non_finite(verdict: Verdict, policy: NonFinite) -> bool:
     if not bad:
         return True
     if policy == "reject":
-        verdict.reject("non_finite_value", f"non-finite value in {', '.join(bad)}", verdict.row,
-                       special=True)
+        verdict.reject("non_finite_value", f"non-finite value in {', '.join(bad)}", verdict.row, special=True)
         return False
     verdict.before = verdict.row
     verdict.row = replace_non_finite(verdict.row)
@@ -134,9 +170,13 @@ def non_finite_tally(special: bool, verdict: Verdict, policy: NonFinite) -> tupl
     return 0, 0
 
 
-def judge_block(block: Block, options: JsonlOptions, policy: NonFinite,
-                judge_line: Callable[[int, Any, bool, LineError | None], Verdict],
-                make_row: Callable[[Verdict, int, int], tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+def judge_block(
+    block: Block,
+    options: JsonlOptions,
+    policy: NonFinite,
+    judge_line: Callable[[int, Any, bool, LineError | None], Verdict],
+    make_row: Callable[[Verdict, int, int], tuple[Any, ...]],
+) -> list[tuple[Any, ...]]:
     """The per-block work both stages share: parse, judge, and one result per line.
 
     ``(BLANK,)`` for a skipped blank line, ``(REJECT, reason, reject_line)`` for a rejected
@@ -157,8 +197,9 @@ def judge_block(block: Block, options: JsonlOptions, policy: NonFinite,
     return results
 
 
-def tally_lines(blocks: Iterable[list[tuple[Any, ...]]], counters: dict[str, int],
-                rejects: StagedFile) -> Iterator[tuple[Any, ...] | None]:
+def tally_lines(
+    blocks: Iterable[list[tuple[Any, ...]]], counters: dict[str, int], rejects: StagedFile
+) -> Iterator[tuple[Any, ...] | None]:
     """Consume :func:`judge_block` results in order: count blank lines, rows in and rejects
     (writing each reject), and yield each row's result, ``None`` for a rejected row."""
     for results in blocks:
@@ -187,6 +228,5 @@ def sum_counters(per_input: Iterable[dict[str, int]], names: Iterable[str]) -> d
 
 def reject_line(display: str, line_no: int, verdict: Verdict) -> bytes:
     """One rejects-file line: reason, source path and line, what was wrong, and the row."""
-    record = {"reason": verdict.reason, "path": display, "line": line_no,
-              "detail": verdict.detail, "row": verdict.row}
+    record = {"reason": verdict.reason, "path": display, "line": line_no, "detail": verdict.detail, "row": verdict.row}
     return canonical_line(record, special=verdict.special)

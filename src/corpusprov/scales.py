@@ -24,13 +24,16 @@ from corpusprov.policies import (
 __all__ = ["AggregateParams", "ScaleEntry", "aggregate_params"]
 
 #: The resolver, in words, as the manifest records it.
-RESOLVER = ("rows sharing a key are offered in input order against the current winner: a row "
-            "whose resolved corpus label equals the winner's is a same-corpus duplicate and is "
-            "dropped; otherwise it is a cross-corpus duplicate and the smaller positive finite "
-            "mos_std_dev wins, compared in {units} units; a std-dev that is missing, null, 0, "
-            "negative, non-finite or non-numeric is unknown and loses to any known one; ties keep "
-            "the current winner. Rows whose key field is missing, not a string or empty are keyed "
-            "by (src, corpus_source).")
+RESOLVER = (
+    "rows sharing a key are offered in input order against the current winner: a row "
+    "whose resolved corpus label equals the winner's is a same-corpus duplicate and is "
+    "dropped; otherwise it is a cross-corpus duplicate and the smaller positive finite "
+    "mos_std_dev wins, compared in {units} units; a std-dev that is missing, null, 0, "
+    "negative, non-finite or non-numeric is unknown and loses to any known one; ties keep "
+    "the current winner. Rows whose key field is missing, not a string or empty are keyed "
+    "by (src, corpus_source)."
+)
+
 
 @dataclass(frozen=True)
 class ScaleEntry:
@@ -89,10 +92,18 @@ class ScaleEntry:
 
     def to_dict(self) -> dict[str, Any]:
         """Manifest form."""
-        return {"corpus": self.corpus, "native_min": self.native_min, "native_max": self.native_max,
-                "higher_is_better": self.higher_is_better, "label": self.label,
-                "slope": self.slope, "intercept": self.intercept,
-                "formula": self.formula(), "citation": self.citation, "licence": self.licence}
+        return {
+            "corpus": self.corpus,
+            "native_min": self.native_min,
+            "native_max": self.native_max,
+            "higher_is_better": self.higher_is_better,
+            "label": self.label,
+            "slope": self.slope,
+            "intercept": self.intercept,
+            "formula": self.formula(),
+            "citation": self.citation,
+            "licence": self.licence,
+        }
 
 
 def _number(value: float) -> str:
@@ -128,19 +139,24 @@ class AggregateParams:
 
     def resolver(self) -> str:
         """The dedup resolver in words."""
-        units = ("unified 0-100 (std-dev * 100 / native span)" if self.std_dev_units == "unified"
-                 else "native (as written)")
+        units = (
+            "unified 0-100 (std-dev * 100 / native span)" if self.std_dev_units == "unified" else "native (as written)"
+        )
         return RESOLVER.format(units=units)
 
     def policy(self) -> dict[str, Any]:
         """The policy as the manifest records it."""
         return {
             "required_keys": list(self.required_keys),
-            "dedup": {"key": list(self.dedup_key), "fallback_key": ["src", "corpus_source"],
-                      "std_dev_units": self.std_dev_units,
-                      "resolver": self.resolver()},
-            "label_resolution": ("per-input override in params > row corpus_source when a "
-                                 "non-empty string > row corpus"),
+            "dedup": {
+                "key": list(self.dedup_key),
+                "fallback_key": ["src", "corpus_source"],
+                "std_dev_units": self.std_dev_units,
+                "resolver": self.resolver(),
+            },
+            "label_resolution": (
+                "per-input override in params > row corpus_source when a non-empty string > row corpus"
+            ),
             "output_row": self.output_row,
             "on_missing_input": self.on_missing_input,
             "numbers_from_strings": "mos and mos_std_dev given as numeric strings are read as numbers",
@@ -161,19 +177,26 @@ def _scale(group: GroupReader, corpus: str) -> ScaleEntry:
     entry = group.sub(corpus)
     for required in ("min", "max", "higher_is_better", "label"):
         if not entry.has(required):
-            raise group.error(corpus, f"is missing `{required}`",
-                              fix="give min, max, higher_is_better and label (citation and "
-                                  "licence are optional)")
+            raise group.error(
+                corpus,
+                f"is missing `{required}`",
+                fix="give min, max, higher_is_better and label (citation and licence are optional)",
+            )
     native_min = entry.number("min", 0.0)
     native_max = entry.number("max", 0.0)
     if not native_min < native_max:
-        raise entry.error("min", f"min {_number(native_min)} must be below max {_number(native_max)}",
-                          fix="fix the native range (a DMOS scale keeps min < max and sets "
-                              "higher_is_better: false)")
+        raise entry.error(
+            "min",
+            f"min {_number(native_min)} must be below max {_number(native_max)}",
+            fix="fix the native range (a DMOS scale keeps min < max and sets higher_is_better: false)",
+        )
     higher = entry.raw("higher_is_better")
     if not isinstance(higher, bool):
-        raise entry.error("higher_is_better", f"unknown direction {higher!r}",
-                          fix="use true (MOS: higher is better) or false (DMOS: lower is better)")
+        raise entry.error(
+            "higher_is_better",
+            f"unknown direction {higher!r}",
+            fix="use true (MOS: higher is better) or false (DMOS: lower is better)",
+        )
     label = entry.string("label")
     if not label:
         raise entry.error("label", "must be a non-empty string")
@@ -191,20 +214,27 @@ def aggregate_params(params: ParamsFile) -> AggregateParams:
     scales = {str(corpus): _scale(scales_group, str(corpus)) for corpus in scales_group.node}
     scales_group.finish()
     if not scales:
-        raise group.error("scales", "no scale map: aggregate needs one entry per corpus",
-                          fix="copy the `scales` block from the template's params.yaml")
+        raise group.error(
+            "scales",
+            "no scale map: aggregate needs one entry per corpus",
+            fix="copy the `scales` block from the template's params.yaml",
+        )
     range_slack = group.number("range_slack", 0.05, minimum=0.0)
     overrides_group = group.sub("overrides")
     overrides: dict[str, str] = {}
     for path in overrides_group.node:
         label = overrides_group.string(str(path))
         if label not in scales:
-            raise overrides_group.error(str(path), f"label {label!r} has no entry in aggregate.scales",
-                                        fix="add a scale for it or fix the label")
+            raise overrides_group.error(
+                str(path),
+                f"label {label!r} has no entry in aggregate.scales",
+                fix="add a scale for it or fix the label",
+            )
         clean = str(path).rstrip("/")
         if clean.startswith(("/", "~", "../")) or clean == ".." or "/../" in clean:
-            raise overrides_group.error(str(path), "path leaves the repository",
-                                        fix="name inputs by their repo-relative path")
+            raise overrides_group.error(
+                str(path), "path leaves the repository", fix="name inputs by their repo-relative path"
+            )
         overrides[clean] = str(label)
     overrides_group.finish()
     dedup = group.sub("dedup")
@@ -213,8 +243,7 @@ def aggregate_params(params: ParamsFile) -> AggregateParams:
     dedup.finish()
     required = group.names("required_keys", MOS_REQUIRED_KEYS)
     if "mos" not in required:
-        raise group.error("required_keys", "must include 'mos'",
-                          fix="aggregate cannot place a row without its score")
+        raise group.error("required_keys", "must include 'mos'", fix="aggregate cannot place a row without its score")
     on_invalid = group.choice("on_invalid_row", INVALID_ROW, "fail")
     non_finite = group.choice("non_finite", NON_FINITE, "keep")
     output_row = group.choice("output_row", OUTPUT_ROW, "unified")
@@ -242,6 +271,8 @@ def check_overrides(params: AggregateParams, paths: set[str], params_file: Param
     for path in params.overrides:
         if path not in paths:
             written = next((str(key) for key in overrides.node if str(key).rstrip("/") == path), path)
-            raise overrides.error(written, f"names {path!r}, which is not an input",
-                                  fix="fix the path (repo-relative, as `corpusprov aggregate` is "
-                                      "given it) or remove the override")
+            raise overrides.error(
+                written,
+                f"names {path!r}, which is not an input",
+                fix="fix the path (repo-relative, as `corpusprov aggregate` is given it) or remove the override",
+            )

@@ -48,8 +48,11 @@ def _load(path: Path) -> Any:
     except FileNotFoundError:
         return None
     except (OSError, UnicodeDecodeError, YAMLError) as exc:
-        raise UsageError(f"cannot read {path.name}: {str(exc).splitlines()[0]}", path=path.name,
-                         fix=f"fix {path.name} (restore it from git)") from None
+        raise UsageError(
+            f"cannot read {path.name}: {str(exc).splitlines()[0]}",
+            path=path.name,
+            fix=f"fix {path.name} (restore it from git)",
+        ) from None
 
 
 def _dump(path: Path, document: Any) -> None:
@@ -63,8 +66,11 @@ def _data_dep(stage: dict[str, Any], name: str) -> str:
     """The stage's shard folder: its one dep that is not the package code."""
     deps = [str(dep) for dep in stage.get("deps") or [] if not str(dep).startswith("src")]
     if len(deps) != 1:
-        raise UsageError(f"stage {name!r} has {len(deps)} data deps ({', '.join(deps) or 'none'}); expected one",
-                         path="dvc.yaml", fix=f"edit the {name} stage in dvc.yaml by hand")
+        raise UsageError(
+            f"stage {name!r} has {len(deps)} data deps ({', '.join(deps) or 'none'}); expected one",
+            path="dvc.yaml",
+            fix=f"edit the {name} stage in dvc.yaml by hand",
+        )
     return deps[0]
 
 
@@ -73,8 +79,11 @@ def _replace_token(cmd: Any, old: str, new: str, name: str) -> Any:
     text = str(cmd)
     words = text.split(" ")
     if old not in words:
-        raise UsageError(f"stage {name!r}: its cmd does not name its dep {old}", path="dvc.yaml",
-                         fix=f"edit the {name} stage in dvc.yaml by hand")
+        raise UsageError(
+            f"stage {name!r}: its cmd does not name its dep {old}",
+            path="dvc.yaml",
+            fix=f"edit the {name} stage in dvc.yaml by hand",
+        )
     replaced_at: list[int] = []
     offset = 0
     for index, word in enumerate(words):
@@ -85,8 +94,7 @@ def _replace_token(cmd: Any, old: str, new: str, name: str) -> Any:
     result = " ".join(words)
     # A folded string breaks at recorded offsets; those after a replacement move with it.
     delta = len(new) - len(old)
-    folds = [fold + delta * sum(1 for start in replaced_at if fold > start)
-             for fold in getattr(cmd, "fold_pos", [])]
+    folds = [fold + delta * sum(1 for start in replaced_at if fold > start) for fold in getattr(cmd, "fold_pos", [])]
     if isinstance(cmd, FoldedScalarString):
         folded = FoldedScalarString(result)
         folded.fold_pos = folds
@@ -98,11 +106,13 @@ def _folder(root: Path, path: str, option: str) -> str:
     """A repo-relative posix folder path, refused when it leaves the repository or is no folder."""
     target = Path(os.path.abspath(root / path))
     if not target.is_relative_to(root):
-        raise UsageError(f"{option} {path}: outside the repository", path=path,
-                         fix="copy the shards into a folder of the repository (DVC tracks folders inside it)")
+        raise UsageError(
+            f"{option} {path}: outside the repository",
+            path=path,
+            fix="copy the shards into a folder of the repository (DVC tracks folders inside it)",
+        )
     if not target.is_dir():
-        raise UsageError(f"{option} {path}: no such folder", path=path,
-                         fix="create it and copy the shards in first")
+        raise UsageError(f"{option} {path}: no such folder", path=path, fix="create it and copy the shards in first")
     return target.relative_to(root).as_posix()
 
 

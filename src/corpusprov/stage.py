@@ -32,8 +32,15 @@ from corpusprov.provenance import git_state, iso_utc, run_environment, utc_now
 from corpusprov.redact import redact_argv
 from corpusprov.scales import aggregate_params, check_overrides
 
-__all__ = ["StageReport", "StageRequest", "default_manifest_path", "default_rejects_path",
-           "metrics_bytes", "run_aggregate", "run_merge"]
+__all__ = [
+    "StageReport",
+    "StageRequest",
+    "default_manifest_path",
+    "default_rejects_path",
+    "metrics_bytes",
+    "run_aggregate",
+    "run_merge",
+]
 
 
 @dataclass(frozen=True)
@@ -83,14 +90,13 @@ def default_manifest_path(output: Path) -> Path:
 
 def default_rejects_path(output: Path) -> Path:
     """``<output without .jsonl>.rejects.jsonl``."""
-    stem = output.name[:-len(".jsonl")] if output.name.endswith(".jsonl") else output.name
+    stem = output.name[: -len(".jsonl")] if output.name.endswith(".jsonl") else output.name
     return output.with_name(stem + ".rejects.jsonl")
 
 
 def metrics_bytes(counters: Any) -> bytes:
     """Scalar metrics as ``dvc metrics``/``dvc exp show`` read them."""
-    return orjson.dumps(counters, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS
-                        | orjson.OPT_APPEND_NEWLINE)
+    return orjson.dumps(counters, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS | orjson.OPT_APPEND_NEWLINE)
 
 
 def _folder_records(folders: Sequence[FolderArg], records: Sequence[InputRecord]) -> tuple[dict[str, Any], ...]:
@@ -101,8 +107,7 @@ def _folder_records(folders: Sequence[FolderArg], records: Sequence[InputRecord]
         for name in folder.files:
             display = f"{folder.display}/{name}" if folder.display != "." else name
             entries.append((name, by_path[display].md5))
-        result.append({"path": folder.display, "files": list(folder.files),
-                       "dvc_dir_md5": dvc_dir_md5(entries)})
+        result.append({"path": folder.display, "files": list(folder.files), "dvc_dir_md5": dvc_dir_md5(entries)})
     return tuple(result)
 
 
@@ -132,8 +137,9 @@ def _command(request: StageRequest, paths: dict[str, Path], params: ParamsFile) 
     return {"argv": _argv(request.argv), "args": args}
 
 
-def _check_inside(request: StageRequest, files: Sequence[InputFile], targets: dict[str, Path],
-                  params: ParamsFile) -> None:
+def _check_inside(
+    request: StageRequest, files: Sequence[InputFile], targets: dict[str, Path], params: ParamsFile
+) -> None:
     """Refuse paths outside the repository: the manifest records repo-relative paths only."""
     if request.allow_outside_repo:
         return
@@ -163,8 +169,9 @@ Body = Callable[[Sequence[InputFile], StagedFile, StagedFile], _BodyResult]
 METRICS_GROUP: Final = {"merge": "grid", "aggregate": "mos"}
 
 
-def _metrics(kind: str, counters: dict[str, int], accounting: dict[str, Any],
-             headline: dict[str, Any]) -> dict[str, Any]:
+def _metrics(
+    kind: str, counters: dict[str, int], accounting: dict[str, Any], headline: dict[str, Any]
+) -> dict[str, Any]:
     """The few figures a person compares between builds, under a short name per stage.
 
     Nested (``grid.out``, ``mos.out``) so names never collide between the two files and DVC
@@ -192,14 +199,24 @@ def _present_inputs(inputs: Sequence[str]) -> tuple[list[str], list[str]]:
         else:
             skipped.append(display_path(path))
     if not present:
-        raise InputError(f"none of the {len(inputs)} input(s) exists", path=skipped[0],
-                         fix="check the paths, or run `dvc pull` / `dvc checkout`; an empty corpus "
-                             "is never written")
+        raise InputError(
+            f"none of the {len(inputs)} input(s) exists",
+            path=skipped[0],
+            fix="check the paths, or run `dvc pull` / `dvc checkout`; an empty corpus is never written",
+        )
     return present, skipped
 
 
-def _run(kind: str, request: StageRequest, params: ParamsFile, policy: dict[str, Any],
-         accounting: dict[str, Any], body: Body, *, skip_missing: bool = False) -> StageReport:
+def _run(
+    kind: str,
+    request: StageRequest,
+    params: ParamsFile,
+    policy: dict[str, Any],
+    accounting: dict[str, Any],
+    body: Body,
+    *,
+    skip_missing: bool = False,
+) -> StageReport:
     started = utc_now()
     clock = time.monotonic()
     inputs, skipped = _present_inputs(request.inputs) if skip_missing else (list(request.inputs), [])
@@ -209,8 +226,7 @@ def _run(kind: str, request: StageRequest, params: ParamsFile, policy: dict[str,
     targets = {"output": request.output, "rejects_out": rejects_path, "manifest_out": manifest_path}
     if request.metrics_out is not None:
         targets["metrics_out"] = request.metrics_out
-    plot_names = {"merge": ("rows_by_encoder_preset",),
-                  "aggregate": ("mos_unified_hist", "mos_native_hist")}[kind]
+    plot_names = {"merge": ("rows_by_encoder_preset",), "aggregate": ("mos_unified_hist", "mos_native_hist")}[kind]
     if request.plots_dir is not None:
         for name in plot_names:
             targets[f"plot_{name}"] = request.plots_dir / f"{name}.json"
@@ -242,19 +258,24 @@ def _run(kind: str, request: StageRequest, params: ParamsFile, policy: dict[str,
         manifest = Manifest(
             kind=kind,
             tool={"name": "corpusprov", "version": __version__},
-            command=_command(request, {k: v for k, v in targets.items() if k != "output"},
-                             params),
-            params={"path": params.display,
-                    "sha256": params.digest.sha256 if params.digest else None,
-                    "md5": params.digest.md5 if params.digest else None,
-                    "group": kind, "values": params.group_values(kind)},
+            command=_command(request, {k: v for k, v in targets.items() if k != "output"}, params),
+            params={
+                "path": params.display,
+                "sha256": params.digest.sha256 if params.digest else None,
+                "md5": params.digest.md5 if params.digest else None,
+                "group": kind,
+                "values": params.group_values(kind),
+            },
             policy=policy,
             serialization=dict(SERIALIZATION),
             inputs=tuple(records),
             input_folders=_folder_records(folders, records),
-            outputs=tuple(OutputEntry(record.role, record.path, record.digest.bytes,
-                                      record.digest.sha256, record.digest.md5, record.rows)
-                          for record in written),
+            outputs=tuple(
+                OutputEntry(
+                    record.role, record.path, record.digest.bytes, record.digest.sha256, record.digest.md5, record.rows
+                )
+                for record in written
+            ),
             counters=counters,
             accounting=accounting,
             provenance=provenance,
@@ -268,8 +289,7 @@ def _run(kind: str, request: StageRequest, params: ParamsFile, policy: dict[str,
 def _load(request: StageRequest) -> ParamsFile:
     if not request.inputs:
         raise UsageError("no inputs given", fix="pass at least one JSONL file or folder")
-    return load_params(request.params_path, display_path(request.params_path),
-                       required=request.params_explicit)
+    return load_params(request.params_path, display_path(request.params_path), required=request.params_explicit)
 
 
 def _input_bytes(files: Sequence[InputFile]) -> int:
@@ -280,8 +300,9 @@ def _input_bytes(files: Sequence[InputFile]) -> int:
     return total
 
 
-def _execution(request: StageRequest, files: Sequence[InputFile],
-               passes: int = 1) -> tuple[int, ProgressCallback | None]:
+def _execution(
+    request: StageRequest, files: Sequence[InputFile], passes: int = 1
+) -> tuple[int, ProgressCallback | None]:
     """Worker count and progress reporter for a run, from one look at the input sizes."""
     size = _input_bytes(files)
     jobs = choose_jobs(request.jobs, size)
@@ -298,10 +319,20 @@ def _execution(request: StageRequest, files: Sequence[InputFile],
 
 def _records(inputs: Sequence[InputOutcome], overrides: dict[str, str] | None = None) -> list[InputRecord]:
     """Per-input manifest records from a stage's outcome."""
-    return [InputRecord(item.file.display, item.file.arg, item.file.relpath, item.digest.bytes,
-                        item.digest.sha256, item.digest.md5, item.counters["rows_in"], item.counters,
-                        (overrides or {}).get(item.file.display))
-            for item in inputs]
+    return [
+        InputRecord(
+            item.file.display,
+            item.file.arg,
+            item.file.relpath,
+            item.digest.bytes,
+            item.digest.sha256,
+            item.digest.md5,
+            item.counters["rows_in"],
+            item.counters,
+            (overrides or {}).get(item.file.display),
+        )
+        for item in inputs
+    ]
 
 
 def run_merge(request: StageRequest) -> StageReport:
@@ -313,8 +344,13 @@ def run_merge(request: StageRequest) -> StageReport:
         jobs, progress = _execution(request, files, 2 if params.keep == "last" else 1)
         outcome = merge(files, params, corpus, rejects, jobs=jobs, progress=progress)
         headline = {"sources": outcome.counters["unique_sources"], "vmaf": outcome.summary.vmaf_overall()}
-        return _BodyResult(_records(outcome.inputs), outcome.counters,
-                           {"breakdown": outcome.summary.metrics()}, headline, outcome.summary.plots())
+        return _BodyResult(
+            _records(outcome.inputs),
+            outcome.counters,
+            {"breakdown": outcome.summary.metrics()},
+            headline,
+            outcome.summary.plots(),
+        )
 
     return _run("merge", request, params_file, params.policy(), MERGE_ACCOUNTING, body)
 
@@ -332,16 +368,23 @@ def run_aggregate(request: StageRequest) -> StageReport:
         jobs, progress = _execution(request, files)
         outcome = aggregate(files, params, corpus, rejects, jobs=jobs, progress=progress)
         records = _records(outcome.inputs, outcome.overrides)
-        conversions = [{**params.scales[label].to_dict(), "rows_out": rows}
-                       for label, rows in outcome.rows_by_corpus.items()]
+        conversions = [
+            {**params.scales[label].to_dict(), "rows_out": rows} for label, rows in outcome.rows_by_corpus.items()
+        ]
         extra = {
             "scale_conversions": conversions,
-            "overrides": [{"input": path, "label": label}
-                          for path, label in sorted(outcome.overrides.items())],
+            "overrides": [{"input": path, "label": label} for path, label in sorted(outcome.overrides.items())],
             "breakdown": outcome.summary.metrics(),
         }
         headline = {"corpora": len(outcome.rows_by_corpus), "mean": outcome.summary.mos_overall()}
         return _BodyResult(records, outcome.counters, extra, headline, outcome.summary.plots())
 
-    return _run("aggregate", request, params_file, params.policy(), AGGREGATE_ACCOUNTING, body,
-                skip_missing=params.on_missing_input == "skip")
+    return _run(
+        "aggregate",
+        request,
+        params_file,
+        params.policy(),
+        AGGREGATE_ACCOUNTING,
+        body,
+        skip_missing=params.on_missing_input == "skip",
+    )

@@ -96,8 +96,10 @@ class MergeSummary:
         result: dict[str, Any] = {}
         for encoder in sorted(self.rows_by_encoder):
             mean = self.vmaf_mean.get(encoder)
-            result[encoder] = {"rows": self.rows_by_encoder[encoder],
-                               "vmaf_mean": _round(mean) if mean is not None else None}
+            result[encoder] = {
+                "rows": self.rows_by_encoder[encoder],
+                "vmaf_mean": _round(mean) if mean is not None else None,
+            }
         return {"encoder": result}
 
     def vmaf_overall(self) -> float | None:
@@ -122,8 +124,7 @@ def preset_text(preset: Any) -> str:
     return str(preset)
 
 
-_SPEED = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow",
-          "placebo")
+_SPEED = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow", "placebo")
 
 
 def _preset_order(preset: str) -> float:
@@ -151,9 +152,12 @@ class AggregateSummary:
         if state is None:
             edges = self._native_edges(corpus)
             state = self._state[corpus] = (
-                self.unified.setdefault(corpus, Running()), self.native.setdefault(corpus, Running()),
+                self.unified.setdefault(corpus, Running()),
+                self.native.setdefault(corpus, Running()),
                 self.unified_bins.setdefault(corpus, [0] * (len(UNIFIED_EDGES) + 1)),
-                self.native_bins.setdefault(corpus, [0] * (len(edges) + 1)), edges)
+                self.native_bins.setdefault(corpus, [0] * (len(edges) + 1)),
+                edges,
+            )
         unified_stats, native_stats, unified_bins, native_bins, edges = state
         unified_stats.add(unified)
         native_stats.add(native)
@@ -176,9 +180,12 @@ class AggregateSummary:
         result = {}
         for corpus in sorted(self.unified):
             stats = self.unified[corpus]
-            result[corpus] = {"rows": stats.count, "mos_mean": _round(stats.mean),
-                              "mos_std": _round(stats.std),
-                              "mos_native_mean": _round(self.native[corpus].mean)}
+            result[corpus] = {
+                "rows": stats.count,
+                "mos_mean": _round(stats.mean),
+                "mos_std": _round(stats.std),
+                "mos_native_mean": _round(self.native[corpus].mean),
+            }
         return {"corpus": result}
 
     def plots(self) -> dict[str, list[dict[str, Any]]]:

@@ -61,22 +61,25 @@ def parse_key_values(pairs: Sequence[str]) -> dict[str, Any]:
         name, sep, raw = pair.partition("=")
         if not sep or not name:
             shown = pair if len(pair) <= 80 else pair[:77] + "..."
-            raise UsageError(f"cannot read {shown!r} as KEY=VALUE",
-                             fix="write e.g. src_sha256=ab12... crf=23 preset=medium "
-                                 "(quote a JSON string: crf='\"23\"')")
+            raise UsageError(
+                f"cannot read {shown!r} as KEY=VALUE",
+                fix="write e.g. src_sha256=ab12... crf=23 preset=medium (quote a JSON string: crf='\"23\"')",
+            )
         try:
             value: Any = json.loads(raw)
         except RecursionError:
-            raise UsageError(f"the value of {name!r} is nested too deeply to be a key",
-                             fix="trace a key value as the rows spell it") from None
+            raise UsageError(
+                f"the value of {name!r} is nested too deeply to be a key", fix="trace a key value as the rows spell it"
+            ) from None
         except ValueError:
             value = raw
         try:
             key_part(value)
         except NonFiniteKeyError:
-            raise UsageError(f"the value of {name!r} holds NaN or an infinity: such a value is never a key",
-                             fix="non-finite key values are rejected as non_finite_key (see the rejects "
-                                 "file); trace a finite value") from None
+            raise UsageError(
+                f"the value of {name!r} holds NaN or an infinity: such a value is never a key",
+                fix="non-finite key values are rejected as non_finite_key (see the rejects file); trace a finite value",
+            ) from None
         key[name] = value
     if not key:
         raise UsageError("no KEY=VALUE given", fix="name the dedup key fields to trace")
@@ -101,12 +104,18 @@ def trace(root: Path, stage: str, pairs: Sequence[str]) -> TraceResult:
     """Trace a key through the inputs recorded in ``stage``'s manifest."""
     plans, _ = plan_stages(root, (stage,))
     if not plans:
-        raise UsageError(f"stage {stage!r} writes no manifest", path="dvc.yaml",
-                         fix="trace a stage that runs corpusprov merge or aggregate")
+        raise UsageError(
+            f"stage {stage!r} writes no manifest",
+            path="dvc.yaml",
+            fix="trace a stage that runs corpusprov merge or aggregate",
+        )
     manifest_path = plans[0].manifests[0]
     if not resolves_inside(root / manifest_path, root):
-        raise UsageError("the stage's manifest is a symbolic link leading outside the repository",
-                         path=manifest_path, fix="restore it (`dvc checkout`)")
+        raise UsageError(
+            "the stage's manifest is a symbolic link leading outside the repository",
+            path=manifest_path,
+            fix="restore it (`dvc checkout`)",
+        )
     manifest, _ = load_manifest(root / manifest_path, manifest_path)
     key = parse_key_values(pairs)
     wanted = {name: key_part(value) for name, value in key.items()}
@@ -122,40 +131,58 @@ def trace(root: Path, stage: str, pairs: Sequence[str]) -> TraceResult:
 Found = list[tuple[str, int, Any, Verdict]]
 
 
-def _scan(root: Path, manifest: Manifest, options: JsonlOptions, wanted: dict[str, bytes],
-          judge_line: Callable[[InputRecord, int, Any, bool, LineError | None], Verdict],
-          notes: list[str]) -> Found:
+def _scan(
+    root: Path,
+    manifest: Manifest,
+    options: JsonlOptions,
+    wanted: dict[str, bytes],
+    judge_line: Callable[[InputRecord, int, Any, bool, LineError | None], Verdict],
+    notes: list[str],
+) -> Found:
     """Every recorded input row carrying the key, judged; notes each input that changed since."""
     found: Found = []
     for record in manifest.inputs:
         if not resolves_inside(root / record.path, root):
-            raise UsageError("recorded input leads outside the repository (a symbolic link?): trace does "
-                             "not read it", path=record.path,
-                             fix="restore the shard inside the repository (`dvc checkout`)")
+            raise UsageError(
+                "recorded input leads outside the repository (a symbolic link?): trace does not read it",
+                path=record.path,
+                fix="restore the shard inside the repository (`dvc checkout`)",
+            )
         reader = JsonlReader(root / record.path, record.path, options)
         for line_no, row, special, error in reader:
             if (error is not None and is_blank(error)) or not _matches(row, wanted):
                 continue
             found.append((record.path, line_no, row, judge_line(record, line_no, row, special, error)))
         if reader.digest.sha256 != record.sha256:
-            notes.append(f"{record.path} changed since the manifest was written: "
-                         "the trace shows the bytes on disk now")
+            notes.append(f"{record.path} changed since the manifest was written: the trace shows the bytes on disk now")
     return found
 
 
-def _trace_merge(root: Path, manifest: Manifest, params_file: ParamsFile, key: dict[str, Any],
-                 wanted: dict[str, bytes], notes: list[str]) -> tuple[list[Occurrence], str]:
+def _trace_merge(
+    root: Path,
+    manifest: Manifest,
+    params_file: ParamsFile,
+    key: dict[str, Any],
+    wanted: dict[str, bytes],
+    notes: list[str],
+) -> tuple[list[Occurrence], str]:
     from corpusprov.merge import MergeJudge
 
     params = replace(merge_params(params_file), on_invalid_row="reject")
     unknown = [name for name in key if name not in params.dedup_key]
     if unknown:
-        raise UsageError(f"{unknown[0]!r} is not a field of the natural key",
-                         fix=f"the key is {', '.join(params.dedup_key)}")
+        raise UsageError(
+            f"{unknown[0]!r} is not a field of the natural key", fix=f"the key is {', '.join(params.dedup_key)}"
+        )
     judge = MergeJudge(params)
-    found = _scan(root, manifest, params.jsonl, wanted,
-                  lambda record, line_no, row, special, error: judge.judge(line_no, row, special, error,
-                                                                           record.path), notes)
+    found = _scan(
+        root,
+        manifest,
+        params.jsonl,
+        wanted,
+        lambda record, line_no, row, special, error: judge.judge(line_no, row, special, error, record.path),
+        notes,
+    )
     groups: dict[bytes, int] = {}
     winners: dict[bytes, int] = {}
     for index, (_, _, _, verdict) in enumerate(found):
@@ -175,13 +202,21 @@ def _trace_merge(root: Path, manifest: Manifest, params_file: ParamsFile, key: d
             text = f"duplicate of {win_path}:{win_line}"
             group = groups[verdict.digest]
         occurrences.append(Occurrence(path, line_no, shown, text, group))
-    rule = (f"merge dedup.keep: {params.keep} - the {params.keep} valid occurrence of each natural key "
-            f"({', '.join(params.dedup_key)}) in input order wins; numbers compare by value")
+    rule = (
+        f"merge dedup.keep: {params.keep} - the {params.keep} valid occurrence of each natural key "
+        f"({', '.join(params.dedup_key)}) in input order wins; numbers compare by value"
+    )
     return occurrences, rule
 
 
-def _trace_aggregate(root: Path, manifest: Manifest, params_file: ParamsFile, key: dict[str, Any],
-                     wanted: dict[str, bytes], notes: list[str]) -> tuple[list[Occurrence], str]:
+def _trace_aggregate(
+    root: Path,
+    manifest: Manifest,
+    params_file: ParamsFile,
+    key: dict[str, Any],
+    wanted: dict[str, bytes],
+    notes: list[str],
+) -> tuple[list[Occurrence], str]:
     from corpusprov.mosrow import AggregateJudge
     from corpusprov.resolver import Resolver
     from corpusprov.scales import aggregate_params
@@ -192,13 +227,21 @@ def _trace_aggregate(root: Path, manifest: Manifest, params_file: ParamsFile, ke
     traceable = (*params.dedup_key, "src", "corpus_source")
     unknown = [name for name in key if name not in traceable]
     if unknown:
-        raise UsageError(f"{unknown[0]!r} is not a field of the dedup key",
-                         fix=f"the key is {', '.join(params.dedup_key)} (rows without it: src, corpus_source)")
+        raise UsageError(
+            f"{unknown[0]!r} is not a field of the dedup key",
+            fix=f"the key is {', '.join(params.dedup_key)} (rows without it: src, corpus_source)",
+        )
     judge = AggregateJudge(params)
-    found = _scan(root, manifest, params.jsonl, wanted,
-                  lambda record, line_no, row, special, error: judge.judge(line_no, row, special, error,
-                                                                           record.path, record.label_override),
-                  notes)
+    found = _scan(
+        root,
+        manifest,
+        params.jsonl,
+        wanted,
+        lambda record, line_no, row, special, error: judge.judge(
+            line_no, row, special, error, record.path, record.label_override
+        ),
+        notes,
+    )
     # The stage's own resolver decides; this loop only puts its decisions into words.
     resolver = Resolver()
     verdicts: list[str] = [""] * len(found)
@@ -213,26 +256,39 @@ def _trace_aggregate(root: Path, manifest: Manifest, params_file: ParamsFile, ke
         if decision.outcome == "new":
             verdicts[index] = "winner"
         elif decision.outcome == "same_corpus" and rival is not None:
-            verdicts[index] = (f"same-corpus duplicate of {rival[0]}:{rival[1]} (same corpus "
-                               f"{verdict.label} as the current winner: dropped)")
+            verdicts[index] = (
+                f"same-corpus duplicate of {rival[0]}:{rival[1]} (same corpus "
+                f"{verdict.label} as the current winner: dropped)"
+            )
         elif decision.outcome == "won" and rival is not None:
-            verdicts[decision.rival] = (f"cross-corpus duplicate: lost to {path}:{line_no} "
-                                        f"(std-dev {_std(verdict.std)} < {_std(decision.rival_std)})")
+            verdicts[decision.rival] = (
+                f"cross-corpus duplicate: lost to {path}:{line_no} "
+                f"(std-dev {_std(verdict.std)} < {_std(decision.rival_std)})"
+            )
             verdicts[index] = "winner"
         elif rival is not None:
-            reason = ("tie keeps the current winner" if verdict.std == decision.rival_std
-                      else f"std-dev {_std(verdict.std)} is not below {_std(decision.rival_std)}")
+            reason = (
+                "tie keeps the current winner"
+                if verdict.std == decision.rival_std
+                else f"std-dev {_std(verdict.std)} is not below {_std(decision.rival_std)}"
+            )
             verdicts[index] = f"cross-corpus duplicate: lost to {rival[0]}:{rival[1]} ({reason})"
     occurrences = []
     for index, (path, line_no, row, verdict) in enumerate(found):
-        shown = {name: row.get(name) for name in ("src", "src_sha256", "corpus", "corpus_source", "mos",
-                                                  "mos_std_dev") if name in row}
+        shown = {
+            name: row.get(name)
+            for name in ("src", "src_sha256", "corpus", "corpus_source", "mos", "mos_std_dev")
+            if name in row
+        }
         if verdict.label:
             shown["label"] = verdict.label
         if verdict.reason is None and params.std_dev_units == "unified":
             shown["std_dev_unified"] = None if verdict.std == float("inf") else round(verdict.std, 6)
-        occurrences.append(Occurrence(path, line_no, shown, verdicts[index],
-                                      groups.get(verdict.digest, -1) if verdict.reason is None else -1))
+        occurrences.append(
+            Occurrence(
+                path, line_no, shown, verdicts[index], groups.get(verdict.digest, -1) if verdict.reason is None else -1
+            )
+        )
     return occurrences, params.resolver()
 
 

@@ -22,8 +22,9 @@ from corpusprov.verify import (
 __all__ = ["ImportedFile", "find_imports", "verify_imports"]
 
 CAUSE_NOT_PULLED = "imported file missing: run `dvc pull` (or `dvc update` the import)"
-CAUSE_OTHER_REVISION = ("the corpus and its manifest were imported from different revisions: "
-                        "`dvc import` both at the same --rev")
+CAUSE_OTHER_REVISION = (
+    "the corpus and its manifest were imported from different revisions: `dvc import` both at the same --rev"
+)
 CAUSE_DVC_FILE = "the .dvc file's md5 differs from the bytes: the import was edited or not checked out"
 CAUSE_NO_CORPUS = "the manifest's corpus was not imported: `dvc import` it beside the manifest"
 
@@ -59,11 +60,17 @@ def find_imports(root: Path) -> list[ImportedFile]:
             continue
         out_path = (relative.parent / outs[0]["path"]).as_posix()
         if not is_repo_relative(out_path):
-            raise DvcFileError(f"outs[0].path {outs[0]['path']!r} leaves the repository", path=relative.as_posix(),
-                               fix="an import lives inside the consumer repository; restore the .dvc file")
+            raise DvcFileError(
+                f"outs[0].path {outs[0]['path']!r} leaves the repository",
+                path=relative.as_posix(),
+                fix="an import lives inside the consumer repository; restore the .dvc file",
+            )
         repo = deps[0]["repo"]
-        found.append(ImportedFile(relative.as_posix(), deps[0]["path"], repo["url"],
-                                  repo.get("rev_lock"), out_path, outs[0].get("md5")))
+        found.append(
+            ImportedFile(
+                relative.as_posix(), deps[0]["path"], repo["url"], repo.get("rev_lock"), out_path, outs[0].get("md5")
+            )
+        )
     return found
 
 
@@ -81,9 +88,11 @@ def verify_imports(root: Path) -> VerifyReport:
     imports = find_imports(root)
     manifests = [item for item in imports if item.source_path.endswith(MANIFEST_SUFFIX)]
     if not manifests:
-        raise UsageError("no imported manifest (`*.manifest.json` brought in by `dvc import`) here",
-                         fix="import the corpus and its manifest: dvc import URL PATH and "
-                             "dvc import URL PATH.manifest.json, at the same --rev")
+        raise UsageError(
+            "no imported manifest (`*.manifest.json` brought in by `dvc import`) here",
+            fix="import the corpus and its manifest: dvc import URL PATH and "
+            "dvc import URL PATH.manifest.json, at the same --rev",
+        )
     findings: list[Finding] = []
     checks = 0
 
@@ -91,13 +100,19 @@ def verify_imports(root: Path) -> VerifyReport:
         """The import of ``source_path`` from the same repository, preferring the same revision
         and then the manifest's own folder (two releases can sit side by side)."""
         repo = _same_repo_key(root, manifest_import)
-        candidates = [item for item in imports
-                      if item.source_path == source_path and _same_repo_key(root, item) == repo]
+        candidates = [
+            item for item in imports if item.source_path == source_path and _same_repo_key(root, item) == repo
+        ]
         if not candidates:
             return None
         folder = str(Path(manifest_import.local_path).parent)
-        candidates.sort(key=lambda item: (item.rev_lock != manifest_import.rev_lock,
-                                          str(Path(item.local_path).parent) != folder, item.local_path))
+        candidates.sort(
+            key=lambda item: (
+                item.rev_lock != manifest_import.rev_lock,
+                str(Path(item.local_path).parent) != folder,
+                item.local_path,
+            )
+        )
         return candidates[0]
 
     def add(stage: str, what: str, expected: object, found: object, where: str, cause: str) -> None:
@@ -108,8 +123,14 @@ def verify_imports(root: Path) -> VerifyReport:
         target = root / imported.local_path
         checks += 1
         if not resolves_inside(target, root):
-            add(stage, "manifest inside the repository", "a file inside it", "a link leading outside",
-                imported.local_path, CAUSE_OUTSIDE)
+            add(
+                stage,
+                "manifest inside the repository",
+                "a file inside it",
+                "a link leading outside",
+                imported.local_path,
+                CAUSE_OUTSIDE,
+            )
             continue
         if not target.is_file():
             add(stage, "manifest present", "a file", "missing", imported.local_path, CAUSE_NOT_PULLED)
@@ -117,8 +138,7 @@ def verify_imports(root: Path) -> VerifyReport:
         checks += 1
         manifest_md5 = hash_file(target).md5
         if imported.md5 is not None and manifest_md5 != imported.md5:
-            add(stage, "manifest md5 (.dvc vs bytes)", imported.md5, manifest_md5, imported.local_path,
-                CAUSE_DVC_FILE)
+            add(stage, "manifest md5 (.dvc vs bytes)", imported.md5, manifest_md5, imported.local_path, CAUSE_DVC_FILE)
         try:
             manifest, _ = load_manifest(target, imported.local_path)
         except CorpusprovError as exc:
@@ -131,16 +151,27 @@ def verify_imports(root: Path) -> VerifyReport:
             checks += 1
             if counterpart is None:
                 if output.role == "corpus":
-                    add(stage, "corpus imported", output.path, "not imported", imported.local_path,
-                        CAUSE_NO_CORPUS)
+                    add(stage, "corpus imported", output.path, "not imported", imported.local_path, CAUSE_NO_CORPUS)
                 continue
             if counterpart.rev_lock != imported.rev_lock:
-                add(stage, f"{output.role} revision", imported.rev_lock, counterpart.rev_lock,
-                    counterpart.dvc_file, CAUSE_OTHER_REVISION)
+                add(
+                    stage,
+                    f"{output.role} revision",
+                    imported.rev_lock,
+                    counterpart.rev_lock,
+                    counterpart.dvc_file,
+                    CAUSE_OTHER_REVISION,
+                )
             path = root / counterpart.local_path
             if not resolves_inside(path, root):
-                add(stage, f"{output.role} inside the repository", "a file inside it", "a link leading outside",
-                    counterpart.local_path, CAUSE_OUTSIDE)
+                add(
+                    stage,
+                    f"{output.role} inside the repository",
+                    "a file inside it",
+                    "a link leading outside",
+                    counterpart.local_path,
+                    CAUSE_OUTSIDE,
+                )
                 continue
             if not path.is_file():
                 add(stage, f"{output.role} present", "a file", "missing", counterpart.local_path, CAUSE_NOT_PULLED)
@@ -148,9 +179,21 @@ def verify_imports(root: Path) -> VerifyReport:
             digest = hash_file(path)
             checks += 2
             if (digest.sha256, digest.md5, digest.bytes) != (output.sha256, output.md5, output.bytes):
-                add(stage, f"{output.role} sha256 (manifest vs bytes)", output.sha256, digest.sha256,
-                    counterpart.local_path, CAUSE_OUTPUT_EDITED)
+                add(
+                    stage,
+                    f"{output.role} sha256 (manifest vs bytes)",
+                    output.sha256,
+                    digest.sha256,
+                    counterpart.local_path,
+                    CAUSE_OUTPUT_EDITED,
+                )
             if counterpart.md5 is not None and counterpart.md5 != output.md5:
-                add(stage, f"{output.role} md5 (.dvc vs manifest)", output.md5, counterpart.md5,
-                    counterpart.dvc_file, CAUSE_DVC_FILE)
+                add(
+                    stage,
+                    f"{output.role} md5 (.dvc vs manifest)",
+                    output.md5,
+                    counterpart.md5,
+                    counterpart.dvc_file,
+                    CAUSE_DVC_FILE,
+                )
     return VerifyReport(tuple(item.local_path for item in manifests), (), checks, tuple(findings))

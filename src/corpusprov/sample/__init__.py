@@ -81,8 +81,9 @@ def _write_lines(path: Path, lines: Iterator[str], count: int, newline: str = "\
     return written
 
 
-def generate_samples(out_dir: Path, *, seed: int = 0, rows: int = 600,
-                     mos_rows: int | None = None, extra_width: int = 0) -> SampleResult:
+def generate_samples(
+    out_dir: Path, *, seed: int = 0, rows: int = 600, mos_rows: int | None = None, extra_width: int = 0
+) -> SampleResult:
     """Write ``out_dir/encode/grid-host-*.jsonl`` and ``out_dir/mos/<corpus>.jsonl``.
 
     The ``WINDOWS_HOST`` shard ends its lines in CRLF, as vmaf-tune writes on Windows.
@@ -91,8 +92,9 @@ def generate_samples(out_dir: Path, *, seed: int = 0, rows: int = 600,
     give byte-identical files. Other files in ``out_dir`` are left alone.
     """
     if isinstance(seed, bool) or seed < 0:
-        raise UsageError(f"seed must be a non-negative integer, got {seed}",
-                         fix="pass --seed 0 or another non-negative integer")
+        raise UsageError(
+            f"seed must be a non-negative integer, got {seed}", fix="pass --seed 0 or another non-negative integer"
+        )
     check_rows(rows)
     mos_total = max(MIN_MOS_ROWS, round(rows * 2 / 3)) if mos_rows is None else mos_rows
     master = random.Random(seed)  # noqa: S311 - reproducible sample data, not secrets

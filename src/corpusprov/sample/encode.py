@@ -155,13 +155,20 @@ _NAN_CIEDE = _block({"ciede2000": NAN})
 _NAN_CAMBI = _block({"cambi": NAN})
 _NAN_CRF = _block({"crf": NAN})
 _TAILS = tuple(
-    _block({"ffmpeg_version": "6.1.1", "vmaf_binary_version": "3.0.0", "attempt": attempt,
-            "exit_status": 0})
+    _block({"ffmpeg_version": "6.1.1", "vmaf_binary_version": "3.0.0", "attempt": attempt, "exit_status": 0})
     for attempt in (1, 2)
 )
-_MEASURE_KEYS = ("encode_path", "encode_size_bytes", "bitrate_kbps", "bits_per_pixel",
-                 "encode_time_ms", "encode_cpu_time_ms", "encode_fps", "peak_rss_mib",
-                 "score_time_ms")
+_MEASURE_KEYS = (
+    "encode_path",
+    "encode_size_bytes",
+    "bitrate_kbps",
+    "bits_per_pixel",
+    "encode_time_ms",
+    "encode_cpu_time_ms",
+    "encode_fps",
+    "peak_rss_mib",
+    "score_time_ms",
+)
 
 
 def _build_source(rng: random.Random, index: int) -> _Source:
@@ -196,10 +203,17 @@ def _build_source(rng: random.Random, index: int) -> _Source:
         "shot_avg_duration_sec": duration / (1 + int(complexity * 7.0)),
         "shot_duration_std_sec": duration / (1 + int(complexity * 7.0)) * (complexity - 0.55) / 2.0,
     })  # fmt: skip
-    return _Source(block=block, sha_prefix=sha256[:12], complexity=complexity,
-                   kbps_base=megapixels * framerate * 80.0 * complexity,
-                   megapixel_frames=megapixels * n_frames, pixel_rate=megapixels * 1e6 * framerate,
-                   n_frames=n_frames, duration_s=duration, rss_base=140.0 + megapixels * 90.0)
+    return _Source(
+        block=block,
+        sha_prefix=sha256[:12],
+        complexity=complexity,
+        kbps_base=megapixels * framerate * 80.0 * complexity,
+        megapixel_frames=megapixels * n_frames,
+        pixel_rate=megapixels * 1e6 * framerate,
+        n_frames=n_frames,
+        duration_s=duration,
+        rss_base=140.0 + megapixels * 90.0,
+    )
 
 
 def _build_scores(rng: random.Random, bucket: int) -> list[_Score]:
@@ -278,8 +292,7 @@ def _encode_parts(rng: random.Random, n: int) -> Iterator[_EncodeParts]:
     sizes = shard_sizes(n)
     plans: list[dict[int, str]] = []
     for shard_index, size in enumerate(sizes):
-        counts = {"cross": max(1, round(size * 0.1)) if shard_index else 0,
-                  "within": max(1, size // 200)}
+        counts = {"cross": max(1, round(size * 0.1)) if shard_index else 0, "within": max(1, size // 200)}
         plans.append(spread_positions(rng, size, counts))
     # The last host's first cross-shard repeat becomes a failed probe: it re-probes a cell an
     # earlier host measured and writes crf as a bare NaN, so the merge stage has a natural-key
@@ -334,8 +347,7 @@ def _encode_parts(rng: random.Random, n: int) -> Iterator[_EncodeParts]:
             score = pool[getrandbits(4)]
 
             kbps = source.kbps_base * combo.kbps_factor * (0.9 + 0.2 * rand())
-            encode_ms = int(source.megapixel_frames * combo.ms_per_megapixel * thread_scale
-                            * (0.85 + 0.3 * rand())) + 1
+            encode_ms = int(source.megapixel_frames * combo.ms_per_megapixel * thread_scale * (0.85 + 0.3 * rand())) + 1
             measures = (
                 f"encodes/{source.sha_prefix}/{combo.path_stem}",
                 int(kbps * 125.0 * source.duration_s),
@@ -355,8 +367,14 @@ def _encode_parts(rng: random.Random, n: int) -> Iterator[_EncodeParts]:
             nan_ciede2000 = rand() < 0.01 and not failed_probe
             nan_cambi = (row_number == 1 or rand() < 0.01) and not failed_probe
             yield _EncodeParts(
-                run_id=run_id, timestamp=iso_utc(epoch), host=host, source=source, combo=combo,
-                crf=crf, measures=measures, score=score,
+                run_id=run_id,
+                timestamp=iso_utc(epoch),
+                host=host,
+                source=source,
+                combo=combo,
+                crf=crf,
+                measures=measures,
+                score=score,
                 ciede2000=_NAN_CIEDE if nan_ciede2000 else score.ciede2000,
                 cambi=_NAN_CAMBI if nan_cambi else score.cambi,
                 tail=_TAILS[1] if rand() < 0.01 else _TAILS[0],
@@ -393,14 +411,12 @@ def iter_encode_lines(rng: random.Random, n: int, *, extra_width: int = 0) -> It
 def check_rows(n: int) -> None:
     """Refuse an encode row count too small to carry every quirk."""
     if n < MIN_ROWS:
-        raise UsageError(f"rows must be at least {MIN_ROWS}, got {n}",
-                         fix=f"pass --rows {MIN_ROWS} or more")
+        raise UsageError(f"rows must be at least {MIN_ROWS}, got {n}", fix=f"pass --rows {MIN_ROWS} or more")
 
 
 def _encode_dicts(parts: Iterator[_EncodeParts], padding: JsonRow) -> Iterator[JsonRow]:
     first = True
-    for (run_id, timestamp, host, source, combo, crf, measures, score, ciede2000, cambi,
-         tail) in parts:
+    for run_id, timestamp, host, source, combo, crf, measures, score, ciede2000, cambi, tail in parts:
         row: JsonRow = {
             "schema_version": 3, "run_id": run_id, "timestamp": timestamp, **host.fields,
             **source.block.fields, **combo.head.fields,
@@ -417,8 +433,7 @@ def _encode_dicts(parts: Iterator[_EncodeParts], padding: JsonRow) -> Iterator[J
 def _encode_texts(parts: Iterator[_EncodeParts], padding: JsonRow) -> Iterator[str]:
     pad = f", {_block(padding).text}" if padding else ""
     first = True
-    for (run_id, timestamp, host, source, combo, crf, measures, score, ciede2000, cambi,
-         tail) in parts:
+    for run_id, timestamp, host, source, combo, crf, measures, score, ciede2000, cambi, tail in parts:
         path, size, kbps, bpp, encode_ms, cpu_ms, fps, rss, score_ms = measures
         # Every value here is a safe ASCII string, an int or a finite float, whose JSON is
         # its str/repr (blocks, NaN crf included, come from the encoder); the tests check

@@ -15,6 +15,7 @@ __all__ = ["MIN_MOS_ROWS", "MOS_CORPORA", "iter_mos_lines", "iter_mos_rows", "mo
 #: Fewer MOS rows than this cannot carry every quirk (4 rows per corpus file).
 MIN_MOS_ROWS = 20
 
+
 @dataclass(frozen=True)
 class _Corpus:
     label: str
@@ -97,8 +98,17 @@ def _new_video(rng: random.Random, corpus: _Corpus, index: int, stem: str | None
         width, height = rng.choice(((960, 540), (1280, 720), (1920, 1080), (640, 360)))
     framerate = rng.choice((23.976, 24.0, 25.0, 29.97, 30.0))
     duration = round(rng.uniform(5.0, 12.0), 3)
-    return _Video(src, sha256_of(src), rng.random(), _std_dev(rng, corpus), width, height,
-                  framerate, duration, int(width * height * duration * rng.uniform(0.05, 0.4)))
+    return _Video(
+        src,
+        sha256_of(src),
+        rng.random(),
+        _std_dev(rng, corpus),
+        width,
+        height,
+        framerate,
+        duration,
+        int(width * height * duration * rng.uniform(0.05, 0.4)),
+    )
 
 
 def _std_dev(rng: random.Random, corpus: _Corpus) -> float | None:
@@ -117,8 +127,9 @@ def _mos_value(rng: random.Random, corpus: _Corpus, quality: float) -> float:
     return round(min(corpus.high, max(corpus.low, value)), corpus.decimals)
 
 
-def _mos_row(rng: random.Random, corpus: _Corpus, video: _Video, *, mos: float,
-             label: str, std_dev: float | None) -> JsonRow:
+def _mos_row(
+    rng: random.Random, corpus: _Corpus, video: _Video, *, mos: float, label: str, std_dev: float | None
+) -> JsonRow:
     rand = rng.random
     # Keys go in in the order of MOS_REQUIRED_KEYS + MOS_OPTIONAL_KEYS.
     row: JsonRow = {
@@ -160,8 +171,9 @@ def iter_mos_rows(rng: random.Random, n: int, *, extra_width: int = 0) -> Iterat
     rejected by the default slack and admitted by a slack of 0.5. ``extra_width`` pads each row by that many bytes.
     """
     if n < MIN_MOS_ROWS:
-        raise UsageError(f"mos_rows must be at least {MIN_MOS_ROWS}, got {n}",
-                         fix=f"ask for {MIN_MOS_ROWS} or more MOS rows")
+        raise UsageError(
+            f"mos_rows must be at least {MIN_MOS_ROWS}, got {n}", fix=f"ask for {MIN_MOS_ROWS} or more MOS rows"
+        )
     return _mos_rows(rng, n, padding_fields(extra_width))
 
 
@@ -197,14 +209,19 @@ def _mos_rows(rng: random.Random, n: int, padding: JsonRow) -> Iterator[JsonRow]
                 video = earlier.pop()
                 draw = rng.random()
                 # Some ties with the earlier row's std-dev, some missing, most different.
-                std_dev = (video.std_dev if draw < 0.2 else None if draw < 0.3
-                           else _std_dev(rng, corpus))
-                row = _mos_row(rng, corpus, video, mos=_mos_value(rng, corpus, video.quality),
-                               label=label, std_dev=std_dev)
+                std_dev = video.std_dev if draw < 0.2 else None if draw < 0.3 else _std_dev(rng, corpus)
+                row = _mos_row(
+                    rng, corpus, video, mos=_mos_value(rng, corpus, video.quality), label=label, std_dev=std_dev
+                )
             elif kind == "same" and last_fresh is not None:
-                row = _mos_row(rng, corpus, last_fresh,
-                               mos=_mos_value(rng, corpus, last_fresh.quality),
-                               label=label, std_dev=_std_dev(rng, corpus))
+                row = _mos_row(
+                    rng,
+                    corpus,
+                    last_fresh,
+                    mos=_mos_value(rng, corpus, last_fresh.quality),
+                    label=label,
+                    std_dev=_std_dev(rng, corpus),
+                )
             else:
                 stem = None
                 if (file_index == 1 and position == 0) or rng.random() < 0.01:
