@@ -573,23 +573,39 @@ def _parse_careful(raw: bytes) -> tuple[dict[str, Any], bool]:
 
 def find_special_values(value: Any, path: str = "") -> list[tuple[str, Any]]:
     """Dotted paths of non-finite floats and integers beyond 64 bits inside ``value``."""
+    if type(value) is not dict and type(value) is not list:
+        return [(path, value)] if _is_special(value) else []
     found: list[tuple[str, Any]] = []
+    # An explicit stack of containers (rows may nest deeper than the recursion limit); a
+    # path string is built only for a hit or a container, not for each of ~60 scalars.
     stack: list[tuple[str, Any]] = [(path, value)]
     while stack:
         where, item = stack.pop()
-        kind = type(item)
-        if kind is float:
-            if not math.isfinite(item):
-                found.append((where, item))
-        elif kind is int:
-            if item < _INT64_MIN or item > _UINT64_MAX:
-                found.append((where, item))
-        elif kind is dict:
-            stack.extend((f"{where}.{key}" if where else key, child) for key, child in item.items())
-        elif kind is list:
-            stack.extend((f"{where}[{index}]", child) for index, child in enumerate(item))
+        is_dict = type(item) is dict
+        for key, child in (item.items() if is_dict else enumerate(item)):
+            kind = type(child)
+            if kind is float:
+                if math.isfinite(child):
+                    continue
+            elif kind is int:
+                if _INT64_MIN <= child <= _UINT64_MAX:
+                    continue
+            elif kind is not dict and kind is not list:
+                continue
+            name = (f"{where}.{key}" if where else key) if is_dict else f"{where}[{key}]"
+            if kind is dict or kind is list:
+                stack.append((name, child))
+            else:
+                found.append((name, child))
     found.sort(key=lambda pair: pair[0])
     return found
+
+
+def _is_special(value: Any) -> bool:
+    kind = type(value)
+    if kind is float:
+        return not math.isfinite(value)
+    return kind is int and (value < _INT64_MIN or value > _UINT64_MAX)
 
 
 def replace_non_finite(value: Any, replacement: Any = None) -> Any:
@@ -638,7 +654,28 @@ def _placehold(value: Any, tokens: list[bytes]) -> Any:
         tokens.append(str(value).encode())
         return f"{_SENTINEL_PREFIX}{len(tokens) - 1}"
     if kind is dict:
-        return {key: _placehold(child, tokens) for key, child in value.items()}
+        # Copy a container only when something inside it changes: a real row has one NaN
+        # among ~60 values, and rebuilding every dict cost more than the serialisation.
+        copied: dict[str, Any] | None = None
+        for key, child in value.items():
+            child_kind = type(child)
+            if child_kind is str or child_kind is bool or child is None:
+                continue
+            if child_kind is float and math.isfinite(child):
+                continue
+            replaced = _placehold(child, tokens)
+            if replaced is not child:
+                if copied is None:
+                    copied = dict(value)
+                copied[key] = replaced
+        return value if copied is None else copied
     if kind is list:
-        return [_placehold(child, tokens) for child in value]
+        items: list[Any] | None = None
+        for index, child in enumerate(value):
+            replaced = _placehold(child, tokens)
+            if replaced is not child:
+                if items is None:
+                    items = list(value)
+                items[index] = replaced
+        return value if items is None else items
     return value
