@@ -592,7 +592,7 @@ def find_special_values(value: Any, path: str = "") -> list[tuple[str, Any]]:
                     continue
             elif kind is not dict and kind is not list:
                 continue
-            name = (f"{where}.{key}" if where else key) if is_dict else f"{where}[{key}]"
+            name = (f"{where}.{key}" if where else str(key)) if is_dict else f"{where}[{key}]"
             if kind is dict or kind is list:
                 stack.append((name, child))
             else:
@@ -663,6 +663,10 @@ def _placehold(value: Any, tokens: list[bytes]) -> Any:
                 continue
             if child_kind is float and math.isfinite(child):
                 continue
+            if child_kind is int and _INT64_MIN <= child <= _UINT64_MAX:
+                continue
+            if child_kind is list and all(type(item) is str for item in child):
+                continue  # extra_params and the like
             replaced = _placehold(child, tokens)
             if replaced is not child:
                 if copied is None:
