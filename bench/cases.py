@@ -55,6 +55,10 @@ class CaseResult:
     """Implementations that could not run, and why."""
     warnings: list[str] = field(default_factory=list)
     """Disagreements short of a row-count mismatch."""
+    slow_path_share: float | None = None
+    """Fraction of sampled lines the parser answers on its careful (stdlib) path."""
+    slow_path_sampled: int = 0
+    """How many lines that fraction was measured over."""
 
     @property
     def unique_keys(self) -> int:
@@ -70,6 +74,7 @@ class CaseResult:
             "unique_keys": self.unique_keys,
             "measurements": {impl: item.to_dict() for impl, item in self.measurements.items()},
             "counters": self.counters, "skipped": self.skipped, "warnings": self.warnings,
+            "slow_path_share": self.slow_path_share, "slow_path_sampled": self.slow_path_sampled,
         }
 
 

@@ -18,11 +18,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import corpusprov.sample
+import realshape
 from corpusprov.sample import ENCODE_HOSTS, MOS_CORPORA, iter_encode_lines, iter_mos_lines
 from corpusprov.sample.encode import shard_sizes
 from corpusprov.sample.mos import mos_file_sizes
 
-__all__ = ["Corpus", "encode_corpus", "mos_corpus"]
+__all__ = ["Corpus", "encode_corpus", "mos_corpus", "real_encode_corpus", "real_mos_corpus", "slow_path_share"]
 
 _MARKER = ".bench-corpus.json"
 _BATCH_ROWS = 4096
@@ -52,7 +53,7 @@ def _generator_fingerprint() -> str:
     """sha256 of the sample generator's source: a changed generator means new data."""
     digest = hashlib.sha256()
     package = Path(corpusprov.sample.__file__).parent
-    for path in sorted(package.glob("*.py")):
+    for path in [*sorted(package.glob("*.py")), Path(realshape.__file__)]:
         digest.update(path.name.encode())
         digest.update(path.read_bytes())
     return digest.hexdigest()
@@ -131,3 +132,81 @@ def mos_corpus(root: Path, rows: int, seed: int, extra_width: int = 0) -> Corpus
     lines = iter_mos_lines(random.Random(seed), rows, extra_width=extra_width)
     shards = [(f"{label}.jsonl", size) for label, size in zip(MOS_CORPORA, mos_file_sizes(rows), strict=True)]
     return _generate(folder, wanted, shards, lines)
+
+
+def _generate_real(folder: Path, wanted: dict[str, object], plan: list[tuple[str, int]],
+                   rows: Iterator[tuple[int, dict[str, object]]], newlines: dict[str, str]) -> Corpus:
+    """Write real-shaped rows as their writers do: ``json.dumps(sort_keys=True)`` + the host's newline."""
+    started = time.perf_counter()
+    if folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    handles = [open(folder / name, "wb") for name, _ in plan]  # noqa: SIM115 -- closed below
+    buffers: list[list[str]] = [[] for _ in plan]
+    try:
+        for shard, row in rows:
+            newline = newlines.get(plan[shard][0].removesuffix(".jsonl"), "\n")
+            buffers[shard].append(realshape.dump_line(row, newline))
+            if len(buffers[shard]) >= _BATCH_ROWS:
+                handles[shard].write("".join(buffers[shard]).encode("ascii"))
+                buffers[shard].clear()
+        for handle, buffer in zip(handles, buffers, strict=True):
+            handle.write("".join(buffer).encode("ascii"))
+    finally:
+        for handle in handles:
+            handle.close()
+    sizes = {name: (folder / name).stat().st_size for name, _ in plan}
+    (folder / _MARKER).write_text(json.dumps({"wanted": wanted, "sizes": sizes}), encoding="utf-8")
+    return Corpus(str(wanted["kind"]), folder, sum(rows for _, rows in plan), sum(sizes.values()),
+                  int(str(wanted["extra_width"])), tuple(sorted(sizes)), time.perf_counter() - started)
+
+
+def real_encode_corpus(root: Path, rows: int, seed: int) -> Corpus:
+    """``rows`` real-shaped encode-grid rows over four host shards (one CRLF), under ``root``."""
+    wanted: dict[str, object] = {"kind": "encode-real", "rows": rows, "seed": seed, "extra_width": 0,
+                                 "generator": _generator_fingerprint()}
+    folder = root / f"encode-real-{rows}-seed{seed}"
+    kept = _reuse(folder, wanted)
+    if kept is not None:
+        return kept
+    plan = realshape.encode_shard_plan(rows)
+    return _generate_real(folder, wanted, plan, realshape.iter_real_encode_rows(random.Random(seed), plan),
+                          realshape.NEWLINES)
+
+
+def real_mos_corpus(root: Path, rows: int, seed: int, extra_width: int = 0) -> Corpus:
+    """``rows`` real-shaped MOS rows, one shard per corpus; ``extra_width`` pads every row."""
+    wanted: dict[str, object] = {"kind": "mos-real", "rows": rows, "seed": seed, "extra_width": extra_width,
+                                 "generator": _generator_fingerprint()}
+    folder = root / f"mos-real-{rows}-seed{seed}-pad{extra_width}"
+    kept = _reuse(folder, wanted)
+    if kept is not None:
+        return kept
+    plan = realshape.mos_shard_plan(rows)
+    padding = {"x_pad": "x" * max(0, extra_width - 13)} if extra_width else {}  # ', "x_pad": ""' is 13 bytes
+    rows_iter = ((shard, {**row, **padding}) for shard, row in realshape.iter_real_mos_rows(random.Random(seed), plan))
+    return _generate_real(folder, wanted, plan, rows_iter, {})
+
+
+def slow_path_share(corpus: Corpus, sample_lines: int = 60_000) -> tuple[float | None, int]:
+    """Fraction of lines the parser sends down its careful path, over the first lines of each shard.
+
+    Measured outside the timed runs with the parser's own probe (``fast_path_takes``), so the
+    hot loop carries no counter. ``None`` for a corpusprov build without the probe.
+    """
+    try:
+        from corpusprov.jsonl import fast_path_takes  # the package the stage runs, as installed
+    except ImportError:
+        return None, 0
+
+    per_shard = max(1, sample_lines // max(1, len(corpus.files)))
+    seen = slow = 0
+    for name in corpus.files:
+        with open(corpus.folder / name, "rb") as handle:
+            for line in itertools.islice(handle, per_shard):
+                raw = line.rstrip(b"\n").removesuffix(b"\r")
+                if not raw.strip():
+                    continue
+                seen += 1
+                slow += not fast_path_takes(raw)
+    return (slow / seen if seen else 0.0), seen

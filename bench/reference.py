@@ -4,9 +4,10 @@ Same semantics as ``corpusprov merge`` / ``corpusprov aggregate`` under the defa
 (required keys, natural-key dedup with 23 == 23.0, first seen wins; scale map, range slack,
 the std-dev resolver, sorted output), built from the usual parts: stdlib ``json.loads`` per
 line (which accepts bare ``NaN``), a Python ``set`` of natural-key tuples, every kept row
-held in memory, ``json.dumps(sort_keys=True, separators=(",", ":"), ensure_ascii=False)``
-at the end. No hashing, no manifest, no fsync. It is not byte-identical to ours (float
-format differs); the bench only checks that it keeps the same number of rows.
+held in memory (aggregate: the winners in a dict), ``json.dumps(row, sort_keys=True)`` at
+the end, as the original ``merge_corpora.py`` / ``aggregate_corpora.py`` do. No hashing, no
+manifest, no fsync. It is not byte-identical to ours (separators, escapes and float format
+differ); the bench only checks that it keeps the same number of rows.
 
     python bench/reference.py merge INPUT... --output OUT --params PARAMS
     python bench/reference.py aggregate INPUT... --output OUT --params PARAMS
@@ -40,6 +41,8 @@ def read_rows(path: Path, required: list[str]) -> Any:
     """Yield ``(line_number, row)`` for every line, failing on invalid JSON or a missing key."""
     with open(path, encoding="utf-8") as handle:
         for line_no, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue  # the original scripts skip blank lines (text mode already folds CRLF)
             try:
                 row = json.loads(line)
             except json.JSONDecodeError as exc:
@@ -77,8 +80,8 @@ def natural_key(row: dict[str, Any], fields: list[str]) -> tuple[tuple[str, Any]
 
 
 def dump(row: Any) -> str:
-    """Canonical-ish JSON text of one row."""
-    return json.dumps(row, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    """JSON text of one row, as the original scripts write it: ``json.dumps(row, sort_keys=True)``."""
+    return json.dumps(row, sort_keys=True)
 
 
 def write_jsonl(path: Path, rows: Any) -> int:

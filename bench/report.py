@@ -72,21 +72,24 @@ def _cell(value: float | None, fmt: str, width: int) -> str:
 
 def render_cases(cases: Sequence[CaseResult], idle: dict[str, Measurement]) -> str:
     """The main table: one line per case and implementation."""
-    header = (f"{'case':18}{'impl':10}{'input MB':>9}{'rows':>10}{'uniq keys':>11}{'wall s':>9}{'MB/s':>8}"
+    header = (f"{'case':22}{'impl':10}{'input MB':>9}{'rows':>10}{'uniq keys':>11}{'wall s':>9}{'MB/s':>8}"
               f"{'rows/s':>9}{'peak MiB':>10}{'B/key>idle':>11}{'x ref':>7}{'x floor':>8}")
     lines = [header, "-" * len(header)]
     for case in cases:
         metrics = case_metrics(case, idle)
         for impl in IMPLS:
             if impl not in metrics:
-                lines.append(f"{case.name:18}{impl:10}  not measured: {case.skipped.get(impl, '?')}")
+                lines.append(f"{case.name:22}{impl:10}  not measured: {case.skipped.get(impl, '?')}")
                 continue
             row = metrics[impl]
             lines.append(
-                f"{case.name:18}{impl:10}{row['input_mb']:9.1f}{row['rows']:10d}{row['unique_keys']:11d}"
+                f"{case.name:22}{impl:10}{row['input_mb']:9.1f}{row['rows']:10d}{row['unique_keys']:11d}"
                 f"{row['wall_s']:9.2f}{row['mb_per_s']:8.1f}{row['rows_per_s']:9.0f}{row['peak_mib']:10.1f}"
                 f"{_cell(row['bytes_per_key_above_idle'], '.0f', 11)}{_cell(row['x_reference'], '.2f', 7)}"
                 f"{_cell(row['x_floor'], '.2f', 8)}")
+        if case.slow_path_share is not None:
+            lines.append(f"  {case.name}: careful (stdlib json) parse path taken by {case.slow_path_share:.1%} "
+                         f"of {case.slow_path_sampled} sampled lines")
         for warning in case.warnings:
             lines.append(f"  warning: {warning}")
     idle_text = ", ".join(f"{impl} {item.peak_bytes / MIB:.1f} MiB" for impl, item in idle.items())

@@ -26,7 +26,10 @@ __all__ = [
     "JsonlReader",
     "LineError",
     "canonical_line",
+    "fast_path_takes",
     "find_special_values",
+    "parse_row",
+    "parse_row_careful",
     "replace_non_finite",
 ]
 
@@ -53,13 +56,18 @@ SERIALIZATION: Final[dict[str, str]] = {
 }
 
 _UTF8_BOM: Final = b"\xef\xbb\xbf"
-# One C-speed pass folds every digit to "0" and JSON white space to " ", so two substring
-# searches find what regexes would (at a tenth of the cost):
-# - 19+ digits in a row: an integer literal that may not fit 64 bits (orjson reads it as a float);
-# - white space before a colon: a spaced key the fast duplicate-key count would miss.
-_FOLD: Final = bytes.maketrans(b"0123456789\t\r", b"0000000000  ")
-_LONG_DIGITS: Final = b"0" * 19
-_SPACED_COLON: Final = b" :"
+# One C-speed pass folds every digit to "0" and every byte that may stand right before an
+# integer literal (JSON white space, ":", ",", "[", "-") to " ", so one substring search
+# finds what a regex would (at a tenth of the cost): " " + 19 zeros is an integer part of
+# 19+ digits, which may not fit 64 bits (orjson would read it as a float). A fraction's
+# digits follow "." and an exponent's follow "e", so full-precision floats such as
+# 0.00012457020440578858 never match.
+_FOLD: Final = bytes.maketrans(b"0123456789\t\r\n:,[-", b"0000000000       ")
+_LONG_INTEGER: Final = b" " + b"0" * 19
+#: orjson writes at most 254 levels of nesting; deeper rows take the careful path, which
+#: reports them (the opener count bounds the depth from above).
+_MAX_FAST_OPENERS: Final = 200
+_JSON_SPACE: Final = b" \t\r\n"
 _INT64_MIN: Final = -(2**63)
 _UINT64_MAX: Final = 2**64 - 1
 
@@ -383,24 +391,127 @@ class _ParseError(Exception):
 
 def parse_row(raw: bytes) -> tuple[dict[str, Any], bool]:
     """Parse one line into an object; ``True`` second when it holds special values."""
+    fast = _parse_fast(raw)
+    return _parse_careful(raw) if fast is None else fast
+
+
+def parse_row_careful(raw: bytes) -> tuple[dict[str, Any], bool]:
+    """The careful path alone (stdlib json): what :func:`parse_row` must agree with, line for line."""
+    return _parse_careful(raw)
+
+
+def fast_path_takes(raw: bytes) -> bool:
+    """True when :func:`parse_row` answers ``raw`` on its fast path (the bench counts this)."""
+    return _parse_fast(raw) is not None
+
+
+def _parse_fast(raw: bytes) -> tuple[dict[str, Any], bool] | None:
+    """orjson plus exact byte checks; ``None`` whenever only the careful path can vouch.
+
+    It never reports an error itself: every error comes from the careful path, so messages,
+    reasons and the truncated-line hint are the same whichever path a line would take.
+    """
+    # A one-byte search runs at memchr speed, a longer one at about 1 ns a byte: the cheap
+    # test guards the dear one, since most rows have no backslash and no "I" (nor "N").
+    if b"\\" in raw and b'\\"' in raw:
+        # An escaped quote breaks the quote parity and the key count below.
+        return None
+    restores: list[tuple[str, float]] | None = None
+    text = raw
+    if (b"N" in raw and b"NaN" in raw) or (b"I" in raw and b"Infinity" in raw):
+        substituted = _substitute_non_finite(raw)
+        if substituted is None:
+            return None
+        text, restores = substituted
     try:
-        row = orjson.loads(raw)
+        row = orjson.loads(text)
     except orjson.JSONDecodeError:
-        return _parse_careful(raw)
+        return None
     if type(row) is not dict:
-        raise _ParseError(f"top-level JSON {_json_type(row)} where an object was expected",
-                            "not_an_object", "each line must be one JSON object")
-    folded = raw.translate(_FOLD)
-    if _LONG_DIGITS in folded or _SPACED_COLON in folded or (b"\\" in raw and b'\\"' in raw):
-        # Possibly an integer past 64 bits (orjson would lose digits), a key spaced from its
-        # colon, or an escaped quote: the exact, slower path decides.
-        return _parse_careful(raw)
-    # Outside strings, `":` only ends a key; with no escaped quotes in the line the
-    # count is exact, and more keys written than parsed means a duplicate key.
-    flat = raw.find(b"{", 1) == -1 and b"[" not in raw
-    if raw.count(b'":') != (len(row) if flat else _count_keys(row)):
-        return _parse_careful(raw)
-    return row, False
+        return None
+    if _LONG_INTEGER in raw.translate(_FOLD) or _spaced_colon(raw):
+        return None
+    # Outside strings, `":` only ends a key; with no escaped quotes in the line the count is
+    # exact, and more keys written than parsed means a duplicate key. Without a nested
+    # object (no "{" after the first byte) every key is a top-level one.
+    if raw.find(b"{", 1) == -1:
+        keys = len(row)
+    elif raw.count(b"{") + raw.count(b"[") > _MAX_FAST_OPENERS:
+        return None
+    else:
+        keys = _count_keys(row)
+    if raw.count(b'":') != keys:
+        return None
+    if not restores:
+        return row, False
+    for key, value in restores:
+        if row.get(key) != _NON_FINITE_MARK:
+            return None
+        row[key] = value
+    return row, True
+
+
+def _spaced_colon(raw: bytes) -> bool:
+    """White space before a colon: a spaced key, which the fast duplicate-key count would miss.
+
+    json.dumps writes '": ' (the space after the colon), which is fine. Tabs and line breaks
+    are rare, so a memchr-speed test for them guards the slower two-byte search.
+    """
+    return (b" :" in raw or (b"\t" in raw and b"\t:" in raw) or (b"\r" in raw and b"\r:" in raw)
+            or (b"\n" in raw and b"\n:" in raw))
+
+
+def _substitute_non_finite(raw: bytes) -> tuple[bytes, list[tuple[str, float]]] | None:
+    """``raw`` with each bare ``NaN``/``Infinity``/``-Infinity`` value swapped for a marker string.
+
+    orjson refuses the bare tokens, and a third of real rows carry one, so rather than send
+    them to the stdlib parser the tokens become a unique string orjson reads, and the float
+    goes back under its key afterwards. Only what can be placed exactly is swapped: a token
+    outside strings (even quote count before it; the caller has ruled out escaped quotes),
+    right after ``"key":``, in a row without nested objects. Anything else returns ``None``.
+    """
+    if _MARK_BYTES in raw or raw.find(b"{", 1) != -1:
+        return None
+    found: list[tuple[int, int, float]] = []
+    for token, value in ((b"NaN", math.nan), (b"Infinity", math.inf)):
+        at = raw.find(token)
+        while at != -1:
+            end = at + len(token)
+            if not raw.count(b'"', 0, at) & 1:
+                if value > 0 and at and raw[at - 1] == 0x2D:  # "-Infinity"
+                    found.append((at - 1, end, -math.inf))
+                else:
+                    found.append((at, end, value))
+            at = raw.find(token, end)
+    if not found:
+        return raw, []  # the tokens were all inside strings
+    found.sort()
+    pieces: list[bytes] = []
+    restores: list[tuple[str, float]] = []
+    position = 0
+    for start, end, value in found:
+        colon = start - 1
+        while colon >= 0 and raw[colon] in _JSON_SPACE:
+            colon -= 1
+        if colon < 1 or raw[colon] != 0x3A:  # ":": the token is the value of a key
+            return None
+        close = colon - 1
+        while close >= 0 and raw[close] in _JSON_SPACE:
+            close -= 1
+        if close < 1 or raw[close] != 0x22:
+            return None
+        key_bytes = raw[raw.rfind(b'"', 0, close) + 1:close]
+        if b"\\" in key_bytes:
+            return None
+        try:
+            restores.append((key_bytes.decode("utf-8"), value))
+        except UnicodeDecodeError:
+            return None
+        pieces.append(raw[position:start])
+        pieces.append(_MARK_BYTES)
+        position = end
+    pieces.append(raw[position:])
+    return b"".join(pieces), restores
 
 
 def _count_keys(value: Any) -> int:
@@ -480,23 +591,39 @@ def _parse_careful(raw: bytes) -> tuple[dict[str, Any], bool]:
 
 def find_special_values(value: Any, path: str = "") -> list[tuple[str, Any]]:
     """Dotted paths of non-finite floats and integers beyond 64 bits inside ``value``."""
+    if type(value) is not dict and type(value) is not list:
+        return [(path, value)] if _is_special(value) else []
     found: list[tuple[str, Any]] = []
+    # An explicit stack of containers (rows may nest deeper than the recursion limit); a
+    # path string is built only for a hit or a container, not for each of ~60 scalars.
     stack: list[tuple[str, Any]] = [(path, value)]
     while stack:
         where, item = stack.pop()
-        kind = type(item)
-        if kind is float:
-            if not math.isfinite(item):
-                found.append((where, item))
-        elif kind is int:
-            if item < _INT64_MIN or item > _UINT64_MAX:
-                found.append((where, item))
-        elif kind is dict:
-            stack.extend((f"{where}.{key}" if where else key, child) for key, child in item.items())
-        elif kind is list:
-            stack.extend((f"{where}[{index}]", child) for index, child in enumerate(item))
+        is_dict = type(item) is dict
+        for key, child in (item.items() if is_dict else enumerate(item)):
+            kind = type(child)
+            if kind is float:
+                if math.isfinite(child):
+                    continue
+            elif kind is int:
+                if _INT64_MIN <= child <= _UINT64_MAX:
+                    continue
+            elif kind is not dict and kind is not list:
+                continue
+            name = (f"{where}.{key}" if where else str(key)) if is_dict else f"{where}[{key}]"
+            if kind is dict or kind is list:
+                stack.append((name, child))
+            else:
+                found.append((name, child))
     found.sort(key=lambda pair: pair[0])
     return found
+
+
+def _is_special(value: Any) -> bool:
+    kind = type(value)
+    if kind is float:
+        return not math.isfinite(value)
+    return kind is int and (value < _INT64_MIN or value > _UINT64_MAX)
 
 
 def replace_non_finite(value: Any, replacement: Any = None) -> Any:
@@ -513,6 +640,9 @@ def replace_non_finite(value: Any, replacement: Any = None) -> Any:
 
 _OPTIONS: Final = orjson.OPT_SORT_KEYS | orjson.OPT_APPEND_NEWLINE
 _SENTINEL_PREFIX: Final = f"corpusprov-raw-{secrets.token_hex(12)}-"
+#: What a bare non-finite token reads as on the fast path, until the float is put back.
+_NON_FINITE_MARK: Final = f"{_SENTINEL_PREFIX}non-finite"
+_MARK_BYTES: Final = f'"{_NON_FINITE_MARK}"'.encode()
 
 
 def canonical_line(row: Any, *, special: bool = False) -> bytes:
@@ -542,7 +672,32 @@ def _placehold(value: Any, tokens: list[bytes]) -> Any:
         tokens.append(str(value).encode())
         return f"{_SENTINEL_PREFIX}{len(tokens) - 1}"
     if kind is dict:
-        return {key: _placehold(child, tokens) for key, child in value.items()}
+        # Copy a container only when something inside it changes: a real row has one NaN
+        # among ~60 values, and rebuilding every dict cost more than the serialisation.
+        copied: dict[str, Any] | None = None
+        for key, child in value.items():
+            child_kind = type(child)
+            if child_kind is str or child_kind is bool or child is None:
+                continue
+            if child_kind is float and math.isfinite(child):
+                continue
+            if child_kind is int and _INT64_MIN <= child <= _UINT64_MAX:
+                continue
+            if child_kind is list and all(type(item) is str for item in child):
+                continue  # extra_params and the like
+            replaced = _placehold(child, tokens)
+            if replaced is not child:
+                if copied is None:
+                    copied = dict(value)
+                copied[key] = replaced
+        return value if copied is None else copied
     if kind is list:
-        return [_placehold(child, tokens) for child in value]
+        items: list[Any] | None = None
+        for index, child in enumerate(value):
+            replaced = _placehold(child, tokens)
+            if replaced is not child:
+                if items is None:
+                    items = list(value)
+                items[index] = replaced
+        return value if items is None else items
     return value

@@ -8,10 +8,12 @@ output is byte-identical to a single-process run.
 
 from __future__ import annotations
 
+import ctypes
 import gc
 import multiprocessing
 import os
 import signal
+import sys
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -19,8 +21,8 @@ from typing import Any, Final
 
 from corpusprov.jsonl import Block
 
-__all__ = ["AUTO_JOBS_MIN_BYTES", "BlockFunction", "ProgressCallback", "WorkerPool", "choose_jobs", "metered",
-           "quiet_gc"]
+__all__ = ["AUTO_JOBS_MIN_BYTES", "BlockFunction", "ProgressCallback", "WorkerPool", "choose_jobs",
+           "die_with_parent", "metered", "quiet_gc"]
 
 #: Below this much input, starting worker processes costs more than it saves.
 AUTO_JOBS_MIN_BYTES: Final = 32 * 1024 * 1024
@@ -39,7 +41,27 @@ def choose_jobs(requested: int | None, input_bytes: int) -> int:
     return cores if input_bytes >= AUTO_JOBS_MIN_BYTES and cores > 1 else 1
 
 
-def _init_worker(factory: Callable[..., BlockFunction], args: tuple[Any, ...]) -> None:
+#: ``prctl`` option: the signal this process gets when its parent dies (linux/prctl.h).
+_PR_SET_PDEATHSIG: Final = 1
+
+
+def die_with_parent(parent_pid: int) -> None:
+    """Ask Linux to SIGKILL this process when ``parent_pid`` (its parent) dies; a no-op elsewhere.
+
+    A SIGKILLed main process runs no cleanup, so without this its workers would live on,
+    idle and holding memory. If the parent died before the request took hold, exit now.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+        return  # not fatal: the pool still ends its workers on any exit it survives
+    if os.getppid() != parent_pid:
+        os._exit(1)
+
+
+def _init_worker(factory: Callable[..., BlockFunction], args: tuple[Any, ...], parent_pid: int) -> None:
+    die_with_parent(parent_pid)
     # Ctrl-C reaches the whole process group; the parent decides and tears the pool down.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     quiet_gc()
@@ -72,8 +94,10 @@ class WorkerPool:
         else:
             # spawn, not fork: the parent has a hashing thread, and fork() with threads is unsafe.
             context = multiprocessing.get_context("spawn")
+            # Workers are started from this (the main) thread, whose death is what the
+            # parent-death signal watches.
             self._pool = ProcessPoolExecutor(self.jobs, mp_context=context, initializer=_init_worker,
-                                             initargs=(self._factory, self._args))
+                                             initargs=(self._factory, self._args, os.getpid()))
         return self
 
     def __exit__(self, *exc: object) -> None:
