@@ -68,13 +68,22 @@ class CaseResult:
     def to_dict(self) -> dict[str, Any]:
         """JSON form."""
         return {
-            "name": self.name, "stage": self.stage,
-            "input": {"folder": self.corpus.folder.name, "rows": self.corpus.rows, "bytes": self.corpus.bytes,
-                      "files": list(self.corpus.files), "extra_width": self.corpus.extra_width},
+            "name": self.name,
+            "stage": self.stage,
+            "input": {
+                "folder": self.corpus.folder.name,
+                "rows": self.corpus.rows,
+                "bytes": self.corpus.bytes,
+                "files": list(self.corpus.files),
+                "extra_width": self.corpus.extra_width,
+            },
             "unique_keys": self.unique_keys,
             "measurements": {impl: item.to_dict() for impl, item in self.measurements.items()},
-            "counters": self.counters, "skipped": self.skipped, "warnings": self.warnings,
-            "slow_path_share": self.slow_path_share, "slow_path_sampled": self.slow_path_sampled,
+            "counters": self.counters,
+            "skipped": self.skipped,
+            "warnings": self.warnings,
+            "slow_path_share": self.slow_path_share,
+            "slow_path_sampled": self.slow_path_sampled,
         }
 
 
@@ -110,8 +119,10 @@ def _clear(folder: Path) -> None:
 
 def measure_idle(workdir: Path, repeat: int) -> dict[str, Measurement]:
     """Peak RSS of each implementation's process with its code imported and no data read."""
-    return {impl: Measurement(tuple(run_probe(["--import", modules], cwd=workdir) for _ in range(repeat)))
-            for impl, modules in IDLE_IMPORTS.items()}
+    return {
+        impl: Measurement(tuple(run_probe(["--import", modules], cwd=workdir) for _ in range(repeat)))
+        for impl, modules in IDLE_IMPORTS.items()
+    }
 
 
 def _check_agreement(case: CaseResult) -> None:
@@ -123,14 +134,25 @@ def _check_agreement(case: CaseResult) -> None:
         raise MismatchError(
             f"{case.name}: ours kept {ours['rows_out']} of {ours['rows_in']} rows, the reference "
             f"{reference['rows_out']} of {reference['rows_in']}; the reference no longer implements "
-            "the same semantics (did params.yaml or the stage change?)")
+            "the same semantics (did params.yaml or the stage change?)"
+        )
     if "rows_by_corpus" in ours and ours["rows_by_corpus"] != reference.get("rows_by_corpus"):
-        case.warnings.append(f"rows per corpus differ: ours {ours['rows_by_corpus']}, "
-                             f"reference {reference.get('rows_by_corpus')} (resolver semantics drifted?)")
+        case.warnings.append(
+            f"rows per corpus differ: ours {ours['rows_by_corpus']}, "
+            f"reference {reference.get('rows_by_corpus')} (resolver semantics drifted?)"
+        )
 
 
-def run_case(case: CaseResult, *, workdir: Path, params: Path, repeat: int, log: Log,
-             memory_limit: int | None = None, impls: tuple[str, ...] = IMPLS) -> CaseResult:
+def run_case(
+    case: CaseResult,
+    *,
+    workdir: Path,
+    params: Path,
+    repeat: int,
+    log: Log,
+    memory_limit: int | None = None,
+    impls: tuple[str, ...] = IMPLS,
+) -> CaseResult:
     """Measure every implementation ``repeat`` times over ``case.corpus``, interleaved."""
     out_dir = workdir / "out"
     _clear(out_dir)
@@ -142,8 +164,11 @@ def run_case(case: CaseResult, *, workdir: Path, params: Path, repeat: int, log:
                 continue
             output = out_dir / f"{impl}-{case.stage}.jsonl"
             try:
-                sample = run_probe(command(impl, case.stage, case.corpus, output, params), cwd=workdir,
-                                   memory_limit=memory_limit if impl == "reference" else None)
+                sample = run_probe(
+                    command(impl, case.stage, case.corpus, output, params),
+                    cwd=workdir,
+                    memory_limit=memory_limit if impl == "reference" else None,
+                )
             except RunFailedError as exc:
                 if impl != "reference":
                     raise
@@ -155,8 +180,10 @@ def run_case(case: CaseResult, *, workdir: Path, params: Path, repeat: int, log:
             case.counters[impl] = counters_of(impl, sample, output)
             samples[impl].append(sample)
             _clear(out_dir)
-            log(f"  {case.name:17} {impl:9} run {round_no}/{repeat}: {sample.wall_s:8.2f} s  "
-                f"{sample.peak_bytes / 2**20:8.1f} MiB")
+            log(
+                f"  {case.name:17} {impl:9} run {round_no}/{repeat}: {sample.wall_s:8.2f} s  "
+                f"{sample.peak_bytes / 2**20:8.1f} MiB"
+            )
     case.measurements = {impl: Measurement(tuple(runs)) for impl, runs in samples.items() if runs}
     _check_agreement(case)
     return case

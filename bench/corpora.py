@@ -91,12 +91,18 @@ def _reuse(folder: Path, wanted: dict[str, object]) -> Corpus | None:
         path = folder / name
         if not path.is_file() or path.stat().st_size != size:
             return None
-    return Corpus(str(wanted["kind"]), folder, int(str(wanted["rows"])), sum(sizes.values()),
-                  int(str(wanted["extra_width"])), tuple(sorted(sizes)), None)
+    return Corpus(
+        str(wanted["kind"]),
+        folder,
+        int(str(wanted["rows"])),
+        sum(sizes.values()),
+        int(str(wanted["extra_width"])),
+        tuple(sorted(sizes)),
+        None,
+    )
 
 
-def _generate(folder: Path, wanted: dict[str, object], shards: list[tuple[str, int]],
-              lines: Iterator[str]) -> Corpus:
+def _generate(folder: Path, wanted: dict[str, object], shards: list[tuple[str, int]], lines: Iterator[str]) -> Corpus:
     """Write ``shards`` (name, rows) from ``lines`` into a fresh ``folder``, then its marker."""
     started = time.perf_counter()
     if folder.exists():
@@ -104,14 +110,26 @@ def _generate(folder: Path, wanted: dict[str, object], shards: list[tuple[str, i
     folder.mkdir(parents=True)
     sizes = {name: _write_lines(folder / name, lines, rows) for name, rows in shards}
     (folder / _MARKER).write_text(json.dumps({"wanted": wanted, "sizes": sizes}), encoding="utf-8")
-    return Corpus(str(wanted["kind"]), folder, sum(rows for _, rows in shards), sum(sizes.values()),
-                  int(str(wanted["extra_width"])), tuple(sorted(sizes)), time.perf_counter() - started)
+    return Corpus(
+        str(wanted["kind"]),
+        folder,
+        sum(rows for _, rows in shards),
+        sum(sizes.values()),
+        int(str(wanted["extra_width"])),
+        tuple(sorted(sizes)),
+        time.perf_counter() - started,
+    )
 
 
 def encode_corpus(root: Path, rows: int, seed: int) -> Corpus:
     """``rows`` encode-grid rows over three host shards, under ``root``."""
-    wanted: dict[str, object] = {"kind": "encode", "rows": rows, "seed": seed, "extra_width": 0,
-                                 "generator": _generator_fingerprint()}
+    wanted: dict[str, object] = {
+        "kind": "encode",
+        "rows": rows,
+        "seed": seed,
+        "extra_width": 0,
+        "generator": _generator_fingerprint(),
+    }
     folder = root / f"encode-{rows}-seed{seed}"
     kept = _reuse(folder, wanted)
     if kept is not None:
@@ -123,8 +141,13 @@ def encode_corpus(root: Path, rows: int, seed: int) -> Corpus:
 
 def mos_corpus(root: Path, rows: int, seed: int, extra_width: int = 0) -> Corpus:
     """``rows`` MOS rows over the sample's corpus files; the same seed gives the same rows at any width."""
-    wanted: dict[str, object] = {"kind": "mos", "rows": rows, "seed": seed, "extra_width": extra_width,
-                                 "generator": _generator_fingerprint()}
+    wanted: dict[str, object] = {
+        "kind": "mos",
+        "rows": rows,
+        "seed": seed,
+        "extra_width": extra_width,
+        "generator": _generator_fingerprint(),
+    }
     folder = root / f"mos-{rows}-seed{seed}-pad{extra_width}"
     kept = _reuse(folder, wanted)
     if kept is not None:
@@ -134,8 +157,13 @@ def mos_corpus(root: Path, rows: int, seed: int, extra_width: int = 0) -> Corpus
     return _generate(folder, wanted, shards, lines)
 
 
-def _generate_real(folder: Path, wanted: dict[str, object], plan: list[tuple[str, int]],
-                   rows: Iterator[tuple[int, dict[str, object]]], newlines: dict[str, str]) -> Corpus:
+def _generate_real(
+    folder: Path,
+    wanted: dict[str, object],
+    plan: list[tuple[str, int]],
+    rows: Iterator[tuple[int, dict[str, object]]],
+    newlines: dict[str, str],
+) -> Corpus:
     """Write real-shaped rows as their writers do: ``json.dumps(sort_keys=True)`` + the host's newline."""
     started = time.perf_counter()
     if folder.exists():
@@ -157,27 +185,45 @@ def _generate_real(folder: Path, wanted: dict[str, object], plan: list[tuple[str
             handle.close()
     sizes = {name: (folder / name).stat().st_size for name, _ in plan}
     (folder / _MARKER).write_text(json.dumps({"wanted": wanted, "sizes": sizes}), encoding="utf-8")
-    return Corpus(str(wanted["kind"]), folder, sum(rows for _, rows in plan), sum(sizes.values()),
-                  int(str(wanted["extra_width"])), tuple(sorted(sizes)), time.perf_counter() - started)
+    return Corpus(
+        str(wanted["kind"]),
+        folder,
+        sum(rows for _, rows in plan),
+        sum(sizes.values()),
+        int(str(wanted["extra_width"])),
+        tuple(sorted(sizes)),
+        time.perf_counter() - started,
+    )
 
 
 def real_encode_corpus(root: Path, rows: int, seed: int) -> Corpus:
     """``rows`` real-shaped encode-grid rows over four host shards (one CRLF), under ``root``."""
-    wanted: dict[str, object] = {"kind": "encode-real", "rows": rows, "seed": seed, "extra_width": 0,
-                                 "generator": _generator_fingerprint()}
+    wanted: dict[str, object] = {
+        "kind": "encode-real",
+        "rows": rows,
+        "seed": seed,
+        "extra_width": 0,
+        "generator": _generator_fingerprint(),
+    }
     folder = root / f"encode-real-{rows}-seed{seed}"
     kept = _reuse(folder, wanted)
     if kept is not None:
         return kept
     plan = realshape.encode_shard_plan(rows)
-    return _generate_real(folder, wanted, plan, realshape.iter_real_encode_rows(random.Random(seed), plan),
-                          realshape.NEWLINES)
+    return _generate_real(
+        folder, wanted, plan, realshape.iter_real_encode_rows(random.Random(seed), plan), realshape.NEWLINES
+    )
 
 
 def real_mos_corpus(root: Path, rows: int, seed: int, extra_width: int = 0) -> Corpus:
     """``rows`` real-shaped MOS rows, one shard per corpus; ``extra_width`` pads every row."""
-    wanted: dict[str, object] = {"kind": "mos-real", "rows": rows, "seed": seed, "extra_width": extra_width,
-                                 "generator": _generator_fingerprint()}
+    wanted: dict[str, object] = {
+        "kind": "mos-real",
+        "rows": rows,
+        "seed": seed,
+        "extra_width": extra_width,
+        "generator": _generator_fingerprint(),
+    }
     folder = root / f"mos-real-{rows}-seed{seed}-pad{extra_width}"
     kept = _reuse(folder, wanted)
     if kept is not None:

@@ -68,8 +68,10 @@ class Measurement:
         return {
             "wall_s": self.wall_s,
             "peak_bytes": self.peak_bytes,
-            "runs": [{key: value for key, value in asdict(sample).items() if key not in ("stdout", "stderr")}
-                     for sample in self.samples],
+            "runs": [
+                {key: value for key, value in asdict(sample).items() if key not in ("stdout", "stderr")}
+                for sample in self.samples
+            ],
         }
 
 
@@ -100,9 +102,14 @@ def run_probe(target: Sequence[str], *, cwd: Path, memory_limit: int | None = No
     except FileNotFoundError:
         # The probe itself died (killed, or MemoryError before it could report).
         facts = {"vm_hwm_bytes": 0, "cpu_user_s": 0.0, "cpu_system_s": 0.0}
-    sample = Sample(wall_s=wall, peak_bytes=int(facts["vm_hwm_bytes"]),
-                    cpu_s=float(facts["cpu_user_s"]) + float(facts["cpu_system_s"]),
-                    exit_code=done.returncode, stdout=done.stdout, stderr=done.stderr)
+    sample = Sample(
+        wall_s=wall,
+        peak_bytes=int(facts["vm_hwm_bytes"]),
+        cpu_s=float(facts["cpu_user_s"]) + float(facts["cpu_system_s"]),
+        exit_code=done.returncode,
+        stdout=done.stdout,
+        stderr=done.stderr,
+    )
     if done.returncode != 0:
         raise RunFailedError(target, sample)
     return sample

@@ -20,8 +20,15 @@ import random
 from collections.abc import Iterator
 from typing import Any
 
-__all__ = ["ENCODE_V3_KEYS", "MOS_REAL_CORPORA", "NEWLINES", "encode_shard_plan", "iter_real_encode_rows",
-           "iter_real_mos_rows", "mos_shard_plan"]
+__all__ = [
+    "ENCODE_V3_KEYS",
+    "MOS_REAL_CORPORA",
+    "NEWLINES",
+    "encode_shard_plan",
+    "iter_real_encode_rows",
+    "iter_real_mos_rows",
+    "mos_shard_plan",
+]
 
 #: The 54 keys of a vmaf-tune schema-v3 encode-grid row, in the contract's order.
 ENCODE_V3_KEYS: tuple[str, ...] = (
@@ -39,14 +46,32 @@ ENCODE_V3_KEYS: tuple[str, ...] = (
 )  # fmt: skip
 
 #: Line ending per host: ``os.linesep`` of the machine that wrote the shard.
-NEWLINES: dict[str, str] = {"grid-linux-a": "\n", "grid-linux-b": "\n", "grid-win-c": "\r\n",
-                            "grid-linux-d": "\n"}
+NEWLINES: dict[str, str] = {"grid-linux-a": "\n", "grid-linux-b": "\n", "grid-win-c": "\r\n", "grid-linux-d": "\n"}
 
 # Feature fields an unavailable measurement leaves NaN (never a natural-key field).
-_NAN_FIELDS = ("enc_internal_mv_mean", "enc_internal_mv_std", "enc_internal_itex_mean",
-               "enc_internal_ptex_mean", "shot_duration_std_sec", "cambi_mean", "ciede2000_mean")
-_TITLES = ("BigBuckBunny", "Sintel", "TearsOfSteel", "ElephantsDream", "CrowdRun", "ParkJoy",
-           "DucksTakeOff", "OldTownCross", "Netflix_Aerial", "Netflix_Boat", "Meridian", "Jockey")
+_NAN_FIELDS = (
+    "enc_internal_mv_mean",
+    "enc_internal_mv_std",
+    "enc_internal_itex_mean",
+    "enc_internal_ptex_mean",
+    "shot_duration_std_sec",
+    "cambi_mean",
+    "ciede2000_mean",
+)
+_TITLES = (
+    "BigBuckBunny",
+    "Sintel",
+    "TearsOfSteel",
+    "ElephantsDream",
+    "CrowdRun",
+    "ParkJoy",
+    "DucksTakeOff",
+    "OldTownCross",
+    "Netflix_Aerial",
+    "Netflix_Boat",
+    "Meridian",
+    "Jockey",
+)
 _NON_ASCII = ("東京_夜景", "Café_ñandú", "Zürich_Straßenbahn", "Москва_метро", "서울_야경")
 _ENCODERS = (
     ("libx264", "0.164.3108", ("veryfast", "medium", "slow"), ["-x264-params", "aq-mode=3"]),
@@ -195,8 +220,11 @@ def iter_real_mos_rows(rng: random.Random, plan: list[tuple[str, int]]) -> Itera
             if earlier and rand() < 0.05:
                 src = earlier[int(rand() * len(earlier))]
             else:
-                src = (f"{label}/{_NON_ASCII[serial % len(_NON_ASCII)]}_{serial}.mp4" if serial % 10 == 3
-                       else f"{label}/clip_{serial:08d}.mp4")
+                src = (
+                    f"{label}/{_NON_ASCII[serial % len(_NON_ASCII)]}_{serial}.mp4"
+                    if serial % 10 == 3
+                    else f"{label}/clip_{serial:08d}.mp4"
+                )
                 fresh.append(src)
             span = high - low
             std = span * (0.08 + 0.15 * rand())

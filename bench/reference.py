@@ -195,8 +195,11 @@ def aggregate(files: list[Path], params: dict[str, Any], output: Path) -> dict[s
             label = row.get("corpus_source", row.get("corpus"))
             reason = mos_problem(row, label, scales, slack)
             try:
-                key: Any = (natural_key(row, fields) if all(row.get(name) is not None for name in fields)
-                            else ("fallback", row.get("src"), label))
+                key: Any = (
+                    natural_key(row, fields)
+                    if all(row.get(name) is not None for name in fields)
+                    else ("fallback", row.get("src"), label)
+                )
             except NonFiniteKeyError:
                 reason = reason or "non_finite_key"
             if reason is not None:
@@ -205,8 +208,12 @@ def aggregate(files: list[Path], params: dict[str, Any], output: Path) -> dict[s
             order += 1
             entry = winners.get(key)
             if entry is None:
-                winners[key] = {"row": unified_row(row, label, scales[label]),
-                                "std": known_std(row, scales[label], units), "order": order, "corpora": {label}}
+                winners[key] = {
+                    "row": unified_row(row, label, scales[label]),
+                    "std": known_std(row, scales[label], units),
+                    "order": order,
+                    "corpora": {label},
+                }
                 continue
             duplicates += 1
             if label in entry["corpora"]:
@@ -215,16 +222,27 @@ def aggregate(files: list[Path], params: dict[str, Any], output: Path) -> dict[s
             std = known_std(row, scales[label], units)
             if std < entry["std"]:
                 entry.update(row=unified_row(row, label, scales[label]), std=std, order=order)
-    ordered = sorted(winners.values(), key=lambda entry: (
-        entry["row"]["corpus_source"], sort_text(entry["row"].get("src_sha256")),
-        sort_text(entry["row"].get("src")), entry["order"]))
+    ordered = sorted(
+        winners.values(),
+        key=lambda entry: (
+            entry["row"]["corpus_source"],
+            sort_text(entry["row"].get("src_sha256")),
+            sort_text(entry["row"].get("src")),
+            entry["order"],
+        ),
+    )
     rows_out = write_jsonl(output, (entry["row"] for entry in ordered))
     write_jsonl(rejects_path(output), rejects)
     by_corpus: dict[str, int] = {}
     for entry in ordered:
         by_corpus[entry["row"]["corpus_source"]] = by_corpus.get(entry["row"]["corpus_source"], 0) + 1
-    return {"rows_in": rows_in, "rows_out": rows_out, "duplicates": duplicates, "rejected": len(rejects),
-            "rows_by_corpus": by_corpus}
+    return {
+        "rows_in": rows_in,
+        "rows_out": rows_out,
+        "duplicates": duplicates,
+        "rejected": len(rejects),
+        "rows_by_corpus": by_corpus,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -72,8 +72,10 @@ def _cell(value: float | None, fmt: str, width: int) -> str:
 
 def render_cases(cases: Sequence[CaseResult], idle: dict[str, Measurement]) -> str:
     """The main table: one line per case and implementation."""
-    header = (f"{'case':22}{'impl':10}{'input MB':>9}{'rows':>10}{'uniq keys':>11}{'wall s':>9}{'MB/s':>8}"
-              f"{'rows/s':>9}{'peak MiB':>10}{'B/key>idle':>11}{'x ref':>7}{'x floor':>8}")
+    header = (
+        f"{'case':22}{'impl':10}{'input MB':>9}{'rows':>10}{'uniq keys':>11}{'wall s':>9}{'MB/s':>8}"
+        f"{'rows/s':>9}{'peak MiB':>10}{'B/key>idle':>11}{'x ref':>7}{'x floor':>8}"
+    )
     lines = [header, "-" * len(header)]
     for case in cases:
         metrics = case_metrics(case, idle)
@@ -86,10 +88,13 @@ def render_cases(cases: Sequence[CaseResult], idle: dict[str, Measurement]) -> s
                 f"{case.name:22}{impl:10}{row['input_mb']:9.1f}{row['rows']:10d}{row['unique_keys']:11d}"
                 f"{row['wall_s']:9.2f}{row['mb_per_s']:8.1f}{row['rows_per_s']:9.0f}{row['peak_mib']:10.1f}"
                 f"{_cell(row['bytes_per_key_above_idle'], '.0f', 11)}{_cell(row['x_reference'], '.2f', 7)}"
-                f"{_cell(row['x_floor'], '.2f', 8)}")
+                f"{_cell(row['x_floor'], '.2f', 8)}"
+            )
         if case.slow_path_share is not None:
-            lines.append(f"  {case.name}: careful (stdlib json) parse path taken by {case.slow_path_share:.1%} "
-                         f"of {case.slow_path_sampled} sampled lines")
+            lines.append(
+                f"  {case.name}: careful (stdlib json) parse path taken by {case.slow_path_share:.1%} "
+                f"of {case.slow_path_sampled} sampled lines"
+            )
         for warning in case.warnings:
             lines.append(f"  warning: {warning}")
     idle_text = ", ".join(f"{impl} {item.peak_bytes / MIB:.1f} MiB" for impl, item in idle.items())
@@ -103,15 +108,15 @@ def _ratio(case: CaseResult | None, impl: str, other: str) -> float | None:
     return case.measurements[impl].wall_s / case.measurements[other].wall_s
 
 
-def targets(merge: CaseResult | None, aggregate: CaseResult | None, wide: CaseResult | None,
-            idle: dict[str, Measurement]) -> list[dict[str, Any]]:
+def targets(
+    merge: CaseResult | None, aggregate: CaseResult | None, wide: CaseResult | None, idle: dict[str, Measurement]
+) -> list[dict[str, Any]]:
     """The SPEC's performance targets, each with the measured value and whether it is met."""
     found: list[dict[str, Any]] = []
 
     def add(name: str, measured: float | None, limit: float, shown: str, target: str) -> None:
         met = None if measured is None else measured <= limit
-        found.append({"target": name, "measured": measured, "limit": limit, "shown": shown,
-                      "spec": target, "met": met})
+        found.append({"target": name, "measured": measured, "limit": limit, "shown": shown, "spec": target, "met": met})
 
     ratio = _ratio(merge, "ours", "reference")
     add("merge wall / reference wall", ratio, 0.25, _cell(ratio, ".2f", 0) + "x", "≤ 0.25x")
@@ -129,8 +134,13 @@ def targets(merge: CaseResult | None, aggregate: CaseResult | None, wide: CaseRe
         wide_peak = wide.measurements["ours"].peak_bytes
         growth = wide_peak / narrow_peak
         shown = f"{narrow_peak / MIB:.1f} → {wide_peak / MIB:.1f} MiB = {growth:.2f}x"
-    add(f"aggregate peak, rows +{wide.corpus.extra_width if wide else 0} B (wide/narrow)", growth,
-        FLAT_RATIO, shown or "—", f"flat (≤ {FLAT_RATIO:.2f}x)")
+    add(
+        f"aggregate peak, rows +{wide.corpus.extra_width if wide else 0} B (wide/narrow)",
+        growth,
+        FLAT_RATIO,
+        shown or "—",
+        f"flat (≤ {FLAT_RATIO:.2f}x)",
+    )
     return found
 
 
@@ -140,37 +150,49 @@ def render_targets(found: Sequence[dict[str, Any]], aggregate: CaseResult | None
     for item in found:
         verdict = "—" if item["met"] is None else ("met" if item["met"] else "MISSED")
         lines.append(f"{item['target']:48}{item['shown']:34}{item['spec']:18}{verdict}")
-    if (aggregate is not None and wide is not None and "reference" in aggregate.measurements
-            and "reference" in wide.measurements):
+    if (
+        aggregate is not None
+        and wide is not None
+        and "reference" in aggregate.measurements
+        and "reference" in wide.measurements
+    ):
         narrow_peak = aggregate.measurements["reference"].peak_bytes
         wide_peak = wide.measurements["reference"].peak_bytes
         rows = aggregate.corpus.rows
-        lines.append(f"  for contrast, the reference: {narrow_peak / MIB:.1f} → {wide_peak / MIB:.1f} MiB = "
-                     f"{wide_peak / narrow_peak:.2f}x ({(wide_peak - narrow_peak) / rows:.0f} B more per input row)")
+        lines.append(
+            f"  for contrast, the reference: {narrow_peak / MIB:.1f} → {wide_peak / MIB:.1f} MiB = "
+            f"{wide_peak / narrow_peak:.2f}x ({(wide_peak - narrow_peak) / rows:.0f} B more per input row)"
+        )
     return "\n".join(lines)
 
 
 def render_curve(points: Sequence[CaseResult], fits: dict[str, dict[str, Fit | None]]) -> str:
     """Wall time and peak per size, then the least-squares slopes and R²."""
     header = f"{'rows':>9}{'uniq keys':>11}{'input MB':>10}" + "".join(
-        f" | {impl + ' s':>13}{'MiB':>8}" for impl in IMPLS)
+        f" | {impl + ' s':>13}{'MiB':>8}" for impl in IMPLS
+    )
     lines = [header, "-" * len(header)]
     for case in points:
         cells = []
         for impl in IMPLS:
             item = case.measurements.get(impl)
-            cells.append(f" | {'skipped':>13}{'':>8}" if item is None
-                         else f" | {item.wall_s:13.2f}{item.peak_bytes / MIB:8.1f}")
+            cells.append(
+                f" | {'skipped':>13}{'':>8}" if item is None else f" | {item.wall_s:13.2f}{item.peak_bytes / MIB:8.1f}"
+            )
         lines.append(f"{case.corpus.rows:9d}{case.unique_keys:11d}{case.corpus.bytes / 1e6:10.1f}" + "".join(cells))
         lines.extend(f"  skipped {impl}: {why}" for impl, why in case.skipped.items())
     lines.append("")
-    lines.append(f"{'least squares':14}{'s per M rows':>14}{'R²':>8}{'MiB per M uniq keys':>22}{'(B/key)':>9}"
-                 f"{'R²':>8}{'points':>8}")
+    lines.append(
+        f"{'least squares':14}{'s per M rows':>14}{'R²':>8}{'MiB per M uniq keys':>22}{'(B/key)':>9}"
+        f"{'R²':>8}{'points':>8}"
+    )
     for impl in IMPLS:
         wall, peak = fits[impl]["wall"], fits[impl]["peak"]
         if wall is None or peak is None:
             lines.append(f"{impl:14}{'(fewer than two sizes)':>36}")
             continue
-        lines.append(f"{impl:14}{wall.slope:14.2f}{wall.r_squared:8.4f}{peak.slope:22.1f}"
-                     f"{peak.slope * MIB / 1e6:9.1f}{peak.r_squared:8.4f}{wall.points:8d}")
+        lines.append(
+            f"{impl:14}{wall.slope:14.2f}{wall.r_squared:8.4f}{peak.slope:22.1f}"
+            f"{peak.slope * MIB / 1e6:9.1f}{peak.r_squared:8.4f}{wall.points:8d}"
+        )
     return "\n".join(lines)

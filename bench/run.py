@@ -60,13 +60,25 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--curve-max", type=int, default=CURVE_SIZES[-1], help="largest curve size (default 3M)")
     parser.add_argument("--curve-repeat", type=int, default=1, help="runs per curve point (default 1)")
     parser.add_argument("--seed", type=int, default=0, help="generator seed (default 0)")
-    parser.add_argument("--params", type=Path, default=REPO / "params.yaml",
-                        help="params file, copied into the work folder (default: the repo's params.yaml)")
+    parser.add_argument(
+        "--params",
+        type=Path,
+        default=REPO / "params.yaml",
+        help="params file, copied into the work folder (default: the repo's params.yaml)",
+    )
     parser.add_argument("--out", type=Path, default=BENCH / "out" / "results.json", help="JSON results file")
-    parser.add_argument("--corpora", choices=("both", "real", "easy"), default="both",
-                        help="real-shaped corpora, the easy sample corpora, or both (default)")
-    parser.add_argument("--keep-data", type=Path, metavar="DIR",
-                        help="work in DIR and keep the corpora there; a later run reuses matching ones")
+    parser.add_argument(
+        "--corpora",
+        choices=("both", "real", "easy"),
+        default="both",
+        help="real-shaped corpora, the easy sample corpora, or both (default)",
+    )
+    parser.add_argument(
+        "--keep-data",
+        type=Path,
+        metavar="DIR",
+        help="work in DIR and keep the corpora there; a later run reuses matching ones",
+    )
     args = parser.parse_args(argv)
     if args.rows < MIN_ROWS or args.mos_rows < MIN_MOS_ROWS:
         parser.error(f"--rows must be at least {MIN_ROWS} and --mos-rows at least {MIN_MOS_ROWS}")
@@ -126,15 +138,17 @@ def render_header(machine: dict[str, Any], args: argparse.Namespace, params: dic
     runs = [] if args.curve_only else [f"main table: median of {args.repeat} interleaved run(s)"]
     if args.curve or args.curve_only:
         runs.append(f"curve: {args.curve_repeat} run(s) per size")
-    return "\n".join([
-        f"corpusprov bench, {date}",
-        f"machine: {machine['nproc']} CPUs ({machine['cpus_usable']} usable), {machine['cpu_model']}, "
-        f"{machine['mem_total_bytes'] / 2**30:.1f} GiB RAM; Python {machine['python']}; {machine['platform']}",
-        f"software: corpusprov {machine['corpusprov']}, orjson {machine['orjson']}; params {params['source']} "
-        f"(sha256 {params['sha256'][:12]}); work folder on {machine['work_dir_fs']}",
-        f"load average at start: {' '.join(f'{value:.2f}' for value in machine['load_avg_start'])}; "
-        f"{'; '.join(runs)}; warm page cache; wall = whole process; peak = VmHWM",
-    ])
+    return "\n".join(
+        [
+            f"corpusprov bench, {date}",
+            f"machine: {machine['nproc']} CPUs ({machine['cpus_usable']} usable), {machine['cpu_model']}, "
+            f"{machine['mem_total_bytes'] / 2**30:.1f} GiB RAM; Python {machine['python']}; {machine['platform']}",
+            f"software: corpusprov {machine['corpusprov']}, orjson {machine['orjson']}; params {params['source']} "
+            f"(sha256 {params['sha256'][:12]}); work folder on {machine['work_dir_fs']}",
+            f"load average at start: {' '.join(f'{value:.2f}' for value in machine['load_avg_start'])}; "
+            f"{'; '.join(runs)}; warm page cache; wall = whole process; peak = VmHWM",
+        ]
+    )
 
 
 def prepare_params(source: Path, workdir: Path) -> dict[str, str]:
@@ -174,15 +188,27 @@ def main_run(args: argparse.Namespace, workdir: Path, params: Path) -> tuple[dic
     log("generating corpora")
     plan: list[tuple[str, str, Corpus, Path]] = []
     if args.corpora in ("both", "real"):
-        plan += [("merge real", "merge", _made(real_encode_corpus(data, args.rows, args.seed)), real_params),
-                 ("aggregate real", "aggregate", _made(real_mos_corpus(data, args.mos_rows, args.seed)), real_params),
-                 (f"aggregate real +{WIDE_EXTRA}B", "aggregate",
-                  _made(real_mos_corpus(data, args.mos_rows, args.seed, extra_width=WIDE_EXTRA)), real_params)]
+        plan += [
+            ("merge real", "merge", _made(real_encode_corpus(data, args.rows, args.seed)), real_params),
+            ("aggregate real", "aggregate", _made(real_mos_corpus(data, args.mos_rows, args.seed)), real_params),
+            (
+                f"aggregate real +{WIDE_EXTRA}B",
+                "aggregate",
+                _made(real_mos_corpus(data, args.mos_rows, args.seed, extra_width=WIDE_EXTRA)),
+                real_params,
+            ),
+        ]
     if args.corpora in ("both", "easy"):
-        plan += [("merge easy", "merge", _made(encode_corpus(data, args.rows, args.seed)), params),
-                 ("aggregate easy", "aggregate", _made(mos_corpus(data, args.mos_rows, args.seed)), params),
-                 (f"aggregate easy +{WIDE_EXTRA}B", "aggregate",
-                  _made(mos_corpus(data, args.mos_rows, args.seed, extra_width=WIDE_EXTRA)), params)]
+        plan += [
+            ("merge easy", "merge", _made(encode_corpus(data, args.rows, args.seed)), params),
+            ("aggregate easy", "aggregate", _made(mos_corpus(data, args.mos_rows, args.seed)), params),
+            (
+                f"aggregate easy +{WIDE_EXTRA}B",
+                "aggregate",
+                _made(mos_corpus(data, args.mos_rows, args.seed, extra_width=WIDE_EXTRA)),
+                params,
+            ),
+        ]
     log("measuring idle processes")
     idle = measure_idle(workdir, args.repeat)
     limit = int(mem_available_bytes() * MEMORY_SHARE)
@@ -192,16 +218,25 @@ def main_run(args: argparse.Namespace, workdir: Path, params: Path) -> tuple[dic
         shown = "not probed" if share is None else f"{share:.1%} of {sampled} sampled lines"
         log(f"measuring {name} ({corpus.rows} rows, {corpus.bytes / 1e6:.0f} MB; careful-path share {shown})")
         case = CaseResult(name, stage, corpus, slow_path_share=share, slow_path_sampled=sampled)
-        cases.append(run_case(case, workdir=workdir, params=case_params,
-                              repeat=args.repeat, log=log, memory_limit=limit))
+        cases.append(
+            run_case(case, workdir=workdir, params=case_params, repeat=args.repeat, log=log, memory_limit=limit)
+        )
     # The SPEC's targets are judged on the real-shaped corpora when they ran.
     by_name = {case.name: case for case in cases}
     kind = "real" if args.corpora != "easy" else "easy"
-    merge, aggregate, aggregate_wide = (by_name[f"merge {kind}"], by_name[f"aggregate {kind}"],
-                                        by_name[f"aggregate {kind} +{WIDE_EXTRA}B"])
+    merge, aggregate, aggregate_wide = (
+        by_name[f"merge {kind}"],
+        by_name[f"aggregate {kind}"],
+        by_name[f"aggregate {kind} +{WIDE_EXTRA}B"],
+    )
     found = targets(merge, aggregate, aggregate_wide, idle)
-    text = "\n\n".join([render_cases(cases, idle), f"SPEC targets, judged on the {kind} corpora",
-                         render_targets(found, aggregate, aggregate_wide)])
+    text = "\n\n".join(
+        [
+            render_cases(cases, idle),
+            f"SPEC targets, judged on the {kind} corpora",
+            render_targets(found, aggregate, aggregate_wide),
+        ]
+    )
     result = {
         "idle": {impl: item.to_dict() for impl, item in idle.items()},
         "cases": [case.to_dict() for case in cases],
@@ -219,8 +254,10 @@ def _predicted_too_big(points: list[CaseResult], rows: int, limit: int) -> str |
     predicted = last.measurements["reference"].peak_bytes * rows / last.corpus.rows
     if predicted <= limit:
         return None
-    return (f"predicted peak {predicted / 2**30:.1f} GiB (scaled from {last.corpus.rows} rows) exceeds "
-            f"{limit / 2**30:.1f} GiB ({MEMORY_SHARE:.0%} of the memory available)")
+    return (
+        f"predicted peak {predicted / 2**30:.1f} GiB (scaled from {last.corpus.rows} rows) exceeds "
+        f"{limit / 2**30:.1f} GiB ({MEMORY_SHARE:.0%} of the memory available)"
+    )
 
 
 def curve_run(args: argparse.Namespace, workdir: Path, params: Path, keep: bool) -> tuple[dict[str, Any], str]:
@@ -236,24 +273,30 @@ def curve_run(args: argparse.Namespace, workdir: Path, params: Path, keep: bool)
         if reason is not None:
             case.skipped["reference"] = reason
             log(f"  reference skipped: {reason}")
-        points.append(run_case(case, workdir=workdir, params=params, repeat=args.curve_repeat, log=log,
-                               memory_limit=limit))
+        points.append(
+            run_case(case, workdir=workdir, params=params, repeat=args.curve_repeat, log=log, memory_limit=limit)
+        )
         if not keep and size != args.rows:
             shutil.rmtree(corpus.folder, ignore_errors=True)
     fits = {}
     for impl in IMPLS:
         measured = [case for case in points if impl in case.measurements]
         fits[impl] = {
-            "wall": least_squares([case.corpus.rows / 1e6 for case in measured],
-                                  [case.measurements[impl].wall_s for case in measured]),
-            "peak": least_squares([case.unique_keys / 1e6 for case in measured],
-                                  [case.measurements[impl].peak_bytes / 2**20 for case in measured]),
+            "wall": least_squares(
+                [case.corpus.rows / 1e6 for case in measured], [case.measurements[impl].wall_s for case in measured]
+            ),
+            "peak": least_squares(
+                [case.unique_keys / 1e6 for case in measured],
+                [case.measurements[impl].peak_bytes / 2**20 for case in measured],
+            ),
         }
     result = {
         "sizes": sizes,
         "points": [case.to_dict() for case in points],
-        "fits": {impl: {name: None if fit is None else vars(fit) for name, fit in item.items()}
-                 for impl, item in fits.items()},
+        "fits": {
+            impl: {name: None if fit is None else vars(fit) for name, fit in item.items()}
+            for impl, item in fits.items()
+        },
         "units": {"wall": "seconds per million rows", "peak": "MiB per million unique keys"},
     }
     return result, render_curve(points, fits)
@@ -276,8 +319,15 @@ def run(args: argparse.Namespace, workdir: Path) -> int:
     header = render_header(machine, args, params, date)
     if machine["work_dir_fs"] in ("tmpfs", "ramfs"):
         log(f"warning: the work folder is on {machine['work_dir_fs']}; use --keep-data DIR on a disk")
-    document: dict[str, Any] = {"schema": "corpusprov-bench/1", "date_utc": date, "machine": machine,
-                                "args": vars(args), "params": params, "main": None, "curve": None}
+    document: dict[str, Any] = {
+        "schema": "corpusprov-bench/1",
+        "date_utc": date,
+        "machine": machine,
+        "args": vars(args),
+        "params": params,
+        "main": None,
+        "curve": None,
+    }
     sections = [header]
     try:
         if not args.curve_only:
@@ -291,8 +341,10 @@ def run(args: argparse.Namespace, workdir: Path) -> int:
         return 1
     machine["load_avg_end"] = os.getloadavg()
     document["bench_wall_s"] = time.perf_counter() - started
-    sections.append(f"load average at end: {' '.join(f'{value:.2f}' for value in machine['load_avg_end'])}; "
-                    f"whole bench: {document['bench_wall_s']:.1f} s")
+    sections.append(
+        f"load average at end: {' '.join(f'{value:.2f}' for value in machine['load_avg_end'])}; "
+        f"whole bench: {document['bench_wall_s']:.1f} s"
+    )
     document["rendered"] = "\n\n".join(sections)
     print(document["rendered"])
     write_json(args.out, document)

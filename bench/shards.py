@@ -11,8 +11,13 @@ def input_files(args: list[str]) -> list[Path]:
     for arg in args:
         path = Path(arg)
         if path.is_dir():
-            files.extend(sorted(child for child in path.iterdir()
-                                if child.name.endswith(".jsonl") and not child.name.startswith(".")))
+            files.extend(
+                sorted(
+                    child
+                    for child in path.iterdir()
+                    if child.name.endswith(".jsonl") and not child.name.startswith(".")
+                )
+            )
         else:
             files.append(path)
     return files

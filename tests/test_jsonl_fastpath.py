@@ -24,25 +24,43 @@ def _outcome(parse: Any, raw: bytes) -> tuple[Any, ...]:
     try:
         row, special = parse(raw)
     except Exception as problem:
-        return ("error", type(problem).__name__, getattr(problem, "reason", None), str(problem),
-                getattr(problem, "fix", None), getattr(problem, "at_end", None))
+        return (
+            "error",
+            type(problem).__name__,
+            getattr(problem, "reason", None),
+            str(problem),
+            getattr(problem, "fix", None),
+            getattr(problem, "at_end", None),
+        )
     return ("row", canonical_line(row, special=special), special)
 
 
-_keys = st.one_of(st.sampled_from(["a", "b", "src", "crf", "NaN", "Infinity", "k:", 'q"', "b\\", ""]),
-                  st.text(max_size=6))
+_keys = st.one_of(
+    st.sampled_from(["a", "b", "src", "crf", "NaN", "Infinity", "k:", 'q"', "b\\", ""]), st.text(max_size=6)
+)
 _floats = st.one_of(
     st.floats(allow_nan=True, allow_infinity=True),
     st.floats(min_value=1e-6, max_value=1e-3),  # repr: 20+ positional digits, or 4.0116e-05
     st.sampled_from([0.00012457020440578858, 4.0116e-05, -0.0, 1e16, 1e300, 5e-324]),
 )
-_ints = st.one_of(st.integers(min_value=-(2**63), max_value=2**64 - 1),
-                  st.integers(min_value=-(10**30), max_value=10**30),
-                  st.sampled_from([2**63 - 1, 2**63, 2**64 - 1, 2**64, -(2**63), -(2**63) - 1, 10**19]))
-_scalars = st.one_of(st.none(), st.booleans(), _ints, _floats,
-                     st.text(max_size=8), st.sampled_from(["NaN", "Infinity", "-Infinity", 'x": NaN', "東京"]))
-_values = st.recursive(_scalars, lambda inner: st.one_of(
-    st.lists(inner, max_size=3), st.lists(st.tuples(_keys, inner), max_size=3)), max_leaves=8)
+_ints = st.one_of(
+    st.integers(min_value=-(2**63), max_value=2**64 - 1),
+    st.integers(min_value=-(10**30), max_value=10**30),
+    st.sampled_from([2**63 - 1, 2**63, 2**64 - 1, 2**64, -(2**63), -(2**63) - 1, 10**19]),
+)
+_scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    _ints,
+    _floats,
+    st.text(max_size=8),
+    st.sampled_from(["NaN", "Infinity", "-Infinity", 'x": NaN', "東京"]),
+)
+_values = st.recursive(
+    _scalars,
+    lambda inner: st.one_of(st.lists(inner, max_size=3), st.lists(st.tuples(_keys, inner), max_size=3)),
+    max_leaves=8,
+)
 _SEPARATORS = [(", ", ": "), (",", ":"), (" , ", " : "), (",", " :"), (",\t", ":\t"), (",", ": ")]
 
 
@@ -50,9 +68,14 @@ def _dump(value: Any, ensure_ascii: bool, separators: tuple[str, str]) -> str:
     """JSON text in one style; lists of pairs become objects that may repeat a key."""
     if isinstance(value, list) and value and all(isinstance(item, tuple) for item in value):
         item_sep, key_sep = separators
-        return "{" + item_sep.join(
-            json.dumps(key, ensure_ascii=ensure_ascii) + key_sep + _dump(item, ensure_ascii, separators)
-            for key, item in value) + "}"
+        return (
+            "{"
+            + item_sep.join(
+                json.dumps(key, ensure_ascii=ensure_ascii) + key_sep + _dump(item, ensure_ascii, separators)
+                for key, item in value
+            )
+            + "}"
+        )
     if isinstance(value, list):
         return "[" + separators[0].join(_dump(item, ensure_ascii, separators) for item in value) + "]"
     return json.dumps(value, ensure_ascii=ensure_ascii)
@@ -72,7 +95,7 @@ def json_lines(draw: st.DrawFn) -> bytes:
     raw = text.encode("utf-8")
     cut = draw(st.integers(0, 12))
     if cut == 1 and len(raw) > 1:
-        raw = raw[:draw(st.integers(1, len(raw) - 1))]  # a truncated write
+        raw = raw[: draw(st.integers(1, len(raw) - 1))]  # a truncated write
     elif cut == 2:
         at = draw(st.integers(0, len(raw)))
         raw = raw[:at] + draw(st.sampled_from([b"NaN", b"\\", b'"', b"\xff", b" ", b"{", b":1"])) + raw[at:]
@@ -85,28 +108,34 @@ def test_fast_path_agrees_with_the_careful_path(raw: bytes) -> None:
     assert _outcome(parse_row, raw) == _outcome(parse_row_careful, raw)
 
 
-@pytest.mark.parametrize("raw", [
-    b'{"a": 0.00012457020440578858, "b": 4.0116e-05, "c": [1, 2]}',   # full-precision floats
-    b'{"a": NaN, "b": -Infinity, "c": Infinity, "s": "NaN"}',           # bare tokens
-    b'{"src": "/corpus/\\u6771\\u4eac_4588.yuv", "n": 1}',               # \u escapes
-    b'{"size": 123456789012345678, "crf": 23, "t": 1e+300}',            # 18 digits: fits 64 bits
-])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"a": 0.00012457020440578858, "b": 4.0116e-05, "c": [1, 2]}',  # full-precision floats
+        b'{"a": NaN, "b": -Infinity, "c": Infinity, "s": "NaN"}',  # bare tokens
+        b'{"src": "/corpus/\\u6771\\u4eac_4588.yuv", "n": 1}',  # \u escapes
+        b'{"size": 123456789012345678, "crf": 23, "t": 1e+300}',  # 18 digits: fits 64 bits
+    ],
+)
 def test_real_shaped_lines_take_the_fast_path(raw: bytes) -> None:
     assert fast_path_takes(raw)
     assert _outcome(parse_row, raw) == _outcome(parse_row_careful, raw)
 
 
-@pytest.mark.parametrize("raw", [
-    b'{"a": 18446744073709551616}',        # beyond 64 bits: orjson would read a float
-    b'{"a": [-9223372036854775809]}',
-    b'{"a": 18446744073709551615}',        # 19+ digits are sent careful, even when they fit
-    b'{"a": 1, "a": 2}',                    # duplicate key
-    b'{"a" : 1, "a": 2, "b": 3}',           # duplicate hidden behind a spaced key
-    b'{"a": NaN, "a": 1}',
-    b'{"q": "say \\"hi\\"", "a": NaN}',     # escaped quote
-    b'{"a": {"b": NaN}}',                   # a token in a nested object
-    b'{"a": [NaN]}',                        # a token in a list
-])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"a": 18446744073709551616}',  # beyond 64 bits: orjson would read a float
+        b'{"a": [-9223372036854775809]}',
+        b'{"a": 18446744073709551615}',  # 19+ digits are sent careful, even when they fit
+        b'{"a": 1, "a": 2}',  # duplicate key
+        b'{"a" : 1, "a": 2, "b": 3}',  # duplicate hidden behind a spaced key
+        b'{"a": NaN, "a": 1}',
+        b'{"q": "say \\"hi\\"", "a": NaN}',  # escaped quote
+        b'{"a": {"b": NaN}}',  # a token in a nested object
+        b'{"a": [NaN]}',  # a token in a list
+    ],
+)
 def test_lines_that_need_the_careful_path_take_it(raw: bytes) -> None:
     assert not fast_path_takes(raw)
     assert _outcome(parse_row, raw) == _outcome(parse_row_careful, raw)
@@ -116,8 +145,8 @@ def test_real_shaped_encode_rows_all_take_the_fast_path() -> None:
     plan = realshape.encode_shard_plan(600)
     rows = realshape.iter_real_encode_rows(random.Random(1), plan)
     lines = [realshape.dump_line(row, "").encode() for _, row in rows]
-    assert sum(b"NaN" in line for line in lines) > 100   # the sample really has tokens,
-    assert sum(b"\\u" in line for line in lines) > 30    # escapes, and 20-digit floats
+    assert sum(b"NaN" in line for line in lines) > 100  # the sample really has tokens,
+    assert sum(b"\\u" in line for line in lines) > 30  # escapes, and 20-digit floats
     slow = [line for line in lines if not fast_path_takes(line)]
     assert slow == []
     for line in lines[:100]:

@@ -45,15 +45,20 @@ def _alive(pid: int) -> bool:
 
 
 def test_sigkill_of_the_main_process_takes_the_workers_with_it(tmp_path: Path) -> None:
-    shard_lines = "".join(realshape.dump_line(row, "\n") for _, row in
-                          realshape.iter_real_encode_rows(random.Random(5), [("a.jsonl", 4000)]))
+    shard_lines = "".join(
+        realshape.dump_line(row, "\n")
+        for _, row in realshape.iter_real_encode_rows(random.Random(5), [("a.jsonl", 4000)])
+    )
     (tmp_path / "raw").mkdir()
     for index in range(12):  # ~100 MB: the run lasts well past the moment we kill it
         (tmp_path / "raw" / f"host-{index:02d}.jsonl").write_text(shard_lines, encoding="ascii")
     (tmp_path / "params.yaml").write_bytes((REPO_ROOT / "params.yaml").read_bytes())
     main = subprocess.Popen(
         [sys.executable, "-m", "corpusprov", "merge", "raw", "--output", "out/merged.jsonl", "--jobs", "2"],
-        cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.monotonic() + 60
         workers: set[int] = set()

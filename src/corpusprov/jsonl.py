@@ -179,8 +179,13 @@ class JsonlOptions:
 
     def policy(self) -> dict[str, Any]:
         """The reader tolerance as the manifest's policy records it."""
-        return {"bom": self.bom, "crlf": self.crlf, "blank_lines": self.blank_lines,
-                "empty_file": self.empty_file, "max_line_bytes": self.max_line_bytes}
+        return {
+            "bom": self.bom,
+            "crlf": self.crlf,
+            "blank_lines": self.blank_lines,
+            "empty_file": self.empty_file,
+            "max_line_bytes": self.max_line_bytes,
+        }
 
 
 @dataclass
@@ -195,8 +200,9 @@ class ReadStats:
 class LineError(DataError):
     """One line is not a JSON object the stage can use; ``reason`` names the kind."""
 
-    def __init__(self, message: str, *, reason: str, path: str, line: int,
-                 fix: str | None = None, raw: bytes = b"") -> None:
+    def __init__(
+        self, message: str, *, reason: str, path: str, line: int, fix: str | None = None, raw: bytes = b""
+    ) -> None:
         super().__init__(message, path=path, line=line, fix=fix)
         self.reason = reason
         self.raw = raw
@@ -228,21 +234,19 @@ class JsonlReader:
         return self._digest
 
     def _fix(self, key: str, value: str) -> str:
-        return (f"or set {self.options.params_group}.jsonl.{key}: {value} "
-                f"in {self.options.params_path}")
+        return f"or set {self.options.params_group}.jsonl.{key}: {value} in {self.options.params_path}"
 
     def _open(self) -> BinaryIO:
         try:
             return open(self.path, "rb")
         except FileNotFoundError as exc:
-            raise InputError("input file does not exist", path=self.display,
-                             fix="check the path, or run `dvc pull` / `dvc checkout`") from exc
+            raise InputError(
+                "input file does not exist", path=self.display, fix="check the path, or run `dvc pull` / `dvc checkout`"
+            ) from exc
         except IsADirectoryError as exc:
-            raise InputError("input is a folder where a file was expected",
-                             path=self.display) from exc
+            raise InputError("input is a folder where a file was expected", path=self.display) from exc
         except OSError as exc:
-            raise InputError(f"cannot read input: {exc.strerror or exc}",
-                             path=self.display) from exc
+            raise InputError(f"cannot read input: {exc.strerror or exc}", path=self.display) from exc
 
     def blocks(self, max_lines: int = 1024) -> Iterator[Block]:
         """Raw lines in order, a block at a time; every byte read is hashed (in a thread)."""
@@ -266,10 +270,13 @@ class JsonlReader:
                     if chunk.startswith(_UTF8_BOM):
                         if options.bom == "reject":
                             raise DataError(
-                                "file starts with a UTF-8 byte order mark", path=self.display,
-                                line=1, fix="save it without BOM " + self._fix("bom", "accept"))
+                                "file starts with a UTF-8 byte order mark",
+                                path=self.display,
+                                line=1,
+                                fix="save it without BOM " + self._fix("bom", "accept"),
+                            )
                         self.stats.bom = True
-                        chunk = chunk[len(_UTF8_BOM):]
+                        chunk = chunk[len(_UTF8_BOM) :]
                 data = carry + chunk if carry else chunk
                 lines = data.split(b"\n")
                 carry = lines.pop()
@@ -281,13 +288,15 @@ class JsonlReader:
                 # flight between worker processes take the same memory for wide rows.
                 step = max(1, min(max_lines, BLOCK_BYTES * len(lines) // max(1, len(data) - len(carry))))
                 for start in range(0, len(lines), step):
-                    part = lines[start:start + step]
+                    part = lines[start : start + step]
                     yield Block(self.display, line_no + 1, part, False)
                     line_no += len(part)
             if first and options.empty_file == "reject":
-                raise DataError("file is empty (no rows)", path=self.display,
-                                fix="remove it from the inputs or fill it "
-                                    + self._fix("empty_file", "accept"))
+                raise DataError(
+                    "file is empty (no rows)",
+                    path=self.display,
+                    fix="remove it from the inputs or fill it " + self._fix("empty_file", "accept"),
+                )
             if carry:
                 if options.crlf == "accept" and carry.endswith(b"\r"):
                     self.stats.crlf_lines += 1
@@ -314,9 +323,11 @@ def _fix_hint(options: JsonlOptions, key: str, value: str) -> str:
 
 def _too_long(display: str, line_no: int, options: JsonlOptions) -> DataError:
     return DataError(
-        f"line is longer than {options.max_line_bytes} bytes", path=display,
-        line=line_no, fix="the file has probably lost its newlines; "
-        + _fix_hint(options, "max_line_bytes", "<larger>"))
+        f"line is longer than {options.max_line_bytes} bytes",
+        path=display,
+        line=line_no,
+        fix="the file has probably lost its newlines; " + _fix_hint(options, "max_line_bytes", "<larger>"),
+    )
 
 
 @dataclass(frozen=True)
@@ -337,25 +348,31 @@ def parse_block(block: Block, options: JsonlOptions) -> Iterator[tuple[int, Any,
     """Parse every line of ``block``: ``(line_no, row, special, error)`` as the reader yields them."""
     last_index = len(block.lines) - 1
     for index, raw in enumerate(block.lines):
-        yield parse_line(raw, block.first_line + index, options, block.display,
-                         last=block.final_unterminated and index == last_index)
+        yield parse_line(
+            raw, block.first_line + index, options, block.display, last=block.final_unterminated and index == last_index
+        )
 
 
-def parse_line(raw: bytes, line_no: int, options: JsonlOptions, display: str, *,
-               last: bool = False) -> tuple[int, Any, bool, LineError | None]:
+def parse_line(
+    raw: bytes, line_no: int, options: JsonlOptions, display: str, *, last: bool = False
+) -> tuple[int, Any, bool, LineError | None]:
     """One raw line: byte-level checks (length, CRLF, blank), then :func:`parse_row`."""
     if len(raw) > options.max_line_bytes:
         raise _too_long(display, line_no, options)
     if raw.endswith(b"\r"):
         if options.crlf == "reject":
-            raise DataError("line ends with CRLF (Windows line endings)", path=display,
-                            line=line_no,
-                            fix="convert the file with `dos2unix` " + _fix_hint(options, "crlf", "accept"))
+            raise DataError(
+                "line ends with CRLF (Windows line endings)",
+                path=display,
+                line=line_no,
+                fix="convert the file with `dos2unix` " + _fix_hint(options, "crlf", "accept"),
+            )
         raw = raw[:-1]
     if not raw or raw.isspace():
         if options.blank_lines == "reject":
-            raise DataError("blank line", path=display, line=line_no,
-                            fix="remove it " + _fix_hint(options, "blank_lines", "skip"))
+            raise DataError(
+                "blank line", path=display, line=line_no, fix="remove it " + _fix_hint(options, "blank_lines", "skip")
+            )
         return line_no, None, False, _BLANK
     try:
         row, special = parse_row(raw)
@@ -365,8 +382,12 @@ def parse_line(raw: bytes, line_no: int, options: JsonlOptions, display: str, *,
         if last and problem.at_end:
             message += " (last line, no newline at the end: the file looks truncated)"
             reason = "truncated_line"
-        return line_no, None, False, LineError(message, reason=reason, path=display,
-                                               line=line_no, fix=problem.fix, raw=raw)
+        return (
+            line_no,
+            None,
+            False,
+            LineError(message, reason=reason, path=display, line=line_no, fix=problem.fix, raw=raw),
+        )
     return line_no, row, special, None
 
 
@@ -380,8 +401,7 @@ def is_blank(error: LineError | None) -> bool:
 
 
 class _ParseError(Exception):
-    def __init__(self, message: str, reason: str, fix: str | None = None, *,
-                 at_end: bool = False) -> None:
+    def __init__(self, message: str, reason: str, fix: str | None = None, *, at_end: bool = False) -> None:
         super().__init__(message)
         self.message = message
         self.reason = reason
@@ -457,8 +477,12 @@ def _spaced_colon(raw: bytes) -> bool:
     json.dumps writes '": ' (the space after the colon), which is fine. Tabs and line breaks
     are rare, so a memchr-speed test for them guards the slower two-byte search.
     """
-    return (b" :" in raw or (b"\t" in raw and b"\t:" in raw) or (b"\r" in raw and b"\r:" in raw)
-            or (b"\n" in raw and b"\n:" in raw))
+    return (
+        b" :" in raw
+        or (b"\t" in raw and b"\t:" in raw)
+        or (b"\r" in raw and b"\r:" in raw)
+        or (b"\n" in raw and b"\n:" in raw)
+    )
 
 
 def _substitute_non_finite(raw: bytes) -> tuple[bytes, list[tuple[str, float]]] | None:
@@ -500,7 +524,7 @@ def _substitute_non_finite(raw: bytes) -> tuple[bytes, list[tuple[str, float]]] 
             close -= 1
         if close < 1 or raw[close] != 0x22:
             return None
-        key_bytes = raw[raw.rfind(b'"', 0, close) + 1:close]
+        key_bytes = raw[raw.rfind(b'"', 0, close) + 1 : close]
         if b"\\" in key_bytes:
             return None
         try:
@@ -546,8 +570,7 @@ def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     result: dict[str, Any] = {}
     for key, value in pairs:
         if key in result:
-            raise _ParseError(f"duplicate key {key!r} inside one object", "duplicate_key",
-                                "keep one value per key")
+            raise _ParseError(f"duplicate key {key!r} inside one object", "duplicate_key", "keep one value per key")
         result[key] = value
     return result
 
@@ -557,33 +580,36 @@ def _parse_careful(raw: bytes) -> tuple[dict[str, Any], bool]:
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise _ParseError(f"invalid UTF-8 at byte {exc.start + 1}", "invalid_utf8",
-                            "re-encode the file as UTF-8") from None
+        raise _ParseError(
+            f"invalid UTF-8 at byte {exc.start + 1}", "invalid_utf8", "re-encode the file as UTF-8"
+        ) from None
     try:
         row = json.loads(text, object_pairs_hook=_reject_duplicates)
     except json.JSONDecodeError as exc:
         # The error sits in the last, unfinished token: what a cut-off write looks like.
-        tail = text[exc.pos:].strip()
-        at_end = (exc.msg.startswith("Unterminated string")
-                  or not any(mark in tail for mark in ",:}]"))
-        where = f"{exc.msg} column {exc.colno}" if exc.msg.endswith(" at") else \
-            f"{exc.msg} at column {exc.colno}"
-        raise _ParseError(f"invalid JSON: {where}", "invalid_json",
-                          "fix or remove the line", at_end=at_end) from None
+        tail = text[exc.pos :].strip()
+        at_end = exc.msg.startswith("Unterminated string") or not any(mark in tail for mark in ",:}]")
+        where = f"{exc.msg} column {exc.colno}" if exc.msg.endswith(" at") else f"{exc.msg} at column {exc.colno}"
+        raise _ParseError(f"invalid JSON: {where}", "invalid_json", "fix or remove the line", at_end=at_end) from None
     except RecursionError:
-        raise _ParseError("JSON nested too deeply", "invalid_json",
-                            "flatten the row") from None
+        raise _ParseError("JSON nested too deeply", "invalid_json", "flatten the row") from None
     except ValueError as exc:  # e.g. int longer than sys.get_int_max_str_digits()
         raise _ParseError(f"invalid JSON: {exc}", "invalid_json", "fix the value") from None
     if type(row) is not dict:
-        raise _ParseError(f"top-level JSON {_json_type(row)} where an object was expected",
-                            "not_an_object", "each line must be one JSON object")
+        raise _ParseError(
+            f"top-level JSON {_json_type(row)} where an object was expected",
+            "not_an_object",
+            "each line must be one JSON object",
+        )
     special = bool(find_special_values(row))
     try:
         canonical_line(row, special=special)
     except orjson.JSONEncodeError as exc:
-        raise _ParseError(f"value cannot be written back as JSON: {exc}", "invalid_json",
-                            "fix the value (an unpaired \\u surrogate escape?)") from None
+        raise _ParseError(
+            f"value cannot be written back as JSON: {exc}",
+            "invalid_json",
+            "fix the value (an unpaired \\u surrogate escape?)",
+        ) from None
     except RecursionError:
         raise _ParseError("JSON nested too deeply", "invalid_json", "flatten the row") from None
     return row, special
@@ -600,7 +626,7 @@ def find_special_values(value: Any, path: str = "") -> list[tuple[str, Any]]:
     while stack:
         where, item = stack.pop()
         is_dict = type(item) is dict
-        for key, child in (item.items() if is_dict else enumerate(item)):
+        for key, child in item.items() if is_dict else enumerate(item):
             kind = type(child)
             if kind is float:
                 if math.isfinite(child):

@@ -21,8 +21,16 @@ from typing import Any, Final
 
 from corpusprov.jsonl import Block
 
-__all__ = ["AUTO_JOBS_MIN_BYTES", "BlockFunction", "ProgressCallback", "WorkerPool", "choose_jobs",
-           "die_with_parent", "metered", "quiet_gc"]
+__all__ = [
+    "AUTO_JOBS_MIN_BYTES",
+    "BlockFunction",
+    "ProgressCallback",
+    "WorkerPool",
+    "choose_jobs",
+    "die_with_parent",
+    "metered",
+    "quiet_gc",
+]
 
 #: Below this much input, starting worker processes costs more than it saves.
 AUTO_JOBS_MIN_BYTES: Final = 32 * 1024 * 1024
@@ -96,8 +104,12 @@ class WorkerPool:
             context = multiprocessing.get_context("spawn")
             # Workers are started from this (the main) thread, whose death is what the
             # parent-death signal watches.
-            self._pool = ProcessPoolExecutor(self.jobs, mp_context=context, initializer=_init_worker,
-                                             initargs=(self._factory, self._args, os.getpid()))
+            self._pool = ProcessPoolExecutor(
+                self.jobs,
+                mp_context=context,
+                initializer=_init_worker,
+                initargs=(self._factory, self._args, os.getpid()),
+            )
         return self
 
     def __exit__(self, *exc: object) -> None:
