@@ -218,12 +218,30 @@ def test_aggregate_integers_beyond_64_bits_are_not_internal_errors(
     assert rejects[0]["row"][field] == row[field]  # written back exactly
 
 
-@pytest.mark.xfail(strict=True, reason="jsonl.py: parse_row / canonical_line (owned by the parser's engineer)")
 @pytest.mark.parametrize("depth", [254, 300, 1020])
 def test_rows_nested_a_few_hundred_deep_are_not_internal_errors(cli: Cli, tmp_path: Path, depth: int) -> None:
+    """Nested in lists (no inner object), past what the canonical writer can write: one line, exit 1."""
     line = json.dumps(encode_row())[:-1] + ', "extra": ' + "[" * depth + "]" * depth + "}"
     (tmp_path / "in").mkdir()
     (tmp_path / "in" / "a.jsonl").write_text(line + "\n", encoding="utf-8")
     result = cli("merge", "in/a.jsonl", "--output", CORPUS)
-    assert result.exit_code in (0, 1), result.stderr
-    assert "internal error" not in result.stderr
+    assert result.exit_code == 1, result.stderr
+    assert result.stderr.startswith("corpusprov: error: in/a.jsonl:1: JSON nested"), result.stderr
+
+
+@pytest.mark.parametrize("depth", [252, 253])
+def test_a_rejected_row_at_the_writers_depth_limit_is_kept_in_the_rejects_file(
+    cli: Cli, tmp_path: Path, depth: int
+) -> None:
+    """The reject record nests the row one level deeper; the row still reaches the rejects file."""
+    row = encode_row()
+    del row["adm2_mean"]  # rejected (missing key) under on_invalid_row: reject
+    line = json.dumps(row)[:-1] + ', "extra": ' + "[" * depth + "]" * depth + "}"
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "a.jsonl").write_text(line + "\n", encoding="utf-8")
+    (tmp_path / "params.yaml").write_text("merge:\n  on_invalid_row: reject\n", encoding="utf-8")
+    result = cli("merge", "in/a.jsonl", "--output", CORPUS, "--params", "params.yaml")
+    assert result.exit_code == 0, result.stderr
+    rejects = (tmp_path / CORPUS.replace(".jsonl", ".rejects.jsonl")).read_text(encoding="utf-8").splitlines()
+    assert len(rejects) == 1
+    assert json.loads(rejects[0])["reason"] == "missing_key"

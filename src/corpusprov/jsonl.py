@@ -454,12 +454,11 @@ def _parse_fast(raw: bytes) -> tuple[dict[str, Any], bool] | None:
     # Outside strings, `":` only ends a key; with no escaped quotes in the line the count is
     # exact, and more keys written than parsed means a duplicate key. Without a nested
     # object (no "{" after the first byte) every key is a top-level one.
-    if raw.find(b"{", 1) == -1:
-        keys = len(row)
-    elif raw.count(b"{") + raw.count(b"[") > _MAX_FAST_OPENERS:
+    nested_object = raw.find(b"{", 1) != -1
+    # Lists nest too: the opener count bounds the depth whichever brackets a row uses.
+    if (nested_object or b"[" in raw) and raw.count(b"{") + raw.count(b"[") > _MAX_FAST_OPENERS:
         return None
-    else:
-        keys = _count_keys(row)
+    keys = _count_keys(row) if nested_object else len(row)
     if raw.count(b'":') != keys:
         return None
     if not restores:
@@ -604,7 +603,13 @@ def _parse_careful(raw: bytes) -> tuple[dict[str, Any], bool]:
     special = bool(find_special_values(row))
     try:
         canonical_line(row, special=special)
-    except orjson.JSONEncodeError as exc:
+    except TypeError as exc:  # orjson.JSONEncodeError, and a plain TypeError past its depth limit
+        if "Recursion limit" in str(exc):
+            raise _ParseError(
+                "JSON nested deeper than the 254 levels the canonical writer can write",
+                "invalid_json",
+                "flatten the row",
+            ) from None
         raise _ParseError(
             f"value cannot be written back as JSON: {exc}",
             "invalid_json",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Final
 
@@ -229,4 +230,10 @@ def sum_counters(per_input: Iterable[dict[str, int]], names: Iterable[str]) -> d
 def reject_line(display: str, line_no: int, verdict: Verdict) -> bytes:
     """One rejects-file line: reason, source path and line, what was wrong, and the row."""
     record = {"reason": verdict.reason, "path": display, "line": line_no, "detail": verdict.detail, "row": verdict.row}
-    return canonical_line(record, special=verdict.special)
+    try:
+        return canonical_line(record, special=verdict.special)
+    except TypeError:
+        # A row at the writer's depth limit does not fit one level down, inside the record:
+        # keep it as its JSON text (stdlib json nests deeper), so the reject still says all.
+        record["row"] = json.dumps(verdict.row, ensure_ascii=False, sort_keys=True)
+        return canonical_line(record)
