@@ -1,8 +1,8 @@
 """The reference: merge and aggregate written the way such scripts usually are, to measure ours against.
 
-Same semantics as ``corpusprov merge`` / ``corpusprov aggregate`` under the default params
-(required keys, natural-key dedup with 23 == 23.0, first seen wins; scale map, range slack,
-the std-dev resolver, sorted output), built from the usual parts: stdlib ``json.loads`` per
+The original scripts' semantics under the default params (merge: required keys, natural-key
+dedup with 23 == 23.0, first seen wins; aggregate: the original's label rule, affine map,
+17-field row and current-winner resolver, sorted output), built from the usual parts: stdlib ``json.loads`` per
 line (which accepts bare ``NaN``), a Python ``set`` of natural-key tuples, every kept row
 held in memory (aggregate: the winners in a dict), ``json.dumps(row, sort_keys=True)`` at
 the end, as the original ``merge_corpora.py`` / ``aggregate_corpora.py`` do. No hashing, no
@@ -129,119 +129,94 @@ def merge(files: list[Path], params: dict[str, Any], output: Path) -> dict[str, 
     return {"rows_in": rows_in, "rows_out": rows_out, "duplicates": duplicates, "rejected": len(rejects)}
 
 
-def sort_text(value: Any) -> str:
-    """A key field as sortable text (missing sorts first)."""
-    if value is None:
-        return ""
-    return value if isinstance(value, str) else dump(value)
+def scale_map(scale: dict[str, Any]) -> tuple[float, float]:
+    """``(slope, intercept)`` of the affine map onto 0-100, as ``aggregate_corpora.py`` tabulates it."""
+    span = float(scale["max"]) - float(scale["min"])
+    if scale["higher_is_better"]:
+        return 100.0 / span, -float(scale["min"]) * 100.0 / span
+    return -100.0 / span, float(scale["max"]) * 100.0 / span
 
 
-def mos_problem(row: dict[str, Any], label: Any, scales: dict[str, Any], slack: float) -> str | None:
-    """Why a MOS row cannot be placed on the unified scale, or ``None``."""
-    if label is not None and not isinstance(label, str):
-        raise ReferenceError(f"corpus label {label!r} is not a string")
-    if label not in scales:
-        return "unknown_corpus"
-    mos = row["mos"]
-    if isinstance(mos, bool) or not isinstance(mos, int | float):
-        raise ReferenceError(f"mos {mos!r} is not a number")
-    if not math.isfinite(mos):
-        return "non_finite_mos"
-    scale = scales[label]
-    if not scale["min"] - slack <= mos <= scale["max"] + slack:
-        return "bad_scale"
-    return None
+def uncertainty(row: dict[str, Any]) -> float:
+    """The original's resolver input: a positive finite std-dev, else infinity (loses)."""
+    try:
+        value = float(row.get("mos_std_dev", 0.0))
+    except (TypeError, ValueError):
+        return math.inf
+    return value if math.isfinite(value) and value > 0.0 else math.inf
 
 
-def unified_row(row: dict[str, Any], label: str, scale: dict[str, Any]) -> dict[str, Any]:
-    """The input row with ``mos`` mapped onto 0-100 and its provenance fields."""
-    span = scale["max"] - scale["min"]
-    mos = row["mos"]
-    value = (mos - scale["min"]) / span * 100.0 if scale["higher_is_better"] else (scale["max"] - mos) / span * 100.0
-    unified = dict(row)
-    unified["mos_native"] = mos
-    unified["mos"] = value
-    unified["mos_native_scale"] = scale["label"]
-    unified["corpus_source"] = label
-    return unified
-
-
-def known_std(row: dict[str, Any], scale: dict[str, Any], units: str) -> float:
-    """``mos_std_dev`` (on the 0-100 axis when ``units`` is ``unified``); unknown is infinity.
-
-    Unknown means missing, 0, negative or non-finite: it loses to any known std-dev.
-    """
-    std = row.get("mos_std_dev")
-    if isinstance(std, int | float) and not isinstance(std, bool) and math.isfinite(std) and std > 0:
-        return float(std) * 100.0 / (scale["max"] - scale["min"]) if units == "unified" else float(std)
-    return math.inf
+def transform(row: dict[str, Any], label: str, scale: dict[str, Any], native: float) -> dict[str, Any]:
+    """The original's unified row (its ``aggregated_at_utc`` aside, which corpusprov leaves out)."""
+    slope, intercept = scale_map(scale)
+    return {
+        "src": row.get("src", "") or "",
+        "src_sha256": row.get("src_sha256", "") or "",
+        "width": int(row.get("width", 0) or 0),
+        "height": int(row.get("height", 0) or 0),
+        "framerate": float(row.get("framerate", 0.0) or 0.0),
+        "duration_s": float(row.get("duration_s", 0.0) or 0.0),
+        "pix_fmt": str(row.get("pix_fmt", "") or ""),
+        "encoder_upstream": str(row.get("encoder_upstream", "") or ""),
+        "mos": slope * native + intercept,
+        "mos_native": native,
+        "mos_native_scale": str(scale["label"]),
+        "mos_std_dev": float(row.get("mos_std_dev", 0.0) or 0.0),
+        "n_ratings": int(row.get("n_ratings", 0) or 0),
+        "corpus": str(row.get("corpus") or label),
+        "corpus_source": label,
+        "corpus_version": str(row.get("corpus_version", "") or ""),
+        "ingested_at_utc": str(row.get("ingested_at_utc", "") or ""),
+    }
 
 
 def aggregate(files: list[Path], params: dict[str, Any], output: Path) -> dict[str, Any]:
-    """Normalise MOS rows to 0-100 and resolve duplicates across corpora by smallest std-dev."""
+    """aggregate_corpora.py's rules: label, affine map, current-winner resolver, winners in a dict."""
     required = list(params["required_keys"])
-    fields = list(params.get("dedup", {}).get("key", ["src_sha256"]))
-    units = params.get("dedup", {}).get("std_dev_units", "unified")
     scales: dict[str, Any] = params["scales"]
     slack = float(params.get("range_slack", 0.05))
-    if params.get("overrides") or params.get("non_finite", "keep") != "keep":
-        raise ReferenceError("the reference implements no overrides and non_finite: keep only")
-    winners: dict[Any, dict[str, Any]] = {}
+    if params.get("overrides") or params.get("dedup", {}).get("std_dev_units", "native") != "native":
+        raise ReferenceError("the reference implements the original's defaults only")
+    winners: dict[str, dict[str, Any]] = {}
     rejects: list[dict[str, Any]] = []
-    rows_in = duplicates = order = 0
+    rows_in = duplicates = 0
     for path in files:
         for line_no, row in read_rows(path, required):
             rows_in += 1
-            label = row.get("corpus_source", row.get("corpus"))
-            reason = mos_problem(row, label, scales, slack)
-            try:
-                key: Any = (
-                    natural_key(row, fields)
-                    if all(row.get(name) is not None for name in fields)
-                    else ("fallback", row.get("src"), label)
-                )
-            except NonFiniteKeyError:
-                reason = reason or "non_finite_key"
-            if reason is not None:
-                rejects.append({"reason": reason, "path": str(path), "line": line_no, "row": row})
+            label = row.get("corpus_source") or row.get("corpus")
+            if not isinstance(label, str) or label not in scales:
+                rejects.append({"reason": "unknown_corpus", "path": str(path), "line": line_no, "row": row})
                 continue
-            order += 1
-            entry = winners.get(key)
-            if entry is None:
-                winners[key] = {
-                    "row": unified_row(row, label, scales[label]),
-                    "std": known_std(row, scales[label], units),
-                    "order": order,
-                    "corpora": {label},
-                }
+            scale = scales[label]
+            try:
+                native = float(row["mos"])
+            except (TypeError, ValueError):
+                raise ReferenceError(f"{path}:{line_no}: mos {row['mos']!r} is not a number") from None
+            if not (math.isfinite(native) and scale["min"] - slack <= native <= scale["max"] + slack):
+                rejects.append({"reason": "bad_scale", "path": str(path), "line": line_no, "row": row})
+                continue
+            converted = transform(row, label, scale, native)
+            sha = converted["src_sha256"]
+            key = sha if isinstance(sha, str) and sha else f"__nokey__/{converted['src']}/{label}"
+            existing = winners.get(key)
+            if existing is None:
+                winners[key] = converted
                 continue
             duplicates += 1
-            if label in entry["corpora"]:
-                continue
-            entry["corpora"].add(label)
-            std = known_std(row, scales[label], units)
-            if std < entry["std"]:
-                entry.update(row=unified_row(row, label, scales[label]), std=std, order=order)
-    ordered = sorted(
-        winners.values(),
-        key=lambda entry: (
-            entry["row"]["corpus_source"],
-            sort_text(entry["row"].get("src_sha256")),
-            sort_text(entry["row"].get("src")),
-            entry["order"],
-        ),
-    )
-    rows_out = write_jsonl(output, (entry["row"] for entry in ordered))
+            if existing["corpus_source"] != label and uncertainty(converted) < uncertainty(existing):
+                winners[key] = converted
+    ordered = sorted(winners, key=lambda key: (winners[key]["corpus_source"], winners[key]["src_sha256"], key))
+    rows_out = write_jsonl(output, (winners[key] for key in ordered))
     write_jsonl(rejects_path(output), rejects)
     by_corpus: dict[str, int] = {}
-    for entry in ordered:
-        by_corpus[entry["row"]["corpus_source"]] = by_corpus.get(entry["row"]["corpus_source"], 0) + 1
+    for row in winners.values():
+        by_corpus[row["corpus_source"]] = by_corpus.get(row["corpus_source"], 0) + 1
     return {
         "rows_in": rows_in,
         "rows_out": rows_out,
         "duplicates": duplicates,
         "rejected": len(rejects),
-        "rows_by_corpus": by_corpus,
+        "rows_by_corpus": dict(sorted(by_corpus.items())),
     }
 
 
