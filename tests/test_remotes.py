@@ -531,6 +531,7 @@ def test_remote_verify_option_makes_pull_refuse_the_corrupted_object(team: Team)
     assert code == 1, output
 
 
+@pytest.mark.parametrize("team", ["s3"], indirect=True)  # the README's shared-remote example is S3
 def test_readme_registry_walkthrough_runs_against_the_s3_remote(team: Team) -> None:
     """README "Share with your team", the registry block as written, against this S3 server.
 
@@ -540,8 +541,6 @@ def test_readme_registry_walkthrough_runs_against_the_s3_remote(team: Team) -> N
     """
     from tests.test_readme import readme_blocks
 
-    if team.remote.protocol != "s3":
-        pytest.skip("the walk-through names an S3-style shared remote; SSH is covered above")
     [block] = [
         block
         for block in readme_blocks((REPO_ROOT / "README.md").read_text(encoding="utf-8"), "Share with your team")

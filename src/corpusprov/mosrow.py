@@ -12,7 +12,7 @@ from typing import Any, Final
 
 from corpusprov.defaults import UNIFIED_FIELDS
 from corpusprov.errors import DataError
-from corpusprov.jsonl import LineError, canonical_line, find_special_values
+from corpusprov.jsonl import LineError, canonical_line
 from corpusprov.keys import NonFiniteKeyError, key_digest
 from corpusprov.rowpolicy import Verdict, apply_non_finite, check_line
 from corpusprov.scales import AggregateParams, ScaleEntry
@@ -23,8 +23,13 @@ _FALLBACK_FIELDS: Final = ("\x00fallback", "src", "corpus_source")
 UNKNOWN_STD: Final = math.inf
 #: The unified row's fields the stage computes; the rest are copied with their defaults.
 _COMPUTED: Final = frozenset({"mos", "mos_native", "mos_native_scale", "corpus_source"})
-_COPIED: Final = tuple((name, kind, default) for name, kind, default in UNIFIED_FIELDS if name not in _COMPUTED)
+_COPIED: Final[tuple[tuple[str, type, Any], ...]] = tuple(
+    (name, kind, default) for name, kind, default in UNIFIED_FIELDS if name not in _COMPUTED
+)
 _UNIFIED_NAMES: Final = frozenset(name for name, _, _ in UNIFIED_FIELDS)
+# Integers the fast writer takes (orjson's range); wider ones need the careful writer.
+_INT64_MIN: Final = -(2**63)
+_UINT64_MAX: Final = 2**64 - 1
 
 
 class _BadFieldError(Exception):
@@ -164,10 +169,9 @@ class AggregateJudge:
         std, std_from_string = _number(row.get("mos_std_dev"))
         if self.unified_rows:
             try:
-                verdict.row = self._unified_row(row, resolved, scale, verdict, std)
+                verdict.row, verdict.special = self._unified_row(row, resolved, scale, verdict, std)
             except _BadFieldError as problem:
                 return verdict.reject("bad_field", problem.message, row, special=special)
-            verdict.special = special and bool(find_special_values(verdict.row))
             verdict.dropped = not row.keys() <= _UNIFIED_NAMES
         verdict.from_strings += int(std_from_string)
         try:
@@ -206,19 +210,29 @@ class AggregateJudge:
 
     def _unified_row(
         self, row: dict[str, Any], label: str, scale: ScaleEntry, verdict: Verdict, std: int | float | None
-    ) -> dict[str, Any]:
-        """The original's 17-field row (``aggregated_at_utc`` aside: it lives in the manifest)."""
+    ) -> tuple[dict[str, Any], bool]:
+        """The original's 17-field row (``aggregated_at_utc`` aside: it lives in the manifest),
+        and whether it holds values only the careful writer can write (NaN, 64+-bit ints)."""
         out: dict[str, Any] = {}
+        special = False
+        get = row.get
         for name, kind, default in _COPIED:
-            value = row.get(name)
-            if name == "mos_std_dev" and type(value) is str and std is not None:
-                value = std  # a numeric string, read as the number it spells
-            out[name] = _copy_field(name, kind, label if name == "corpus" else default, value)
+            value: Any = get(name)
+            # Most fields already have their type: one test, no call (this runs for every row).
+            if type(value) is not kind:
+                if name == "mos_std_dev" and type(value) is str and std is not None:
+                    value = std  # a numeric string, read as the number it spells
+                value = _copy_field(name, kind, label if name == "corpus" else default, value)
+            if kind is float:
+                special = special or not math.isfinite(value)
+            elif kind is int:
+                special = special or not _INT64_MIN <= value <= _UINT64_MAX
+            out[name] = value
         out["mos"] = verdict.unified
         out["mos_native"] = verdict.native
         out["mos_native_scale"] = scale.label
         out["corpus_source"] = label
-        return out
+        return out, special
 
     def _invalid(
         self, verdict: Verdict, reason: str, message: str, display: str, line_no: int, row: Any, special: bool, fix: str

@@ -37,6 +37,8 @@ __all__ = [
     "zero_counters",
 ]
 
+_INFINITY: Final = float("inf")
+
 # Result kinds of :func:`judge_block`, one tuple per line.
 BLANK: Final = 0
 REJECT: Final = 1
@@ -156,8 +158,19 @@ def apply_non_finite(verdict: Verdict, policy: NonFinite) -> bool:
 
 
 def non_finite_count(row: Any) -> int:
-    """Non-finite floats anywhere in ``row``."""
-    return sum(1 for _, value in find_special_values(row) if isinstance(value, float))
+    """Non-finite floats anywhere in ``row`` (a walk without paths: it runs for a third of real rows)."""
+    count = 0
+    stack = [row]
+    while stack:
+        item = stack.pop()
+        kind = type(item)
+        if kind is float:
+            count += item != item or item == _INFINITY or item == -_INFINITY
+        elif kind is dict:
+            stack.extend(item.values())
+        elif kind is list:
+            stack.extend(item)
+    return count
 
 
 def non_finite_tally(special: bool, verdict: Verdict, policy: NonFinite) -> tuple[int, int]:
