@@ -46,6 +46,7 @@ test-fast: dev lint
 
 lint: dev
 	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
 
 bench: dev
