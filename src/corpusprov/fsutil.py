@@ -11,7 +11,7 @@ from typing import BinaryIO
 
 from corpusprov.errors import OutputError
 
-__all__ = ["TEMP_PREFIX", "atomic_writer", "clean_stale_temps", "fsync_folder"]
+__all__ = ["TEMP_PREFIX", "atomic_writer", "clean_stale_temps", "fsync_folder", "process_alive"]
 
 #: Every temp file we create starts with this, so a later run can find and remove
 #: the leftovers of a run that was killed before it could clean up.
@@ -42,7 +42,7 @@ def clean_stale_temps(target: Path) -> list[Path]:
     for candidate in folder.glob(f"{TEMP_PREFIX}*"):
         owner = _temp_owner(candidate.name, target.name)
         # Our own temps are this run's (abort() removes them); a live pid is another run's.
-        if owner is None or owner == os.getpid() or _process_alive(owner):
+        if owner is None or owner == os.getpid() or process_alive(owner):
             continue
         with contextlib.suppress(OSError):
             candidate.unlink()
@@ -50,7 +50,8 @@ def clean_stale_temps(target: Path) -> list[Path]:
     return removed
 
 
-def _process_alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """Whether process ``pid`` still runs (one we may not signal counts as running)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from corpusprov.errors import OutputError
-from corpusprov.fsutil import TEMP_PREFIX, atomic_writer, clean_stale_temps, fsync_folder
+from corpusprov.fsutil import TEMP_PREFIX, atomic_writer, clean_stale_temps, fsync_folder, process_alive
 from corpusprov.jsonl import Digest, ThreadedHasher
 
 __all__ = ["INTENT_PREFIX", "OutputRecord", "OutputSet", "StagedFile", "interrupted_commits", "recover_commits"]
@@ -157,7 +157,7 @@ def interrupted_commits(folder: Path) -> list[Path]:
     found = []
     for path in _intent_files(folder):
         owner = _intent_owner(path)
-        if owner is None or not _process_alive(owner):
+        if owner is None or not process_alive(owner):
             found.append(path)
     return found
 
@@ -173,7 +173,7 @@ def recover_commits(folder: Path) -> list[Path]:
     # A run killed while writing its intent record leaves only the record's temp file.
     for partial in folder.glob(f"{TEMP_PREFIX}*-{INTENT_PREFIX}*.json"):
         owner = partial.name[len(TEMP_PREFIX) :].partition("-")[0]
-        if owner.isdigit() and not _process_alive(int(owner)):
+        if owner.isdigit() and not process_alive(int(owner)):
             with contextlib.suppress(OSError):
                 partial.unlink()
     for intent in interrupted_commits(folder):
@@ -190,14 +190,6 @@ def recover_commits(folder: Path) -> list[Path]:
             fsync_folder(copy)
     return done
 
-
-def _process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
     return True
 
 
