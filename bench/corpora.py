@@ -102,6 +102,20 @@ def _reuse(folder: Path, wanted: dict[str, object]) -> Corpus | None:
     )
 
 
+def _finish(folder: Path, wanted: dict[str, object], rows: int, sizes: dict[str, int], started: float) -> Corpus:
+    """Write the folder's marker (what was asked for, the sizes written) and describe the corpus."""
+    (folder / _MARKER).write_text(json.dumps({"wanted": wanted, "sizes": sizes}), encoding="utf-8")
+    return Corpus(
+        str(wanted["kind"]),
+        folder,
+        rows,
+        sum(sizes.values()),
+        int(str(wanted["extra_width"])),
+        tuple(sorted(sizes)),
+        time.perf_counter() - started,
+    )
+
+
 def _generate(folder: Path, wanted: dict[str, object], shards: list[tuple[str, int]], lines: Iterator[str]) -> Corpus:
     """Write ``shards`` (name, rows) from ``lines`` into a fresh ``folder``, then its marker."""
     started = time.perf_counter()
@@ -109,16 +123,7 @@ def _generate(folder: Path, wanted: dict[str, object], shards: list[tuple[str, i
         shutil.rmtree(folder)
     folder.mkdir(parents=True)
     sizes = {name: _write_lines(folder / name, lines, rows) for name, rows in shards}
-    (folder / _MARKER).write_text(json.dumps({"wanted": wanted, "sizes": sizes}), encoding="utf-8")
-    return Corpus(
-        str(wanted["kind"]),
-        folder,
-        sum(rows for _, rows in shards),
-        sum(sizes.values()),
-        int(str(wanted["extra_width"])),
-        tuple(sorted(sizes)),
-        time.perf_counter() - started,
-    )
+    return _finish(folder, wanted, sum(rows for _, rows in shards), sizes, started)
 
 
 def encode_corpus(root: Path, rows: int, seed: int) -> Corpus:
@@ -184,16 +189,7 @@ def _generate_real(
         for handle in handles:
             handle.close()
     sizes = {name: (folder / name).stat().st_size for name, _ in plan}
-    (folder / _MARKER).write_text(json.dumps({"wanted": wanted, "sizes": sizes}), encoding="utf-8")
-    return Corpus(
-        str(wanted["kind"]),
-        folder,
-        sum(rows for _, rows in plan),
-        sum(sizes.values()),
-        int(str(wanted["extra_width"])),
-        tuple(sorted(sizes)),
-        time.perf_counter() - started,
-    )
+    return _finish(folder, wanted, sum(rows for _, rows in plan), sizes, started)
 
 
 def real_encode_corpus(root: Path, rows: int, seed: int) -> Corpus:
