@@ -19,7 +19,9 @@ from corpusprov.errors import DataError, InputError
 
 __all__ = [
     "FLOAT_FORMAT",
+    "INT64_MIN",
     "SERIALIZATION",
+    "UINT64_MAX",
     "Digest",
     "FileHasher",
     "JsonlOptions",
@@ -68,8 +70,9 @@ _LONG_INTEGER: Final = b" " + b"0" * 19
 #: reports them (the opener count bounds the depth from above).
 _MAX_FAST_OPENERS: Final = 200
 _JSON_SPACE: Final = b" \t\r\n"
-_INT64_MIN: Final = -(2**63)
-_UINT64_MAX: Final = 2**64 - 1
+#: The integers orjson writes itself; wider ones go through the careful writer.
+INT64_MIN: Final = -(2**63)
+UINT64_MAX: Final = 2**64 - 1
 
 
 @dataclass(frozen=True)
@@ -637,7 +640,7 @@ def find_special_values(value: Any, path: str = "") -> list[tuple[str, Any]]:
                 if math.isfinite(child):
                     continue
             elif kind is int:
-                if _INT64_MIN <= child <= _UINT64_MAX:
+                if INT64_MIN <= child <= UINT64_MAX:
                     continue
             elif kind is not dict and kind is not list:
                 continue
@@ -654,7 +657,7 @@ def _is_special(value: Any) -> bool:
     kind = type(value)
     if kind is float:
         return not math.isfinite(value)
-    return kind is int and (value < _INT64_MIN or value > _UINT64_MAX)
+    return kind is int and (value < INT64_MIN or value > UINT64_MAX)
 
 
 def replace_non_finite(value: Any, replacement: Any = None) -> Any:
@@ -699,7 +702,7 @@ def _placehold(value: Any, tokens: list[bytes]) -> Any:
     if kind is float and not math.isfinite(value):
         tokens.append(b"NaN" if math.isnan(value) else (b"Infinity" if value > 0 else b"-Infinity"))
         return f"{_SENTINEL_PREFIX}{len(tokens) - 1}"
-    if kind is int and (value < _INT64_MIN or value > _UINT64_MAX):
+    if kind is int and (value < INT64_MIN or value > UINT64_MAX):
         tokens.append(str(value).encode())
         return f"{_SENTINEL_PREFIX}{len(tokens) - 1}"
     if kind is dict:
@@ -712,7 +715,7 @@ def _placehold(value: Any, tokens: list[bytes]) -> Any:
                 continue
             if child_kind is float and math.isfinite(child):
                 continue
-            if child_kind is int and _INT64_MIN <= child <= _UINT64_MAX:
+            if child_kind is int and INT64_MIN <= child <= UINT64_MAX:
                 continue
             if child_kind is list and all(type(item) is str for item in child):
                 continue  # extra_params and the like

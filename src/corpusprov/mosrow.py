@@ -12,7 +12,7 @@ from typing import Any, Final
 
 from corpusprov.defaults import UNIFIED_FIELDS
 from corpusprov.errors import DataError
-from corpusprov.jsonl import LineError, canonical_line
+from corpusprov.jsonl import INT64_MIN, UINT64_MAX, LineError, canonical_line
 from corpusprov.keys import NonFiniteKeyError, key_digest
 from corpusprov.rowpolicy import Verdict, apply_non_finite, check_line
 from corpusprov.scales import AggregateParams, ScaleEntry
@@ -27,9 +27,6 @@ _COPIED: Final[tuple[tuple[str, type, Any], ...]] = tuple(
     (name, kind, default) for name, kind, default in UNIFIED_FIELDS if name not in _COMPUTED
 )
 _UNIFIED_NAMES: Final = frozenset(name for name, _, _ in UNIFIED_FIELDS)
-# Integers the fast writer takes (orjson's range); wider ones need the careful writer.
-_INT64_MIN: Final = -(2**63)
-_UINT64_MAX: Final = 2**64 - 1
 
 
 class _BadFieldError(Exception):
@@ -226,7 +223,7 @@ class AggregateJudge:
             if kind is float:
                 special = special or not math.isfinite(value)
             elif kind is int:
-                special = special or not _INT64_MIN <= value <= _UINT64_MAX
+                special = special or not INT64_MIN <= value <= UINT64_MAX
             out[name] = value
         out["mos"] = verdict.unified
         out["mos_native"] = verdict.native

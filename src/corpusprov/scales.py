@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from corpusprov.defaults import MOS_REQUIRED_KEYS
@@ -62,13 +63,14 @@ class ScaleEntry:
         """Native units from min to max."""
         return self.native_max - self.native_min
 
-    @property
+    # Computed once per scale (to_unified runs for every row); frozen dataclasses allow it.
+    @cached_property
     def slope(self) -> float:
         """``100 / (max - min)``, negated for DMOS: the original's ``slope``."""
         slope = 100.0 / (self.native_max - self.native_min)
         return slope if self.higher_is_better else -slope
 
-    @property
+    @cached_property
     def intercept(self) -> float:
         """``-min * slope`` (``max * 100 / (max - min)`` for DMOS): the original's ``intercept``."""
         if self.higher_is_better:
