@@ -25,7 +25,7 @@ IMPLS = ("floor", "ours", "reference")
 
 #: What each idle process imports: the implementation's code, no data.
 IDLE_IMPORTS = {
-    "ours": "corpusprov.cli,corpusprov.stage,corpusprov.merge,corpusprov.aggregate",
+    "ours": "corpusprov.cli,corpusprov.stages.run,corpusprov.stages.merge,corpusprov.stages.aggregate",
     "reference": "reference",
     "floor": "floor",
 }

@@ -237,7 +237,7 @@ def slow_path_share(corpus: Corpus, sample_lines: int = 60_000) -> tuple[float |
     hot loop carries no counter. ``None`` for a corpusprov build without the probe.
     """
     try:
-        from corpusprov.jsonl import fast_path_takes  # the package the stage runs, as installed
+        from corpusprov.io.jsonl import fast_path_takes  # the package the stage runs, as installed
     except ImportError:
         return None, 0
 

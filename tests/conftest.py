@@ -15,7 +15,7 @@ import pytest
 from typer.testing import CliRunner
 
 from corpusprov.cli import app
-from corpusprov.defaults import ENCODE_GRID_REQUIRED_KEYS
+from corpusprov.params.defaults import ENCODE_GRID_REQUIRED_KEYS
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent

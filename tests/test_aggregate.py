@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from corpusprov.manifest import accounting_problems, load_manifest, schema_problems
+from corpusprov.record.manifest import accounting_problems, load_manifest, schema_problems
 from tests.conftest import REPO_ROOT, Cli, write_jsonl
 
 SCALES_ONLY = (REPO_ROOT / "params.yaml").read_text(encoding="utf-8")
@@ -258,8 +258,8 @@ def test_every_row_is_accounted_for(cli: Cli, tmp_path: Path) -> None:
 
 def test_each_input_is_read_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """SPEC: a stage reads each input once (the bytes parsed are the bytes hashed)."""
-    from corpusprov.jsonl import JsonlReader
-    from corpusprov.stage import StageRequest, run_aggregate
+    from corpusprov.io.jsonl import JsonlReader
+    from corpusprov.stages.run import StageRequest, run_aggregate
 
     monkeypatch.chdir(tmp_path)
     _params(tmp_path)
@@ -284,7 +284,7 @@ def test_output_is_the_same_for_any_row_order_within_an_input(
     tmp_path_factory: pytest.TempPathFactory, data: st.DataObject
 ) -> None:
     """With distinct std-devs the winners do not depend on the order rows arrive in."""
-    from corpusprov.stage import StageRequest, run_aggregate
+    from corpusprov.stages.run import StageRequest, run_aggregate
 
     corpora = ["konvid-1k", "lsvq", "youtube-ugc", "waterloo-ivc-4k", "live-vqa"]
     count = data.draw(st.integers(1, 20))
@@ -319,7 +319,7 @@ def test_output_is_the_same_for_any_row_order_within_an_input(
 _PEAK_SCRIPT = """
 import sys
 from pathlib import Path
-from corpusprov.stage import StageRequest, run_aggregate
+from corpusprov.stages.run import StageRequest, run_aggregate
 run_aggregate(StageRequest(inputs=(sys.argv[1],), output=Path(sys.argv[2]),
                            params_path=Path(sys.argv[3]), params_explicit=True))
 status = Path("/proc/self/status").read_text()

@@ -653,7 +653,7 @@ def test_spill_file_is_removed_when_a_later_row_fails(
     cli: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Rows already spilled, then an invalid row fails the run: the spill goes too."""
-    import corpusprov.aggregate as aggregate_module
+    import corpusprov.stages.aggregate as aggregate_module
 
     write_params(tmp_path)
     write_jsonl(tmp_path / "in/a.jsonl", [mos_row(1), mos_row(2)])

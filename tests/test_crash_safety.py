@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from corpusprov.manifest import Manifest, accounting_problems, load_manifest
+from corpusprov.record.manifest import Manifest, accounting_problems, load_manifest
 from corpusprov.sample import generate_samples
 from tests.conftest import REPO_ROOT, TEST_ENV, VENV_BIN, encode_row, run
 

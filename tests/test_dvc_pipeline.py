@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from ruamel.yaml import YAML
 
-from corpusprov.manifest import accounting_problems, load_manifest
+from corpusprov.record.manifest import accounting_problems, load_manifest
 from tests.conftest import build_template, run
 
 pytestmark = pytest.mark.dvc

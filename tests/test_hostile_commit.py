@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from corpusprov.outputs import INTENT_PREFIX, interrupted_commits, recover_commits
+from corpusprov.io.outputs import INTENT_PREFIX, interrupted_commits, recover_commits
 from tests.conftest import TEST_ENV, VENV_BIN, Cli, encode_row, write_jsonl
 from tests.hostile import CORPUS, MANIFEST, mini_repo
 

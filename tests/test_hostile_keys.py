@@ -18,7 +18,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from corpusprov.keys import NonFiniteKeyError, key_digest, key_part
+from corpusprov.stages.keys import NonFiniteKeyError, key_digest, key_part
 from tests.conftest import encode_row
 from tests.test_merge_bad_input import OUTPUT, assert_accounting, read_manifest, read_rejects, write_bytes
 

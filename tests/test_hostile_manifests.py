@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from corpusprov.manifest import schema_problems
+from corpusprov.record.manifest import schema_problems
 from tests.conftest import Cli, encode_row, write_jsonl
 from tests.hostile import MANIFEST, assert_clean_failure, dvc_lock_for, mini_repo, write_manifest
 

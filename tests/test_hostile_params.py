@@ -15,7 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from corpusprov.errors import ParamsError
-from corpusprov.params import MAX_MAGNITUDE, load_params
+from corpusprov.params.load import MAX_MAGNITUDE, load_params
 from tests.conftest import Cli
 from tests.hostile import assert_clean_failure
 from tests.test_aggregate_bad_input import edited, good_shard, locate, with_scale, write_params

@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from corpusprov.errors import DataError
-from corpusprov.jsonl import JsonlOptions, JsonlReader, canonical_line, is_blank, parse_row
+from corpusprov.io.jsonl import JsonlOptions, JsonlReader, canonical_line, is_blank, parse_row
 
 
 @pytest.mark.parametrize(

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from corpusprov.jsonl import canonical_line, fast_path_takes, parse_row, parse_row_careful
+from corpusprov.io.jsonl import canonical_line, fast_path_takes, parse_row, parse_row_careful
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
 import realshape

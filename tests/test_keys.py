@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from corpusprov.keys import DigestSet, DigestTable, NonFiniteKeyError, key_digest
+from corpusprov.stages.keys import DigestSet, DigestTable, NonFiniteKeyError, key_digest
 
 FIELDS = ("src_sha256", "encoder", "preset", "crf")
 

@@ -38,12 +38,46 @@ def test_no_private_name_is_imported_from_another_module(path: Path) -> None:
             assert not private, f"{_name(path)}:{node.lineno}: imports {private} from {node.module}"
 
 
-def test_readme_layout_lists_every_module() -> None:
+def _layout_modules() -> set[str]:
+    """The package modules the README's Layout names, as paths under src/corpusprov/ (read from its indentation).
+
+    A folder entry (`io/`) opens a level; the `__init__.py` of a folder with listed modules counts as listed
+    (the README says each subpackage's `__init__.py` names its layer); a line indented 20+ columns continues
+    the previous entry's text.
+    """
     text = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
-    layout = re.search(r"^## Layout\n(.*?)^## ", text, re.MULTILINE | re.DOTALL)
+    layout = re.search(r"^## Layout\n+```\n(.*?)^```", text, re.MULTILINE | re.DOTALL)
     assert layout, "README has no Layout section"
-    missing = [_name(path) for path in MODULES if path.name not in layout.group(1)]
-    assert missing == [], f"README Layout omits {missing}"
+    lines = layout.group(1).split("src/corpusprov/", 1)[1].splitlines()[1:]
+    named: set[str] = set()
+    folders: list[tuple[int, str]] = []  # (indent, "name/") from the package root down
+    for line in lines:
+        if line and not line.startswith(" "):
+            break  # the next top-level entry: the package ends here
+        body = line.strip()
+        if not body or body.startswith("#"):
+            continue
+        indent = len(line) - len(line.lstrip())
+        if indent >= 20:
+            entry = body
+        else:
+            folders = [(level, name) for level, name in folders if level < indent]
+            entry = body.split("  ")[0]
+        prefix = "".join(name for _, name in folders)
+        if entry.endswith("/"):
+            folders.append((indent, entry))
+            entry = body  # a folder's own line may name its files (sample/)
+            prefix += folders[-1][1]
+        named.update(prefix + name for name in re.findall(r"\w+\.py", entry))
+    return named | {f"{path.rsplit('/', 1)[0]}/__init__.py" for path in named if "/" in path}
+
+
+def test_readme_layout_matches_the_package_tree() -> None:
+    """Every module is listed under its own folder, and every listed module exists."""
+    actual = {path.relative_to(PACKAGE).as_posix() for path in MODULES}
+    listed = _layout_modules()
+    assert sorted(actual - listed) == [], "README Layout omits these modules"
+    assert sorted(listed - actual) == [], "README Layout lists modules that do not exist"
 
 
 def test_no_module_is_past_400_lines() -> None:
@@ -57,8 +91,8 @@ def test_no_module_is_past_400_lines() -> None:
 #: Modules still past 400 lines, to be split (issue 14); the list may only shrink.
 KNOWN_LONG = {
     "src/corpusprov/cli.py",
-    "src/corpusprov/jsonl.py",
-    "src/corpusprov/params.py",
-    "src/corpusprov/verify.py",
+    "src/corpusprov/io/jsonl.py",
+    "src/corpusprov/params/load.py",
+    "src/corpusprov/prove/verify.py",
     "src/corpusprov/sample/encode.py",
 }

@@ -13,9 +13,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from corpusprov.inputs import dvc_dir_md5
-from corpusprov.manifest import accounting_problems, load_manifest, schema_problems
-from corpusprov.stage import StageRequest, run_merge
+from corpusprov.io.inputs import dvc_dir_md5
+from corpusprov.record.manifest import accounting_problems, load_manifest, schema_problems
+from corpusprov.stages.run import StageRequest, run_merge
 from tests.conftest import Cli, encode_row, write_jsonl
 
 KEY = ("src_sha256", "encoder", "preset", "crf")

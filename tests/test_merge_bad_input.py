@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from corpusprov.defaults import ENCODE_GRID_REQUIRED_KEYS
+from corpusprov.params.defaults import ENCODE_GRID_REQUIRED_KEYS
 from tests.conftest import encode_row, write_jsonl
 
 OUTPUT = "out/corpus.jsonl"

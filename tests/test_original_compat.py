@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from corpusprov.params import MergeParams
-from corpusprov.scales import AggregateParams
+from corpusprov.params.load import MergeParams
+from corpusprov.params.scales import AggregateParams
 from tests.conftest import REPO_ROOT, Cli, encode_row, write_jsonl
 
 SHIPPED = (REPO_ROOT / "params.yaml").read_text(encoding="utf-8")
@@ -287,8 +287,8 @@ def test_mos_native_is_a_float_and_the_manifest_names_slope_and_intercept(cli: C
 
 
 def test_the_originals_six_corpora_carry_its_labels() -> None:
-    from corpusprov.params import load_params
-    from corpusprov.scales import aggregate_params
+    from corpusprov.params.load import load_params
+    from corpusprov.params.scales import aggregate_params
 
     scales = aggregate_params(load_params(REPO_ROOT / "params.yaml", "params.yaml", required=True)).scales
     assert {

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from corpusprov.provenance import change_kind, git_state
+from corpusprov.record.provenance import change_kind, git_state
 from tests.conftest import Cli, run, write_jsonl
 
 TRACKED = ("src/corpusprov/stage.py", "dvc.yaml", "params.yaml", "data/raw/encode.dvc", "README.md")

@@ -22,10 +22,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from corpusprov.manifest import accounting_problems, load_manifest
-from corpusprov.redact import REDACTED, redact_argv, redact_text
+from corpusprov.record.manifest import accounting_problems, load_manifest
+from corpusprov.record.redact import REDACTED, redact_argv, redact_text
 from corpusprov.sample import generate_samples
-from corpusprov.stage import StageRequest, run_merge
+from corpusprov.stages.run import StageRequest, run_merge
 from tests.conftest import REPO_ROOT, Cli, encode_row, run, write_jsonl
 
 USER = "alice-secret-user"

@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from corpusprov.defaults import (
+from corpusprov.errors import UsageError
+from corpusprov.params.defaults import (
     ENCODE_GRID_REQUIRED_KEYS,
     MERGE_DEDUP_KEY,
     MOS_OPTIONAL_KEYS,
     MOS_REQUIRED_KEYS,
 )
-from corpusprov.errors import UsageError
 from corpusprov.sample import (
     ENCODE_HOSTS,
     MIN_MOS_ROWS,

@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
-from corpusprov.params import load_params
-from corpusprov.scales import AggregateParams, ScaleEntry, aggregate_params
+from corpusprov.params.load import load_params
+from corpusprov.params.scales import AggregateParams, ScaleEntry, aggregate_params
 from tests.conftest import REPO_ROOT, write_jsonl
 
 SHIPPED_PARAMS = REPO_ROOT / "params.yaml"

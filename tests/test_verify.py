@@ -237,7 +237,7 @@ def test_replay_names_the_first_differing_row(repo: Path, tmp_path: Path) -> Non
 
 def _dedup_key(repo: Path) -> dict[str, Any]:
     """A natural key the merge stage dropped a duplicate of (from its input rows)."""
-    from corpusprov.keys import key_digest
+    from corpusprov.stages.keys import key_digest
 
     seen: dict[bytes, dict[str, Any]] = {}
     for shard in sorted((repo / "data/raw/encode").glob("*.jsonl")):
@@ -332,9 +332,9 @@ def _lock_dep_md5(repo: Path, stage: str, path: str) -> str:
 
 def test_verify_hashes_the_folder_files_dvc_hashes(repo: Path) -> None:
     """Pinned against DVC itself: our file list, hashed as DVC hashes, gives the `.dir` md5 `dvc repro` wrote."""
-    from corpusprov.dvcignore import dvc_folder_files
-    from corpusprov.inputs import dvc_dir_md5
-    from corpusprov.jsonl import hash_file
+    from corpusprov.io.inputs import dvc_dir_md5
+    from corpusprov.io.jsonl import hash_file
+    from corpusprov.prove.dvcignore import dvc_folder_files
 
     with open(repo / ".dvcignore", "a", encoding="utf-8") as handle:
         handle.write(f"{ENCODE}/notes.md\n")

@@ -14,7 +14,7 @@ import typer
 from corpusprov import __version__
 from corpusprov.clihelp import MetavarCommand
 from corpusprov.errors import CorpusprovError
-from corpusprov.inputs import display_path
+from corpusprov.io.inputs import display_path
 from corpusprov.reporoot import find_root, repo_root, root_relative
 
 __all__ = ["app", "main"]
@@ -201,12 +201,12 @@ def _summary(kind: str, report: Any) -> str:
 
 def _run_stage(kind: str, inputs: list[str], output: Path, params: Path | None, **options: Any) -> None:
     """Run ``merge`` or ``aggregate`` with progress on stderr and a summary on stdout."""
-    from corpusprov.stage import StageRequest, run_aggregate, run_merge
+    from corpusprov.stages.run import StageRequest, run_aggregate, run_merge
 
     runner = run_merge if kind == "merge" else run_aggregate
     on_progress, end_progress = _progress_callback(kind)
     with _boundary():
-        from corpusprov.inputs import check_output_path
+        from corpusprov.io.inputs import check_output_path
 
         # Before the stage derives the sidecar names from it (`.` has no name to extend).
         check_output_path(output)
@@ -282,9 +282,9 @@ def aggregate(
 @app.command(cls=MetavarCommand)
 def scales(params: ParamsOpt = None) -> None:
     """Print the scale table from params.yaml: corpus, native range, direction, formula, citation."""
-    from corpusprov.params import load_params
+    from corpusprov.params.load import load_params
+    from corpusprov.params.scales import aggregate_params
     from corpusprov.render import render_scales
-    from corpusprov.scales import aggregate_params
 
     with _boundary():
         path = params or Path("params.yaml")
@@ -306,7 +306,7 @@ def sample(
     from corpusprov.sample import generate_samples
 
     with _boundary():
-        from corpusprov.inputs import check_folder_target
+        from corpusprov.io.inputs import check_folder_target
 
         check_folder_target(out, "--out")
         result = generate_samples(out, seed=seed, rows=rows)
@@ -358,8 +358,8 @@ def verify(
     """Prove dvc.lock, the manifests and the bytes on disk agree (anywhere in the repository)."""
     import json
 
+    from corpusprov.prove.verify import verify as run_verify
     from corpusprov.render import render_findings
-    from corpusprov.verify import verify as run_verify
 
     with _boundary():
         report = run_verify(_repo_dir(), tuple(stages or ()), rehash=not no_rehash)
@@ -378,8 +378,8 @@ def verify_import(
     """In a repository that `dvc import`ed a corpus and its manifest: prove the bytes match."""
     import json
 
+    from corpusprov.prove.verify_import import verify_imports
     from corpusprov.render import render_findings
-    from corpusprov.verify_import import verify_imports
 
     with _boundary():
         report = verify_imports(repo_root(Path.cwd(), "verify-import"))
@@ -406,8 +406,8 @@ def replay(
     ] = None,
 ) -> None:
     """Re-run a manifest's recorded command and params on its inputs; exit 0 only if reproduced."""
+    from corpusprov.prove.replay import replay as run_replay
     from corpusprov.render import render_replay
-    from corpusprov.replay import replay as run_replay
 
     with _boundary():
         # Manifests record repo-relative paths: replay from the root, whatever the working directory.
@@ -433,8 +433,8 @@ def trace(
     ],
 ) -> None:
     """Every input occurrence of a dedup key, which one won, and the rule that decided."""
+    from corpusprov.prove.trace import trace as run_trace
     from corpusprov.render import render_trace
-    from corpusprov.trace import trace as run_trace
 
     with _boundary():
         result = run_trace(_repo_dir(), stage, key)
@@ -463,7 +463,7 @@ def diff(
     """What changed between two builds: inputs, params (dotted keys), counters with deltas."""
     import json
 
-    from corpusprov.diff import diff_builds
+    from corpusprov.prove.diff import diff_builds
     from corpusprov.render import render_diff
 
     with _boundary():
@@ -481,7 +481,7 @@ def diff(
 @manifest_app.command("show", cls=MetavarCommand)
 def manifest_show(path: Annotated[Path, typer.Argument(metavar="MANIFEST", help="Manifest JSON.")]) -> None:
     """Print a manifest for a person: what went in, what came out, how."""
-    from corpusprov.manifest import load_manifest
+    from corpusprov.record.manifest import load_manifest
     from corpusprov.render import render_manifest
 
     with _boundary():
@@ -494,8 +494,8 @@ def manifest_validate(
     paths: Annotated[list[Path], typer.Argument(metavar="MANIFEST...", help="Manifest JSON files.")],
 ) -> None:
     """Check manifests against the shipped JSON Schema and check that counters add up."""
-    from corpusprov.manifest import accounting_problems, load_manifest
-    from corpusprov.verify import kind_accounting
+    from corpusprov.prove.verify import kind_accounting
+    from corpusprov.record.manifest import accounting_problems, load_manifest
 
     with _boundary():
         # Every path is checked and reported (one line each), so one bad file does not hide another.
@@ -539,7 +539,7 @@ def main() -> None:
     # arguments or a command imports its modules): it ends the run the same way.
     try:
         # A process-wide setting, so it belongs to the program, not to the library it calls.
-        from corpusprov.pipeline import quiet_gc
+        from corpusprov.stages.workers import quiet_gc
 
         quiet_gc()
         app()

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from corpusprov.diff import ManifestDiff
-from corpusprov.manifest import Manifest
-from corpusprov.replay import ReplayResult
-from corpusprov.scales import AggregateParams
-from corpusprov.trace import TraceResult
-from corpusprov.verify import VerifyReport
+from corpusprov.params.scales import AggregateParams
+from corpusprov.prove.diff import ManifestDiff
+from corpusprov.prove.replay import ReplayResult
+from corpusprov.prove.trace import TraceResult
+from corpusprov.prove.verify import VerifyReport
+from corpusprov.record.manifest import Manifest
 
 __all__ = ["render_diff", "render_findings", "render_manifest", "render_replay", "render_scales", "render_trace"]
 

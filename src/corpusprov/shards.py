@@ -13,7 +13,7 @@ from ruamel.yaml.error import YAMLError
 from ruamel.yaml.scalarstring import FoldedScalarString
 
 from corpusprov.errors import UsageError
-from corpusprov.fsutil import atomic_writer
+from corpusprov.io.fsutil import atomic_writer
 
 __all__ = ["SAMPLE_STAGE", "ShardsPlan", "use_shards"]
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Final
 
 from corpusprov.errors import UsageError
-from corpusprov.fsutil import atomic_writer
+from corpusprov.io.fsutil import atomic_writer
 from corpusprov.sample.encode import (
     ENCODE_HOSTS,
     MIN_ROWS,

@@ -12,8 +12,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from corpusprov.defaults import ENCODE_GRID_REQUIRED_KEYS
 from corpusprov.errors import UsageError
+from corpusprov.params.defaults import ENCODE_GRID_REQUIRED_KEYS
 from corpusprov.sample._common import ENCODER, NAN, JsonRow, iso_utc, padding_fields, sha256_of, spread_positions
 
 __all__ = ["ENCODE_HOSTS", "MIN_ROWS", "check_rows", "iter_encode_lines", "iter_encode_rows", "shard_sizes"]

@@ -6,8 +6,8 @@ import random
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from corpusprov.defaults import MOS_OPTIONAL_KEYS, MOS_REQUIRED_KEYS
 from corpusprov.errors import UsageError
+from corpusprov.params.defaults import MOS_OPTIONAL_KEYS, MOS_REQUIRED_KEYS
 from corpusprov.sample._common import ENCODER, NAN, JsonRow, iso_utc, padding_fields, sha256_of, spread_positions
 
 __all__ = ["MIN_MOS_ROWS", "MOS_CORPORA", "iter_mos_lines", "iter_mos_rows", "mos_file_sizes"]

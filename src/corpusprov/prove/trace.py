@@ -9,13 +9,13 @@ from pathlib import Path
 from typing import Any
 
 from corpusprov.errors import UsageError
-from corpusprov.inputs import resolves_inside
-from corpusprov.jsonl import JsonlOptions, JsonlReader, LineError, is_blank
-from corpusprov.keys import NonFiniteKeyError, key_part
-from corpusprov.manifest import InputRecord, Manifest, load_manifest
-from corpusprov.params import ParamsFile, merge_params, params_from_values
-from corpusprov.rowpolicy import Verdict
-from corpusprov.verify import plan_stages
+from corpusprov.io.inputs import resolves_inside
+from corpusprov.io.jsonl import JsonlOptions, JsonlReader, LineError, is_blank
+from corpusprov.params.load import ParamsFile, merge_params, params_from_values
+from corpusprov.prove.verify import plan_stages
+from corpusprov.record.manifest import InputRecord, Manifest, load_manifest
+from corpusprov.stages.keys import NonFiniteKeyError, key_part
+from corpusprov.stages.rowpolicy import Verdict
 
 __all__ = ["Occurrence", "TraceResult", "parse_key_values", "trace"]
 
@@ -166,7 +166,7 @@ def _trace_merge(
     wanted: dict[str, bytes],
     notes: list[str],
 ) -> tuple[list[Occurrence], str]:
-    from corpusprov.merge import MergeJudge
+    from corpusprov.stages.merge import MergeJudge
 
     params = replace(merge_params(params_file), on_invalid_row="reject")
     unknown = [name for name in key if name not in params.dedup_key]
@@ -217,9 +217,9 @@ def _trace_aggregate(
     wanted: dict[str, bytes],
     notes: list[str],
 ) -> tuple[list[Occurrence], str]:
-    from corpusprov.mosrow import AggregateJudge
-    from corpusprov.resolver import Resolver
-    from corpusprov.scales import aggregate_params
+    from corpusprov.params.scales import aggregate_params
+    from corpusprov.stages.mosrow import AggregateJudge
+    from corpusprov.stages.resolver import Resolver
 
     params = replace(aggregate_params(params_file), on_invalid_row="reject")
     # The dedup key, and the (src, corpus_source) fallback for rows without it, as merge refuses

@@ -13,10 +13,10 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
-from corpusprov.defaults import ENCODE_GRID_REQUIRED_KEYS, MERGE_DEDUP_KEY
 from corpusprov.errors import ParamsError
-from corpusprov.jsonl import Digest, JsonlOptions
-from corpusprov.policies import (
+from corpusprov.io.jsonl import Digest, JsonlOptions
+from corpusprov.params.defaults import ENCODE_GRID_REQUIRED_KEYS, MERGE_DEDUP_KEY
+from corpusprov.params.policies import (
     BLANK_LINES,
     BYTE_QUIRK,
     INVALID_ROW,

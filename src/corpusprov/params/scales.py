@@ -6,10 +6,10 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
-from corpusprov.defaults import MOS_REQUIRED_KEYS
-from corpusprov.jsonl import JsonlOptions
-from corpusprov.params import GroupReader, ParamsFile, read_jsonl_options
-from corpusprov.policies import (
+from corpusprov.io.jsonl import JsonlOptions
+from corpusprov.params.defaults import MOS_REQUIRED_KEYS
+from corpusprov.params.load import GroupReader, ParamsFile, read_jsonl_options
+from corpusprov.params.policies import (
     INVALID_ROW,
     MISSING_INPUT,
     NON_FINITE,

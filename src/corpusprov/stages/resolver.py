@@ -5,8 +5,8 @@ from __future__ import annotations
 from array import array
 from typing import NamedTuple
 
-from corpusprov.keys import DigestTable
-from corpusprov.mosrow import UNKNOWN_STD
+from corpusprov.stages.keys import DigestTable
+from corpusprov.stages.mosrow import UNKNOWN_STD
 
 __all__ = ["Offer", "Resolver"]
 

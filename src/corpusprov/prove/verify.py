@@ -10,15 +10,15 @@ from pathlib import Path
 from typing import Any, Final
 
 from corpusprov.dotted import changes
-from corpusprov.dvcfiles import load_dvc_lock, load_dvc_yaml
-from corpusprov.dvcignore import dvc_folder_files
 from corpusprov.errors import CorpusprovError, UsageError, escaped
-from corpusprov.inputs import dvc_dir_md5, resolves_inside
-from corpusprov.jsonl import Digest, hash_file
-from corpusprov.manifest import Manifest, accounting_problems, load_manifest
-from corpusprov.outputs import interrupted_commits
-from corpusprov.params import load_params
-from corpusprov.redact import OUTSIDE_REPO
+from corpusprov.io.inputs import dvc_dir_md5, resolves_inside
+from corpusprov.io.jsonl import Digest, hash_file
+from corpusprov.io.outputs import interrupted_commits
+from corpusprov.params.load import load_params
+from corpusprov.prove.dvcfiles import load_dvc_lock, load_dvc_yaml
+from corpusprov.prove.dvcignore import dvc_folder_files
+from corpusprov.record.manifest import Manifest, accounting_problems, load_manifest
+from corpusprov.record.redact import OUTSIDE_REPO
 
 __all__ = ["Finding", "StagePlan", "VerifyReport", "kind_accounting", "plan_stages", "verify"]
 
@@ -305,10 +305,10 @@ def _verify_lock_declares(check: _Checker, plan: StagePlan, stage_lock: dict[str
 def kind_accounting(kind: str) -> dict[str, Any]:
     """The counters that must add up for a manifest of ``kind``, as our code defines them."""
     if kind == "merge":
-        from corpusprov.merge import MERGE_ACCOUNTING
+        from corpusprov.stages.merge import MERGE_ACCOUNTING
 
         return dict(MERGE_ACCOUNTING)
-    from corpusprov.aggregate import AGGREGATE_ACCOUNTING
+    from corpusprov.stages.aggregate import AGGREGATE_ACCOUNTING
 
     return dict(AGGREGATE_ACCOUNTING)
 

@@ -13,7 +13,7 @@ import orjson
 
 from corpusprov import __version__
 from corpusprov.errors import InputError, UsageError
-from corpusprov.inputs import (
+from corpusprov.io.inputs import (
     FolderArg,
     InputFile,
     check_inside_repository,
@@ -22,15 +22,15 @@ from corpusprov.inputs import (
     dvc_dir_md5,
     resolve_inputs,
 )
-from corpusprov.jsonl import SERIALIZATION
-from corpusprov.manifest import InputRecord, Manifest, OutputEntry, manifest_bytes
-from corpusprov.merge import MERGE_ACCOUNTING, InputOutcome, merge
-from corpusprov.outputs import OutputSet, StagedFile
-from corpusprov.params import ParamsFile, load_params, merge_params
-from corpusprov.pipeline import ProgressCallback, choose_jobs
-from corpusprov.provenance import git_state, iso_utc, run_environment, utc_now
-from corpusprov.redact import redact_argv
-from corpusprov.scales import aggregate_params, check_overrides
+from corpusprov.io.jsonl import SERIALIZATION
+from corpusprov.io.outputs import OutputSet, StagedFile
+from corpusprov.params.load import ParamsFile, load_params, merge_params
+from corpusprov.params.scales import aggregate_params, check_overrides
+from corpusprov.record.manifest import InputRecord, Manifest, OutputEntry, manifest_bytes
+from corpusprov.record.provenance import git_state, iso_utc, run_environment, utc_now
+from corpusprov.record.redact import redact_argv
+from corpusprov.stages.merge import MERGE_ACCOUNTING, InputOutcome, merge
+from corpusprov.stages.workers import ProgressCallback, choose_jobs
 
 __all__ = [
     "StageReport",
@@ -357,7 +357,7 @@ def run_merge(request: StageRequest) -> StageReport:
 
 def run_aggregate(request: StageRequest) -> StageReport:
     """``corpusprov aggregate``: normalise MOS corpora onto 0-100 and de-duplicate across corpora."""
-    from corpusprov.aggregate import AGGREGATE_ACCOUNTING, aggregate
+    from corpusprov.stages.aggregate import AGGREGATE_ACCOUNTING, aggregate
 
     params_file = _load(request)
     params = aggregate_params(params_file)

@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import BinaryIO
 
 from corpusprov.errors import OutputError
-from corpusprov.fsutil import TEMP_PREFIX, atomic_writer, clean_stale_temps, fsync_folder, process_alive
-from corpusprov.jsonl import Digest, ThreadedHasher
+from corpusprov.io.fsutil import TEMP_PREFIX, atomic_writer, clean_stale_temps, fsync_folder, process_alive
+from corpusprov.io.jsonl import Digest, ThreadedHasher
 
 __all__ = ["INTENT_PREFIX", "OutputRecord", "OutputSet", "StagedFile", "interrupted_commits", "recover_commits"]
 

@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Final
 
 from corpusprov.errors import DataError
-from corpusprov.jsonl import (
+from corpusprov.io.jsonl import (
     Block,
     JsonlOptions,
     LineError,
@@ -17,8 +17,8 @@ from corpusprov.jsonl import (
     parse_block,
     replace_non_finite,
 )
-from corpusprov.outputs import StagedFile
-from corpusprov.policies import InvalidRow, NonFinite
+from corpusprov.io.outputs import StagedFile
+from corpusprov.params.policies import InvalidRow, NonFinite
 
 __all__ = [
     "BLANK",

@@ -9,8 +9,8 @@ from typing import Any
 
 from corpusprov.dotted import ABSENT, changes
 from corpusprov.errors import CorpusprovError, InputError, UsageError
-from corpusprov.manifest import Manifest, parse_manifest
-from corpusprov.verify import plan_stages
+from corpusprov.prove.verify import plan_stages
+from corpusprov.record.manifest import Manifest, parse_manifest
 
 __all__ = ["ManifestDiff", "diff_builds", "diff_manifests"]
 

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Any, Final
 
-from corpusprov.jsonl import Block
+from corpusprov.io.jsonl import Block
 
 __all__ = [
     "AUTO_JOBS_MIN_BYTES",

@@ -22,15 +22,15 @@ from pathlib import Path
 from typing import Any, Final
 
 from corpusprov.errors import OutputError
-from corpusprov.fsutil import TEMP_PREFIX
-from corpusprov.inputs import InputFile
-from corpusprov.jsonl import Block, Digest, JsonlReader, LineError, canonical_line
-from corpusprov.merge import InputOutcome
-from corpusprov.mosrow import AggregateJudge
-from corpusprov.outputs import StagedFile
-from corpusprov.pipeline import BlockFunction, ProgressCallback, WorkerPool, metered
-from corpusprov.resolver import Resolver
-from corpusprov.rowpolicy import (
+from corpusprov.io.fsutil import TEMP_PREFIX
+from corpusprov.io.inputs import InputFile
+from corpusprov.io.jsonl import Block, Digest, JsonlReader, LineError, canonical_line
+from corpusprov.io.outputs import StagedFile
+from corpusprov.params.scales import AggregateParams
+from corpusprov.stages.merge import InputOutcome
+from corpusprov.stages.mosrow import AggregateJudge
+from corpusprov.stages.resolver import Resolver
+from corpusprov.stages.rowpolicy import (
     INVALID_ROW_REASONS,
     ROW,
     Verdict,
@@ -39,8 +39,8 @@ from corpusprov.rowpolicy import (
     tally_lines,
     zero_counters,
 )
-from corpusprov.scales import AggregateParams
-from corpusprov.summary import AggregateSummary
+from corpusprov.stages.summary import AggregateSummary
+from corpusprov.stages.workers import BlockFunction, ProgressCallback, WorkerPool, metered
 
 __all__ = ["AGGREGATE_ACCOUNTING", "AGGREGATE_COUNTERS", "AggregateOutcome", "aggregate"]
 
@@ -144,7 +144,7 @@ def aggregate_block_function(params: AggregateParams, overrides: dict[str, str])
 
     A usable row's result is ``(ROW, digest, label, std, output_line, sort_key, unified,
     native, non_finite_kept, non_finite_nulled, numbers_from_strings, fields_dropped)``; see
-    :func:`~corpusprov.rowpolicy.judge_block`.
+    :func:`~corpusprov.stages.rowpolicy.judge_block`.
     """
     judge = AggregateJudge(params)
     options = params.jsonl

@@ -11,7 +11,7 @@ from ruamel.yaml.error import YAMLError
 from ruamel.yaml.nodes import MappingNode, Node, SequenceNode
 
 from corpusprov.errors import DvcFileError
-from corpusprov.params import NODE_BUDGET
+from corpusprov.params.load import NODE_BUDGET
 
 __all__ = ["is_repo_relative", "load_dvc_file", "load_dvc_lock", "load_dvc_yaml", "read_yaml"]
 

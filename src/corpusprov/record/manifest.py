@@ -215,7 +215,7 @@ class Manifest:
 
 def manifest_bytes(manifest: Manifest) -> bytes:
     """The manifest as written: indented, keys sorted, UTF-8, trailing newline, paths and argv redacted."""
-    from corpusprov.redact import redact_document
+    from corpusprov.record.redact import redact_document
 
     return orjson.dumps(
         redact_document(manifest.to_dict()),

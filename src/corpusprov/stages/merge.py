@@ -10,13 +10,12 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from corpusprov.errors import DataError
-from corpusprov.inputs import InputFile
-from corpusprov.jsonl import Block, Digest, JsonlReader, LineError, canonical_line
-from corpusprov.keys import DigestSet, DigestTable, NonFiniteKeyError, key_digest
-from corpusprov.outputs import StagedFile
-from corpusprov.params import MergeParams
-from corpusprov.pipeline import BlockFunction, ProgressCallback, WorkerPool, metered
-from corpusprov.rowpolicy import (
+from corpusprov.io.inputs import InputFile
+from corpusprov.io.jsonl import Block, Digest, JsonlReader, LineError, canonical_line
+from corpusprov.io.outputs import StagedFile
+from corpusprov.params.load import MergeParams
+from corpusprov.stages.keys import DigestSet, DigestTable, NonFiniteKeyError, key_digest
+from corpusprov.stages.rowpolicy import (
     BLANK,
     INVALID_ROW_REASONS,
     ROW,
@@ -28,7 +27,8 @@ from corpusprov.rowpolicy import (
     tally_lines,
     zero_counters,
 )
-from corpusprov.summary import MergeSummary, preset_text
+from corpusprov.stages.summary import MergeSummary, preset_text
+from corpusprov.stages.workers import BlockFunction, ProgressCallback, WorkerPool, metered
 
 __all__ = [
     "MERGE_COUNTERS",
@@ -137,7 +137,7 @@ def merge_block_function(params: MergeParams) -> BlockFunction:
     """The per-block work (runs in worker processes): parse, judge, serialise canonically.
 
     A usable row's result is ``(ROW, digest, line, non_finite_kept, non_finite_nulled,
-    (encoder, preset), vmaf, source_digest)``; see :func:`~corpusprov.rowpolicy.judge_block`.
+    (encoder, preset), vmaf, source_digest)``; see :func:`~corpusprov.stages.rowpolicy.judge_block`.
     """
     judge = MergeJudge(params)
     options = params.jsonl

@@ -131,7 +131,7 @@ def redact_argv(argv: Sequence[str], environ: Mapping[str, str] | None = None, b
 
 def recorded_path(path: str, environ: Mapping[str, str] | None = None) -> str:
     """A path as a manifest may record it: repo-relative, or ``<outside-repo>/NAME`` when it leaves."""
-    from corpusprov.dvcfiles import is_repo_relative
+    from corpusprov.prove.dvcfiles import is_repo_relative
 
     if is_repo_relative(path):
         return path

@@ -5,12 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from corpusprov.dvcfiles import is_repo_relative, load_dvc_file
 from corpusprov.errors import CorpusprovError, DvcFileError, UsageError
-from corpusprov.inputs import resolves_inside
-from corpusprov.jsonl import hash_file
-from corpusprov.manifest import load_manifest
-from corpusprov.verify import (
+from corpusprov.io.inputs import resolves_inside
+from corpusprov.io.jsonl import hash_file
+from corpusprov.prove.dvcfiles import is_repo_relative, load_dvc_file
+from corpusprov.prove.verify import (
     CAUSE_MANIFEST_EDITED,
     CAUSE_OUTPUT_EDITED,
     CAUSE_OUTSIDE,
@@ -18,6 +17,7 @@ from corpusprov.verify import (
     Finding,
     VerifyReport,
 )
+from corpusprov.record.manifest import load_manifest
 
 __all__ = ["ImportedFile", "find_imports", "verify_imports"]
 

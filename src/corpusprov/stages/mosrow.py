@@ -10,12 +10,12 @@ from __future__ import annotations
 import math
 from typing import Any, Final
 
-from corpusprov.defaults import UNIFIED_FIELDS
 from corpusprov.errors import DataError
-from corpusprov.jsonl import INT64_MIN, UINT64_MAX, LineError, canonical_line
-from corpusprov.keys import NonFiniteKeyError, key_digest
-from corpusprov.rowpolicy import Verdict, apply_non_finite, check_line
-from corpusprov.scales import AggregateParams, ScaleEntry
+from corpusprov.io.jsonl import INT64_MIN, UINT64_MAX, LineError, canonical_line
+from corpusprov.params.defaults import UNIFIED_FIELDS
+from corpusprov.params.scales import AggregateParams, ScaleEntry
+from corpusprov.stages.keys import NonFiniteKeyError, key_digest
+from corpusprov.stages.rowpolicy import Verdict, apply_non_finite, check_line
 
 __all__ = ["UNKNOWN_STD", "AggregateJudge", "sort_text"]
 

@@ -1,0 +1,1 @@
+"""Reading and writing bytes: the JSONL layer, input shards, staged outputs."""

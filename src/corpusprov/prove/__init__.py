@@ -1,0 +1,1 @@
+"""The proof: verify, replay, trace, diff, and the DVC files they read."""

@@ -1,0 +1,1 @@
+"""The record: the manifest model, run provenance, redaction."""

@@ -1,0 +1,1 @@
+"""The stages: the shared stage core, merge and aggregate, dedup and statistics."""
