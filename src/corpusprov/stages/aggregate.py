@@ -12,7 +12,6 @@ index), never with row width.
 
 from __future__ import annotations
 
-import bisect
 import contextlib
 import os
 from array import array
@@ -24,10 +23,10 @@ from typing import Any, Final
 from corpusprov.errors import OutputError
 from corpusprov.io.fsutil import TEMP_PREFIX
 from corpusprov.io.inputs import InputFile
-from corpusprov.io.jsonl import Block, Digest, JsonlReader, LineError, canonical_line
+from corpusprov.io.jsonl import Block, LineError, canonical_line
 from corpusprov.io.outputs import StagedFile
 from corpusprov.params.scales import AggregateParams
-from corpusprov.stages.merge import InputOutcome
+from corpusprov.stages.core import ROW_DIGEST, ROW_LINE, InputOutcome, StageInputs
 from corpusprov.stages.mosrow import AggregateJudge
 from corpusprov.stages.resolver import Resolver
 from corpusprov.stages.rowpolicy import (
@@ -35,14 +34,11 @@ from corpusprov.stages.rowpolicy import (
     ROW,
     Verdict,
     judge_block,
-    sum_counters,
-    tally_lines,
-    zero_counters,
 )
 from corpusprov.stages.summary import AggregateSummary
-from corpusprov.stages.workers import BlockFunction, ProgressCallback, WorkerPool, metered
+from corpusprov.stages.workers import BlockFunction, ProgressCallback, WorkerPool
 
-__all__ = ["AGGREGATE_ACCOUNTING", "AGGREGATE_COUNTERS", "AggregateOutcome", "aggregate"]
+__all__ = ["AGGREGATE_ACCOUNTING", "AGGREGATE_COUNTERS", "AggregateOutcome", "AggregateRow", "aggregate"]
 
 AGGREGATE_COUNTERS: Final = (
     "rows_in",
@@ -139,12 +135,31 @@ class _Spill:
             self.path.unlink()
 
 
+class AggregateRow:
+    """Positions of a usable aggregate row's result tuple after the shared ones (:mod:`corpusprov.stages.core`)."""
+
+    LABEL: Final = 5
+    """The corpus label the row was read under."""
+    STD: Final = 6
+    """Its std-dev in the units the resolver compares."""
+    SORT_KEY: Final = 7
+    """The output order key (bytes)."""
+    UNIFIED: Final = 8
+    """MOS on the unified 0-100 scale."""
+    NATIVE: Final = 9
+    """MOS as written, on its corpus's scale."""
+    FROM_STRINGS: Final = 10
+    """Numbers read from numeric strings."""
+    DROPPED: Final = 11
+    """Whether the unified row dropped fields."""
+
+
 def aggregate_block_function(params: AggregateParams, overrides: dict[str, str]) -> BlockFunction:
     """The per-block work (runs in worker processes): parse, judge, build the output line.
 
-    A usable row's result is ``(ROW, digest, label, std, output_line, sort_key, unified,
-    native, non_finite_kept, non_finite_nulled, numbers_from_strings, fields_dropped)``; see
-    :func:`~corpusprov.stages.rowpolicy.judge_block`.
+    A usable row's result is ``(ROW, digest, output_line, non_finite_kept, non_finite_nulled,
+    label, std, sort_key, unified, native, numbers_from_strings, fields_dropped)``
+    (:class:`AggregateRow` names the positions); see :func:`~corpusprov.stages.rowpolicy.judge_block`.
     """
     judge = AggregateJudge(params)
     options = params.jsonl
@@ -163,14 +178,14 @@ def aggregate_block_function(params: AggregateParams, overrides: dict[str, str])
         return (
             ROW,
             verdict.digest,
+            canonical_line(out, special=verdict.special),
+            kept,
+            nulled,
             label,
             verdict.std,
-            canonical_line(out, special=verdict.special),
             judge.sort_key(out, label),
             verdict.unified,
             verdict.native,
-            kept,
-            nulled,
             verdict.from_strings,
             verdict.dropped,
         )
@@ -196,55 +211,43 @@ def aggregate(
 ) -> AggregateOutcome:
     """Read ``files`` once: resolve duplicates, spill unified rows, write the winners sorted."""
     resolver = Resolver()
-    per_input: list[dict[str, int]] = []
-    digests: list[Digest] = []
-    starts: list[int] = []
+    inputs = StageInputs(files, params.jsonl, AGGREGATE_COUNTERS, rejects, progress)
     overrides = _overrides_for(files, params)
     offsets = array("q")
     lengths = array("I")
     spill = _Spill(corpus.target, corpus.display)  # creates its file last: nothing to clean if it raises
     try:
         with WorkerPool(jobs, aggregate_block_function, (params, overrides)) as pool:
-            for file in files:
-                counters = zero_counters(AGGREGATE_COUNTERS)
-                per_input.append(counters)
-                starts.append(len(offsets))
-                reader = JsonlReader(file.path, file.display, params.jsonl)
-                for result in tally_lines(pool.map(metered(reader.blocks(), progress)), counters, rejects):
-                    if result is None:
-                        continue
-                    (_, digest, label, std, line, sort_key, unified, native, kept, nulled, from_strings, dropped) = (
-                        result
-                    )
-                    counters["non_finite_kept"] += kept
-                    counters["non_finite_nulled"] += nulled
-                    counters["numbers_from_strings"] += from_strings
-                    ordinal = len(offsets)
-                    start, length = spill.write(line)
-                    offsets.append(start)
-                    lengths.append(length)
-                    decision = resolver.offer(digest, label, std, ordinal, sort_key, unified, native, dropped)
-                    if decision.outcome == "same_corpus":
-                        counters["same_corpus_duplicates"] += 1
-                    elif decision.outcome == "lost":
-                        counters["cross_corpus_duplicates"] += 1
-                    elif decision.outcome == "won":
-                        per_input[bisect.bisect_right(starts, decision.rival) - 1]["cross_corpus_duplicates"] += 1
-                counters["crlf_lines"] = reader.stats.crlf_lines
-                digests.append(reader.digest)
+            for counters, result in inputs.rows(pool):
+                counters["numbers_from_strings"] += result[AggregateRow.FROM_STRINGS]
+                start, length = spill.write(result[ROW_LINE])
+                offsets.append(start)
+                lengths.append(length)
+                decision = resolver.offer(
+                    result[ROW_DIGEST],
+                    result[AggregateRow.LABEL],
+                    result[AggregateRow.STD],
+                    inputs.ordinal,
+                    result[AggregateRow.SORT_KEY],
+                    result[AggregateRow.UNIFIED],
+                    result[AggregateRow.NATIVE],
+                    result[AggregateRow.DROPPED],
+                )
+                if decision.outcome == "same_corpus":
+                    counters["same_corpus_duplicates"] += 1
+                elif decision.outcome == "lost":
+                    counters["cross_corpus_duplicates"] += 1
+                elif decision.outcome == "won":
+                    inputs.owner(decision.rival)["cross_corpus_duplicates"] += 1
         summary, rows_by_corpus = _write_sorted(params, resolver, spill, offsets, lengths, corpus)
     finally:
         spill.close()
     for ordinal, dropped in zip(resolver.winner, resolver.winner_dropped, strict=True):
-        owner = per_input[bisect.bisect_right(starts, ordinal) - 1]
+        owner = inputs.owner(ordinal)
         owner["rows_out"] += 1
         owner["fields_dropped_rows"] += dropped
-    outcomes = tuple(
-        InputOutcome(file, digest, counters) for file, digest, counters in zip(files, digests, per_input, strict=True)
-    )
-    totals = sum_counters(per_input, AGGREGATE_COUNTERS)
     applied = {file.display: overrides[file.display] for file in files if file.display in overrides}
-    return AggregateOutcome(outcomes, totals, rows_by_corpus, applied, summary)
+    return AggregateOutcome(inputs.outcomes(), inputs.totals(), rows_by_corpus, applied, summary)
 
 
 def _overrides_for(files: Sequence[InputFile], params: AggregateParams) -> dict[str, str]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import bisect
 import hashlib
 import math
 from collections.abc import Sequence
@@ -14,18 +13,15 @@ from corpusprov.io.inputs import InputFile
 from corpusprov.io.jsonl import Block, Digest, JsonlReader, LineError, canonical_line
 from corpusprov.io.outputs import StagedFile
 from corpusprov.params.load import MergeParams
+from corpusprov.stages.core import ROW_DIGEST, ROW_LINE, InputOutcome, StageInputs
 from corpusprov.stages.keys import DigestSet, DigestTable, NonFiniteKeyError, key_digest
 from corpusprov.stages.rowpolicy import (
-    BLANK,
     INVALID_ROW_REASONS,
     ROW,
     Verdict,
     apply_non_finite,
     check_line,
     judge_block,
-    sum_counters,
-    tally_lines,
-    zero_counters,
 )
 from corpusprov.stages.summary import MergeSummary, preset_text
 from corpusprov.stages.workers import BlockFunction, ProgressCallback, WorkerPool, metered
@@ -33,9 +29,9 @@ from corpusprov.stages.workers import BlockFunction, ProgressCallback, WorkerPoo
 __all__ = [
     "MERGE_COUNTERS",
     "MERGE_TOTAL_COUNTERS",
-    "InputOutcome",
     "MergeJudge",
     "MergeOutcome",
+    "MergeRow",
     "merge",
     "source_digest",
 ]
@@ -64,18 +60,6 @@ MERGE_ACCOUNTING: Final = {
     "duplicates": ["duplicates"],
     "rejected": [name for name in MERGE_COUNTERS if name.startswith("rejected_")],
 }
-
-
-@dataclass(frozen=True)
-class InputOutcome:
-    """What one shard contributed."""
-
-    file: InputFile
-    """The shard."""
-    digest: Digest
-    """Hash of the bytes read (and parsed)."""
-    counters: dict[str, int]
-    """Per-input counters; they add up like the totals."""
 
 
 @dataclass(frozen=True)
@@ -133,11 +117,23 @@ def source_digest(row: dict[str, Any]) -> bytes:
     return hashlib.blake2b(source.encode("utf-8", "surrogatepass"), digest_size=16, person=b"corpusprov-src").digest()
 
 
+class MergeRow:
+    """Positions of a usable merge row's result tuple after the shared ones (:mod:`corpusprov.stages.core`)."""
+
+    CELL: Final = 5
+    """``(encoder, preset)`` for the per-encoder statistics."""
+    VMAF: Final = 6
+    """The finite ``vmaf_score`` as a float, else ``None``."""
+    SOURCE: Final = 7
+    """:func:`source_digest` of the row."""
+
+
 def merge_block_function(params: MergeParams) -> BlockFunction:
     """The per-block work (runs in worker processes): parse, judge, serialise canonically.
 
     A usable row's result is ``(ROW, digest, line, non_finite_kept, non_finite_nulled,
-    (encoder, preset), vmaf, source_digest)``; see :func:`~corpusprov.stages.rowpolicy.judge_block`.
+    (encoder, preset), vmaf, source_digest)`` (:class:`MergeRow` names the positions); see
+    :func:`~corpusprov.stages.rowpolicy.judge_block`.
     """
     judge = MergeJudge(params)
     options = params.jsonl
@@ -181,52 +177,40 @@ def merge(
     ``jobs > 1`` lines are parsed in worker processes; the bytes written are the same.
     """
     summary = MergeSummary()
-    # keep: first only asks "seen before?"; keep: last must also remember where.
-    table = DigestTable()
-    seen = DigestSet()
     sources = DigestSet()
-    per_input: list[dict[str, int]] = []
-    digests: list[Digest] = []
-    starts: list[int] = []
-    row_index = 0
-    keep_last = params.keep == "last"
+    inputs = StageInputs(files, params.jsonl, MERGE_COUNTERS, rejects, progress)
     with WorkerPool(jobs, merge_block_function, (params,)) as pool:
-        for file in files:
-            counters = zero_counters(MERGE_COUNTERS)
-            per_input.append(counters)
-            starts.append(row_index)
-            reader = JsonlReader(file.path, file.display, params.jsonl)
-            for result in tally_lines(pool.map(metered(reader.blocks(), progress)), counters, rejects):
-                if result is not None:
-                    _, digest, line, kept, nulled, cell, vmaf, source = result
-                    counters["non_finite_kept"] += kept
-                    counters["non_finite_nulled"] += nulled
-                    if keep_last:
-                        replaced = table.set(digest, row_index)
-                        if replaced is not None:
-                            owner = bisect.bisect_right(starts, replaced) - 1
-                            per_input[owner]["duplicates"] += 1
-                            per_input[owner]["rows_out"] -= 1
-                        counters["rows_out"] += 1
-                    elif not seen.add(digest):
-                        counters["duplicates"] += 1
-                    else:
-                        counters["rows_out"] += 1
-                        summary.add_cell(cell, vmaf)
-                        if source:
-                            sources.add(source)
-                        corpus.write_line(line)
-                row_index += 1
-            counters["crlf_lines"] = reader.stats.crlf_lines
-            digests.append(reader.digest)
-        if keep_last:
-            _write_last(files, params, pool, table, digests, corpus, summary, sources, progress)
-    outcomes = tuple(
-        InputOutcome(file, digest, counters) for file, digest, counters in zip(files, digests, per_input, strict=True)
-    )
-    totals = sum_counters(per_input, MERGE_COUNTERS)
+        if params.keep == "last":
+            # keep: last must remember where each key was last seen, and write on a second pass.
+            table = DigestTable()
+            for counters, result in inputs.rows(pool):
+                replaced = table.set(result[ROW_DIGEST], inputs.ordinal)
+                if replaced is not None:
+                    earlier = inputs.owner(replaced)
+                    earlier["duplicates"] += 1
+                    earlier["rows_out"] -= 1
+                counters["rows_out"] += 1
+            _write_last(files, params, pool, table, inputs.digests, corpus, summary, sources, progress)
+        else:
+            # keep: first only asks "seen before?".
+            seen = DigestSet()
+            for counters, result in inputs.rows(pool):
+                if not seen.add(result[ROW_DIGEST]):
+                    counters["duplicates"] += 1
+                    continue
+                counters["rows_out"] += 1
+                _write(result, corpus, summary, sources)
+    totals = inputs.totals()
     totals["unique_sources"] = len(sources)
-    return MergeOutcome(outcomes, totals, summary)
+    return MergeOutcome(inputs.outcomes(), totals, summary)
+
+
+def _write(result: tuple[Any, ...], corpus: StagedFile, summary: MergeSummary, sources: DigestSet) -> None:
+    """Write one winner and count it in the statistics and the unique sources."""
+    summary.add_cell(result[MergeRow.CELL], result[MergeRow.VMAF])
+    if result[MergeRow.SOURCE]:
+        sources.add(result[MergeRow.SOURCE])
+    corpus.write_line(result[ROW_LINE])
 
 
 def _write_last(
@@ -240,20 +224,20 @@ def _write_last(
     sources: DigestSet,
     progress: ProgressCallback | None,
 ) -> None:
-    """Second pass for ``keep: last``: write each key's last valid occurrence in input order."""
-    row_index = 0
+    """Second pass for ``keep: last``: write each key's last valid occurrence in input order.
+
+    Usable rows are numbered as :class:`~corpusprov.stages.core.StageInputs` numbered them.
+    """
+    ordinal = 0
     for file, first_digest in zip(files, digests, strict=True):
         reader = JsonlReader(file.path, file.display, params.jsonl)
         for results in pool.map(metered(reader.blocks(), progress)):
             for result in results:
-                if result[0] == BLANK:
+                if result[0] != ROW:
                     continue
-                if result[0] == ROW and table.get(result[1]) == row_index:
-                    summary.add_cell(result[5], result[6])
-                    if result[7]:
-                        sources.add(result[7])
-                    corpus.write_line(result[2])
-                row_index += 1
+                if table.get(result[ROW_DIGEST]) == ordinal:
+                    _write(result, corpus, summary, sources)
+                ordinal += 1
         if reader.digest != first_digest:
             raise DataError(
                 "input changed while it was being merged",

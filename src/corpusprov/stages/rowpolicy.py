@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable
 from typing import Any, Final
 
 from corpusprov.errors import DataError
@@ -17,7 +17,6 @@ from corpusprov.io.jsonl import (
     parse_block,
     replace_non_finite,
 )
-from corpusprov.io.outputs import StagedFile
 from corpusprov.params.policies import InvalidRow, NonFinite
 
 __all__ = [
@@ -32,9 +31,6 @@ __all__ = [
     "non_finite_count",
     "non_finite_tally",
     "reject_line",
-    "sum_counters",
-    "tally_lines",
-    "zero_counters",
 ]
 
 _INFINITY: Final = float("inf")
@@ -97,11 +93,6 @@ class Verdict:
         self.row = row
         self.special = special
         return self
-
-
-def zero_counters(names: Iterable[str]) -> dict[str, int]:
-    """Every counter at zero, so metrics columns are the same in every run."""
-    return dict.fromkeys(names, 0)
 
 
 def check_line(
@@ -209,35 +200,6 @@ def judge_block(
         kept, nulled = non_finite_tally(special, verdict, policy)
         results.append(make_row(verdict, kept, nulled))
     return results
-
-
-def tally_lines(
-    blocks: Iterable[list[tuple[Any, ...]]], counters: dict[str, int], rejects: StagedFile
-) -> Iterator[tuple[Any, ...] | None]:
-    """Consume :func:`judge_block` results in order: count blank lines, rows in and rejects
-    (writing each reject), and yield each row's result, ``None`` for a rejected row."""
-    for results in blocks:
-        for result in results:
-            kind = result[0]
-            if kind == BLANK:
-                counters["blank_lines_skipped"] += 1
-                continue
-            counters["rows_in"] += 1
-            if kind == REJECT:
-                counters["rejected_" + result[1]] += 1
-                rejects.write_line(result[2])
-                yield None
-            else:
-                yield result
-
-
-def sum_counters(per_input: Iterable[dict[str, int]], names: Iterable[str]) -> dict[str, int]:
-    """Totals of per-input counters."""
-    totals = zero_counters(names)
-    for counters in per_input:
-        for name, value in counters.items():
-            totals[name] += value
-    return totals
 
 
 def reject_line(display: str, line_no: int, verdict: Verdict) -> bytes:

@@ -29,7 +29,8 @@ from corpusprov.params.scales import aggregate_params, check_overrides
 from corpusprov.record.manifest import InputRecord, Manifest, OutputEntry, manifest_bytes
 from corpusprov.record.provenance import git_state, iso_utc, run_environment, utc_now
 from corpusprov.record.redact import redact_argv
-from corpusprov.stages.merge import MERGE_ACCOUNTING, InputOutcome, merge
+from corpusprov.stages.core import InputOutcome
+from corpusprov.stages.merge import MERGE_ACCOUNTING, merge
 from corpusprov.stages.workers import ProgressCallback, choose_jobs
 
 __all__ = [
