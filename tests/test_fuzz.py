@@ -29,8 +29,9 @@ from typer.testing import CliRunner
 from corpusprov.cli import app
 from corpusprov.errors import CorpusprovError, ParamsError
 from corpusprov.io.jsonl import JsonlOptions, JsonlReader, LineError, canonical_line, is_blank
-from corpusprov.params.load import load_params, merge_params
+from corpusprov.params.load import load_params
 from corpusprov.params.scales import aggregate_params
+from corpusprov.params.stages import merge_params
 from corpusprov.record.manifest import accounting_problems, load_manifest
 from tests.conftest import encode_row
 

@@ -13,8 +13,7 @@ from typing import Any
 
 import pytest
 
-from corpusprov.params.load import MergeParams
-from corpusprov.params.scales import AggregateParams
+from corpusprov.params.stages import AggregateParams, MergeParams
 from tests.conftest import REPO_ROOT, Cli, encode_row, write_jsonl
 
 SHIPPED = (REPO_ROOT / "params.yaml").read_text(encoding="utf-8")

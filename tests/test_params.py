@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from corpusprov.errors import ParamsError
-from corpusprov.params.load import load_params, merge_params
+from corpusprov.params.load import load_params
+from corpusprov.params.stages import merge_params
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -20,7 +21,7 @@ def _load(tmp_path: Path, text: str) -> object:
 
 def test_shipped_params_are_valid_and_match_the_defaults() -> None:
     params = merge_params(load_params(REPO_ROOT / "params.yaml", "params.yaml", required=True))
-    from corpusprov.params.load import MergeParams
+    from corpusprov.params.stages import MergeParams
 
     assert params.required_keys == MergeParams().required_keys
     assert params.dedup_key == ("src_sha256", "encoder", "preset", "crf")

@@ -18,7 +18,8 @@ from typing import Any
 import pytest
 
 from corpusprov.params.load import load_params
-from corpusprov.params.scales import AggregateParams, ScaleEntry, aggregate_params
+from corpusprov.params.scales import ScaleEntry, aggregate_params
+from corpusprov.params.stages import AggregateParams
 from tests.conftest import REPO_ROOT, write_jsonl
 
 SHIPPED_PARAMS = REPO_ROOT / "params.yaml"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from corpusprov.params.scales import AggregateParams
+from corpusprov.params.stages import AggregateParams
 from corpusprov.prove.diff import ManifestDiff
 from corpusprov.prove.replay import ReplayResult
 from corpusprov.prove.trace import TraceResult

@@ -14,27 +14,14 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from corpusprov.errors import ParamsError
-from corpusprov.io.jsonl import Digest, JsonlOptions
-from corpusprov.params.defaults import ENCODE_GRID_REQUIRED_KEYS, MERGE_DEDUP_KEY
-from corpusprov.params.policies import (
-    BLANK_LINES,
-    BYTE_QUIRK,
-    INVALID_ROW,
-    KEEP,
-    NON_FINITE,
-    InvalidRow,
-    Keep,
-    NonFinite,
-)
+from corpusprov.io.jsonl import Digest
 
 __all__ = [
     "MAX_MAGNITUDE",
     "NODE_BUDGET",
     "GroupReader",
-    "MergeParams",
     "ParamsFile",
     "load_params",
-    "merge_params",
     "params_from_values",
 ]
 
@@ -416,83 +403,3 @@ class GroupReader:
             if str(key) not in self._seen:
                 known = ", ".join(sorted(self._seen))
                 raise self.error(str(key), "unknown key", fix=f"known keys here: {known}")
-
-
-def read_jsonl_options(group: GroupReader, params_display: str, group_name: str) -> JsonlOptions:
-    """The ``jsonl`` sub-group shared by every stage."""
-    jsonl = group.sub("jsonl")
-    options = JsonlOptions(
-        bom=jsonl.choice("bom", BYTE_QUIRK, "reject"),
-        crlf=jsonl.choice("crlf", BYTE_QUIRK, "accept"),
-        blank_lines=jsonl.choice("blank_lines", BLANK_LINES, "skip"),
-        empty_file=jsonl.choice("empty_file", BYTE_QUIRK, "accept"),
-        max_line_bytes=jsonl.integer("max_line_bytes", JsonlOptions.max_line_bytes, minimum=1),
-        params_path=params_display,
-        params_group=group_name,
-    )
-    jsonl.finish()
-    return options
-
-
-@dataclass(frozen=True)
-class MergeParams:
-    """The ``merge`` group, validated, with defaults filled in."""
-
-    required_keys: tuple[str, ...] = ENCODE_GRID_REQUIRED_KEYS
-    """Keys every row must carry."""
-    dedup_key: tuple[str, ...] = MERGE_DEDUP_KEY
-    """The natural key."""
-    keep: Keep = "first"
-    """Which occurrence of a natural key wins."""
-    non_finite: NonFinite = "keep"
-    """What to do with NaN/Infinity outside the key."""
-    on_invalid_row: InvalidRow = "fail"
-    """Whether an unusable row fails the run or goes to the rejects file."""
-    jsonl: JsonlOptions = field(default_factory=JsonlOptions)
-    """Byte-level tolerance of the reader."""
-
-    def policy(self) -> dict[str, Any]:
-        """The policy as the manifest records it."""
-        return {
-            "required_keys": list(self.required_keys),
-            "dedup": {
-                "key": list(self.dedup_key),
-                "keep": self.keep,
-                "key_semantics": "numbers by value (23 == 23.0), strings exactly, "
-                "a string never equals a number, booleans are not numbers",
-            },
-            "non_finite": self.non_finite,
-            "non_finite_in_key": "reject",
-            "on_invalid_row": self.on_invalid_row,
-            "jsonl": self.jsonl.policy(),
-        }
-
-
-def merge_params(params: ParamsFile) -> MergeParams:
-    """Validate the ``merge`` group."""
-    group = params.group("merge")
-    display = params.display or "params.yaml"
-    required = group.names("required_keys", ENCODE_GRID_REQUIRED_KEYS)
-    dedup = group.sub("dedup")
-    dedup_key = dedup.names("key", MERGE_DEDUP_KEY)
-    keep = dedup.choice("keep", KEEP, "first")
-    dedup.finish()
-    for name in dedup_key:
-        if name not in required:
-            raise dedup.error(
-                "key",
-                f"{name!r} is not one of merge.required_keys",
-                fix="a dedup key field must be required, or rows could lack it",
-            )
-    non_finite = group.choice("non_finite", NON_FINITE, "keep")
-    on_invalid = group.choice("on_invalid_row", INVALID_ROW, "fail")
-    jsonl = read_jsonl_options(group, display, "merge")
-    group.finish()
-    return MergeParams(
-        required_keys=required,
-        dedup_key=dedup_key,
-        keep=keep,
-        non_finite=non_finite,
-        on_invalid_row=on_invalid,
-        jsonl=jsonl,
-    )

@@ -2,40 +2,23 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
-from corpusprov.io.jsonl import JsonlOptions
 from corpusprov.params.defaults import MOS_REQUIRED_KEYS
-from corpusprov.params.load import GroupReader, ParamsFile, read_jsonl_options
+from corpusprov.params.load import GroupReader, ParamsFile
 from corpusprov.params.policies import (
-    INVALID_ROW,
     MISSING_INPUT,
-    NON_FINITE,
     OUTPUT_ROW,
     STD_DEV_UNITS,
-    InvalidRow,
-    MissingInput,
-    NonFinite,
-    OutputRow,
-    StdDevUnits,
 )
+from corpusprov.params.stages import AggregateParams, read_row_policy
 
-__all__ = ["AggregateParams", "ScaleEntry", "aggregate_params"]
+__all__ = ["ScaleEntry", "aggregate_params", "check_overrides"]
+
 
 #: The resolver, in words, as the manifest records it.
-RESOLVER = (
-    "rows sharing a key are offered in input order against the current winner: a row "
-    "whose resolved corpus label equals the winner's is a same-corpus duplicate and is "
-    "dropped; otherwise it is a cross-corpus duplicate and the smaller positive finite "
-    "mos_std_dev wins, compared in {units} units; a std-dev that is missing, null, 0, "
-    "negative, non-finite or non-numeric is unknown and loses to any known one; ties keep "
-    "the current winner. Rows whose key field is missing, not a string or empty are keyed "
-    "by (src, corpus_source)."
-)
-
-
 @dataclass(frozen=True)
 class ScaleEntry:
     """How one corpus's native scores map onto the unified 0-100 axis."""
@@ -112,66 +95,6 @@ def _number(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else repr(float(value))
 
 
-@dataclass(frozen=True)
-class AggregateParams:
-    """The ``aggregate`` group, validated, with defaults filled in."""
-
-    scales: dict[str, ScaleEntry]
-    """Scale map by corpus label."""
-    range_slack: float = 0.05
-    """Native units a score may lie outside its range and still count (rounding)."""
-    overrides: dict[str, str] = field(default_factory=dict)
-    """Input path (file or folder argument) -> corpus label forced on its rows."""
-    dedup_key: tuple[str, ...] = ("src_sha256",)
-    """Cross-corpus identity of a source."""
-    std_dev_units: StdDevUnits = "native"
-    """Compare std-devs as written (native units, the original's rule) or on the 0-100 axis."""
-    output_row: OutputRow = "unified"
-    """The original's 17-field unified row, or the input row plus the unified fields."""
-    on_missing_input: MissingInput = "fail"
-    """A missing input fails the run, or is skipped and recorded (the original skips it)."""
-    required_keys: tuple[str, ...] = MOS_REQUIRED_KEYS
-    """Keys every row must carry."""
-    on_invalid_row: InvalidRow = "fail"
-    """Whether an unusable row fails the run or goes to the rejects file."""
-    non_finite: NonFinite = "keep"
-    """NaN/Infinity outside ``mos`` and the key."""
-    jsonl: JsonlOptions = field(default_factory=JsonlOptions)
-    """Byte-level tolerance of the reader."""
-
-    def resolver(self) -> str:
-        """The dedup resolver in words."""
-        units = (
-            "unified 0-100 (std-dev * 100 / native span)" if self.std_dev_units == "unified" else "native (as written)"
-        )
-        return RESOLVER.format(units=units)
-
-    def policy(self) -> dict[str, Any]:
-        """The policy as the manifest records it."""
-        return {
-            "required_keys": list(self.required_keys),
-            "dedup": {
-                "key": list(self.dedup_key),
-                "fallback_key": ["src", "corpus_source"],
-                "std_dev_units": self.std_dev_units,
-                "resolver": self.resolver(),
-            },
-            "label_resolution": (
-                "per-input override in params > row corpus_source when a non-empty string > row corpus"
-            ),
-            "output_row": self.output_row,
-            "on_missing_input": self.on_missing_input,
-            "numbers_from_strings": "mos and mos_std_dev given as numeric strings are read as numbers",
-            "range_slack": self.range_slack,
-            "clipping": "never",
-            "non_finite": self.non_finite,
-            "non_finite_mos": "reject",
-            "on_invalid_row": self.on_invalid_row,
-            "output_order": "corpus_source, src_sha256, then the original's key text, input order",
-            "jsonl": self.jsonl.policy(),
-        }
-
-
 def _scale(group: GroupReader, corpus: str) -> ScaleEntry:
     node = group.raw(corpus)
     if not hasattr(node, "items"):
@@ -211,7 +134,6 @@ def _scale(group: GroupReader, corpus: str) -> ScaleEntry:
 def aggregate_params(params: ParamsFile) -> AggregateParams:
     """Validate the ``aggregate`` group; every problem is reported before any input is read."""
     group = params.group("aggregate")
-    display = params.display or "params.yaml"
     scales_group = group.sub("scales")
     scales = {str(corpus): _scale(scales_group, str(corpus)) for corpus in scales_group.node}
     scales_group.finish()
@@ -246,11 +168,9 @@ def aggregate_params(params: ParamsFile) -> AggregateParams:
     required = group.names("required_keys", MOS_REQUIRED_KEYS)
     if "mos" not in required:
         raise group.error("required_keys", "must include 'mos'", fix="aggregate cannot place a row without its score")
-    on_invalid = group.choice("on_invalid_row", INVALID_ROW, "fail")
-    non_finite = group.choice("non_finite", NON_FINITE, "keep")
     output_row = group.choice("output_row", OUTPUT_ROW, "unified")
     on_missing_input = group.choice("on_missing_input", MISSING_INPUT, "fail")
-    jsonl = read_jsonl_options(group, display, "aggregate")
+    shared = read_row_policy(group, params, "aggregate")
     group.finish()
     return AggregateParams(
         scales=scales,
@@ -261,9 +181,7 @@ def aggregate_params(params: ParamsFile) -> AggregateParams:
         output_row=output_row,
         on_missing_input=on_missing_input,
         required_keys=required,
-        on_invalid_row=on_invalid,
-        non_finite=non_finite,
-        jsonl=jsonl,
+        **shared,
     )
 
 

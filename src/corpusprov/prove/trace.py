@@ -11,7 +11,8 @@ from typing import Any
 from corpusprov.errors import UsageError
 from corpusprov.io.inputs import resolves_inside
 from corpusprov.io.jsonl import JsonlOptions, JsonlReader, LineError, is_blank
-from corpusprov.params.load import ParamsFile, merge_params, params_from_values
+from corpusprov.params.load import ParamsFile, params_from_values
+from corpusprov.params.stages import merge_params
 from corpusprov.prove.verify import plan_stages
 from corpusprov.record.manifest import InputRecord, Manifest, load_manifest
 from corpusprov.stages.keys import NonFiniteKeyError, key_part

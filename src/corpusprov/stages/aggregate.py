@@ -25,7 +25,7 @@ from corpusprov.io.fsutil import TEMP_PREFIX
 from corpusprov.io.inputs import InputFile
 from corpusprov.io.jsonl import Block, LineError, canonical_line
 from corpusprov.io.outputs import StagedFile
-from corpusprov.params.scales import AggregateParams
+from corpusprov.params.stages import AggregateParams
 from corpusprov.stages.core import ROW_DIGEST, ROW_LINE, InputOutcome, StageInputs
 from corpusprov.stages.mosrow import AggregateJudge
 from corpusprov.stages.resolver import Resolver

@@ -12,7 +12,7 @@ from corpusprov.errors import DataError
 from corpusprov.io.inputs import InputFile
 from corpusprov.io.jsonl import Block, Digest, JsonlReader, LineError, canonical_line
 from corpusprov.io.outputs import StagedFile
-from corpusprov.params.load import MergeParams
+from corpusprov.params.stages import MergeParams
 from corpusprov.stages.core import ROW_DIGEST, ROW_LINE, InputOutcome, StageInputs
 from corpusprov.stages.keys import DigestSet, DigestTable, NonFiniteKeyError, key_digest
 from corpusprov.stages.rowpolicy import (

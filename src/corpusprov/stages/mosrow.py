@@ -13,7 +13,8 @@ from typing import Any, Final
 from corpusprov.errors import DataError
 from corpusprov.io.jsonl import INT64_MIN, UINT64_MAX, LineError, canonical_line
 from corpusprov.params.defaults import UNIFIED_FIELDS
-from corpusprov.params.scales import AggregateParams, ScaleEntry
+from corpusprov.params.scales import ScaleEntry
+from corpusprov.params.stages import AggregateParams
 from corpusprov.stages.keys import NonFiniteKeyError, key_digest
 from corpusprov.stages.rowpolicy import Verdict, apply_non_finite, check_line
 

@@ -24,8 +24,9 @@ from corpusprov.io.inputs import (
 )
 from corpusprov.io.jsonl import SERIALIZATION
 from corpusprov.io.outputs import OutputSet, StagedFile
-from corpusprov.params.load import ParamsFile, load_params, merge_params
+from corpusprov.params.load import ParamsFile, load_params
 from corpusprov.params.scales import aggregate_params, check_overrides
+from corpusprov.params.stages import merge_params
 from corpusprov.record.manifest import InputRecord, Manifest, OutputEntry, manifest_bytes
 from corpusprov.record.provenance import git_state, iso_utc, run_environment, utc_now
 from corpusprov.record.redact import redact_argv
