@@ -93,6 +93,5 @@ KNOWN_LONG = {
     "src/corpusprov/cli.py",
     "src/corpusprov/io/jsonl.py",
     "src/corpusprov/params/load.py",
-    "src/corpusprov/prove/verify.py",
     "src/corpusprov/sample/encode.py",
 }

@@ -6,9 +6,9 @@ from typing import Any
 
 from corpusprov.params.stages import AggregateParams
 from corpusprov.prove.diff import ManifestDiff
+from corpusprov.prove.findings import VerifyReport
 from corpusprov.prove.replay import ReplayResult
 from corpusprov.prove.trace import TraceResult
-from corpusprov.prove.verify import VerifyReport
 from corpusprov.record.manifest import Manifest
 
 __all__ = ["render_diff", "render_findings", "render_manifest", "render_replay", "render_scales", "render_trace"]

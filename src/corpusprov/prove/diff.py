@@ -9,7 +9,7 @@ from typing import Any
 
 from corpusprov.dotted import ABSENT, changes
 from corpusprov.errors import CorpusprovError, InputError, UsageError
-from corpusprov.prove.verify import plan_stages
+from corpusprov.prove.dvcfiles import plan_stages
 from corpusprov.record.manifest import Manifest, parse_manifest
 
 __all__ = ["ManifestDiff", "diff_builds", "diff_manifests"]

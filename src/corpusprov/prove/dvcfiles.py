@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
@@ -10,10 +12,19 @@ from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 from ruamel.yaml.nodes import MappingNode, Node, SequenceNode
 
-from corpusprov.errors import DvcFileError
+from corpusprov.errors import DvcFileError, UsageError, escaped
 from corpusprov.params.load import NODE_BUDGET
+from corpusprov.prove.findings import MANIFEST_SUFFIX
 
-__all__ = ["is_repo_relative", "load_dvc_file", "load_dvc_lock", "load_dvc_yaml", "read_yaml"]
+__all__ = [
+    "StagePlan",
+    "is_repo_relative",
+    "load_dvc_file",
+    "load_dvc_lock",
+    "load_dvc_yaml",
+    "plan_stages",
+    "read_yaml",
+]
 
 _DRIVE: Final = re.compile(r"^[A-Za-z]:[\\/]")
 
@@ -236,3 +247,49 @@ def load_dvc_file(path: Path, display: str) -> dict[str, Any]:
         if not isinstance(repo.get("rev_lock"), str | None):
             raise _shape(display, f"deps[{index}].repo.rev_lock", "a string")
     return data
+
+
+@dataclass(frozen=True)
+class StagePlan:
+    """A dvc.yaml stage that writes a manifest."""
+
+    name: str
+    """Stage name."""
+    manifests: tuple[str, ...]
+    """Repo-relative manifest outs."""
+    outs: tuple[str, ...]
+    """Every out of the stage."""
+    params: tuple[tuple[str, str], ...] = ()
+    """``(params file, group)`` pairs dvc.yaml declares for the stage."""
+
+
+def plan_stages(root: Path, only: Sequence[str] = ()) -> tuple[list[StagePlan], list[str]]:
+    """Stages of ``dvc.yaml`` whose outs include a manifest, and those without one."""
+    stages = load_dvc_yaml(root)
+    if stages is None:
+        raise UsageError(
+            "no dvc.yaml here",
+            path="dvc.yaml",
+            fix="run it inside the corpus repository; in a repository that `dvc import`s "
+            "a corpus and its manifest, run `corpusprov verify-import`",
+        )
+    unknown = [name for name in only if name not in stages]
+    if unknown:
+        raise UsageError(
+            f"no stage {unknown[0]!r} in dvc.yaml",
+            path="dvc.yaml",
+            fix=f"stages: {', '.join(escaped(name) for name in stages) or '(none)'}",
+        )
+    plans: list[StagePlan] = []
+    skipped: list[str] = []
+    for name, stage in stages.items():
+        if only and name not in only:
+            continue
+        outs = [*stage["outs"], *stage["metrics"]]
+        manifests = tuple(path for path in outs if path.endswith(MANIFEST_SUFFIX))
+        if manifests:
+            declared = tuple((file_name, group) for file_name, groups in stage["params"].items() for group in groups)
+            plans.append(StagePlan(str(name), manifests, tuple(outs), declared))
+        else:
+            skipped.append(str(name))
+    return plans, skipped

@@ -13,7 +13,7 @@ from corpusprov.io.inputs import resolves_inside
 from corpusprov.io.jsonl import JsonlOptions, JsonlReader, LineError, is_blank
 from corpusprov.params.load import ParamsFile, params_from_values
 from corpusprov.params.stages import merge_params
-from corpusprov.prove.verify import plan_stages
+from corpusprov.prove.dvcfiles import plan_stages
 from corpusprov.record.manifest import InputRecord, Manifest, load_manifest
 from corpusprov.stages.keys import NonFiniteKeyError, key_part
 from corpusprov.stages.rowpolicy import Verdict

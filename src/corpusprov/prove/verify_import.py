@@ -9,7 +9,7 @@ from corpusprov.errors import CorpusprovError, DvcFileError, UsageError
 from corpusprov.io.inputs import resolves_inside
 from corpusprov.io.jsonl import hash_file
 from corpusprov.prove.dvcfiles import is_repo_relative, load_dvc_file
-from corpusprov.prove.verify import (
+from corpusprov.prove.findings import (
     CAUSE_MANIFEST_EDITED,
     CAUSE_OUTPUT_EDITED,
     CAUSE_OUTSIDE,
