@@ -28,7 +28,8 @@ from typer.testing import CliRunner
 
 from corpusprov.cli import app
 from corpusprov.errors import CorpusprovError, ParamsError
-from corpusprov.io.jsonl import JsonlOptions, JsonlReader, LineError, canonical_line, is_blank
+from corpusprov.io.canonical import canonical_line
+from corpusprov.io.jsonl import JsonlOptions, JsonlReader, LineError, is_blank
 from corpusprov.params.load import load_params
 from corpusprov.params.scales import aggregate_params
 from corpusprov.params.stages import merge_params

@@ -13,7 +13,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from corpusprov.errors import DataError
-from corpusprov.io.jsonl import JsonlOptions, JsonlReader, canonical_line, is_blank, parse_row
+from corpusprov.io.canonical import canonical_line
+from corpusprov.io.jsonl import JsonlOptions, JsonlReader, is_blank
+from corpusprov.io.rowparse import parse_row
 
 
 @pytest.mark.parametrize(

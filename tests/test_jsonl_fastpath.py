@@ -13,7 +13,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from corpusprov.io.jsonl import canonical_line, fast_path_takes, parse_row, parse_row_careful
+from corpusprov.io.canonical import canonical_line
+from corpusprov.io.rowparse import fast_path_takes, parse_row, parse_row_careful
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
 import realshape

@@ -332,8 +332,8 @@ def _lock_dep_md5(repo: Path, stage: str, path: str) -> str:
 
 def test_verify_hashes_the_folder_files_dvc_hashes(repo: Path) -> None:
     """Pinned against DVC itself: our file list, hashed as DVC hashes, gives the `.dir` md5 `dvc repro` wrote."""
+    from corpusprov.io.hashing import hash_file
     from corpusprov.io.inputs import dvc_dir_md5
-    from corpusprov.io.jsonl import hash_file
     from corpusprov.prove.dvcignore import dvc_folder_files
 
     with open(repo / ".dvcignore", "a", encoding="utf-8") as handle:

@@ -14,7 +14,7 @@ from typing import BinaryIO
 
 from corpusprov.errors import OutputError
 from corpusprov.io.fsutil import TEMP_PREFIX, atomic_writer, clean_stale_temps, fsync_folder, process_alive
-from corpusprov.io.jsonl import Digest, ThreadedHasher
+from corpusprov.io.hashing import Digest, ThreadedHasher
 
 __all__ = ["INTENT_PREFIX", "OutputRecord", "OutputSet", "StagedFile", "interrupted_commits", "recover_commits"]
 

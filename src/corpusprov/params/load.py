@@ -14,7 +14,7 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from corpusprov.errors import ParamsError
-from corpusprov.io.jsonl import Digest
+from corpusprov.io.hashing import Digest
 
 __all__ = [
     "MAX_MAGNITUDE",

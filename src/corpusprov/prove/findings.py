@@ -6,8 +6,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
+from corpusprov.io.hashing import Digest, hash_file
 from corpusprov.io.inputs import resolves_inside
-from corpusprov.io.jsonl import Digest, hash_file
 from corpusprov.record.redact import OUTSIDE_REPO
 
 __all__ = [

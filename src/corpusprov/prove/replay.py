@@ -11,8 +11,8 @@ from ruamel.yaml import YAML
 
 from corpusprov import __version__
 from corpusprov.errors import DataError, ParamsError, UsageError
+from corpusprov.io.hashing import hash_file
 from corpusprov.io.inputs import check_folder_target, display_path, resolve_inputs, resolves_inside
-from corpusprov.io.jsonl import hash_file
 from corpusprov.record.manifest import Manifest, load_manifest
 from corpusprov.stages.run import StageRequest, run_aggregate, run_merge
 
@@ -95,7 +95,7 @@ def _first_difference(recorded: Path, replayed: Path) -> tuple[int, bytes, bytes
 
 def _field_differences(recorded: bytes, replayed: bytes) -> tuple[str, ...]:
     """Which fields of two JSONL rows differ, as ``name: recorded X, replayed Y``."""
-    from corpusprov.io.jsonl import parse_row
+    from corpusprov.io.rowparse import parse_row
 
     try:
         left, _ = parse_row(recorded.rstrip(b"\n"))

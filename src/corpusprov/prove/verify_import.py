@@ -6,8 +6,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from corpusprov.errors import CorpusprovError, DvcFileError, UsageError
+from corpusprov.io.hashing import hash_file
 from corpusprov.io.inputs import resolves_inside
-from corpusprov.io.jsonl import hash_file
 from corpusprov.prove.dvcfiles import is_repo_relative, load_dvc_file
 from corpusprov.prove.findings import (
     CAUSE_MANIFEST_EDITED,

@@ -21,9 +21,10 @@ from pathlib import Path
 from typing import Any, Final
 
 from corpusprov.errors import OutputError
+from corpusprov.io.canonical import canonical_line
 from corpusprov.io.fsutil import TEMP_PREFIX
 from corpusprov.io.inputs import InputFile
-from corpusprov.io.jsonl import Block, LineError, canonical_line
+from corpusprov.io.jsonl import Block, LineError
 from corpusprov.io.outputs import StagedFile
 from corpusprov.params.stages import AggregateParams
 from corpusprov.stages.core import ROW_DIGEST, ROW_LINE, InputOutcome, StageInputs

@@ -7,8 +7,9 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
+from corpusprov.io.hashing import Digest
 from corpusprov.io.inputs import InputFile
-from corpusprov.io.jsonl import Digest, JsonlOptions, JsonlReader
+from corpusprov.io.jsonl import JsonlOptions, JsonlReader
 from corpusprov.io.outputs import StagedFile
 from corpusprov.stages.rowpolicy import BLANK, REJECT
 from corpusprov.stages.workers import ProgressCallback, WorkerPool, metered

@@ -9,8 +9,10 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from corpusprov.errors import DataError
+from corpusprov.io.canonical import canonical_line
+from corpusprov.io.hashing import Digest
 from corpusprov.io.inputs import InputFile
-from corpusprov.io.jsonl import Block, Digest, JsonlReader, LineError, canonical_line
+from corpusprov.io.jsonl import Block, JsonlReader, LineError
 from corpusprov.io.outputs import StagedFile
 from corpusprov.params.stages import MergeParams
 from corpusprov.stages.core import ROW_DIGEST, ROW_LINE, InputOutcome, StageInputs

@@ -11,7 +11,8 @@ import math
 from typing import Any, Final
 
 from corpusprov.errors import DataError
-from corpusprov.io.jsonl import INT64_MIN, UINT64_MAX, LineError, canonical_line
+from corpusprov.io.canonical import INT64_MIN, UINT64_MAX, canonical_line
+from corpusprov.io.jsonl import LineError
 from corpusprov.params.defaults import UNIFIED_FIELDS
 from corpusprov.params.scales import ScaleEntry
 from corpusprov.params.stages import AggregateParams

@@ -7,16 +7,8 @@ from collections.abc import Callable
 from typing import Any, Final
 
 from corpusprov.errors import DataError
-from corpusprov.io.jsonl import (
-    Block,
-    JsonlOptions,
-    LineError,
-    canonical_line,
-    find_special_values,
-    is_blank,
-    parse_block,
-    replace_non_finite,
-)
+from corpusprov.io.canonical import canonical_line, find_special_values, replace_non_finite
+from corpusprov.io.jsonl import Block, JsonlOptions, LineError, is_blank, parse_block
 from corpusprov.params.policies import InvalidRow, NonFinite
 
 __all__ = [

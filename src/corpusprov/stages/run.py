@@ -13,6 +13,7 @@ import orjson
 
 from corpusprov import __version__
 from corpusprov.errors import InputError, UsageError
+from corpusprov.io.canonical import SERIALIZATION
 from corpusprov.io.inputs import (
     FolderArg,
     InputFile,
@@ -22,7 +23,6 @@ from corpusprov.io.inputs import (
     dvc_dir_md5,
     resolve_inputs,
 )
-from corpusprov.io.jsonl import SERIALIZATION
 from corpusprov.io.outputs import OutputSet, StagedFile
 from corpusprov.params.load import ParamsFile, load_params
 from corpusprov.params.scales import aggregate_params, check_overrides

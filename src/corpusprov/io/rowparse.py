@@ -1,0 +1,252 @@
+"""One JSON line into a row: an exact orjson fast path, and the careful stdlib path it must agree with."""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any, Final
+
+import orjson
+
+from corpusprov.io.canonical import MARK_BYTES, NON_FINITE_MARK, canonical_line, find_special_values
+
+__all__ = ["RowParseError", "fast_path_takes", "parse_row", "parse_row_careful"]
+
+# One C-speed pass folds every digit to "0" and every byte that may stand right before an
+# integer literal (JSON white space, ":", ",", "[", "-") to " ", so one substring search
+# finds what a regex would (at a tenth of the cost): " " + 19 zeros is an integer part of
+# 19+ digits, which may not fit 64 bits (orjson would read it as a float). A fraction's
+# digits follow "." and an exponent's follow "e", so full-precision floats such as
+# 0.00012457020440578858 never match.
+_FOLD: Final = bytes.maketrans(b"0123456789\t\r\n:,[-", b"0000000000       ")
+
+
+_LONG_INTEGER: Final = b" " + b"0" * 19
+
+
+#: orjson writes at most 254 levels of nesting; deeper rows take the careful path, which
+#: reports them (the opener count bounds the depth from above).
+_MAX_FAST_OPENERS: Final = 200
+
+
+_JSON_SPACE: Final = b" \t\r\n"
+
+
+class RowParseError(Exception):
+    def __init__(self, message: str, reason: str, fix: str | None = None, *, at_end: bool = False) -> None:
+        super().__init__(message)
+        self.message = message
+        self.reason = reason
+        self.fix = fix
+        self.at_end = at_end
+
+
+def parse_row(raw: bytes) -> tuple[dict[str, Any], bool]:
+    """Parse one line into an object; ``True`` second when it holds special values."""
+    fast = _parse_fast(raw)
+    return _parse_careful(raw) if fast is None else fast
+
+
+def parse_row_careful(raw: bytes) -> tuple[dict[str, Any], bool]:
+    """The careful path alone (stdlib json): what :func:`parse_row` must agree with, line for line."""
+    return _parse_careful(raw)
+
+
+def fast_path_takes(raw: bytes) -> bool:
+    """True when :func:`parse_row` answers ``raw`` on its fast path (the bench counts this)."""
+    return _parse_fast(raw) is not None
+
+
+def _parse_fast(raw: bytes) -> tuple[dict[str, Any], bool] | None:
+    """orjson plus exact byte checks; ``None`` whenever only the careful path can vouch.
+
+    It never reports an error itself: every error comes from the careful path, so messages,
+    reasons and the truncated-line hint are the same whichever path a line would take.
+    """
+    # A one-byte search runs at memchr speed, a longer one at about 1 ns a byte: the cheap
+    # test guards the dear one, since most rows have no backslash and no "I" (nor "N").
+    if b"\\" in raw and b'\\"' in raw:
+        # An escaped quote breaks the quote parity and the key count below.
+        return None
+    restores: list[tuple[str, float]] | None = None
+    text = raw
+    if (b"N" in raw and b"NaN" in raw) or (b"I" in raw and b"Infinity" in raw):
+        substituted = _substitute_non_finite(raw)
+        if substituted is None:
+            return None
+        text, restores = substituted
+    try:
+        row = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return None
+    if type(row) is not dict:
+        return None
+    if _LONG_INTEGER in raw.translate(_FOLD) or _spaced_colon(raw):
+        return None
+    # Outside strings, `":` only ends a key; with no escaped quotes in the line the count is
+    # exact, and more keys written than parsed means a duplicate key. Without a nested
+    # object (no "{" after the first byte) every key is a top-level one.
+    nested_object = raw.find(b"{", 1) != -1
+    # Lists nest too: the opener count bounds the depth whichever brackets a row uses.
+    if (nested_object or b"[" in raw) and raw.count(b"{") + raw.count(b"[") > _MAX_FAST_OPENERS:
+        return None
+    keys = _count_keys(row) if nested_object else len(row)
+    if raw.count(b'":') != keys:
+        return None
+    if not restores:
+        return row, False
+    for key, value in restores:
+        if row.get(key) != NON_FINITE_MARK:
+            return None
+        row[key] = value
+    return row, True
+
+
+def _spaced_colon(raw: bytes) -> bool:
+    """White space before a colon: a spaced key, which the fast duplicate-key count would miss.
+
+    json.dumps writes '": ' (the space after the colon), which is fine. Tabs and line breaks
+    are rare, so a memchr-speed test for them guards the slower two-byte search.
+    """
+    return (
+        b" :" in raw
+        or (b"\t" in raw and b"\t:" in raw)
+        or (b"\r" in raw and b"\r:" in raw)
+        or (b"\n" in raw and b"\n:" in raw)
+    )
+
+
+def _substitute_non_finite(raw: bytes) -> tuple[bytes, list[tuple[str, float]]] | None:
+    """``raw`` with each bare ``NaN``/``Infinity``/``-Infinity`` value swapped for a marker string.
+
+    orjson refuses the bare tokens, and a third of real rows carry one, so rather than send
+    them to the stdlib parser the tokens become a unique string orjson reads, and the float
+    goes back under its key afterwards. Only what can be placed exactly is swapped: a token
+    outside strings (even quote count before it; the caller has ruled out escaped quotes),
+    right after ``"key":``, in a row without nested objects. Anything else returns ``None``.
+    """
+    if MARK_BYTES in raw or raw.find(b"{", 1) != -1:
+        return None
+    found: list[tuple[int, int, float]] = []
+    for token, value in ((b"NaN", math.nan), (b"Infinity", math.inf)):
+        at = raw.find(token)
+        while at != -1:
+            end = at + len(token)
+            if not raw.count(b'"', 0, at) & 1:
+                if value > 0 and at and raw[at - 1] == 0x2D:  # "-Infinity"
+                    found.append((at - 1, end, -math.inf))
+                else:
+                    found.append((at, end, value))
+            at = raw.find(token, end)
+    if not found:
+        return raw, []  # the tokens were all inside strings
+    found.sort()
+    pieces: list[bytes] = []
+    restores: list[tuple[str, float]] = []
+    position = 0
+    for start, end, value in found:
+        colon = start - 1
+        while colon >= 0 and raw[colon] in _JSON_SPACE:
+            colon -= 1
+        if colon < 1 or raw[colon] != 0x3A:  # ":": the token is the value of a key
+            return None
+        close = colon - 1
+        while close >= 0 and raw[close] in _JSON_SPACE:
+            close -= 1
+        if close < 1 or raw[close] != 0x22:
+            return None
+        key_bytes = raw[raw.rfind(b'"', 0, close) + 1 : close]
+        if b"\\" in key_bytes:
+            return None
+        try:
+            restores.append((key_bytes.decode("utf-8"), value))
+        except UnicodeDecodeError:
+            return None
+        pieces.append(raw[position:start])
+        pieces.append(MARK_BYTES)
+        position = end
+    pieces.append(raw[position:])
+    return b"".join(pieces), restores
+
+
+def _count_keys(value: Any) -> int:
+    if type(value) is dict:
+        total = len(value)
+        for item in value.values():
+            if type(item) is dict or type(item) is list:
+                total += _count_keys(item)
+        return total
+    if type(value) is list:
+        total = 0
+        for item in value:
+            if type(item) is dict or type(item) is list:
+                total += _count_keys(item)
+        return total
+    return 0
+
+
+def _json_type(value: Any) -> str:
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, bool):
+        return "boolean"
+    if value is None:
+        return "null"
+    return "number"
+
+
+def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise RowParseError(f"duplicate key {key!r} inside one object", "duplicate_key", "keep one value per key")
+        result[key] = value
+    return result
+
+
+def _parse_careful(raw: bytes) -> tuple[dict[str, Any], bool]:
+    """The slow, exact path: NaN tokens, huge integers, duplicate keys, precise errors."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise RowParseError(
+            f"invalid UTF-8 at byte {exc.start + 1}", "invalid_utf8", "re-encode the file as UTF-8"
+        ) from None
+    try:
+        row = json.loads(text, object_pairs_hook=_reject_duplicates)
+    except json.JSONDecodeError as exc:
+        # The error sits in the last, unfinished token: what a cut-off write looks like.
+        tail = text[exc.pos :].strip()
+        at_end = exc.msg.startswith("Unterminated string") or not any(mark in tail for mark in ",:}]")
+        where = f"{exc.msg} column {exc.colno}" if exc.msg.endswith(" at") else f"{exc.msg} at column {exc.colno}"
+        raise RowParseError(f"invalid JSON: {where}", "invalid_json", "fix or remove the line", at_end=at_end) from None
+    except RecursionError:
+        raise RowParseError("JSON nested too deeply", "invalid_json", "flatten the row") from None
+    except ValueError as exc:  # e.g. int longer than sys.get_int_max_str_digits()
+        raise RowParseError(f"invalid JSON: {exc}", "invalid_json", "fix the value") from None
+    if type(row) is not dict:
+        raise RowParseError(
+            f"top-level JSON {_json_type(row)} where an object was expected",
+            "not_an_object",
+            "each line must be one JSON object",
+        )
+    special = bool(find_special_values(row))
+    try:
+        canonical_line(row, special=special)
+    except TypeError as exc:  # orjson.JSONEncodeError, and a plain TypeError past its depth limit
+        if "Recursion limit" in str(exc):
+            raise RowParseError(
+                "JSON nested deeper than the 254 levels the canonical writer can write",
+                "invalid_json",
+                "flatten the row",
+            ) from None
+        raise RowParseError(
+            f"value cannot be written back as JSON: {exc}",
+            "invalid_json",
+            "fix the value (an unpaired \\u surrogate escape?)",
+        ) from None
+    except RecursionError:
+        raise RowParseError("JSON nested too deeply", "invalid_json", "flatten the row") from None
+    return row, special
