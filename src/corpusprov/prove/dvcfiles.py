@@ -13,7 +13,7 @@ from ruamel.yaml.error import YAMLError
 from ruamel.yaml.nodes import MappingNode, Node, SequenceNode
 
 from corpusprov.errors import DvcFileError, UsageError, escaped
-from corpusprov.params.load import NODE_BUDGET
+from corpusprov.params.plaindata import NODE_BUDGET
 from corpusprov.prove.findings import MANIFEST_SUFFIX
 
 __all__ = [
