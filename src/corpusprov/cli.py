@@ -149,62 +149,14 @@ MetricsOpt = Annotated[
 ]
 
 
-def _progress_callback(label: str) -> tuple[Any, Any]:
-    """A progress reporter for the stage, and the function that ends it."""
-    from corpusprov.progress import Progress
-
-    holder: dict[str, Progress] = {}
-
-    def report(nbytes: int, rows: int, total: int) -> None:
-        if "bar" not in holder:
-            holder["bar"] = Progress(label, total)
-        holder["bar"].advance(nbytes, rows)
-
-    def finish() -> None:
-        if "bar" in holder:
-            holder["bar"].finish()
-
-    return report, finish
-
-
-def _count(number: int, noun: str) -> str:
-    return f"{number} {noun}{'' if number == 1 else 's'}"
-
-
-def _summary(kind: str, report: Any) -> str:
-    manifest = report.manifest
-    counters = manifest.counters
-    duplicates = sum(counters.get(name, 0) for name in manifest.accounting["duplicates"])
-    rejected = sum(counters.get(name, 0) for name in manifest.accounting["rejected"])
-    corpus = manifest.output("corpus")
-    # The shard quirks the reader accepted, said once so nobody has to open the manifest.
-    quirks = []
-    if counters.get("blank_lines_skipped"):
-        quirks.append(_count(counters["blank_lines_skipped"], "blank line") + " skipped")
-    crlf = sum(1 for record in manifest.inputs if record.counters.get("crlf_lines"))
-    if crlf:
-        quirks.append(_count(crlf, "CRLF shard"))
-    empty = sum(1 for record in manifest.inputs if record.bytes == 0)
-    if empty:
-        quirks.append(_count(empty, "empty input"))
-    skipped = manifest.extra.get("skipped_inputs") or []
-    if skipped:
-        quirks.append(f"{_count(len(skipped), 'missing input')} skipped ({', '.join(skipped)})")
-    read = f"; {', '.join(quirks)}" if quirks else ""
-    return (
-        f"{kind}: {counters['rows_in']} rows in from {len(manifest.inputs)} input(s) -> "
-        f"{counters['rows_out']} rows out ({duplicates} duplicates, {rejected} rejected{read})\n"
-        f"  corpus:   {corpus.path if corpus else '?'}\n"
-        f"  manifest: {report.manifest_path}"
-    )
-
-
 def _run_stage(kind: str, inputs: list[str], output: Path, params: Path | None, **options: Any) -> None:
     """Run ``merge`` or ``aggregate`` with progress on stderr and a summary on stdout."""
+    from corpusprov.progress import stage_progress
+    from corpusprov.render import render_stage_summary
     from corpusprov.stages.run import StageRequest, run_aggregate, run_merge
 
     runner = run_merge if kind == "merge" else run_aggregate
-    on_progress, end_progress = _progress_callback(kind)
+    on_progress, end_progress = stage_progress(kind)
     with _boundary():
         from corpusprov.io.inputs import check_output_path
 
@@ -222,7 +174,7 @@ def _run_stage(kind: str, inputs: list[str], output: Path, params: Path | None, 
             )
         )
         end_progress()
-        typer.echo(_summary(kind, report))
+        typer.echo(render_stage_summary(kind, report))
 
 
 @app.command(cls=MetavarCommand)

@@ -5,11 +5,12 @@ from __future__ import annotations
 import os
 import sys
 import time
+from collections.abc import Callable
 from typing import TextIO
 
 from tqdm import tqdm
 
-__all__ = ["LONG_RUN_BYTES", "LONG_RUN_SECONDS", "Progress"]
+__all__ = ["LONG_RUN_BYTES", "LONG_RUN_SECONDS", "Progress", "stage_progress"]
 
 #: A run this long (or reading this much) reports a summary line even off a terminal.
 LONG_RUN_SECONDS = 2.0
@@ -82,3 +83,19 @@ class Progress:
             f"({_size(self.done / elapsed)}/s, {self.rows / elapsed:,.0f} rows/s)\n"
         )
         self.stream.flush()
+
+
+def stage_progress(label: str) -> tuple[Callable[[int, int, int], None], Callable[[], None]]:
+    """A progress reporter for the stage, and the function that ends it."""
+    holder: dict[str, Progress] = {}
+
+    def report(nbytes: int, rows: int, total: int) -> None:
+        if "bar" not in holder:
+            holder["bar"] = Progress(label, total)
+        holder["bar"].advance(nbytes, rows)
+
+    def finish() -> None:
+        if "bar" in holder:
+            holder["bar"].finish()
+
+    return report, finish

@@ -11,7 +11,15 @@ from corpusprov.prove.replay import ReplayResult
 from corpusprov.prove.trace import TraceResult
 from corpusprov.record.manifest import Manifest
 
-__all__ = ["render_diff", "render_findings", "render_manifest", "render_replay", "render_scales", "render_trace"]
+__all__ = [
+    "render_diff",
+    "render_findings",
+    "render_manifest",
+    "render_replay",
+    "render_scales",
+    "render_stage_summary",
+    "render_trace",
+]
 
 
 def _size(count: int) -> str:
@@ -293,3 +301,36 @@ def render_diff(results: list[ManifestDiff]) -> str:
         if item.tool_changed:
             lines.append(f"  corpusprov: {item.tool_changed['old']} -> {item.tool_changed['new']}")
     return "\n".join(lines)
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'' if number == 1 else 's'}"
+
+
+def render_stage_summary(kind: str, report: Any) -> str:
+    """The lines a stage run prints: rows in and out, duplicates, rejects, reader quirks, where the files are."""
+    manifest = report.manifest
+    counters = manifest.counters
+    duplicates = sum(counters.get(name, 0) for name in manifest.accounting["duplicates"])
+    rejected = sum(counters.get(name, 0) for name in manifest.accounting["rejected"])
+    corpus = manifest.output("corpus")
+    # The shard quirks the reader accepted, said once so nobody has to open the manifest.
+    quirks = []
+    if counters.get("blank_lines_skipped"):
+        quirks.append(_count(counters["blank_lines_skipped"], "blank line") + " skipped")
+    crlf = sum(1 for record in manifest.inputs if record.counters.get("crlf_lines"))
+    if crlf:
+        quirks.append(_count(crlf, "CRLF shard"))
+    empty = sum(1 for record in manifest.inputs if record.bytes == 0)
+    if empty:
+        quirks.append(_count(empty, "empty input"))
+    skipped = manifest.extra.get("skipped_inputs") or []
+    if skipped:
+        quirks.append(f"{_count(len(skipped), 'missing input')} skipped ({', '.join(skipped)})")
+    read = f"; {', '.join(quirks)}" if quirks else ""
+    return (
+        f"{kind}: {counters['rows_in']} rows in from {len(manifest.inputs)} input(s) -> "
+        f"{counters['rows_out']} rows out ({duplicates} duplicates, {rejected} rejected{read})\n"
+        f"  corpus:   {corpus.path if corpus else '?'}\n"
+        f"  manifest: {report.manifest_path}"
+    )
