@@ -7,11 +7,12 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
+from corpusprov.errors import DataError
 from corpusprov.io.hashing import Digest
 from corpusprov.io.inputs import InputFile
 from corpusprov.io.jsonl import JsonlOptions, JsonlReader
 from corpusprov.io.outputs import StagedFile
-from corpusprov.stages.rowpolicy import BLANK, REJECT
+from corpusprov.stages.rowpolicy import BLANK, REJECT, ROW
 from corpusprov.stages.workers import ProgressCallback, WorkerPool, metered
 
 __all__ = [
@@ -115,6 +116,24 @@ class StageInputs:
                     self.ordinal += 1
             counters["crlf_lines"] = reader.stats.crlf_lines
             self.digests.append(reader.digest)
+
+    def rows_again(self, pool: WorkerPool) -> Iterator[tuple[Any, ...]]:
+        """Read every input a second time (after :meth:`rows`): each usable row's result, in the same order.
+
+        Counts nothing; raises :class:`DataError` when an input's bytes differ from the first read.
+        """
+        for file, first_digest in zip(self.files, self.digests, strict=True):
+            reader = JsonlReader(file.path, file.display, self.options)
+            for results in pool.map(metered(reader.blocks(), self.progress)):
+                for result in results:
+                    if result[0] == ROW:
+                        yield result
+            if reader.digest != first_digest:
+                raise DataError(
+                    "input changed while it was being merged",
+                    path=file.display,
+                    fix="re-run once nothing else writes to the shards",
+                )
 
     def owner(self, ordinal: int) -> dict[str, int]:
         """The counters of the input that held usable row ``ordinal``."""

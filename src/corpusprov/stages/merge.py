@@ -8,11 +8,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-from corpusprov.errors import DataError
 from corpusprov.io.canonical import canonical_line
-from corpusprov.io.hashing import Digest
 from corpusprov.io.inputs import InputFile
-from corpusprov.io.jsonl import Block, JsonlReader, LineError
+from corpusprov.io.jsonl import Block, LineError
 from corpusprov.io.outputs import StagedFile
 from corpusprov.params.stages import MergeParams
 from corpusprov.stages.core import ROW_DIGEST, ROW_LINE, InputOutcome, StageInputs
@@ -26,7 +24,7 @@ from corpusprov.stages.rowpolicy import (
     judge_block,
 )
 from corpusprov.stages.summary import MergeSummary, preset_text
-from corpusprov.stages.workers import BlockFunction, ProgressCallback, WorkerPool, metered
+from corpusprov.stages.workers import BlockFunction, ProgressCallback, WorkerPool
 
 __all__ = [
     "MERGE_COUNTERS",
@@ -192,7 +190,7 @@ def merge(
                     earlier["duplicates"] += 1
                     earlier["rows_out"] -= 1
                 counters["rows_out"] += 1
-            _write_last(files, params, pool, table, inputs.digests, corpus, summary, sources, progress)
+            _write_last(inputs, pool, table, corpus, summary, sources)
         else:
             # keep: first only asks "seen before?".
             seen = DigestSet()
@@ -216,33 +214,17 @@ def _write(result: tuple[Any, ...], corpus: StagedFile, summary: MergeSummary, s
 
 
 def _write_last(
-    files: Sequence[InputFile],
-    params: MergeParams,
+    inputs: StageInputs,
     pool: WorkerPool,
     table: DigestTable,
-    digests: Sequence[Digest],
     corpus: StagedFile,
     summary: MergeSummary,
     sources: DigestSet,
-    progress: ProgressCallback | None,
 ) -> None:
     """Second pass for ``keep: last``: write each key's last valid occurrence in input order.
 
-    Usable rows are numbered as :class:`~corpusprov.stages.core.StageInputs` numbered them.
+    Usable rows are numbered as :meth:`StageInputs.rows` numbered them.
     """
-    ordinal = 0
-    for file, first_digest in zip(files, digests, strict=True):
-        reader = JsonlReader(file.path, file.display, params.jsonl)
-        for results in pool.map(metered(reader.blocks(), progress)):
-            for result in results:
-                if result[0] != ROW:
-                    continue
-                if table.get(result[ROW_DIGEST]) == ordinal:
-                    _write(result, corpus, summary, sources)
-                ordinal += 1
-        if reader.digest != first_digest:
-            raise DataError(
-                "input changed while it was being merged",
-                path=file.display,
-                fix="re-run once nothing else writes to the shards",
-            )
+    for ordinal, result in enumerate(inputs.rows_again(pool)):
+        if table.get(result[ROW_DIGEST]) == ordinal:
+            _write(result, corpus, summary, sources)
