@@ -1,0 +1,63 @@
+"""The ``corpusprov`` command line: parse, call the core, render; errors become exit codes in cli.base."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+
+from corpusprov import __version__
+from corpusprov.cli.base import EXIT_INTERRUPTED, EXIT_TERMINATED, Terminated, app
+
+# Each module registers its commands on `app`; help lists them in this order.
+# isort: off
+from corpusprov.cli import stages, prove, manifest
+# isort: on
+
+__all__ = ["app", "main"]
+
+_COMMANDS = (stages, prove, manifest)
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        typer.echo(f"corpusprov {__version__}")
+        raise typer.Exit
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version_callback, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """Provenance-stamped merge and aggregate of video-quality corpus JSONL shards."""
+
+
+def _on_sigterm(_signum: int, _frame: object) -> None:
+    raise Terminated
+
+
+def main() -> None:
+    """Console-script entry point."""
+    import signal
+
+    # A file-size limit should fail a write with EFBIG (a clear error, temp files removed)
+    # rather than kill the process; SIGTERM should unwind like Ctrl-C.
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    # A signal can land before a command's own boundary is entered (while typer parses the
+    # arguments or a command imports its modules): it ends the run the same way.
+    try:
+        # A process-wide setting, so it belongs to the program, not to the library it calls.
+        from corpusprov.stages.workers import quiet_gc
+
+        quiet_gc()
+        app()
+    except Terminated:
+        sys.stderr.write("corpusprov: terminated; no output was written\n")
+        sys.exit(EXIT_TERMINATED)
+    except KeyboardInterrupt:
+        sys.stderr.write("corpusprov: interrupted; no output was written\n")
+        sys.exit(EXIT_INTERRUPTED)
