@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from ruamel.yaml import YAML
 
+from corpusprov.io.inputs import dvc_dir_md5
 from corpusprov.record.manifest import accounting_problems, load_manifest
 from tests.conftest import build_template, run
 
@@ -40,7 +41,8 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 STAGES = {
     # stage: (input folder, output JSONL, rejects, metrics)
-    "merge": ("data/raw/encode", MERGED, "data/merged/encode_grid.rejects.jsonl", "metrics/merge.json"),
+    # merge reads the per-host merges' outputs (the demo's two levels).
+    "merge": ("data/merged/hosts", MERGED, "data/merged/encode_grid.rejects.jsonl", "metrics/merge.json"),
     "aggregate": (
         "data/raw/mos",
         "data/unified/mos_unified.jsonl",
@@ -60,15 +62,25 @@ def test_repro_leaves_lock_outputs_manifest_and_metrics(built: Path, stage: str)
     assert accounting_problems(manifest) == []
     assert manifest.kind == stage
     assert manifest.provenance["dvc_stage"] == stage
-    duplicates = sum(manifest.counters[name] for name in manifest.accounting["duplicates"])
-    rejected = sum(manifest.counters[name] for name in manifest.accounting["rejected"])
+    # The metrics count the whole chain: for merge, the per-host merges below the global one.
+    chain = [(manifest, rejects)]
+    if stage == "merge":
+        for record in manifest.inputs:
+            assert record.upstream is not None and record.upstream.kind == "merge"
+            host, _ = load_manifest(built / record.upstream.path, record.upstream.path)
+            chain.append((host, next(item.path for item in host.outputs if item.role == "rejects")))
+            assert host.provenance["dvc_stage"] == f"merge-host@{Path(record.path).stem.removeprefix('grid-')}"
+    duplicates = sum(item.counters[name] for item, _ in chain for name in item.accounting["duplicates"])
+    rejected = sum(item.counters[name] for item, _ in chain for name in item.accounting["rejected"])
     assert duplicates > 0, "the samples carry duplicates"
     assert rejected > 0, "the samples carry rows that must be rejected"
     metrics = json.loads((built / metrics_path).read_text(encoding="utf-8"))
     figures = metrics[{"merge": "grid", "aggregate": "mos"}[stage]]
     assert figures["out"] == manifest.counters["rows_out"]
     assert figures["rejected"] == rejected and figures["dups"] == duplicates
-    assert len((built / rejects).read_text(encoding="utf-8").splitlines()) == rejected
+    assert figures["in"] == figures["out"] + duplicates + rejected
+    lines = sum(len((built / path).read_text(encoding="utf-8").splitlines()) for _, path in chain)
+    assert lines == rejected
 
 
 @pytest.mark.parametrize("stage", sorted(STAGES))
@@ -82,13 +94,18 @@ def test_manifest_hashes_equal_dvc_lock(built: Path, stage: str) -> None:
     folder = manifest.input_folders[0]
     assert folder["path"] == folder_path
     assert folder["dvc_dir_md5"] == dep["md5"]
-    # The per-file listing DVC keeps in its cache agrees with the manifest file by file.
-    listing_path = built / ".dvc" / "cache" / "files" / "md5" / dep["md5"][:2] / dep["md5"][2:]
-    listing = json.loads(listing_path.read_text(encoding="utf-8"))
-    assert {item["relpath"]: item["md5"] for item in listing} == {
-        record.relpath: record.md5 for record in manifest.inputs
+    expected = {record.relpath: record.md5 for record in manifest.inputs}
+    # The manifests beside the inputs (merge's per-host outputs have them) are in DVC's listing too.
+    expected |= {
+        f"{record.relpath}.manifest.json": record.upstream.md5 for record in manifest.inputs if record.upstream
     }
-    assert dep["nfiles"] == len(manifest.inputs)
+    assert dvc_dir_md5(sorted(expected.items())) == dep["md5"]
+    assert dep["nfiles"] == len(expected)
+    # Where the folder is itself an out (the sample's), DVC caches its listing: it agrees file by file.
+    listing_path = built / ".dvc" / "cache" / "files" / "md5" / dep["md5"][:2] / dep["md5"][2:]
+    if stage == "aggregate":
+        listing = json.loads(listing_path.read_text(encoding="utf-8"))
+        assert {item["relpath"]: item["md5"] for item in listing} == expected
     corpus = manifest.output("corpus")
     assert corpus is not None
     assert _entry(lock["outs"], output)["md5"] == corpus.md5

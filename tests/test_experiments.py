@@ -89,16 +89,25 @@ def test_diff_names_exactly_the_changed_params_and_moved_counters(experiments: P
     done = run(["corpusprov", "diff", "wide-slack", "strict-nan", "--json"], experiments)
     by_stage = {item["stage"]: item for item in json.loads(done.stdout)}
     merge, aggregate = by_stage["merge"], by_stage["aggregate"]
-    assert [change["key"] for change in merge["params_changed"]] == ["merge.non_finite"]
-    assert (merge["params_changed"][0]["old"], merge["params_changed"][0]["new"]) == ("keep", "reject")
+    hosts = [item for name, item in by_stage.items() if name.startswith("merge-host@")]
+    assert len(hosts) == 3
+    for stage in (*hosts, merge):
+        assert [change["key"] for change in stage["params_changed"]] == ["merge.non_finite"]
+        assert (stage["params_changed"][0]["old"], stage["params_changed"][0]["new"]) == ("keep", "reject")
     assert [change["key"] for change in aggregate["params_changed"]] == ["aggregate.range_slack"]
-    moved = {change["name"]: change for change in merge["counters_changed"]}
-    assert moved["rejected_non_finite_value"]["delta"] > 0
+    # The rows are rejected by the per-host merges, which read the raw shards: summed over them.
+    moved: dict[str, int] = {}
+    for host in hosts:
+        for change in host["counters_changed"]:
+            moved[change["name"]] = moved.get(change["name"], 0) + change["delta"]
+    assert moved["rejected_non_finite_value"] > 0
     # Every row rejected now was either written or dropped as a duplicate before.
-    duplicates = moved.get("duplicates", {"delta": 0})["delta"]
-    assert moved["rows_out"]["delta"] + duplicates == -moved["rejected_non_finite_value"]["delta"]
+    assert moved["rows_out"] + moved.get("duplicates", 0) == -moved["rejected_non_finite_value"]
     assert {change["name"] for change in aggregate["counters_changed"]} >= {"rejected_bad_scale", "rows_out"}
-    assert merge["inputs_added"] == merge["inputs_removed"] == merge["inputs_changed"] == []
+    for host in hosts:
+        assert host["inputs_added"] == host["inputs_removed"] == host["inputs_changed"] == []
+    # The global merge read other per-host outputs (fewer rows): its diff names them.
+    assert merge["inputs_changed"] and merge["inputs_added"] == merge["inputs_removed"] == []
     text = run(["corpusprov", "diff", "wide-slack", "strict-nan"], experiments).stdout
     assert "merge.non_finite: keep -> reject" in text
     assert re.search(r"rejected_non_finite_value\s+0 -> \d+ \(\+\d+\)", text)
@@ -107,7 +116,7 @@ def test_diff_names_exactly_the_changed_params_and_moved_counters(experiments: P
 def test_diff_of_a_build_with_itself_says_nothing_changed(experiments: Path) -> None:
     done = run(["corpusprov", "diff", "wide-slack", "wide-slack", "--exit-code"], experiments, check=False)
     assert done.returncode == 0
-    assert done.stdout.count("nothing changed") == 2
+    assert done.stdout.count("nothing changed") == 5  # three per-host merges, merge, aggregate
     path = "data/merged/encode_grid.jsonl.manifest.json"
     same = run(["corpusprov", "diff", path, path], experiments)
     assert "nothing changed" in same.stdout

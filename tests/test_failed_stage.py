@@ -12,8 +12,12 @@ from tests.conftest import run
 
 pytestmark = pytest.mark.dvc
 
-#: Every output of the two stages: corpus, manifest, rejects, metrics and plot data.
+#: Every output of the stages: corpus, manifest, rejects, metrics and plot data.
+HOSTS = ("host-a", "host-b", "host-c")
 BUILD = (
+    *(f"data/merged/hosts/grid-{host}.jsonl" for host in HOSTS),
+    *(f"data/merged/hosts/grid-{host}.jsonl.manifest.json" for host in HOSTS),
+    *(f"data/merged/host-rejects/grid-{host}.rejects.jsonl" for host in HOSTS),
     "data/merged/encode_grid.jsonl",
     "data/merged/encode_grid.jsonl.manifest.json",
     "data/merged/encode_grid.rejects.jsonl",
@@ -65,7 +69,8 @@ def test_bad_param_keeps_the_previous_build(built: Path) -> None:
     assert _snapshot(built) == before
     # Every file of the build agrees with dvc.lock: verify passes and says the param is pending.
     assert _verify(built) == (0, [])
-    assert _pending(built) == ["param merge.dedup.keep (params.yaml vs manifest)"]
+    # Said once per stage that reads the merge group: three per-host merges and the global one.
+    assert _pending(built) == ["param merge.dedup.keep (params.yaml vs manifest)"] * 4
     run(["git", "checkout", "params.yaml"], built)
     assert _verify(built) == (0, [])
     assert _pending(built) == []
@@ -83,8 +88,8 @@ def test_bad_data_keeps_the_previous_build(built: Path) -> None:
     shard = next(iter(sorted((built / "data" / "raw" / "encode").glob("*.jsonl"))))
     good = shard.read_bytes()
     shard.write_bytes(good + b'{"truncated": \n')
-    # -s: only this stage, so DVC does not first regenerate the sample shard it owns.
-    failed = run(["dvc", "repro", "-s", "merge"], built, check=False)
+    # -s: only the per-host merge that reads it, so DVC does not first regenerate the sample shard it owns.
+    failed = run(["dvc", "repro", "-s", "merge-host@host-a"], built, check=False)
     assert failed.returncode != 0
     assert shard.name in failed.stderr
     assert _snapshot(built) == before

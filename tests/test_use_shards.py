@@ -83,10 +83,16 @@ def test_the_template_dvc_yaml_round_trips_untouched(tmp_path: Path) -> None:
 
     (tmp_path / ".dvc").mkdir()
     text = (REPO_ROOT / "dvc.yaml").read_text(encoding="utf-8")
-    without_sample = text[: text.index("  sample:\n")] + text[text.index("  merge:\n") :]
-    (tmp_path / "dvc.yaml").write_text(without_sample, encoding="utf-8")
+    # Without the sample (and the per-host merges that read its shards), merge reads the shards.
+    rest = text[text.index("  merge:\n") :]
+    assert rest.count("data/merged/hosts") == 2  # the global merge's cmd and its dep
+    own_shards = text[: text.index("  sample:\n")] + rest.replace("data/merged/hosts", "data/raw/encode")
+    (tmp_path / "dvc.yaml").write_text(own_shards, encoding="utf-8")
     plan = use_shards(tmp_path, {"merge": None, "aggregate": None})
     assert plan.changed == ()
     (tmp_path / "dvc.yaml").write_text(text, encoding="utf-8")
-    assert use_shards(tmp_path, {"merge": None, "aggregate": None}).removed_sample
-    assert (tmp_path / "dvc.yaml").read_text(encoding="utf-8") == without_sample
+    plan = use_shards(tmp_path, {"merge": None, "aggregate": None})
+    assert plan.removed_sample
+    assert plan.removed_feeders == ("merge-host",)
+    assert plan.inputs["merge"] == "data/raw/encode"
+    assert (tmp_path / "dvc.yaml").read_text(encoding="utf-8") == own_shards

@@ -90,7 +90,7 @@ def test_shard_edited_after_repro(repo: Path) -> None:
     code, out, findings = verify(repo)
     assert code == 1
     finding = _only(findings, SHARD)
-    assert finding["stage"] == "merge"
+    assert finding["stage"] == "merge-host@host-b"  # the per-host merge reads the shard
     assert "input changed after the last `dvc repro`" in finding["cause"]
     assert SHARD in out and "likely causes" in out
 
@@ -154,8 +154,10 @@ def test_params_change_not_yet_reproduced(repo: Path) -> None:
     assert (code, findings) == (0, [])
     assert "pending: merge: param merge.dedup.keep (params.yaml vs manifest): first -> last" in text
     report = json.loads(run(["corpusprov", "verify", "--json"], repo).stdout)
-    finding = _only(report["pending"], "params.yaml")
-    assert finding["stage"] == "merge"
+    # Every stage that reads the merge group says it: the per-host merges and the global one.
+    stages = {item["stage"] for item in report["pending"] if item["where"] == "params.yaml"}
+    assert stages == {"merge-host@host-a", "merge-host@host-b", "merge-host@host-c", "merge"}
+    finding = next(item for item in report["pending"] if item["stage"] == "merge")
     assert "not yet reproduced" in finding["cause"]
     assert "merge.dedup.keep" in finding["what"]
     assert (finding["expected"], finding["found"]) == ("first", "last")
@@ -164,10 +166,13 @@ def test_params_change_not_yet_reproduced(repo: Path) -> None:
 
 
 def test_shard_added_to_the_input_folder(repo: Path) -> None:
-    shutil.copy2(repo / SHARD, repo / "data/raw/encode/grid-host-d.jsonl")
+    # The global merge reads the per-host outputs' folder: a shard copied in is one it did not read.
+    shutil.copy2(repo / "data/merged/hosts/grid-host-b.jsonl", repo / "data/merged/hosts/grid-host-d.jsonl")
     code, _, findings = verify(repo)
     assert code == 1
-    assert "shard added" in _only(findings, "data/raw/encode/grid-host-d.jsonl")["cause"]
+    finding = _only(findings, "data/merged/hosts/grid-host-d.jsonl")
+    assert finding["stage"] == "merge"
+    assert "shard added" in finding["cause"]
 
 
 def test_manifest_deleted(repo: Path) -> None:
@@ -210,9 +215,10 @@ def test_replay_reproduces_both_stages(repo: Path, manifest: str) -> None:
 def test_replay_refuses_when_an_input_changed(repo: Path) -> None:
     with open(repo / SHARD, "a", encoding="utf-8") as handle:
         handle.write("\n")
-    done = run(["corpusprov", "replay", MERGED_MANIFEST], repo, check=False)
+    host = "data/merged/hosts/grid-host-b.jsonl.manifest.json"  # the build that read the shard
+    done = run(["corpusprov", "replay", host], repo, check=False)
     assert done.returncode == 1
-    assert done.stderr.startswith(f"corpusprov: error: {MERGED_MANIFEST}: refusing to replay: input {SHARD} changed")
+    assert done.stderr.startswith(f"corpusprov: error: {host}: refusing to replay: input {SHARD} changed")
 
 
 def test_replay_names_the_first_differing_row(repo: Path, tmp_path: Path) -> None:
@@ -322,7 +328,8 @@ def test_verify_import_outside_any_repository_scans_nothing(tmp_path: Path) -> N
     assert len(done.stderr.splitlines()) == 1
 
 
-ENCODE = "data/raw/encode"
+#: A folder dep (aggregate reads the MOS folder; merge reads the per-host outputs' folder).
+FOLDER = "data/raw/mos"
 
 
 def _lock_dep_md5(repo: Path, stage: str, path: str) -> str:
@@ -337,37 +344,37 @@ def test_verify_hashes_the_folder_files_dvc_hashes(repo: Path) -> None:
     from corpusprov.prove.dvcignore import dvc_folder_files
 
     with open(repo / ".dvcignore", "a", encoding="utf-8") as handle:
-        handle.write(f"{ENCODE}/notes.md\n")
+        handle.write(f"{FOLDER}/notes.md\n")
     for name in ("README.txt", "notes.md", ".DS_Store", "nested/deeper.jsonl"):
-        (repo / ENCODE / name).parent.mkdir(exist_ok=True)
-        (repo / ENCODE / name).write_text(f"{name}\n", encoding="utf-8")
-    run(["dvc", "repro", "-s", "merge"], repo)  # -s: DVC hashes the folder dep as it now is
-    files = dvc_folder_files(repo, ENCODE)
+        (repo / FOLDER / name).parent.mkdir(exist_ok=True)
+        (repo / FOLDER / name).write_text(f"{name}\n", encoding="utf-8")
+    run(["dvc", "repro", "-s", "aggregate"], repo)  # -s: DVC hashes the folder dep as it now is
+    files = dvc_folder_files(repo, FOLDER)
     assert files is not None
     assert "notes.md" not in files and {"README.txt", ".DS_Store", "nested/deeper.jsonl"} <= set(files)
-    ours = dvc_dir_md5([(name, hash_file(repo / ENCODE / name).md5) for name in files])
-    assert ours == _lock_dep_md5(repo, "merge", ENCODE)
-    code, out, findings = verify(repo, "merge")
+    ours = dvc_dir_md5([(name, hash_file(repo / FOLDER / name).md5) for name in files])
+    assert ours == _lock_dep_md5(repo, "aggregate", FOLDER)
+    code, out, findings = verify(repo, "aggregate")
     assert code == 1
     assert sorted(item["where"] for item in findings) == [
-        f"{ENCODE}/.DS_Store",
-        f"{ENCODE}/README.txt",
-        f"{ENCODE}/nested/deeper.jsonl",
+        f"{FOLDER}/.DS_Store",
+        f"{FOLDER}/README.txt",
+        f"{FOLDER}/nested/deeper.jsonl",
     ]
     assert all(
         item["found"].startswith("extra file ") and item["found"].endswith(", not in the manifest") for item in findings
     )
     assert not [item for item in findings if "dvc.lock" in item["cause"]], out
-    assert ".dvcignore" in _only(findings, f"{ENCODE}/README.txt")["cause"]
+    assert ".dvcignore" in _only(findings, f"{FOLDER}/README.txt")["cause"]
 
 
 @pytest.mark.parametrize("name", ["README.txt", ".DS_Store"])
 def test_a_stray_file_is_named_as_such(repo: Path, name: str) -> None:
-    (repo / ENCODE / name).write_text("x\n", encoding="utf-8")
+    (repo / FOLDER / name).write_text("x\n", encoding="utf-8")
     code, _, findings = verify(repo)
     assert code == 1
     assert [(item["where"], item["found"]) for item in findings] == [
-        (f"{ENCODE}/{name}", f"extra file {name}, not in the manifest")
+        (f"{FOLDER}/{name}", f"extra file {name}, not in the manifest")
     ]
 
 
@@ -375,7 +382,7 @@ def test_files_dvcignore_excludes_are_not_reported(repo: Path) -> None:
     with open(repo / ".dvcignore", "a", encoding="utf-8") as handle:
         handle.write(".DS_Store\ndata/raw/*/README.txt\n")
     for name in ("README.txt", ".DS_Store"):
-        (repo / ENCODE / name).write_text("x\n", encoding="utf-8")
+        (repo / FOLDER / name).write_text("x\n", encoding="utf-8")
     assert "up to date" in run(["dvc", "status"], repo).stdout
     code, out, findings = verify(repo)
     assert (code, findings) == (0, []), out

@@ -7,6 +7,7 @@ from typing import Any
 from corpusprov.params.stages import AggregateParams
 from corpusprov.prove.diff import ManifestDiff
 from corpusprov.prove.findings import VerifyReport
+from corpusprov.prove.lineage import LineageNode
 from corpusprov.prove.replay import ReplayResult
 from corpusprov.prove.trace import TraceResult
 from corpusprov.record.manifest import Manifest
@@ -14,6 +15,7 @@ from corpusprov.record.manifest import Manifest
 __all__ = [
     "render_diff",
     "render_findings",
+    "render_lineage",
     "render_manifest",
     "render_replay",
     "render_scales",
@@ -334,3 +336,36 @@ def render_stage_summary(kind: str, report: Any) -> str:
         f"  corpus:   {corpus.path if corpus else '?'}\n"
         f"  manifest: {report.manifest_path}"
     )
+
+
+def render_lineage(node: LineageNode) -> str:
+    """The chain as a tree: each file with the manifest that made it, down to shards without one."""
+    lines: list[str] = []
+
+    def describe(item: LineageNode) -> str:
+        rows = f", {item.rows} rows" if item.rows is not None else ""
+        text = f"{item.path}  (sha256 {item.sha256[:12]}{rows})"
+        if item.made_by is not None:
+            made = item.made_by
+            counts = f"{made.rows_in} in -> {made.rows_out} out" if made.rows_in is not None else "rows not counted"
+            params = f", params {made.params_digest}" if made.params_digest else ""
+            text += f"\n    made by {made.kind} ({made.tool}{params}; {counts}): {made.path}"
+        elif item.problem is None:
+            text += "  [no manifest: a source shard]"
+        if item.problem is not None:
+            text += f"\n    ! {item.problem}"
+        return text
+
+    def walk(item: LineageNode, prefix: str, last: bool, top: bool) -> None:
+        branch = "" if top else ("`-- " if last else "|-- ")
+        body = describe(item).split("\n")
+        lines.append(prefix + branch + body[0])
+        child_prefix = prefix + ("" if top else ("    " if last else "|   "))
+        lines.extend(child_prefix + ("|" if item.inputs else " ") + extra for extra in body[1:])
+        for index, child in enumerate(item.inputs):
+            walk(child, child_prefix, index == len(item.inputs) - 1, False)
+
+    walk(node, "", True, True)
+    levels = node.levels()
+    lines.append(f"{levels} level{'s' if levels != 1 else ''} of manifests")
+    return "\n".join(lines)

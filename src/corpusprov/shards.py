@@ -31,6 +31,8 @@ class ShardsPlan:
     """Stage -> the shard folder it reads."""
     changed: tuple[str, ...]
     """Files rewritten (``dvc.yaml``, ``dvc.lock``)."""
+    removed_feeders: tuple[str, ...] = ()
+    """Stages that wrote the folder a stage no longer reads (the demo's per-host merges), removed too."""
 
 
 def _yaml() -> YAML:
@@ -125,24 +127,65 @@ def use_shards(root: Path, inputs: dict[str, str | None]) -> ShardsPlan:
     stages = document["stages"]
     removed = stages.pop(SAMPLE_STAGE, None) is not None
     chosen: dict[str, str] = {}
+    feeders: list[str] = []
     for name, wanted in inputs.items():
         stage = stages.get(name)
         if stage is None:
             raise UsageError(f"no stage {name!r} in dvc.yaml", path="dvc.yaml", fix="restore it from git")
         current = _data_dep(stage, name)
-        folder = _folder(root, wanted, f"--{'encode' if name == 'merge' else 'mos'}") if wanted else current
+        # The demo's global merge reads what per-host merges wrote: those stages go with the
+        # sample, and the stage reads the shards they read (or the folder given) directly.
+        fed_by = _feeders(stages, current, set(inputs))
+        fed_from = _source_folder(stages, fed_by)
+        option = f"--{'encode' if name == 'merge' else 'mos'}"
+        folder = _folder(root, wanted, option) if wanted else (fed_from or current)
         if folder != current:
             stage["deps"] = [folder if str(dep) == current else dep for dep in stage["deps"]]
             stage["cmd"] = _replace_token(stage["cmd"], current, folder, name)
+            feeders.extend(fed_by)
         chosen[name] = folder
+    for feeder in feeders:
+        del stages[feeder]
     changed: list[str] = []
-    if removed or any(inputs.values()):
+    if removed or feeders or any(inputs.values()):
         _dump(dvc_yaml, document)
         changed.append("dvc.yaml")
     lock = _load(root / "dvc.lock")
-    if isinstance(lock, dict) and isinstance(lock.get("stages"), dict) and SAMPLE_STAGE in lock["stages"]:
-        # What `dvc remove` does: a stage's lock entry goes with the stage.
-        del lock["stages"][SAMPLE_STAGE]
-        _dump(root / "dvc.lock", lock)
-        changed.append("dvc.lock")
-    return ShardsPlan(removed, chosen, tuple(changed))
+    gone = {SAMPLE_STAGE, *feeders}
+    if isinstance(lock, dict) and isinstance(lock.get("stages"), dict):
+        # What `dvc remove` does: a stage's lock entries (each foreach item's too) go with the stage.
+        locked = [entry for entry in lock["stages"] if str(entry).split("@", 1)[0] in gone]
+        for entry in locked:
+            del lock["stages"][entry]
+        if locked:
+            _dump(root / "dvc.lock", lock)
+            changed.append("dvc.lock")
+    return ShardsPlan(removed, chosen, tuple(changed), tuple(feeders))
+
+
+def _outs(stage: Any) -> list[str]:
+    """A stage's out paths (a foreach stage's from its ``do`` body, still with ``${item}`` in them)."""
+    body = stage.get("do") if isinstance(stage, dict) and "foreach" in stage else stage
+    outs = body.get("outs") if isinstance(body, dict) else None
+    return [str(next(iter(out))) if isinstance(out, dict) else str(out) for out in outs or []]
+
+
+def _feeders(stages: dict[str, Any], folder: str, keep: set[str]) -> list[str]:
+    """Stages whose outs lie inside ``folder``: they only fed the input a stage no longer reads."""
+    return [
+        str(name)
+        for name, stage in stages.items()
+        if name not in keep and any(out.startswith(folder + "/") for out in _outs(stage))
+    ]
+
+
+def _source_folder(stages: dict[str, Any], feeders: list[str]) -> str | None:
+    """The one folder the feeder stages read their shards from (``data/raw/encode``), if they agree."""
+    folders = set()
+    for name in feeders:
+        stage = stages[name]
+        body = stage.get("do") if "foreach" in stage else stage
+        for dep in (body or {}).get("deps") or []:
+            if not str(dep).startswith("src"):
+                folders.add(Path(str(dep)).parent.as_posix())
+    return folders.pop() if len(folders) == 1 else None

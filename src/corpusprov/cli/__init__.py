@@ -12,12 +12,12 @@ from corpusprov.cli.base import EXIT_INTERRUPTED, EXIT_TERMINATED, Terminated, a
 
 # Each module registers its commands on `app`; help lists them in this order.
 # isort: off
-from corpusprov.cli import stages, prove, manifest
+from corpusprov.cli import stages, prove, manifest, evidence
 # isort: on
 
 __all__ = ["app", "main"]
 
-_COMMANDS = (stages, prove, manifest)
+_COMMANDS = (stages, prove, manifest, evidence)
 
 
 def _version_callback(value: bool) -> None:

@@ -27,6 +27,14 @@ def verify(
     no_rehash: Annotated[
         bool, typer.Option("--no-rehash", help="Compare recorded hashes only; check file sizes, not contents.")
     ] = False,
+    deep: Annotated[
+        bool,
+        typer.Option(
+            "--deep",
+            help="Also check every lineage link down the chain: each upstream manifest's hash, and that "
+            "its output is the bytes this build read.",
+        ),
+    ] = False,
 ) -> None:
     """Prove dvc.lock, the manifests and the bytes on disk agree (anywhere in the repository)."""
     import json
@@ -35,7 +43,7 @@ def verify(
     from corpusprov.render import render_findings
 
     with boundary():
-        report = run_verify(repo_dir(), tuple(stages or ()), rehash=not no_rehash)
+        report = run_verify(repo_dir(), tuple(stages or ()), rehash=not no_rehash, deep=deep)
         if as_json:
             typer.echo(json.dumps(report.to_dict(), indent=2, ensure_ascii=False))
         else:

@@ -164,6 +164,7 @@ def use_shards(
         typer.echo(
             "use-shards: "
             + ("removed the sample stage; " if plan.removed_sample else "")
+            + "".join(f"removed the {name} stage (it wrote the folder merge read); " for name in plan.removed_feeders)
             + "; ".join(f"{stage} reads {folder}" for stage, folder in plan.inputs.items())
             + (f" (rewrote {', '.join(plan.changed)})" if plan.changed else " (nothing to change)")
         )

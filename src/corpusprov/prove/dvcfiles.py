@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -214,6 +214,32 @@ def _declared_params(value: Any, display: str, where: str) -> dict[str, list[str
     return declared
 
 
+def _interpolated(value: Any, item: str) -> Any:
+    """``value`` with ``${item}`` replaced in every string, at any depth."""
+    if isinstance(value, str):
+        return value.replace("${item}", item)
+    if isinstance(value, list):
+        return [_interpolated(entry, item) for entry in value]
+    if isinstance(value, dict):
+        return {_interpolated(key, item): _interpolated(entry, item) for key, entry in value.items()}
+    return value
+
+
+def _expanded(stages: dict[str, Any], display: str) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Each stage, with a ``foreach`` over a list of names expanded as DVC names them (``stage@item``)."""
+    for name, stage in stages.items():
+        stage = _mapping(stage, display, f"stages.{name}")
+        if "foreach" not in stage:
+            yield str(name), stage
+            continue
+        items = _list(stage["foreach"], display, f"stages.{name}.foreach")
+        if not all(isinstance(item, str | int) and not isinstance(item, bool) for item in items):
+            raise _shape(display, f"stages.{name}.foreach", "a list of names (corpusprov reads no other foreach)")
+        body = _mapping(stage.get("do"), display, f"stages.{name}.do")
+        for item in items:
+            yield f"{name}@{item}", _interpolated(body, str(item))
+
+
 def load_dvc_yaml(root: Path) -> dict[str, dict[str, Any]] | None:
     """Stages of ``dvc.yaml`` as ``{name: {"outs": [...], "metrics": [...], "deps": [...], "params": {...}}}``."""
     display = "dvc.yaml"
@@ -222,8 +248,7 @@ def load_dvc_yaml(root: Path) -> dict[str, dict[str, Any]] | None:
         return None
     data = _mapping(data, display, "the top level")
     stages: dict[str, dict[str, Any]] = {}
-    for name, stage in _mapping(data.get("stages"), display, "stages").items():
-        stage = _mapping(stage, display, f"stages.{name}")
+    for name, stage in _expanded(_mapping(data.get("stages"), display, "stages"), display):
         stages[name] = {
             "outs": _declared(stage.get("outs"), display, f"stages.{name}.outs"),
             "metrics": _declared(stage.get("metrics"), display, f"stages.{name}.metrics"),
@@ -273,7 +298,12 @@ def plan_stages(root: Path, only: Sequence[str] = ()) -> tuple[list[StagePlan], 
             fix="run it inside the corpus repository; in a repository that `dvc import`s "
             "a corpus and its manifest, run `corpusprov verify-import`",
         )
-    unknown = [name for name in only if name not in stages]
+
+    def chosen(name: str) -> bool:
+        """Named, or one of a named foreach stage's expansions (``merge-host`` means every ``merge-host@...``)."""
+        return not only or name in only or name.split("@", 1)[0] in only
+
+    unknown = [name for name in only if not any(name in (stage, stage.split("@", 1)[0]) for stage in stages)]
     if unknown:
         raise UsageError(
             f"no stage {unknown[0]!r} in dvc.yaml",
@@ -283,7 +313,7 @@ def plan_stages(root: Path, only: Sequence[str] = ()) -> tuple[list[StagePlan], 
     plans: list[StagePlan] = []
     skipped: list[str] = []
     for name, stage in stages.items():
-        if only and name not in only:
+        if not chosen(name):
             continue
         outs = [*stage["outs"], *stage["metrics"]]
         manifests = tuple(path for path in outs if path.endswith(MANIFEST_SUFFIX))

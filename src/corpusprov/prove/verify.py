@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Final
+from typing import Any
 
 from corpusprov.dotted import changes
 from corpusprov.errors import CorpusprovError
@@ -37,11 +36,11 @@ from corpusprov.prove.findings import (
     Finding,
     VerifyReport,
 )
+from corpusprov.prove.folderdeps import explain_folder, extras_explain, folder_entries
+from corpusprov.prove.lineage import check_links
 from corpusprov.record.manifest import Manifest, accounting_problems, load_manifest
 
 __all__ = ["kind_accounting", "verify"]
-
-_DIR_MD5: Final = re.compile(r"^[0-9a-f]{32}\.dir$")
 
 
 def _is_code(path: str) -> bool:
@@ -69,7 +68,7 @@ def _check_lock_hash(check: Checker, entry: dict[str, Any], what: str, expected:
     check.compare(what, entry.get("md5"), expected, where, cause)
 
 
-def _verify_stage(root: Path, plan: StagePlan, lock: Any, rehash: bool) -> Checker:
+def _verify_stage(root: Path, plan: StagePlan, lock: Any, rehash: bool, deep: bool = False) -> Checker:
     check = Checker(root, plan.name, rehash)
     stage_lock = (lock or {}).get("stages", {}).get(plan.name) if isinstance(lock, dict) else None
     if stage_lock is None and lock is not None:
@@ -78,7 +77,7 @@ def _verify_stage(root: Path, plan: StagePlan, lock: Any, rehash: bool) -> Check
     if stage_lock is not None:
         _verify_lock_declares(check, plan, stage_lock)
     for manifest_path in plan.manifests:
-        _verify_manifest(check, manifest_path, stage_lock or {}, stage_lock is not None)
+        _verify_manifest(check, manifest_path, stage_lock or {}, stage_lock is not None, deep)
     return check
 
 
@@ -114,7 +113,9 @@ def kind_accounting(kind: str) -> dict[str, Any]:
     return dict(AGGREGATE_ACCOUNTING)
 
 
-def _verify_manifest(check: Checker, manifest_path: str, stage_lock: dict[str, Any], has_lock: bool) -> None:
+def _verify_manifest(
+    check: Checker, manifest_path: str, stage_lock: dict[str, Any], has_lock: bool, deep: bool = False
+) -> None:
     root = check.root
     check.checks += 1
     for intent in interrupted_commits((root / manifest_path).parent):
@@ -135,10 +136,12 @@ def _verify_manifest(check: Checker, manifest_path: str, stage_lock: dict[str, A
         check.add("manifest exists", "a file", "missing", manifest_path, CAUSE_MANIFEST_MISSING)
         return
     try:
-        manifest, _ = load_manifest(root / manifest_path, manifest_path)
+        manifest, document = load_manifest(root / manifest_path, manifest_path)
     except CorpusprovError as exc:
         check.add("manifest schema", "valid manifest JSON", exc.message, manifest_path, CAUSE_MANIFEST_EDITED)
         return
+    if deep:
+        check_links(check, document, manifest_path)
     if has_lock:
         entry = _lock_entry(stage_lock.get("outs"), manifest_path)
         digest = check.digest(manifest_path)
@@ -229,10 +232,12 @@ def _verify_inputs(check: Checker, manifest: Manifest, stage_lock: dict[str, Any
             changed_cause=CAUSE_INPUT_CHANGED,
         )
     by_path = {record.path: record for record in manifest.inputs}
+    # The manifests beside the inputs are read too (their sha256 is recorded): a dep, not a stray one.
+    upstream = {record.upstream.path for record in manifest.inputs if record.upstream is not None}
     folders = {folder["path"]: folder for folder in manifest.input_folders}
     for folder_path, folder in folders.items():
         members = [record for record in manifest.inputs if record.arg == folder_path]
-        recomputed = dvc_dir_md5([(record.relpath or record.path, record.md5) for record in members])
+        recomputed = dvc_dir_md5(folder_entries(members))
         check.compare(
             "input folder .dir md5 (manifest self-check)",
             folder["dvc_dir_md5"],
@@ -241,7 +246,7 @@ def _verify_inputs(check: Checker, manifest: Manifest, stage_lock: dict[str, Any
             CAUSE_MANIFEST_EDITED,
         )
         # What DVC hashes for this folder (its own .dvcignore filter), against what the stage read.
-        listed = {record.relpath or record.path for record in members}
+        listed = {name for name, _ in folder_entries(members)}
         check.checks += 1
         for relpath in sorted(set(dvc_folder_files(root, folder_path) or ()) - listed):
             where = f"{folder_path}/{relpath}"
@@ -265,11 +270,13 @@ def _verify_inputs(check: Checker, manifest: Manifest, stage_lock: dict[str, Any
             members = [record for record in manifest.inputs if record.arg == path]
             covered.update(record.path for record in members)
             expected = folders[path]["dvc_dir_md5"]
-            if _extras_explain(check, path, members, dep):
+            if extras_explain(check, path, members, dep):
                 # dvc.lock hashed the stray files reported above as well: not an edited dvc.lock.
                 expected = str(dep.get("md5"))
             _check_lock_hash(check, dep, "input folder md5 (dvc.lock vs manifest)", expected, path, CAUSE_LOCK_EDITED)
-            _explain_folder(check, path, dep, by_path)
+            explain_folder(check, path, dep, by_path)
+        elif path in upstream:
+            check.checks += 1
         elif path in by_path:
             covered.add(path)
             _check_lock_hash(check, dep, "input md5 (dvc.lock vs manifest)", by_path[path].md5, path, CAUSE_LOCK_EDITED)
@@ -280,51 +287,6 @@ def _verify_inputs(check: Checker, manifest: Manifest, stage_lock: dict[str, Any
         check.checks += 1
         if record.path not in covered:
             check.add("input listed in dvc.lock deps", "a dep", "none", record.path, CAUSE_INPUT_UNTRACKED)
-
-
-def _extras_explain(check: Checker, folder: str, members: list[Any], dep: dict[str, Any]) -> bool:
-    """True when dvc.lock's folder md5 is the manifest's files plus the stray files on disk."""
-    extras = check.extras.get(folder)
-    if not extras:
-        return False
-    entries = [(record.relpath or record.path, record.md5) for record in members]
-    for relpath, where in extras.items():
-        digest = check.digest(where)
-        if digest is None:
-            return False
-        entries.append((relpath, digest.md5))
-    return dvc_dir_md5(entries) == dep.get("md5")
-
-
-def _explain_folder(check: Checker, folder: str, dep: dict[str, Any], by_path: dict[str, Any]) -> None:
-    """Where DVC's cached ``.dir`` listing is at hand, name the file that differs."""
-    md5 = str(dep.get("md5", ""))
-    if not _DIR_MD5.match(md5):  # a lock's md5 names a cache file: never let it name a path
-        return
-    listing_path = check.root / ".dvc" / "cache" / "files" / "md5" / md5[:2] / md5[2:]
-    if not listing_path.is_file():
-        return
-    try:
-        listing = json.loads(listing_path.read_text(encoding="utf-8"))
-    except (OSError, ValueError, RecursionError):
-        return
-    if not isinstance(listing, list):
-        return
-    stray = set(check.extras.get(folder, {}))
-    for item in listing:
-        if not isinstance(item, dict):
-            continue
-        if item.get("relpath") in stray:
-            continue  # reported as an extra file in the folder
-        path = f"{folder}/{item.get('relpath')}"
-        record = by_path.get(path)
-        check.checks += 1
-        if record is None:
-            check.add("dvc.lock folder listing", "in the manifest", "not read by the stage", path, CAUSE_LOCK_EDITED)
-        elif record.md5 != item.get("md5"):
-            check.add(
-                "input md5 (dvc.lock .dir listing vs manifest)", record.md5, item.get("md5"), path, CAUSE_LOCK_EDITED
-            )
 
 
 def _verify_params(check: Checker, manifest: Manifest, stage_lock: dict[str, Any]) -> None:
@@ -378,8 +340,8 @@ def _show(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
 
 
-def verify(root: Path, stages: Sequence[str] = (), *, rehash: bool = True) -> VerifyReport:
-    """Check every stage with a manifest (or only ``stages``)."""
+def verify(root: Path, stages: Sequence[str] = (), *, rehash: bool = True, deep: bool = False) -> VerifyReport:
+    """Check every stage with a manifest (or only ``stages``); ``deep``: and every lineage link down the chain."""
     plans, skipped = plan_stages(root, stages)
     lock = load_dvc_lock(root)
     findings: list[Finding] = []
@@ -389,7 +351,7 @@ def verify(root: Path, stages: Sequence[str] = (), *, rehash: bool = True) -> Ve
         checks += 1
         findings.append(Finding("*", "dvc.lock exists", "a file", "missing", "dvc.lock", CAUSE_LOCK_MISSING))
     for plan in plans:
-        checker = _verify_stage(root, plan, lock, rehash)
+        checker = _verify_stage(root, plan, lock, rehash, deep)
         findings.extend(checker.findings)
         pending.extend(checker.pending)
         checks += checker.checks

@@ -12,6 +12,7 @@ from typing import Any, Final
 import orjson
 
 from corpusprov.errors import CorpusprovError, DataError, InputError
+from corpusprov.record.upstream import UpstreamLink
 
 __all__ = [
     "MANIFEST_VERSION",
@@ -55,10 +56,12 @@ class InputRecord:
     """Per-input counters."""
     label_override: str | None = None
     """Corpus label forced on every row of this input (aggregate only)."""
+    upstream: UpstreamLink | None = None
+    """The manifest beside this shard (how the shard was made), when there is one."""
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON form."""
-        return {
+        """JSON form (``upstream_manifest`` only when there is one)."""
+        document: dict[str, Any] = {
             "path": self.path,
             "arg": self.arg,
             "relpath": self.relpath,
@@ -69,6 +72,9 @@ class InputRecord:
             "counters": dict(self.counters),
             "label_override": self.label_override,
         }
+        if self.upstream is not None:
+            document["upstream_manifest"] = self.upstream.to_dict()
+        return document
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> InputRecord:
@@ -83,6 +89,7 @@ class InputRecord:
             data["rows_read"],
             dict(data["counters"]),
             data.get("label_override"),
+            UpstreamLink.from_dict(data["upstream_manifest"]) if data.get("upstream_manifest") else None,
         )
 
 

@@ -165,7 +165,16 @@ def redact_document(document: dict[str, Any]) -> dict[str, Any]:
         command["argv"] = redact_argv(command["argv"])
     result["command"] = command
     result["inputs"] = [
-        {**record, "path": recorded_path(record["path"]), "arg": recorded_path(record["arg"])}
+        {
+            **record,
+            "path": recorded_path(record["path"]),
+            "arg": recorded_path(record["arg"]),
+            **(
+                {"upstream_manifest": {**upstream, "path": recorded_path(upstream["path"])}}
+                if isinstance(upstream := record.get("upstream_manifest"), dict)
+                else {}
+            ),
+        }
         for record in result.get("inputs", [])
     ]
     result["input_folders"] = [

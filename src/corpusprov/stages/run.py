@@ -5,9 +5,9 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Final
+from typing import Any
 
 import orjson
 
@@ -30,8 +30,10 @@ from corpusprov.params.stages import merge_params
 from corpusprov.record.manifest import InputRecord, Manifest, OutputEntry, manifest_bytes
 from corpusprov.record.provenance import git_state, iso_utc, run_environment, utc_now
 from corpusprov.record.redact import redact_argv
+from corpusprov.record.upstream import SIDECAR_SUFFIX, find_upstream
 from corpusprov.stages.core import InputOutcome
 from corpusprov.stages.merge import MERGE_ACCOUNTING, merge
+from corpusprov.stages.summary import stage_metrics
 from corpusprov.stages.workers import ProgressCallback, choose_jobs
 
 __all__ = [
@@ -109,6 +111,8 @@ def _folder_records(folders: Sequence[FolderArg], records: Sequence[InputRecord]
         for name in folder.files:
             display = f"{folder.display}/{name}" if folder.display != "." else name
             entries.append((name, by_path[display].md5))
+            if (upstream := by_path[display].upstream) is not None:
+                entries.append((name + SIDECAR_SUFFIX, upstream.md5))  # DVC hashes it into the folder too
         result.append({"path": folder.display, "files": list(folder.files), "dvc_dir_md5": dvc_dir_md5(entries)})
     return tuple(result)
 
@@ -160,34 +164,11 @@ class _BodyResult:
     counters: dict[str, int]
     extra: dict[str, Any]
     metrics: dict[str, Any]
-    """Headline figures beyond the four every stage reports (see :func:`_metrics`)."""
+    """Headline figures beyond the four every stage reports (see :func:`~corpusprov.stages.summary.stage_metrics`)."""
     plots: dict[str, list[dict[str, Any]]]
 
 
 Body = Callable[[Sequence[InputFile], StagedFile, StagedFile], _BodyResult]
-
-
-#: The metrics file's top key per stage: `dvc exp show` columns read ``grid.out``, ``mos.mean``.
-METRICS_GROUP: Final = {"merge": "grid", "aggregate": "mos"}
-
-
-def _metrics(
-    kind: str, counters: dict[str, int], accounting: dict[str, Any], headline: dict[str, Any]
-) -> dict[str, Any]:
-    """The few figures a person compares between builds, under a short name per stage.
-
-    Nested (``grid.out``, ``mos.out``) so names never collide between the two files and DVC
-    needs no file prefix, and short so the columns that changed fit a 120-column terminal;
-    every counter stays in the manifest, the breakdowns in its ``breakdown`` section.
-    """
-    figures: dict[str, Any] = {
-        "in": counters["rows_in"],
-        "out": counters["rows_out"],
-        "dups": sum(counters[name] for name in accounting["duplicates"]),
-        "rejected": sum(counters[name] for name in accounting["rejected"]),
-    }
-    figures.update(headline)
-    return {METRICS_GROUP[kind]: figures}
 
 
 def _present_inputs(inputs: Sequence[str]) -> tuple[list[str], list[str]]:
@@ -234,14 +215,17 @@ def _run(
             targets[f"plot_{name}"] = request.plots_dir / f"{name}.json"
     check_outputs(list(targets.values()), files, folders)
     _check_inside(request, files, targets, params)
+    # Read before the rows: the manifests beside the inputs, as this build found them.
+    upstream = {item.display: link for item in files if (link := find_upstream(item.path, item.display))}
     with OutputSet() as outputs:
         corpus = outputs.stage(request.output, display_path(request.output), "corpus")
         rejects = outputs.stage(rejects_path, display_path(rejects_path), "rejects")
         result = body(files, corpus, rejects)
-        records, counters, extra = result.records, result.counters, result.extra
+        counters, extra = result.counters, result.extra
+        records = [replace(record, upstream=upstream.get(record.path)) for record in result.records]
         if request.metrics_out is not None:
             metrics = outputs.stage(request.metrics_out, display_path(request.metrics_out), "metrics")
-            metrics.write_bytes(metrics_bytes(_metrics(kind, counters, accounting, result.metrics)))
+            metrics.write_bytes(metrics_bytes(stage_metrics(kind, counters, accounting, result.metrics, records)))
         if request.plots_dir is not None:
             for name in plot_names:
                 target = targets[f"plot_{name}"]

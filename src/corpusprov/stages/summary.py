@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import bisect
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import Any, Final
 
-__all__ = ["AggregateSummary", "MergeSummary", "Running", "preset_text"]
+from corpusprov.record.manifest import InputRecord
+from corpusprov.record.upstream import chain_figures
+
+__all__ = ["METRICS_GROUP", "AggregateSummary", "MergeSummary", "Running", "preset_text", "stage_metrics"]
 
 #: Unified MOS histogram: 5-point bins over 0-100, plus the (unclipped) slack either side.
 UNIFIED_EDGES = tuple(float(edge) for edge in range(0, 101, 5))
@@ -201,3 +206,39 @@ class AggregateSummary:
                 if rows or 0 < order < len(edges):
                     native_points.append({"group": corpus, "bin": label, "order": order, "rows": rows})
         return {"mos_unified_hist": unified_points, "mos_native_hist": native_points}
+
+
+#: The metrics file's top key per stage: `dvc exp show` columns read ``grid.out``, ``mos.mean``.
+METRICS_GROUP: Final = {"merge": "grid", "aggregate": "mos"}
+
+
+def stage_metrics(
+    kind: str,
+    counters: dict[str, int],
+    accounting: dict[str, Any],
+    headline: dict[str, Any],
+    records: Sequence[InputRecord],
+) -> dict[str, Any]:
+    """The few figures a person compares between builds, under a short name per stage.
+
+    Nested (``grid.out``, ``mos.out``) so names never collide between the two files and DVC
+    needs no file prefix, and short so the columns that changed fit a 120-column terminal;
+    every counter stays in the manifest, the breakdowns in its ``breakdown`` section.
+    ``in``, ``dups`` and ``rejected`` count the whole chain behind the file (the demo's per-host
+    merges and the global one), so they read as one build's; the manifest keeps each level's own.
+    """
+    document = {
+        "kind": kind,
+        "counters": counters,
+        "accounting": accounting,
+        "inputs": [record.to_dict() for record in records],
+    }
+    chain = chain_figures(document, Path.cwd()) or {}
+    figures: dict[str, Any] = {
+        "in": chain.get("in", counters["rows_in"]),
+        "out": counters["rows_out"],
+        "dups": chain.get("dups", sum(counters[name] for name in accounting["duplicates"])),
+        "rejected": chain.get("rejected", sum(counters[name] for name in accounting["rejected"])),
+    }
+    figures.update(headline)
+    return {METRICS_GROUP[kind]: figures}

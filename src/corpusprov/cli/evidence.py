@@ -1,0 +1,34 @@
+"""The commands that carry the evidence to other tools: lineage, attest, verify-attestation, croissant, cite."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from corpusprov.cli.base import app, boundary, repo_dir
+from corpusprov.cli.help import MetavarCommand
+from corpusprov.cli.options import JsonOpt
+
+__all__: list[str] = []
+
+# Each command below: parse, call its core in corpusprov.evidence, render; errors through `boundary()`.
+
+
+@app.command(cls=MetavarCommand)
+def lineage(
+    path: Annotated[str, typer.Argument(metavar="PATH", help="An output (corpus JSONL) or its manifest.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """The chain of builds behind a file: each manifest down to the shards without one."""
+    import json
+
+    from corpusprov.prove.lineage import lineage as run_lineage
+    from corpusprov.render import render_lineage
+    from corpusprov.reporoot import root_relative
+
+    with boundary():
+        root = repo_dir()
+        node = run_lineage(root, root_relative(path, Path.cwd(), root))
+        typer.echo(json.dumps(node.to_dict(), indent=2, ensure_ascii=False) if as_json else render_lineage(node))

@@ -1,0 +1,72 @@
+"""Folder deps: a folder's files as DVC lists them, against the shards (and sidecars) a stage read."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any, Final
+
+from corpusprov.io.inputs import dvc_dir_md5
+from corpusprov.prove.findings import CAUSE_LOCK_EDITED, MANIFEST_SUFFIX, Checker
+from corpusprov.record.manifest import InputRecord
+
+__all__ = ["explain_folder", "extras_explain", "folder_entries"]
+
+_DIR_MD5: Final = re.compile(r"^[0-9a-f]{32}\.dir$")
+
+
+def folder_entries(members: list[InputRecord]) -> list[tuple[str, str]]:
+    """A folder's ``(relpath, md5)`` as DVC lists it: the shards read, and the manifests beside them."""
+    entries = []
+    for record in members:
+        entries.append((record.relpath or record.path, record.md5))
+        if record.upstream is not None:
+            entries.append(((record.relpath or record.path) + MANIFEST_SUFFIX, record.upstream.md5))
+    return entries
+
+
+def extras_explain(check: Checker, folder: str, members: list[Any], dep: dict[str, Any]) -> bool:
+    """True when dvc.lock's folder md5 is the manifest's files plus the stray files on disk."""
+    extras = check.extras.get(folder)
+    if not extras:
+        return False
+    entries = folder_entries(members)
+    for relpath, where in extras.items():
+        digest = check.digest(where)
+        if digest is None:
+            return False
+        entries.append((relpath, digest.md5))
+    return dvc_dir_md5(entries) == dep.get("md5")
+
+
+def explain_folder(check: Checker, folder: str, dep: dict[str, Any], by_path: dict[str, Any]) -> None:
+    """Where DVC's cached ``.dir`` listing is at hand, name the file that differs."""
+    md5 = str(dep.get("md5", ""))
+    if not _DIR_MD5.match(md5):  # a lock's md5 names a cache file: never let it name a path
+        return
+    listing_path = check.root / ".dvc" / "cache" / "files" / "md5" / md5[:2] / md5[2:]
+    if not listing_path.is_file():
+        return
+    try:
+        listing = json.loads(listing_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError):
+        return
+    if not isinstance(listing, list):
+        return
+    stray = set(check.extras.get(folder, {}))
+    members = [record for record in by_path.values() if record.arg == folder]
+    known = {f"{folder}/{name}": md5 for name, md5 in folder_entries(members)}
+    for item in listing:
+        if not isinstance(item, dict):
+            continue
+        if item.get("relpath") in stray:
+            continue  # reported as an extra file in the folder
+        path = f"{folder}/{item.get('relpath')}"
+        recorded = known.get(path)
+        check.checks += 1
+        if recorded is None:
+            check.add("dvc.lock folder listing", "in the manifest", "not read by the stage", path, CAUSE_LOCK_EDITED)
+        elif recorded != item.get("md5"):
+            check.add(
+                "input md5 (dvc.lock .dir listing vs manifest)", recorded, item.get("md5"), path, CAUSE_LOCK_EDITED
+            )
