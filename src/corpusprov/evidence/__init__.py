@@ -1,0 +1,1 @@
+"""Evidence that travels beyond corpusprov: lineage, in-toto/SLSA attestations, Croissant, citations."""
