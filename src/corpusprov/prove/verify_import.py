@@ -14,7 +14,7 @@ from corpusprov.prove.findings import (
     CAUSE_OUTPUT_EDITED,
     CAUSE_OUTSIDE,
     MANIFEST_SUFFIX,
-    Finding,
+    Checker,
     VerifyReport,
 )
 from corpusprov.record.manifest import load_manifest
@@ -93,8 +93,7 @@ def verify_imports(root: Path) -> VerifyReport:
             fix="import the corpus and its manifest: dvc import URL PATH and "
             "dvc import URL PATH.manifest.json, at the same --rev",
         )
-    findings: list[Finding] = []
-    checks = 0
+    checkers: list[Checker] = []
 
     def counterpart_of(manifest_import: ImportedFile, source_path: str) -> ImportedFile | None:
         """The import of ``source_path`` from the same repository, preferring the same revision
@@ -115,16 +114,13 @@ def verify_imports(root: Path) -> VerifyReport:
         )
         return candidates[0]
 
-    def add(stage: str, what: str, expected: object, found: object, where: str, cause: str) -> None:
-        findings.append(Finding(stage, what, str(expected), str(found), where, cause))
-
     for imported in manifests:
-        stage = imported.local_path
+        check = Checker(root, imported.local_path, rehash=True)
+        checkers.append(check)
         target = root / imported.local_path
-        checks += 1
+        check.checks += 1
         if not resolves_inside(target, root):
-            add(
-                stage,
+            check.add(
                 "manifest inside the repository",
                 "a file inside it",
                 "a link leading outside",
@@ -133,29 +129,28 @@ def verify_imports(root: Path) -> VerifyReport:
             )
             continue
         if not target.is_file():
-            add(stage, "manifest present", "a file", "missing", imported.local_path, CAUSE_NOT_PULLED)
+            check.add("manifest present", "a file", "missing", imported.local_path, CAUSE_NOT_PULLED)
             continue
-        checks += 1
+        check.checks += 1
         manifest_md5 = hash_file(target).md5
         if imported.md5 is not None and manifest_md5 != imported.md5:
-            add(stage, "manifest md5 (.dvc vs bytes)", imported.md5, manifest_md5, imported.local_path, CAUSE_DVC_FILE)
+            check.add("manifest md5 (.dvc vs bytes)", imported.md5, manifest_md5, imported.local_path, CAUSE_DVC_FILE)
         try:
             manifest, _ = load_manifest(target, imported.local_path)
         except CorpusprovError as exc:
-            add(stage, "manifest schema", "valid manifest", exc.message, imported.local_path, CAUSE_MANIFEST_EDITED)
+            check.add("manifest schema", "valid manifest", exc.message, imported.local_path, CAUSE_MANIFEST_EDITED)
             continue
         for output in manifest.outputs:
             if output.role not in ("corpus", "rejects"):
                 continue
             counterpart = counterpart_of(imported, output.path)
-            checks += 1
+            check.checks += 1
             if counterpart is None:
                 if output.role == "corpus":
-                    add(stage, "corpus imported", output.path, "not imported", imported.local_path, CAUSE_NO_CORPUS)
+                    check.add("corpus imported", output.path, "not imported", imported.local_path, CAUSE_NO_CORPUS)
                 continue
             if counterpart.rev_lock != imported.rev_lock:
-                add(
-                    stage,
+                check.add(
                     f"{output.role} revision",
                     imported.rev_lock,
                     counterpart.rev_lock,
@@ -164,8 +159,7 @@ def verify_imports(root: Path) -> VerifyReport:
                 )
             path = root / counterpart.local_path
             if not resolves_inside(path, root):
-                add(
-                    stage,
+                check.add(
                     f"{output.role} inside the repository",
                     "a file inside it",
                     "a link leading outside",
@@ -174,13 +168,12 @@ def verify_imports(root: Path) -> VerifyReport:
                 )
                 continue
             if not path.is_file():
-                add(stage, f"{output.role} present", "a file", "missing", counterpart.local_path, CAUSE_NOT_PULLED)
+                check.add(f"{output.role} present", "a file", "missing", counterpart.local_path, CAUSE_NOT_PULLED)
                 continue
             digest = hash_file(path)
-            checks += 2
+            check.checks += 2
             if (digest.sha256, digest.md5, digest.bytes) != (output.sha256, output.md5, output.bytes):
-                add(
-                    stage,
+                check.add(
                     f"{output.role} sha256 (manifest vs bytes)",
                     output.sha256,
                     digest.sha256,
@@ -188,12 +181,16 @@ def verify_imports(root: Path) -> VerifyReport:
                     CAUSE_OUTPUT_EDITED,
                 )
             if counterpart.md5 is not None and counterpart.md5 != output.md5:
-                add(
-                    stage,
+                check.add(
                     f"{output.role} md5 (.dvc vs manifest)",
                     output.md5,
                     counterpart.md5,
                     counterpart.dvc_file,
                     CAUSE_DVC_FILE,
                 )
-    return VerifyReport(tuple(item.local_path for item in manifests), (), checks, tuple(findings))
+    return VerifyReport(
+        tuple(item.local_path for item in manifests),
+        (),
+        sum(check.checks for check in checkers),
+        tuple(finding for check in checkers for finding in check.findings),
+    )
