@@ -94,7 +94,7 @@ def test_manifest_hashes_equal_dvc_lock(built: Path, stage: str) -> None:
     folder = manifest.input_folders[0]
     assert folder["path"] == folder_path
     assert folder["dvc_dir_md5"] == dep["md5"]
-    expected = {record.relpath: record.md5 for record in manifest.inputs}
+    expected = {str(record.relpath): record.md5 for record in manifest.inputs}
     # The manifests beside the inputs (merge's per-host outputs have them) are in DVC's listing too.
     expected |= {
         f"{record.relpath}.manifest.json": record.upstream.md5 for record in manifest.inputs if record.upstream
