@@ -106,7 +106,9 @@ def test_an_experiment_records_params_changed_code_as_committed(template_repo: C
     run(["git", "commit", "-q", "-m", "build"], repo)
     head = run(["git", "rev-parse", "HEAD"], repo).stdout.strip()
     run(["dvc", "exp", "run", "-n", "keep-last", "-S", "merge.dedup.keep=last"], repo)
-    manifest = "data/merged/encode_grid.jsonl.manifest.json"
+    # The per-host merge reads the raw shards, which the experiment leaves alone (the global
+    # merge reads the per-host outputs, which it changes: its manifest rightly says data changed).
+    manifest = "data/merged/hosts/grid-host-a.jsonl.manifest.json"
     git = json.loads((repo / manifest).read_text(encoding="utf-8"))["provenance"]["git"]
     assert git["changed"] == {"code": False, "params": True, "data": False, "other": False}
     assert git["experiment_baseline"] == head
