@@ -66,7 +66,7 @@ def _dump(path: Path, document: Any) -> None:
 
 def _data_dep(stage: dict[str, Any], name: str) -> str:
     """The stage's shard folder: its one dep that is not the package code."""
-    deps = [str(dep) for dep in stage.get("deps") or [] if not str(dep).startswith("src")]
+    deps = _data_deps(stage)
     if len(deps) != 1:
         raise UsageError(
             f"stage {name!r} has {len(deps)} data deps ({', '.join(deps) or 'none'}); expected one",
@@ -163,9 +163,19 @@ def use_shards(root: Path, inputs: dict[str, str | None]) -> ShardsPlan:
     return ShardsPlan(removed, chosen, tuple(changed), tuple(feeders))
 
 
+def _data_deps(stage: Any) -> list[str]:
+    """A stage's deps that are not the package code."""
+    return [str(dep) for dep in stage.get("deps") or [] if not str(dep).startswith("src")]
+
+
+def _body(stage: Any) -> Any:
+    """What a stage runs: a foreach stage's ``do`` body (still with ``${item}`` in it), else the stage."""
+    return stage.get("do") if isinstance(stage, dict) and "foreach" in stage else stage
+
+
 def _outs(stage: Any) -> list[str]:
-    """A stage's out paths (a foreach stage's from its ``do`` body, still with ``${item}`` in them)."""
-    body = stage.get("do") if isinstance(stage, dict) and "foreach" in stage else stage
+    """A stage's out paths (a foreach stage's from its ``do`` body)."""
+    body = _body(stage)
     outs = body.get("outs") if isinstance(body, dict) else None
     return [str(next(iter(out))) if isinstance(out, dict) else str(out) for out in outs or []]
 
@@ -181,11 +191,7 @@ def _feeders(stages: dict[str, Any], folder: str, keep: set[str]) -> list[str]:
 
 def _source_folder(stages: dict[str, Any], feeders: list[str]) -> str | None:
     """The one folder the feeder stages read their shards from (``data/raw/encode``), if they agree."""
-    folders = set()
+    folders: set[str] = set()
     for name in feeders:
-        stage = stages[name]
-        body = stage.get("do") if "foreach" in stage else stage
-        for dep in (body or {}).get("deps") or []:
-            if not str(dep).startswith("src"):
-                folders.add(Path(str(dep)).parent.as_posix())
+        folders.update(Path(dep).parent.as_posix() for dep in _data_deps(_body(stages[name]) or {}))
     return folders.pop() if len(folders) == 1 else None

@@ -7,7 +7,7 @@ import re
 from typing import Any, Final
 
 from corpusprov.io.inputs import dvc_dir_md5
-from corpusprov.prove.findings import CAUSE_LOCK_EDITED, MANIFEST_SUFFIX, Checker
+from corpusprov.prove.findings import CAUSE_LOCK_EDITED, Checker
 from corpusprov.record.manifest import InputRecord
 
 __all__ = ["explain_folder", "extras_explain", "folder_entries"]
@@ -17,12 +17,7 @@ _DIR_MD5: Final = re.compile(r"^[0-9a-f]{32}\.dir$")
 
 def folder_entries(members: list[InputRecord]) -> list[tuple[str, str]]:
     """A folder's ``(relpath, md5)`` as DVC lists it: the shards read, and the manifests beside them."""
-    entries = []
-    for record in members:
-        entries.append((record.relpath or record.path, record.md5))
-        if record.upstream is not None:
-            entries.append(((record.relpath or record.path) + MANIFEST_SUFFIX, record.upstream.md5))
-    return entries
+    return [entry for record in members for entry in record.dvc_listing()]
 
 
 def extras_explain(check: Checker, folder: str, members: list[Any], dep: dict[str, Any]) -> bool:

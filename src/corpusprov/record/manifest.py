@@ -12,7 +12,7 @@ from typing import Any, Final
 import orjson
 
 from corpusprov.errors import CorpusprovError, DataError, InputError
-from corpusprov.record.upstream import UpstreamLink
+from corpusprov.record.upstream import SIDECAR_SUFFIX, UpstreamLink
 
 __all__ = [
     "MANIFEST_VERSION",
@@ -75,6 +75,14 @@ class InputRecord:
         if self.upstream is not None:
             document["upstream_manifest"] = self.upstream.to_dict()
         return document
+
+    def dvc_listing(self) -> list[tuple[str, str]]:
+        """``(relpath, md5)`` as DVC lists this input in its folder's ``.dir``: the shard, and the sidecar beside it."""
+        name = self.relpath or self.path
+        entries = [(name, self.md5)]
+        if self.upstream is not None:
+            entries.append((name + SIDECAR_SUFFIX, self.upstream.md5))
+        return entries
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> InputRecord:

@@ -93,11 +93,12 @@ def find_upstream(shard: Path, display: str) -> UpstreamLink | None:
         raw = sidecar.read_bytes()
     except OSError as exc:
         raise InputError(f"cannot read the upstream manifest: {exc.strerror or exc}", path=name) from None
-    problem = upstream_shape_problem(_load(raw))
+    document = _load(raw)
+    problem = upstream_shape_problem(document)
     if problem is not None:
         raise InputError(f"upstream manifest is not a manifest ({problem})", path=name, fix=fix)
-    kind = str(orjson.loads(raw)["kind"])
-    return UpstreamLink(name, hashlib.sha256(raw).hexdigest(), hashlib.md5(raw).hexdigest(), kind)  # noqa: S324
+    digests = hashlib.sha256(raw).hexdigest(), hashlib.md5(raw).hexdigest()  # noqa: S324 -- DVC's md5
+    return UpstreamLink(name, *digests, str(document["kind"]))
 
 
 #: The figures a chain adds up: what entered it, what it dropped as duplicates or rejects.

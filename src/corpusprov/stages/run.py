@@ -30,7 +30,7 @@ from corpusprov.params.stages import merge_params
 from corpusprov.record.manifest import InputRecord, Manifest, OutputEntry, manifest_bytes
 from corpusprov.record.provenance import git_state, iso_utc, run_environment, utc_now
 from corpusprov.record.redact import redact_argv
-from corpusprov.record.upstream import SIDECAR_SUFFIX, find_upstream
+from corpusprov.record.upstream import find_upstream
 from corpusprov.stages.core import InputOutcome
 from corpusprov.stages.merge import MERGE_ACCOUNTING, merge
 from corpusprov.stages.summary import stage_metrics
@@ -107,12 +107,9 @@ def _folder_records(folders: Sequence[FolderArg], records: Sequence[InputRecord]
     by_path = {record.path: record for record in records}
     result = []
     for folder in folders:
-        entries = []
-        for name in folder.files:
-            display = f"{folder.display}/{name}" if folder.display != "." else name
-            entries.append((name, by_path[display].md5))
-            if (upstream := by_path[display].upstream) is not None:
-                entries.append((name + SIDECAR_SUFFIX, upstream.md5))  # DVC hashes it into the folder too
+        members = [by_path[f"{folder.display}/{name}" if folder.display != "." else name] for name in folder.files]
+        # A folder member's relpath is its name; DVC hashes the manifest beside it into the folder too.
+        entries = [entry for record in members for entry in record.dvc_listing()]
         result.append({"path": folder.display, "files": list(folder.files), "dvc_dir_md5": dvc_dir_md5(entries)})
     return tuple(result)
 

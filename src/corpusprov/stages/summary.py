@@ -233,12 +233,10 @@ def stage_metrics(
         "accounting": accounting,
         "inputs": [record.to_dict() for record in records],
     }
-    chain = chain_figures(document, Path.cwd()) or {}
-    figures: dict[str, Any] = {
-        "in": chain.get("in", counters["rows_in"]),
-        "out": counters["rows_out"],
-        "dups": chain.get("dups", sum(counters[name] for name in accounting["duplicates"])),
-        "rejected": chain.get("rejected", sum(counters[name] for name in accounting["rejected"])),
-    }
+    chain = chain_figures(document, Path.cwd())
+    if chain is None:  # a stage always counts every name its accounting lists
+        raise ValueError(f"{kind}: counters do not carry the accounting's names")
+    figures: dict[str, Any] = {"in": chain["in"], "out": counters["rows_out"]}
+    figures |= {"dups": chain["dups"], "rejected": chain["rejected"]}
     figures.update(headline)
     return {METRICS_GROUP[kind]: figures}
