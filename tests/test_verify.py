@@ -118,7 +118,12 @@ def test_output_jsonl_edited(repo: Path) -> None:
     code, _, findings = verify(repo)
     assert code == 1
     assert "edited after it was written" in _only(findings, MERGED)["cause"]
-    assert {item["stage"] for item in findings} == {"merge"}
+    # The merge stage's own record, and the two evidence files that vouch for the old bytes.
+    assert sorted((item["stage"], item["what"]) for item in findings if item["stage"] != "merge") == [
+        ("evidence", "sha256 encode_grid.croissant.json records"),
+        ("evidence", "sha256 encode_grid.jsonl.intoto.json records"),
+    ]
+    assert {item["where"] for item in findings} == {MERGED}
 
 
 def test_manifest_edited(repo: Path) -> None:

@@ -14,6 +14,7 @@ from ruamel.yaml.nodes import MappingNode, Node, SequenceNode
 
 from corpusprov.errors import DvcFileError, UsageError, escaped
 from corpusprov.params.plaindata import NODE_BUDGET
+from corpusprov.prove.evidencecheck import EVIDENCE_SUFFIXES
 from corpusprov.prove.findings import MANIFEST_SUFFIX
 
 __all__ = [
@@ -286,10 +287,12 @@ class StagePlan:
     """Every out of the stage."""
     params: tuple[tuple[str, str], ...] = ()
     """``(params file, group)`` pairs dvc.yaml declares for the stage."""
+    evidence: tuple[str, ...] = ()
+    """Outs that vouch for other files' bytes (``*.croissant.json``, ``*.intoto.json``)."""
 
 
-def plan_stages(root: Path, only: Sequence[str] = ()) -> tuple[list[StagePlan], list[str]]:
-    """Stages of ``dvc.yaml`` whose outs include a manifest, and those without one."""
+def plan_stages(root: Path, only: Sequence[str] = (), *, evidence: bool = False) -> tuple[list[StagePlan], list[str]]:
+    """Stages of ``dvc.yaml`` whose outs include a manifest (``evidence``: or an evidence file), and the others."""
     stages = load_dvc_yaml(root)
     if stages is None:
         raise UsageError(
@@ -317,9 +320,10 @@ def plan_stages(root: Path, only: Sequence[str] = ()) -> tuple[list[StagePlan], 
             continue
         outs = [*stage["outs"], *stage["metrics"]]
         manifests = tuple(path for path in outs if path.endswith(MANIFEST_SUFFIX))
-        if manifests:
+        vouching = tuple(path for path in outs if path.endswith(EVIDENCE_SUFFIXES)) if evidence else ()
+        if manifests or vouching:
             declared = tuple((file_name, group) for file_name, groups in stage["params"].items() for group in groups)
-            plans.append(StagePlan(str(name), manifests, tuple(outs), declared))
+            plans.append(StagePlan(str(name), manifests, tuple(outs), declared, vouching))
         else:
             skipped.append(str(name))
     return plans, skipped

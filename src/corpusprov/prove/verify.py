@@ -14,6 +14,7 @@ from corpusprov.io.outputs import interrupted_commits
 from corpusprov.params.load import load_params
 from corpusprov.prove.dvcfiles import StagePlan, load_dvc_lock, plan_stages
 from corpusprov.prove.dvcignore import dvc_folder_files
+from corpusprov.prove.evidencecheck import check_evidence
 from corpusprov.prove.findings import (
     CAUSE_COUNTERS,
     CAUSE_DEP_UNREAD,
@@ -78,6 +79,12 @@ def _verify_stage(root: Path, plan: StagePlan, lock: Any, rehash: bool, deep: bo
         _verify_lock_declares(check, plan, stage_lock)
     for manifest_path in plan.manifests:
         _verify_manifest(check, manifest_path, stage_lock or {}, stage_lock is not None, deep)
+    for path in plan.evidence:
+        entry = _lock_entry((stage_lock or {}).get("outs"), path)
+        digest = check.digest(path)
+        if entry is not None and digest is not None:
+            _check_lock_hash(check, entry, "evidence md5 (dvc.lock)", digest.md5, path, CAUSE_OUTPUT_EDITED)
+        check_evidence(check, path)
     return check
 
 
@@ -342,7 +349,7 @@ def _show(value: Any) -> str:
 
 def verify(root: Path, stages: Sequence[str] = (), *, rehash: bool = True, deep: bool = False) -> VerifyReport:
     """Check every stage with a manifest (or only ``stages``); ``deep``: and every lineage link down the chain."""
-    plans, skipped = plan_stages(root, stages)
+    plans, skipped = plan_stages(root, stages, evidence=True)
     lock = load_dvc_lock(root)
     findings: list[Finding] = []
     pending: list[Finding] = []
