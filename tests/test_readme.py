@@ -24,6 +24,7 @@ pytestmark = pytest.mark.dvc
 #: block needs a shared remote and runs against the S3 server in test_remotes.py.
 WALKTHROUGHS: tuple[tuple[str, tuple[int, ...] | None], ...] = (
     ("Quick start", None),
+    ("Evidence for other tools", None),
     ("Compare builds", None),
     ("Bring your own shards", None),
     ("Share with your team", (0,)),
