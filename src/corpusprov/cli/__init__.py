@@ -9,6 +9,7 @@ import typer
 
 from corpusprov import __version__
 from corpusprov.cli.base import EXIT_INTERRUPTED, EXIT_TERMINATED, Terminated, app
+from corpusprov.interrupts import raise_or_hold
 
 # Each module registers its commands on `app`; help lists them in this order.
 # isort: off
@@ -36,7 +37,11 @@ def _root(
 
 
 def _on_sigterm(_signum: int, _frame: object) -> None:
-    raise Terminated
+    raise_or_hold(Terminated())
+
+
+def _on_sigint(_signum: int, _frame: object) -> None:
+    raise_or_hold(KeyboardInterrupt())
 
 
 def main() -> None:
@@ -47,6 +52,10 @@ def main() -> None:
     # rather than kill the process; SIGTERM should unwind like Ctrl-C.
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, _on_sigterm)
+    # Python's own Ctrl-C handler, made to wait while the worker pool must not be cut in half
+    # (corpusprov.interrupts); an ignored SIGINT (nohup, a background job) stays ignored.
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        signal.signal(signal.SIGINT, _on_sigint)
     # A signal can land before a command's own boundary is entered (while typer parses the
     # arguments or a command imports its modules): it ends the run the same way.
     try:

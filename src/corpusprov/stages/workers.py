@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Any, Final
 
+from corpusprov.interrupts import held
 from corpusprov.io.jsonl import Block
 
 __all__ = [
@@ -114,7 +115,8 @@ class WorkerPool:
 
     def __exit__(self, *exc: object) -> None:
         if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
+            with held():
+                self._pool.shutdown(wait=True, cancel_futures=True)
 
     def map(self, blocks: Iterable[Block]) -> Iterator[list[tuple[Any, ...]]]:
         """Each block's results, in order; a worker's exception is raised at its block."""
@@ -127,7 +129,8 @@ class WorkerPool:
         pending: deque[Future[list[tuple[Any, ...]]]] = deque()
         window = self.jobs * 3
         for block in blocks:
-            pending.append(self._pool.submit(_run_block, block))
+            with held():
+                pending.append(self._pool.submit(_run_block, block))
             if len(pending) >= window:
                 yield pending.popleft().result()
         while pending:
