@@ -54,58 +54,42 @@ def _run_stage(kind: str, inputs: list[str], output: Path, params: Path | None, 
         typer.echo(render_stage_summary(kind, report))
 
 
-@app.command(cls=MetavarCommand)
-def merge(
-    inputs: InputsArg,
-    output: OutputOpt,
-    params: ParamsOpt = None,
-    manifest_out: ManifestOpt = None,
-    rejects_out: RejectsOpt = None,
-    metrics_out: MetricsOpt = None,
-    plots_dir: PlotsOpt = None,
-    allow_outside_repo: OutsideOpt = False,
-    jobs: JobsOpt = None,
-) -> None:
-    """Merge encode-grid shards: validate required keys, dedup on the natural key."""
-    _run_stage(
-        "merge",
-        inputs,
-        output,
-        params,
-        manifest_out=manifest_out,
-        rejects_out=rejects_out,
-        metrics_out=metrics_out,
-        plots_dir=plots_dir,
-        allow_outside_repo=allow_outside_repo,
-        jobs=jobs,
-    )
+def _stage_command(kind: str, summary: str) -> Any:
+    """The command of one stage: both take the same arguments and differ only in the core they run."""
+
+    def command(
+        inputs: InputsArg,
+        output: OutputOpt,
+        params: ParamsOpt = None,
+        manifest_out: ManifestOpt = None,
+        rejects_out: RejectsOpt = None,
+        metrics_out: MetricsOpt = None,
+        plots_dir: PlotsOpt = None,
+        allow_outside_repo: OutsideOpt = False,
+        jobs: JobsOpt = None,
+    ) -> None:
+        _run_stage(
+            kind,
+            inputs,
+            output,
+            params,
+            manifest_out=manifest_out,
+            rejects_out=rejects_out,
+            metrics_out=metrics_out,
+            plots_dir=plots_dir,
+            allow_outside_repo=allow_outside_repo,
+            jobs=jobs,
+        )
+
+    command.__doc__ = summary
+    command.__name__ = kind
+    return app.command(kind, cls=MetavarCommand)(command)
 
 
-@app.command(cls=MetavarCommand)
-def aggregate(
-    inputs: InputsArg,
-    output: OutputOpt,
-    params: ParamsOpt = None,
-    manifest_out: ManifestOpt = None,
-    rejects_out: RejectsOpt = None,
-    metrics_out: MetricsOpt = None,
-    plots_dir: PlotsOpt = None,
-    allow_outside_repo: OutsideOpt = False,
-    jobs: JobsOpt = None,
-) -> None:
-    """Aggregate MOS corpora: one 0-100 scale, cross-corpus dedup, rejects with reasons."""
-    _run_stage(
-        "aggregate",
-        inputs,
-        output,
-        params,
-        manifest_out=manifest_out,
-        rejects_out=rejects_out,
-        metrics_out=metrics_out,
-        plots_dir=plots_dir,
-        allow_outside_repo=allow_outside_repo,
-        jobs=jobs,
-    )
+merge = _stage_command("merge", "Merge encode-grid shards: validate required keys, dedup on the natural key.")
+aggregate = _stage_command(
+    "aggregate", "Aggregate MOS corpora: one 0-100 scale, cross-corpus dedup, rejects with reasons."
+)
 
 
 @app.command(cls=MetavarCommand)
