@@ -142,6 +142,26 @@ def test_lines_that_need_the_careful_path_take_it(raw: bytes) -> None:
     assert _outcome(parse_row, raw) == _outcome(parse_row_careful, raw)
 
 
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"a":NaN,"b":-Infinity,"c":Infinity}',  # compact, as our own output is read again
+        b'{"k": ": NaN"}',  # a string that opens with what follows a key
+        b'{"k": ":NaN", "j": NaN}',
+        b'{"k": "x", "": NaN}',  # an empty key
+        b'{"a": NaN, "b": "\\u00e9 NaN"}',
+        b'{"\\u0061": NaN}',  # an escaped key: only the careful path can name it
+        b'{"a": NaNx}',
+        b'{"a": -NaN}',
+        b'{"a": 1, "b": "k": NaN}',
+        b'{"a": NaN NaN}',
+        b'{"a": NaN, "a": NaN}',
+    ],
+)
+def test_non_finite_tokens_next_to_strings_never_mislead_the_fast_path(raw: bytes) -> None:
+    assert _outcome(parse_row, raw) == _outcome(parse_row_careful, raw)
+
+
 def test_real_shaped_encode_rows_all_take_the_fast_path() -> None:
     plan = realshape.encode_shard_plan(600)
     rows = realshape.iter_real_encode_rows(random.Random(1), plan)

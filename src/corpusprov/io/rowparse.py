@@ -29,9 +29,6 @@ _LONG_INTEGER: Final = b" " + b"0" * 19
 _MAX_FAST_OPENERS: Final = 200
 
 
-_JSON_SPACE: Final = b" \t\r\n"
-
-
 class RowParseError(Exception):
     def __init__(self, message: str, reason: str, fix: str | None = None, *, at_end: bool = False) -> None:
         super().__init__(message)
@@ -87,8 +84,12 @@ def _parse_fast(raw: bytes) -> tuple[dict[str, Any], bool] | None:
     # exact, and more keys written than parsed means a duplicate key. Without a nested
     # object (no "{" after the first byte) every key is a top-level one.
     nested_object = raw.find(b"{", 1) != -1
-    # Lists nest too: the opener count bounds the depth whichever brackets a row uses.
-    if (nested_object or b"[" in raw) and raw.count(b"{") + raw.count(b"[") > _MAX_FAST_OPENERS:
+    # Lists nest too: the opener count bounds the depth whichever brackets a row uses (with
+    # no nested object, the one "{" is the row's own).
+    if nested_object:
+        if raw.count(b"{") + raw.count(b"[") > _MAX_FAST_OPENERS:
+            return None
+    elif b"[" in raw and raw.count(b"[") >= _MAX_FAST_OPENERS:
         return None
     keys = _count_keys(row) if nested_object else len(row)
     if raw.count(b'":') != keys:
@@ -121,45 +122,37 @@ def _substitute_non_finite(raw: bytes) -> tuple[bytes, list[tuple[str, float]]] 
 
     orjson refuses the bare tokens, and a third of real rows carry one, so rather than send
     them to the stdlib parser the tokens become a unique string orjson reads, and the float
-    goes back under its key afterwards. Only what can be placed exactly is swapped: a token
-    outside strings (even quote count before it; the caller has ruled out escaped quotes),
-    right after ``"key":``, in a row without nested objects. Anything else returns ``None``.
+    goes back under its key afterwards. Only a token right after ``"key":`` or ``"key": ``
+    (compact writers, json.dumps) in a row without nested objects is swapped. The caller has
+    ruled out escaped quotes, so every ``"`` delimits a string: where the ``"`` before the
+    colon opens a string instead of closing a key, the marker lands as a bare word that
+    orjson refuses, and the caller checks that every key named here holds the marker.
+    Tokens anywhere else stay bare: orjson refuses those too, and the careful path answers.
     """
     if MARK_BYTES in raw or raw.find(b"{", 1) != -1:
         return None
-    found: list[tuple[int, int, float]] = []
+    found: list[tuple[int, int, float, bytes]] = []
     for token, value in ((b"NaN", math.nan), (b"Infinity", math.inf)):
         at = raw.find(token)
         while at != -1:
             end = at + len(token)
-            if not raw.count(b'"', 0, at) & 1:
-                if value > 0 and at and raw[at - 1] == 0x2D:  # "-Infinity"
-                    found.append((at - 1, end, -math.inf))
-                else:
-                    found.append((at, end, value))
+            start = at - 1 if value > 0 and raw[at - 1] == 0x2D else at  # "-Infinity"
+            colon = start - 1 if raw[start - 1] == 0x3A else start - 2  # '":' or '": '
+            if raw[colon] == 0x3A and raw[colon - 1] == 0x22 and (colon == start - 1 or raw[start - 1] == 0x20):
+                key = raw[raw.rfind(b'"', 0, colon - 1) + 1 : colon - 1]
+                found.append((start, end, -value if start < at else value, key))
             at = raw.find(token, end)
     if not found:
-        return raw, []  # the tokens were all inside strings
+        return raw, []  # the tokens were all inside strings (or bare where orjson refuses them)
     found.sort()
     pieces: list[bytes] = []
     restores: list[tuple[str, float]] = []
     position = 0
-    for start, end, value in found:
-        colon = start - 1
-        while colon >= 0 and raw[colon] in _JSON_SPACE:
-            colon -= 1
-        if colon < 1 or raw[colon] != 0x3A:  # ":": the token is the value of a key
-            return None
-        close = colon - 1
-        while close >= 0 and raw[close] in _JSON_SPACE:
-            close -= 1
-        if close < 1 or raw[close] != 0x22:
-            return None
-        key_bytes = raw[raw.rfind(b'"', 0, close) + 1 : close]
-        if b"\\" in key_bytes:
+    for start, end, value, key in found:
+        if b"\\" in key:
             return None
         try:
-            restores.append((key_bytes.decode("utf-8"), value))
+            restores.append((key.decode("utf-8"), value))
         except UnicodeDecodeError:
             return None
         pieces.append(raw[position:start])
