@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from corpusprov.io.canonical import canonical_line
-from corpusprov.io.rowparse import fast_path_takes, parse_row, parse_row_careful
+from corpusprov.io.rowparse import fast_path_takes, parse_row, parse_row_careful, parse_row_written
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
 import realshape
@@ -34,6 +34,21 @@ def _outcome(parse: Any, raw: bytes) -> tuple[Any, ...]:
             getattr(problem, "at_end", None),
         )
     return ("row", canonical_line(row, special=special), special)
+
+
+def _written(raw: bytes) -> tuple[Any, ...]:
+    """:func:`parse_row_written` as a caller sees it; the line it hands over must be the writer's."""
+    lines: list[tuple[bytes, bytes]] = []
+
+    def parse(text: bytes) -> tuple[dict[str, Any], bool]:
+        row, special, line = parse_row_written(text)
+        lines.append((line, canonical_line(row, special=special)))
+        return row, special
+
+    outcome = _outcome(parse, raw)
+    for handed, fresh in lines:
+        assert handed == fresh
+    return outcome
 
 
 _keys = st.one_of(
@@ -106,7 +121,9 @@ def json_lines(draw: st.DrawFn) -> bytes:
 @settings(max_examples=2000, deadline=None)
 @given(json_lines())
 def test_fast_path_agrees_with_the_careful_path(raw: bytes) -> None:
-    assert _outcome(parse_row, raw) == _outcome(parse_row_careful, raw)
+    careful = _outcome(parse_row_careful, raw)
+    assert _outcome(parse_row, raw) == careful
+    assert _written(raw) == careful
 
 
 @pytest.mark.parametrize(
@@ -120,7 +137,8 @@ def test_fast_path_agrees_with_the_careful_path(raw: bytes) -> None:
 )
 def test_real_shaped_lines_take_the_fast_path(raw: bytes) -> None:
     assert fast_path_takes(raw)
-    assert _outcome(parse_row, raw) == _outcome(parse_row_careful, raw)
+    assert fast_path_takes(raw, write=True)
+    assert _outcome(parse_row, raw) == _written(raw) == _outcome(parse_row_careful, raw)
 
 
 @pytest.mark.parametrize(
@@ -135,11 +153,15 @@ def test_real_shaped_lines_take_the_fast_path(raw: bytes) -> None:
         b'{"q": "say \\"hi\\"", "a": NaN}',  # escaped quote
         b'{"a": {"b": NaN}}',  # a token in a nested object
         b'{"a": [NaN]}',  # a token in a list
+        b'{"a": ' + b"[" * 300 + b"]" * 300 + b"}",  # deeper than the writer writes
+        b'{"a": ' + b"[" * 2000 + b"]" * 2000 + b"}",  # deeper than orjson reads
+        b'{"a": "\\u0022", "a": "x"}',  # an escaped quote hides a duplicate from the quote count
     ],
 )
 def test_lines_that_need_the_careful_path_take_it(raw: bytes) -> None:
     assert not fast_path_takes(raw)
-    assert _outcome(parse_row, raw) == _outcome(parse_row_careful, raw)
+    assert not fast_path_takes(raw, write=True)
+    assert _outcome(parse_row, raw) == _written(raw) == _outcome(parse_row_careful, raw)
 
 
 @pytest.mark.parametrize(
@@ -159,7 +181,7 @@ def test_lines_that_need_the_careful_path_take_it(raw: bytes) -> None:
     ],
 )
 def test_non_finite_tokens_next_to_strings_never_mislead_the_fast_path(raw: bytes) -> None:
-    assert _outcome(parse_row, raw) == _outcome(parse_row_careful, raw)
+    assert _outcome(parse_row, raw) == _written(raw) == _outcome(parse_row_careful, raw)
 
 
 def test_real_shaped_encode_rows_all_take_the_fast_path() -> None:
@@ -170,6 +192,7 @@ def test_real_shaped_encode_rows_all_take_the_fast_path() -> None:
     assert sum(b"\\u" in line for line in lines) > 30  # escapes, and 20-digit floats
     slow = [line for line in lines if not fast_path_takes(line)]
     assert slow == []
+    assert [line for line in lines if not fast_path_takes(line, write=True)] == []
     for line in lines[:100]:
         assert _outcome(parse_row, line) == _outcome(parse_row_careful, line)
         assert not math.isnan(parse_row(line)[0]["crf"])

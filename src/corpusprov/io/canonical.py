@@ -18,6 +18,7 @@ __all__ = [
     "canonical_line",
     "find_special_values",
     "replace_non_finite",
+    "restore_marks",
 ]
 
 #: How floats come out: orjson's shortest round-trip form (e.g. ``5e-05`` -> ``0.00005``,
@@ -76,10 +77,27 @@ def canonical_line(row: Any, *, special: bool = False) -> bytes:
     return line
 
 
+def restore_marks(line: bytes, values: list[float]) -> bytes | None:
+    """A line written with :data:`NON_FINITE_MARK` strings, each one swapped for its float's token.
+
+    ``None`` when the swap needs the marks' order, that is when ``values`` mix NaN and the
+    infinities (the caller writes the row afresh): written in sorted-key order, identical
+    marks cannot say which value each one was.
+    """
+    first = _token(values[0])
+    if any(_token(value) != first for value in values[1:]) or line.count(MARK_BYTES) != len(values):
+        return None
+    return line.replace(MARK_BYTES, first)
+
+
+def _token(value: float) -> bytes:
+    return b"NaN" if math.isnan(value) else (b"Infinity" if value > 0 else b"-Infinity")
+
+
 def _placehold(value: Any, tokens: list[bytes]) -> Any:
     kind = type(value)
     if kind is float and not math.isfinite(value):
-        tokens.append(b"NaN" if math.isnan(value) else (b"Infinity" if value > 0 else b"-Infinity"))
+        tokens.append(_token(value))
         return f"{_SENTINEL_PREFIX}{len(tokens) - 1}"
     if kind is int and (value < INT64_MIN or value > UINT64_MAX):
         tokens.append(str(value).encode())

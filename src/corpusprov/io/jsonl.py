@@ -9,7 +9,7 @@ from typing import Any, BinaryIO, Final, Literal
 
 from corpusprov.errors import DataError, InputError
 from corpusprov.io.hashing import CHUNK_BYTES, Digest, ThreadedHasher
-from corpusprov.io.rowparse import RowParseError, parse_row
+from corpusprov.io.rowparse import RowParseError, parse_row, parse_row_written
 
 __all__ = ["Block", "JsonlOptions", "JsonlReader", "LineError", "ReadStats", "is_blank", "parse_block", "parse_line"]
 
@@ -176,7 +176,7 @@ class JsonlReader:
 
     def __iter__(self) -> Iterator[tuple[int, Any, bool, LineError | None]]:
         for block in self.blocks():
-            for line_no, row, special, error in parse_block(block, self.options):
+            for line_no, row, special, error, _ in parse_block(block, self.options):
                 if error is _BLANK:
                     self.stats.blank_lines += 1
                 yield line_no, row, special, error
@@ -212,18 +212,28 @@ class Block:
     """The last line is the end of the file with no newline after it."""
 
 
-def parse_block(block: Block, options: JsonlOptions) -> Iterator[tuple[int, Any, bool, LineError | None]]:
-    """Parse every line of ``block``: ``(line_no, row, special, error)`` as the reader yields them."""
+def parse_block(
+    block: Block, options: JsonlOptions, *, write: bool = False
+) -> Iterator[tuple[int, Any, bool, LineError | None, bytes | None]]:
+    """Parse every line of ``block``: ``(line_no, row, special, error, line)`` as the reader yields them.
+
+    ``write``: ``line`` is the row's canonical line as parsed (see ``parse_row_written``), else ``None``.
+    """
     last_index = len(block.lines) - 1
     for index, raw in enumerate(block.lines):
         yield parse_line(
-            raw, block.first_line + index, options, block.display, last=block.final_unterminated and index == last_index
+            raw,
+            block.first_line + index,
+            options,
+            block.display,
+            last=block.final_unterminated and index == last_index,
+            write=write,
         )
 
 
 def parse_line(
-    raw: bytes, line_no: int, options: JsonlOptions, display: str, *, last: bool = False
-) -> tuple[int, Any, bool, LineError | None]:
+    raw: bytes, line_no: int, options: JsonlOptions, display: str, *, last: bool = False, write: bool = False
+) -> tuple[int, Any, bool, LineError | None, bytes | None]:
     """One raw line: byte-level checks (length, CRLF, blank), then :func:`parse_row`."""
     if len(raw) > options.max_line_bytes:
         raise _too_long(display, line_no, options)
@@ -241,9 +251,12 @@ def parse_line(
             raise DataError(
                 "blank line", path=display, line=line_no, fix="remove it " + _fix_hint(options, "blank_lines", "skip")
             )
-        return line_no, None, False, _BLANK
+        return line_no, None, False, _BLANK, None
     try:
-        row, special = parse_row(raw)
+        if write:
+            row, special, line = parse_row_written(raw)
+        else:
+            (row, special), line = parse_row(raw), None
     except RowParseError as problem:
         message = problem.message
         reason = problem.reason
@@ -255,8 +268,9 @@ def parse_line(
             None,
             False,
             LineError(message, reason=reason, path=display, line=line_no, fix=problem.fix, raw=raw),
+            None,
         )
-    return line_no, row, special, None
+    return line_no, row, special, None, line
 
 
 #: Marker the reader returns for a skipped blank line (never surfaced as an error).

@@ -8,9 +8,9 @@ from typing import Any, Final
 
 import orjson
 
-from corpusprov.io.canonical import MARK_BYTES, NON_FINITE_MARK, canonical_line, find_special_values
+from corpusprov.io.canonical import MARK_BYTES, NON_FINITE_MARK, canonical_line, find_special_values, restore_marks
 
-__all__ = ["RowParseError", "fast_path_takes", "parse_row", "parse_row_careful"]
+__all__ = ["RowParseError", "fast_path_takes", "parse_row", "parse_row_careful", "parse_row_written"]
 
 # One C-speed pass folds every digit to "0" and every byte that may stand right before an
 # integer literal (JSON white space, ":", ",", "[", "-") to " ", so one substring search
@@ -40,29 +40,49 @@ class RowParseError(Exception):
 
 def parse_row(raw: bytes) -> tuple[dict[str, Any], bool]:
     """Parse one line into an object; ``True`` second when it holds special values."""
-    fast = _parse_fast(raw)
-    return _parse_careful(raw) if fast is None else fast
+    fast = _parse_fast(raw, write=False)
+    if fast is None:
+        row, special, _ = _parse_careful(raw)
+        return row, special
+    return fast[0], fast[1]
+
+
+def parse_row_written(raw: bytes) -> tuple[dict[str, Any], bool, bytes]:
+    """:func:`parse_row`, plus the row's canonical line (what ``canonical_line(row, special=...)`` gives).
+
+    The fast path writes the line anyway, to check it lost no duplicate key (one quote count
+    each side instead of three scans of the raw line), so a stage that writes the row as it
+    was read need not serialise it again.
+    """
+    fast = _parse_fast(raw, write=True)
+    if fast is None or fast[2] is None:
+        return _parse_careful(raw)
+    return fast[0], fast[1], fast[2]
 
 
 def parse_row_careful(raw: bytes) -> tuple[dict[str, Any], bool]:
     """The careful path alone (stdlib json): what :func:`parse_row` must agree with, line for line."""
-    return _parse_careful(raw)
+    row, special, _ = _parse_careful(raw)
+    return row, special
 
 
-def fast_path_takes(raw: bytes) -> bool:
-    """True when :func:`parse_row` answers ``raw`` on its fast path (the bench counts this)."""
-    return _parse_fast(raw) is not None
+def fast_path_takes(raw: bytes, *, write: bool = False) -> bool:
+    """True when :func:`parse_row` (``write``: :func:`parse_row_written`) answers on its fast path."""
+    fast = _parse_fast(raw, write=write)
+    return fast is not None and (not write or fast[2] is not None)
 
 
-def _parse_fast(raw: bytes) -> tuple[dict[str, Any], bool] | None:
+def _parse_fast(raw: bytes, *, write: bool) -> tuple[dict[str, Any], bool, bytes | None] | None:
     """orjson plus exact byte checks; ``None`` whenever only the careful path can vouch.
 
     It never reports an error itself: every error comes from the careful path, so messages,
     reasons and the truncated-line hint are the same whichever path a line would take.
+    ``write``: also return the canonical line (``None`` third when this path cannot write it).
     """
     # A one-byte search runs at memchr speed, a longer one at about 1 ns a byte: the cheap
     # test guards the dear one, since most rows have no backslash and no "I" (nor "N").
-    if b"\\" in raw and b'\\"' in raw:
+    escapes = b"\\" in raw
+    if escapes and b'\\"' in raw:
         # An escaped quote breaks the quote parity and the key count below.
         return None
     restores: list[tuple[str, float]] | None = None
@@ -78,8 +98,37 @@ def _parse_fast(raw: bytes) -> tuple[dict[str, Any], bool] | None:
         return None
     if type(row) is not dict:
         return None
-    if _LONG_INTEGER in raw.translate(_FOLD) or _spaced_colon(raw):
+    if _LONG_INTEGER in raw.translate(_FOLD):
         return None
+    line: bytes | None = None
+    # With no escaped quote (\" or \u0022) every '"' read delimits a string, and so does every
+    # '"' orjson writes: the written line keeps every string the parser kept, so fewer quotes
+    # written than read means a duplicate key's pair was dropped. orjson refuses to write
+    # past 254 levels, which also bounds the depth.
+    if write and not (escapes and b"\\u0022" in raw):
+        try:
+            line = canonical_line(row)
+        except TypeError:  # orjson.JSONEncodeError: too deep, or a lone surrogate
+            return None
+        if text.count(b'"') != line.count(b'"'):
+            return None
+    elif not _keys_all_counted(raw, row):
+        return None
+    if not restores:
+        return row, False, line
+    for key, value in restores:
+        if row.get(key) != NON_FINITE_MARK:
+            return None
+        row[key] = value
+    if line is not None:
+        line = restore_marks(line, [value for _, value in restores]) or canonical_line(row, special=True)
+    return row, True, line
+
+
+def _keys_all_counted(raw: bytes, row: dict[str, Any]) -> bool:
+    """No duplicate key hides in ``raw`` (no spaced key, as many ``":`` as keys parsed) and it nests shallowly."""
+    if _spaced_colon(raw):
+        return False
     # Outside strings, `":` only ends a key; with no escaped quotes in the line the count is
     # exact, and more keys written than parsed means a duplicate key. Without a nested
     # object (no "{" after the first byte) every key is a top-level one.
@@ -88,19 +137,11 @@ def _parse_fast(raw: bytes) -> tuple[dict[str, Any], bool] | None:
     # no nested object, the one "{" is the row's own).
     if nested_object:
         if raw.count(b"{") + raw.count(b"[") > _MAX_FAST_OPENERS:
-            return None
+            return False
     elif b"[" in raw and raw.count(b"[") >= _MAX_FAST_OPENERS:
-        return None
+        return False
     keys = _count_keys(row) if nested_object else len(row)
-    if raw.count(b'":') != keys:
-        return None
-    if not restores:
-        return row, False
-    for key, value in restores:
-        if row.get(key) != NON_FINITE_MARK:
-            return None
-        row[key] = value
-    return row, True
+    return raw.count(b'":') == keys
 
 
 def _spaced_colon(raw: bytes) -> bool:
@@ -199,7 +240,7 @@ def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return result
 
 
-def _parse_careful(raw: bytes) -> tuple[dict[str, Any], bool]:
+def _parse_careful(raw: bytes) -> tuple[dict[str, Any], bool, bytes]:
     """The slow, exact path: NaN tokens, huge integers, duplicate keys, precise errors."""
     try:
         text = raw.decode("utf-8")
@@ -227,7 +268,7 @@ def _parse_careful(raw: bytes) -> tuple[dict[str, Any], bool]:
         )
     special = bool(find_special_values(row))
     try:
-        canonical_line(row, special=special)
+        line = canonical_line(row, special=special)
     except TypeError as exc:  # orjson.JSONEncodeError, and a plain TypeError past its depth limit
         if "Recursion limit" in str(exc):
             raise RowParseError(
@@ -242,4 +283,4 @@ def _parse_careful(raw: bytes) -> tuple[dict[str, Any], bool]:
         ) from None
     except RecursionError:
         raise RowParseError("JSON nested too deeply", "invalid_json", "flatten the row") from None
-    return row, special
+    return row, special, line

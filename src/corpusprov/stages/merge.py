@@ -145,7 +145,7 @@ def merge_block_function(params: MergeParams) -> BlockFunction:
         return (
             ROW,
             verdict.digest,
-            canonical_line(out, special=verdict.special),
+            verdict.line if verdict.line is not None else canonical_line(out, special=verdict.special),
             kept,
             nulled,
             (str(out.get("encoder")), preset_text(out.get("preset"))),
@@ -157,7 +157,7 @@ def merge_block_function(params: MergeParams) -> BlockFunction:
         def judge_line(line_no: int, row: Any, special: bool, error: LineError | None) -> Verdict:
             return judge.judge(line_no, row, special, error, block.display)
 
-        return judge_block(block, options, policy, judge_line, make_row)
+        return judge_block(block, options, policy, judge_line, make_row, write=True)
 
     return run
 

@@ -53,6 +53,7 @@ class Verdict:
         "dropped",
         "from_strings",
         "label",
+        "line",
         "native",
         "reason",
         "row",
@@ -71,6 +72,8 @@ class Verdict:
         self.before: Any = None
         """``row`` before the non-finite policy replaced values (``None`` when it did not)."""
         self.special = False
+        self.line: bytes | None = None
+        """``row``'s canonical line when the parser wrote it (the row unchanged since), else ``None``."""
         self.label: str | None = None
         self.unified = 0.0
         self.native = 0.0
@@ -173,15 +176,18 @@ def judge_block(
     policy: NonFinite,
     judge_line: Callable[[int, Any, bool, LineError | None], Verdict],
     make_row: Callable[[Verdict, int, int], tuple[Any, ...]],
+    *,
+    write: bool = False,
 ) -> list[tuple[Any, ...]]:
     """The per-block work both stages share: parse, judge, and one result per line.
 
     ``(BLANK,)`` for a skipped blank line, ``(REJECT, reason, reject_line)`` for a rejected
     row, and ``make_row(verdict, non_finite_kept, non_finite_nulled)`` (a ``ROW`` tuple) for
-    a usable one; ``judge_line`` raises for a row that fails the run.
+    a usable one; ``judge_line`` raises for a row that fails the run. ``write``: a stage that
+    writes rows as read gets each one's canonical line from the parser (``Verdict.line``).
     """
     results: list[tuple[Any, ...]] = []
-    for line_no, row, special, error in parse_block(block, options):
+    for line_no, row, special, error, line in parse_block(block, options, write=write):
         if error is not None and is_blank(error):
             results.append((BLANK,))
             continue
@@ -189,6 +195,8 @@ def judge_block(
         if verdict.reason is not None:
             results.append((REJECT, verdict.reason, reject_line(block.display, line_no, verdict)))
             continue
+        if line is not None and verdict.row is row:
+            verdict.line = line
         kept, nulled = non_finite_tally(special, verdict, policy)
         results.append(make_row(verdict, kept, nulled))
     return results
