@@ -237,10 +237,11 @@ def slow_path_share(corpus: Corpus, sample_lines: int = 60_000) -> tuple[float |
     hot loop carries no counter. ``None`` for a corpusprov build without the probe.
     """
     try:
-        from corpusprov.io.jsonl import fast_path_takes  # the package the stage runs, as installed
+        from corpusprov.io.rowparse import fast_path_takes  # the package the stage runs, as installed
     except ImportError:
         return None, 0
-
+    # merge writes rows as it read them, so it asks the parser for the line too (aggregate does not).
+    write = corpus.kind.startswith("encode")
     per_shard = max(1, sample_lines // max(1, len(corpus.files)))
     seen = slow = 0
     for name in corpus.files:
@@ -250,5 +251,5 @@ def slow_path_share(corpus: Corpus, sample_lines: int = 60_000) -> tuple[float |
                 if not raw.strip():
                     continue
                 seen += 1
-                slow += not fast_path_takes(raw)
+                slow += not fast_path_takes(raw, write=write)
     return (slow / seen if seen else 0.0), seen

@@ -196,3 +196,12 @@ def test_real_shaped_encode_rows_all_take_the_fast_path() -> None:
     for line in lines[:100]:
         assert _outcome(parse_row, line) == _outcome(parse_row_careful, line)
         assert not math.isnan(parse_row(line)[0]["crf"])
+
+
+def test_the_bench_probe_reports_the_careful_path_share(tmp_path: Path) -> None:
+    # `make bench` prints this share per case; it must probe the parser the stage runs.
+    import corpora
+
+    for corpus in (corpora.real_encode_corpus(tmp_path, 400, 0), corpora.real_mos_corpus(tmp_path, 400, 0)):
+        share, sampled = corpora.slow_path_share(corpus)
+        assert (share, sampled) == (0.0, 400), corpus.kind
