@@ -17,6 +17,7 @@ import os
 from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import accumulate, compress, islice
 from pathlib import Path
 from typing import Any, Final
 
@@ -27,19 +28,19 @@ from corpusprov.io.inputs import InputFile
 from corpusprov.io.jsonl import Block, LineError
 from corpusprov.io.outputs import StagedFile
 from corpusprov.params.stages import AggregateParams
-from corpusprov.stages.core import ROW_DIGEST, ROW_LINE, InputOutcome, StageInputs
+from corpusprov.stages.core import InputOutcome, StageInputs
 from corpusprov.stages.mosrow import AggregateJudge
 from corpusprov.stages.resolver import Resolver
 from corpusprov.stages.rowpolicy import (
     INVALID_ROW_REASONS,
-    ROW,
+    BlockResult,
     Verdict,
     judge_block,
 )
 from corpusprov.stages.summary import AggregateSummary
 from corpusprov.stages.workers import BlockFunction, ProgressCallback, WorkerPool
 
-__all__ = ["AGGREGATE_ACCOUNTING", "AGGREGATE_COUNTERS", "AggregateOutcome", "AggregateRow", "aggregate"]
+__all__ = ["AGGREGATE_ACCOUNTING", "AGGREGATE_COUNTERS", "AggregateOutcome", "aggregate"]
 
 AGGREGATE_COUNTERS: Final = (
     "rows_in",
@@ -103,18 +104,19 @@ class _Spill:
                 fix="check that the output folder is writable",
             ) from exc
 
-    def write(self, line: bytes) -> tuple[int, int]:
+    def write(self, lines: bytes) -> int:
+        """Append ``lines``; return the offset they start at."""
         start = self.offset
         try:
-            self._handle.write(line)
+            self._handle.write(lines)
         except OSError as exc:
             raise OutputError(
                 f"cannot write the spill file next to the output: {exc.strerror or exc}",
                 path=self.display,
                 fix="check free space and file size limits (ulimit -f); nothing was written",
             ) from exc
-        self.offset += len(line)
-        return start, len(line)
+        self.offset += len(lines)
+        return start
 
     def read(self, start: int, length: int) -> bytes:
         return os.pread(self._handle.fileno(), length, start)
@@ -136,38 +138,23 @@ class _Spill:
             self.path.unlink()
 
 
-class AggregateRow:
-    """Positions of a usable aggregate row's result tuple after the shared ones (:mod:`corpusprov.stages.core`)."""
-
-    LABEL: Final = 5
-    """The corpus label the row was read under."""
-    STD: Final = 6
-    """Its std-dev in the units the resolver compares."""
-    SORT_KEY: Final = 7
-    """The output order key (bytes)."""
-    UNIFIED: Final = 8
-    """MOS on the unified 0-100 scale."""
-    NATIVE: Final = 9
-    """MOS as written, on its corpus's scale."""
-    FROM_STRINGS: Final = 10
-    """Numbers read from numeric strings."""
-    DROPPED: Final = 11
-    """Whether the unified row dropped fields."""
-
-
 def aggregate_block_function(params: AggregateParams, overrides: dict[str, str]) -> BlockFunction:
-    """The per-block work (runs in worker processes): parse, judge, build the output line.
+    """The per-block work (runs in worker processes): parse, judge, build the output lines.
 
-    A usable row's result is ``(ROW, digest, output_line, non_finite_kept, non_finite_nulled,
-    label, std, sort_key, unified, native, numbers_from_strings, fields_dropped)``
-    (:class:`AggregateRow` names the positions); see :func:`~corpusprov.stages.rowpolicy.judge_block`.
+    A usable row's result is an :data:`~corpusprov.stages.resolver.OFFERED_ROW` tuple; the
+    block's output lines travel as one buffer (the result's ``payload``: the lines joined and
+    an ``array("I")`` of their lengths, as bytes), so the main process spills them in one
+    write. ``numbers_from_strings`` is counted here. See
+    :func:`~corpusprov.stages.rowpolicy.judge_block`.
     """
     judge = AggregateJudge(params)
     options = params.jsonl
     policy = params.non_finite
     passthrough = params.output_row == "passthrough"
+    lines: list[bytes] = []
+    from_strings = [0]
 
-    def make_row(verdict: Verdict, kept: int, nulled: int) -> tuple[Any, ...]:
+    def make_row(verdict: Verdict) -> tuple[Any, ...]:
         label = verdict.label or ""
         out = verdict.row
         if passthrough:
@@ -176,28 +163,29 @@ def aggregate_block_function(params: AggregateParams, overrides: dict[str, str])
             out["mos_native"] = verdict.native
             out["mos_native_scale"] = params.scales[label].label
             out["corpus_source"] = label
+        lines.append(canonical_line(out, special=verdict.special))
+        from_strings[0] += verdict.from_strings
         return (
-            ROW,
             verdict.digest,
-            canonical_line(out, special=verdict.special),
-            kept,
-            nulled,
             label,
             verdict.std,
             judge.sort_key(out, label),
             verdict.unified,
             verdict.native,
-            verdict.from_strings,
             verdict.dropped,
         )
 
-    def run(block: Block) -> list[tuple[Any, ...]]:
+    def run(block: Block) -> BlockResult:
         override = overrides.get(block.display)
 
         def judge_line(line_no: int, row: Any, special: bool, error: LineError | None) -> Verdict:
             return judge.judge(line_no, row, special, error, block.display, override)
 
-        return judge_block(block, options, policy, judge_line, make_row)
+        lines.clear()
+        from_strings[0] = 0
+        result = judge_block(block, options, policy, judge_line, make_row)
+        result.tallies["numbers_from_strings"] = from_strings[0]
+        return result._replace(payload=(b"".join(lines), array("I", map(len, lines)).tobytes()))
 
     return run
 
@@ -219,34 +207,22 @@ def aggregate(
     spill = _Spill(corpus.target, corpus.display)  # creates its file last: nothing to clean if it raises
     try:
         with WorkerPool(jobs, aggregate_block_function, (params, overrides)) as pool:
-            for counters, result in inputs.rows(pool):
-                counters["numbers_from_strings"] += result[AggregateRow.FROM_STRINGS]
-                start, length = spill.write(result[ROW_LINE])
-                offsets.append(start)
-                lengths.append(length)
-                decision = resolver.offer(
-                    result[ROW_DIGEST],
-                    result[AggregateRow.LABEL],
-                    result[AggregateRow.STD],
-                    inputs.ordinal,
-                    result[AggregateRow.SORT_KEY],
-                    result[AggregateRow.UNIFIED],
-                    result[AggregateRow.NATIVE],
-                    result[AggregateRow.DROPPED],
-                )
-                if decision.outcome == "same_corpus":
-                    counters["same_corpus_duplicates"] += 1
-                elif decision.outcome == "lost":
-                    counters["cross_corpus_duplicates"] += 1
-                elif decision.outcome == "won":
-                    inputs.owner(decision.rival)["cross_corpus_duplicates"] += 1
+            for counters, result in inputs.blocks(pool):
+                lines, raw_lengths = result.payload
+                block_lengths = array("I")
+                block_lengths.frombytes(raw_lengths)
+                offsets.extend(islice(accumulate(block_lengths, initial=spill.write(lines)), len(block_lengths)))
+                lengths.extend(block_lengths)
+                offers = resolver.offer_block(result.rows, inputs.ordinal)
+                counters["same_corpus_duplicates"] += offers.same_corpus
+                counters["cross_corpus_duplicates"] += offers.lost
+                for rival in offers.displaced:
+                    inputs.owner(rival)["cross_corpus_duplicates"] += 1
         summary, rows_by_corpus = _write_sorted(params, resolver, spill, offsets, lengths, corpus)
     finally:
         spill.close()
-    for ordinal, dropped in zip(resolver.winner, resolver.winner_dropped, strict=True):
-        owner = inputs.owner(ordinal)
-        owner["rows_out"] += 1
-        owner["fields_dropped_rows"] += dropped
+    inputs.add_by_input("rows_out", resolver.winner)
+    inputs.add_by_input("fields_dropped_rows", compress(resolver.winner, resolver.winner_dropped))
     applied = {file.display: overrides[file.display] for file in files if file.display in overrides}
     return AggregateOutcome(inputs.outcomes(), inputs.totals(), rows_by_corpus, applied, summary)
 
@@ -277,10 +253,17 @@ def _write_sorted(
         for sort_key, ordinal in zip(resolver.winner_sort, resolver.winner, strict=True)
     ]
     rows_by_corpus: dict[str, int] = {}
-    for slot in range(len(resolver.winner)):
-        label = labels[resolver.winner_corpus[slot]]
-        rows_by_corpus[label] = rows_by_corpus.get(label, 0) + 1
-        summary.add(label, resolver.winner_unified[slot], resolver.winner_native[slot])
+    corpus_of = resolver.winner_corpus
+    # Each corpus's winners in slot order, the corpora in the order their first winner holds.
+    first_slots = []
+    for corpus_id, label in enumerate(labels):
+        with contextlib.suppress(ValueError):
+            first_slots.append((corpus_of.index(corpus_id), corpus_id, label))
+    for _, corpus_id, label in sorted(first_slots):
+        mine = [held == corpus_id for held in corpus_of]
+        unified = array("d", compress(resolver.winner_unified, mine))
+        summary.add_many(label, unified, array("d", compress(resolver.winner_native, mine)))
+        rows_by_corpus[label] = len(unified)
     resolver.winner_sort.clear()
     entries.sort()
     spill.flush()

@@ -12,14 +12,11 @@ from corpusprov.io.hashing import Digest
 from corpusprov.io.inputs import InputFile
 from corpusprov.io.jsonl import JsonlOptions, JsonlReader
 from corpusprov.io.outputs import StagedFile
-from corpusprov.stages.rowpolicy import BLANK, REJECT, ROW
+from corpusprov.stages.rowpolicy import BlockResult
 from corpusprov.stages.workers import ProgressCallback, WorkerPool, metered
 
 __all__ = [
     "ROW_DIGEST",
-    "ROW_KEPT",
-    "ROW_LINE",
-    "ROW_NULLED",
     "InputOutcome",
     "StageInputs",
     "sum_counters",
@@ -27,16 +24,10 @@ __all__ = [
 ]
 
 # A usable row's result crosses the process boundary as a plain tuple (about 8x cheaper to
-# pickle than a NamedTuple); these name the positions every stage shares. Each stage names
-# its own positions after ROW_NULLED (``merge.MergeRow``, ``aggregate.AggregateRow``).
-ROW_DIGEST: Final = 1
+# pickle than a NamedTuple); each stage names its positions (``merge.MergeRow``, the
+# resolver's ``OFFERED_ROW`` for aggregate). The natural-key digest always comes first.
+ROW_DIGEST: Final = 0
 """The natural-key digest (bytes)."""
-ROW_LINE: Final = 2
-"""The canonical output line (bytes)."""
-ROW_KEPT: Final = 3
-"""Non-finite values kept as written."""
-ROW_NULLED: Final = 4
-"""Non-finite values replaced by null."""
 
 
 @dataclass(frozen=True)
@@ -92,30 +83,36 @@ class StageInputs:
         self.starts: list[int] = []
         self.ordinal = 0
 
-    def rows(self, pool: WorkerPool) -> Iterator[tuple[dict[str, int], tuple[Any, ...]]]:
-        """``(counters of its input, result)`` per usable row, in input order."""
+    def blocks(self, pool: WorkerPool) -> Iterator[tuple[dict[str, int], BlockResult]]:
+        """``(counters of its input, block result)`` per block, in input order.
+
+        The block's tallies are added to its input's counters and its rejects written before
+        it is yielded; :attr:`ordinal` is the ordinal of the block's first usable row while the
+        stage handles it, and moves past the block's rows after.
+        """
         for file in self.files:
             counters = zero_counters(self.counter_names)
             self.per_input.append(counters)
             self.starts.append(self.ordinal)
             reader = JsonlReader(file.path, file.display, self.options)
-            for results in pool.map(metered(reader.blocks(), self.progress)):
-                for result in results:
-                    kind = result[0]
-                    if kind == BLANK:
-                        counters["blank_lines_skipped"] += 1
-                        continue
-                    counters["rows_in"] += 1
-                    if kind == REJECT:
-                        counters["rejected_" + result[1]] += 1
-                        self.rejects.write_line(result[2])
-                        continue
-                    counters["non_finite_kept"] += result[ROW_KEPT]
-                    counters["non_finite_nulled"] += result[ROW_NULLED]
-                    yield counters, result
-                    self.ordinal += 1
+            write_reject = self.rejects.write_line
+            for result in pool.map(metered(reader.blocks(), self.progress)):
+                for name, value in result.tallies.items():
+                    counters[name] += value
+                for line in result.rejects:
+                    write_reject(line)
+                start = self.ordinal
+                yield counters, result
+                self.ordinal = start + len(result.rows)
             counters["crlf_lines"] = reader.stats.crlf_lines
             self.digests.append(reader.digest)
+
+    def rows(self, pool: WorkerPool) -> Iterator[tuple[dict[str, int], tuple[Any, ...]]]:
+        """``(counters of its input, row)`` per usable row, in input order; :attr:`ordinal` numbers the row."""
+        for counters, result in self.blocks(pool):
+            for row in result.rows:
+                yield counters, row
+                self.ordinal += 1
 
     def rows_again(self, pool: WorkerPool) -> Iterator[tuple[Any, ...]]:
         """Read every input a second time (after :meth:`rows`): each usable row's result, in the same order.
@@ -124,10 +121,8 @@ class StageInputs:
         """
         for file, first_digest in zip(self.files, self.digests, strict=True):
             reader = JsonlReader(file.path, file.display, self.options)
-            for results in pool.map(metered(reader.blocks(), self.progress)):
-                for result in results:
-                    if result[0] == ROW:
-                        yield result
+            for result in pool.map(metered(reader.blocks(), self.progress)):
+                yield from result.rows
             if reader.digest != first_digest:
                 raise DataError(
                     "input changed while it was being merged",
@@ -138,6 +133,13 @@ class StageInputs:
     def owner(self, ordinal: int) -> dict[str, int]:
         """The counters of the input that held usable row ``ordinal``."""
         return self.per_input[bisect.bisect_right(self.starts, ordinal) - 1]
+
+    def add_by_input(self, counter: str, ordinals: Iterable[int]) -> None:
+        """Add 1 to ``counter`` of the input holding each usable row in ``ordinals`` (after :meth:`rows`)."""
+        ordered = sorted(ordinals)
+        bounds = [bisect.bisect_left(ordered, start) for start in self.starts] + [len(ordered)]
+        for counters, low, high in zip(self.per_input, bounds, bounds[1:], strict=False):
+            counters[counter] += high - low
 
     def outcomes(self) -> tuple[InputOutcome, ...]:
         """One outcome per input, in input order (after :meth:`rows` is exhausted)."""

@@ -13,11 +13,11 @@ from corpusprov.io.inputs import InputFile
 from corpusprov.io.jsonl import Block, LineError
 from corpusprov.io.outputs import StagedFile
 from corpusprov.params.stages import MergeParams
-from corpusprov.stages.core import ROW_DIGEST, ROW_LINE, InputOutcome, StageInputs
+from corpusprov.stages.core import ROW_DIGEST, InputOutcome, StageInputs
 from corpusprov.stages.keys import DigestSet, DigestTable, NonFiniteKeyError, key_digest
 from corpusprov.stages.rowpolicy import (
     INVALID_ROW_REASONS,
-    ROW,
+    BlockResult,
     Verdict,
     apply_non_finite,
     check_line,
@@ -118,42 +118,41 @@ def source_digest(row: dict[str, Any]) -> bytes:
 
 
 class MergeRow:
-    """Positions of a usable merge row's result tuple after the shared ones (:mod:`corpusprov.stages.core`)."""
+    """Positions of a usable merge row's result tuple after the digest (:data:`~corpusprov.stages.core.ROW_DIGEST`)."""
 
-    CELL: Final = 5
+    LINE: Final = 1
+    """The canonical output line (bytes)."""
+    CELL: Final = 2
     """``(encoder, preset)`` for the per-encoder statistics."""
-    VMAF: Final = 6
+    VMAF: Final = 3
     """The finite ``vmaf_score`` as a float, else ``None``."""
-    SOURCE: Final = 7
+    SOURCE: Final = 4
     """:func:`source_digest` of the row."""
 
 
 def merge_block_function(params: MergeParams) -> BlockFunction:
     """The per-block work (runs in worker processes): parse, judge, serialise canonically.
 
-    A usable row's result is ``(ROW, digest, line, non_finite_kept, non_finite_nulled,
-    (encoder, preset), vmaf, source_digest)`` (:class:`MergeRow` names the positions); see
+    A usable row's result is ``(digest, line, (encoder, preset), vmaf, source_digest)``
+    (:class:`MergeRow` names the positions); see
     :func:`~corpusprov.stages.rowpolicy.judge_block`.
     """
     judge = MergeJudge(params)
     options = params.jsonl
     policy = params.non_finite
 
-    def make_row(verdict: Verdict, kept: int, nulled: int) -> tuple[Any, ...]:
+    def make_row(verdict: Verdict) -> tuple[Any, ...]:
         out = verdict.row
         vmaf = out.get("vmaf_score")
         return (
-            ROW,
             verdict.digest,
             verdict.line if verdict.line is not None else canonical_line(out, special=verdict.special),
-            kept,
-            nulled,
             (str(out.get("encoder")), preset_text(out.get("preset"))),
             float(vmaf) if (type(vmaf) is float or type(vmaf) is int) and math.isfinite(vmaf) else None,
             source_digest(out),
         )
 
-    def run(block: Block) -> list[tuple[Any, ...]]:
+    def run(block: Block) -> BlockResult:
         def judge_line(line_no: int, row: Any, special: bool, error: LineError | None) -> Verdict:
             return judge.judge(line_no, row, special, error, block.display)
 
@@ -210,7 +209,7 @@ def _write(result: tuple[Any, ...], corpus: StagedFile, summary: MergeSummary, s
     summary.add_cell(result[MergeRow.CELL], result[MergeRow.VMAF])
     if result[MergeRow.SOURCE]:
         sources.add(result[MergeRow.SOURCE])
-    corpus.write_line(result[ROW_LINE])
+    corpus.write_line(result[MergeRow.LINE])
 
 
 def _write_last(

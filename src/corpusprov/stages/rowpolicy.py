@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from corpusprov.errors import DataError
 from corpusprov.io.canonical import canonical_line, find_special_values, replace_non_finite
@@ -12,10 +12,8 @@ from corpusprov.io.jsonl import Block, JsonlOptions, LineError, is_blank, parse_
 from corpusprov.params.policies import InvalidRow, NonFinite
 
 __all__ = [
-    "BLANK",
     "INVALID_ROW_REASONS",
-    "REJECT",
-    "ROW",
+    "BlockResult",
     "Verdict",
     "apply_non_finite",
     "check_line",
@@ -26,11 +24,6 @@ __all__ = [
 ]
 
 _INFINITY: Final = float("inf")
-
-# Result kinds of :func:`judge_block`, one tuple per line.
-BLANK: Final = 0
-REJECT: Final = 1
-ROW: Final = 2
 
 #: Reasons a line is unusable as a row; they fail the run unless ``on_invalid_row: reject``.
 INVALID_ROW_REASONS: Final = (
@@ -170,36 +163,62 @@ def non_finite_tally(special: bool, verdict: Verdict, policy: NonFinite) -> tupl
     return 0, 0
 
 
+class BlockResult(NamedTuple):
+    """What a worker hands back for one block (one per block, so a NamedTuple is cheap here)."""
+
+    tallies: dict[str, int]
+    """Counters the block adds: ``rows_in``, ``blank_lines_skipped``, ``rejected_<reason>``,
+    ``non_finite_kept``, ``non_finite_nulled`` and any the stage adds."""
+    rejects: list[bytes]
+    """Reject-file lines, in input order."""
+    rows: list[tuple[Any, ...]]
+    """One plain tuple per usable row, in input order, as the stage's ``make_row`` built it."""
+    payload: Any = None
+    """Whatever else the stage hands back for the whole block (aggregate: its lines as one buffer)."""
+
+
 def judge_block(
     block: Block,
     options: JsonlOptions,
     policy: NonFinite,
     judge_line: Callable[[int, Any, bool, LineError | None], Verdict],
-    make_row: Callable[[Verdict, int, int], tuple[Any, ...]],
+    make_row: Callable[[Verdict], tuple[Any, ...]],
     *,
     write: bool = False,
-) -> list[tuple[Any, ...]]:
-    """The per-block work both stages share: parse, judge, and one result per line.
+) -> BlockResult:
+    """The per-block work both stages share: parse, judge, count, and one result per usable row.
 
-    ``(BLANK,)`` for a skipped blank line, ``(REJECT, reason, reject_line)`` for a rejected
-    row, and ``make_row(verdict, non_finite_kept, non_finite_nulled)`` (a ``ROW`` tuple) for
-    a usable one; ``judge_line`` raises for a row that fails the run. ``write``: a stage that
-    writes rows as read gets each one's canonical line from the parser (``Verdict.line``).
+    Blank lines, rows in, rejects and non-finite values are counted here, in the worker, and
+    each rejected row's reject line built; ``make_row(verdict)`` builds a usable row's tuple;
+    ``judge_line`` raises for a row that fails the run. ``write``: a stage that writes rows as
+    read gets each one's canonical line from the parser (``Verdict.line``).
     """
-    results: list[tuple[Any, ...]] = []
+    rows: list[tuple[Any, ...]] = []
+    rejects: list[bytes] = []
+    tallies: dict[str, int] = {}
+    blank = kept_total = nulled_total = 0
     for line_no, row, special, error, line in parse_block(block, options, write=write):
         if error is not None and is_blank(error):
-            results.append((BLANK,))
+            blank += 1
             continue
         verdict = judge_line(line_no, row, special, error)
         if verdict.reason is not None:
-            results.append((REJECT, verdict.reason, reject_line(block.display, line_no, verdict)))
+            name = "rejected_" + verdict.reason
+            tallies[name] = tallies.get(name, 0) + 1
+            rejects.append(reject_line(block.display, line_no, verdict))
             continue
         if line is not None and verdict.row is row:
             verdict.line = line
-        kept, nulled = non_finite_tally(special, verdict, policy)
-        results.append(make_row(verdict, kept, nulled))
-    return results
+        if special:
+            kept, nulled = non_finite_tally(special, verdict, policy)
+            kept_total += kept
+            nulled_total += nulled
+        rows.append(make_row(verdict))
+    tallies["rows_in"] = len(rows) + len(rejects)
+    tallies["blank_lines_skipped"] = blank
+    tallies["non_finite_kept"] = kept_total
+    tallies["non_finite_nulled"] = nulled_total
+    return BlockResult(tallies, rejects, rows)
 
 
 def reject_line(display: str, line_no: int, verdict: Verdict) -> bytes:

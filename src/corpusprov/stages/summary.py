@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import bisect
 import math
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, Final
 
@@ -22,18 +24,21 @@ NATIVE_BINS = 10
 
 @dataclass
 class Running:
-    """Count, mean and standard deviation, one value at a time (Welford)."""
+    """Count, mean and standard deviation, one value at a time, in order (Welford)."""
 
     count: int = 0
     mean: float = 0.0
     _m2: float = 0.0
 
-    def add(self, value: float) -> None:
-        """Take one value."""
-        self.count += 1
-        delta = value - self.mean
-        self.mean += delta / self.count
-        self._m2 += delta * (value - self.mean)
+    def add_many(self, values: Iterable[float]) -> None:
+        """Take values one at a time, in order (the figures depend on the order in the last bits)."""
+        count, mean, m2 = self.count, self.mean, self._m2
+        for value in values:
+            count += 1
+            delta = value - mean
+            mean += delta / count
+            m2 += delta * (value - mean)
+        self.count, self.mean, self._m2 = count, mean, m2
 
     @property
     def std(self) -> float:
@@ -57,10 +62,14 @@ def _histogram(values: list[int], edges: tuple[float, ...]) -> list[tuple[str, i
     return list(zip(labels, values, strict=True))
 
 
-def _bin_index(value: float, edges: tuple[float, ...]) -> int:
-    """0 below the range, len(edges) above it, else 1 + the bin (the top edge closes the last bin)."""
-    index = bisect.bisect_right(edges, value)
-    return index - 1 if value == edges[-1] else index
+def _count_bins(bins: list[int], values: Sequence[float], edges: tuple[float, ...]) -> None:
+    """Count ``values`` into ``bins``: 0 below the range, ``len(edges)`` above it, else 1 + the
+    bin (each bin holds its lower edge; the top edge closes the last bin)."""
+    for index, count in Counter(map(partial(bisect.bisect_right, edges), values)).items():
+        bins[index] += count
+    at_top = values.count(edges[-1])
+    bins[len(edges)] -= at_top
+    bins[len(edges) - 1] += at_top
 
 
 @dataclass
@@ -151,8 +160,8 @@ class AggregateSummary:
     native_bins: dict[str, list[int]] = field(default_factory=dict)
     _state: dict[str, tuple[Any, ...]] = field(default_factory=dict)
 
-    def add(self, corpus: str, unified: float, native: float) -> None:
-        """Count one written row."""
+    def add_many(self, corpus: str, unified: Sequence[float], native: Sequence[float]) -> None:
+        """Count written rows of one corpus, in the order written to the stats (slot order)."""
         state = self._state.get(corpus)
         if state is None:
             edges = self._native_edges(corpus)
@@ -164,10 +173,10 @@ class AggregateSummary:
                 edges,
             )
         unified_stats, native_stats, unified_bins, native_bins, edges = state
-        unified_stats.add(unified)
-        native_stats.add(native)
-        unified_bins[_bin_index(unified, UNIFIED_EDGES)] += 1
-        native_bins[_bin_index(native, edges)] += 1
+        unified_stats.add_many(unified)
+        native_stats.add_many(native)
+        _count_bins(unified_bins, unified, UNIFIED_EDGES)
+        _count_bins(native_bins, native, edges)
 
     def _native_edges(self, corpus: str) -> tuple[float, ...]:
         low, high = self.native_ranges[corpus]

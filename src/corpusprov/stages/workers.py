@@ -21,6 +21,7 @@ from typing import Any, Final
 
 from corpusprov.interrupts import held
 from corpusprov.io.jsonl import Block
+from corpusprov.stages.rowpolicy import BlockResult
 
 __all__ = [
     "AUTO_JOBS_MIN_BYTES",
@@ -37,7 +38,7 @@ __all__ = [
 AUTO_JOBS_MIN_BYTES: Final = 32 * 1024 * 1024
 
 #: Builds the per-block function inside each worker (it must be importable by name).
-BlockFunction = Callable[[Block], list[tuple[Any, ...]]]
+BlockFunction = Callable[[Block], BlockResult]
 
 _STATE: dict[str, BlockFunction] = {}
 
@@ -83,7 +84,7 @@ def quiet_gc() -> None:
     gc.set_threshold(200_000, 50, 100)
 
 
-def _run_block(block: Block) -> list[tuple[Any, ...]]:
+def _run_block(block: Block) -> BlockResult:
     return _STATE["fn"](block)
 
 
@@ -118,7 +119,7 @@ class WorkerPool:
             with held():
                 self._pool.shutdown(wait=True, cancel_futures=True)
 
-    def map(self, blocks: Iterable[Block]) -> Iterator[list[tuple[Any, ...]]]:
+    def map(self, blocks: Iterable[Block]) -> Iterator[BlockResult]:
         """Each block's results, in order; a worker's exception is raised at its block."""
         if self._pool is None:
             local = self._local
@@ -126,7 +127,7 @@ class WorkerPool:
             for block in blocks:
                 yield local(block)
             return
-        pending: deque[Future[list[tuple[Any, ...]]]] = deque()
+        pending: deque[Future[BlockResult]] = deque()
         window = self.jobs * 3
         for block in blocks:
             with held():

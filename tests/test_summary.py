@@ -1,0 +1,97 @@
+"""The aggregate's per-corpus statistics and its resolver, fed a block at a time, give what one row at a time gives."""
+
+from __future__ import annotations
+
+import bisect
+import math
+from array import array
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from corpusprov.stages.resolver import Resolver
+from corpusprov.stages.summary import UNIFIED_EDGES, AggregateSummary
+
+RANGES = {"a": (1.0, 5.0), "b": (0.0, 100.0), "c": (0.0, 10.0)}
+
+scores = st.one_of(
+    st.floats(min_value=-10.0, max_value=110.0, allow_nan=False),
+    st.sampled_from([0.0, 5.0, 100.0, 1.0, 10.0, 42.5]),  # bin edges, the top edges included
+)
+written = st.lists(st.tuples(st.sampled_from(sorted(RANGES)), scores, scores), max_size=60)
+
+
+def one_at_a_time(rows: list[tuple[str, float, float]]) -> dict[str, tuple[object, ...]]:
+    """Welford and bisect per value, in the order given: the arithmetic the summary must match."""
+    state: dict[str, list[object]] = {}
+    for corpus, unified, native in rows:
+        low, high = RANGES[corpus]
+        step = (high - low) / 10
+        edges = (*(low + step * index for index in range(10)), high)
+        entry = state.setdefault(corpus, [0, 0.0, 0.0, 0.0, 0.0, [0] * 22, [0] * (len(edges) + 1)])
+        count = int(entry[0]) + 1  # type: ignore[call-overload]
+        entry[0] = count
+        for offset, value in ((1, unified), (3, native)):
+            mean = float(entry[offset])  # type: ignore[arg-type]
+            delta = value - mean
+            mean += delta / count
+            entry[offset] = mean
+            entry[offset + 1] = float(entry[offset + 1]) + delta * (value - mean)  # type: ignore[arg-type]
+        for bins, value, bounds in ((entry[5], unified, UNIFIED_EDGES), (entry[6], native, edges)):
+            index = bisect.bisect_right(bounds, value)
+            bins[index - 1 if value == bounds[-1] else index] += 1  # type: ignore[index]
+    return {corpus: tuple(entry) for corpus, entry in state.items()}
+
+
+@settings(max_examples=300, deadline=None)
+@given(written)
+def test_add_many_matches_one_value_at_a_time(rows: list[tuple[str, float, float]]) -> None:
+    summary = AggregateSummary(RANGES)
+    # The stage adds each corpus's rows in one call, the corpora in the order of their first row.
+    for corpus in dict.fromkeys(corpus for corpus, _, _ in rows):
+        mine = [(unified, native) for label, unified, native in rows if label == corpus]
+        summary.add_many(corpus, array("d", [u for u, _ in mine]), array("d", [n for _, n in mine]))
+    expected = one_at_a_time(rows)
+    assert list(summary.unified) == list(expected)  # the order mos_overall sums in
+    for corpus, (count, mean, m2, native_mean, native_m2, unified_bins, native_bins) in expected.items():
+        assert summary.unified[corpus].count == count
+        assert summary.unified[corpus].mean == mean
+        assert summary.unified[corpus].std == (math.sqrt(m2 / count) if count > 1 else 0.0)  # type: ignore[operator]
+        assert summary.native[corpus].mean == native_mean
+        assert summary.native[corpus].std == (math.sqrt(native_m2 / count) if count > 1 else 0.0)  # type: ignore[operator]
+        assert summary.unified_bins[corpus] == unified_bins
+        assert summary.native_bins[corpus] == native_bins
+    if rows:
+        total = sum(float(e[1]) * int(e[0]) for e in expected.values())  # type: ignore[call-overload, arg-type]
+        overall = summary.mos_overall()
+        assert overall is not None and math.isclose(overall, round(total / len(rows), 6), abs_tol=1e-6)
+
+
+offered = st.lists(
+    st.tuples(
+        st.sampled_from([b"k1" * 8, b"k2" * 8, b"k3" * 8]),
+        st.sampled_from(["a", "b", "c"]),
+        st.sampled_from([0.1, 0.5, 0.5, math.inf]),
+    ),
+    max_size=40,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(offered, st.integers(min_value=1, max_value=7))
+def test_offer_block_matches_offer(rows: list[tuple[bytes, str, float]], block: int) -> None:
+    """Blocks of any size decide as single offers (``trace``'s path) do, and count the same."""
+    single, blocked = Resolver(), Resolver()
+    outcomes = [single.offer(digest, label, std, ordinal) for ordinal, (digest, label, std) in enumerate(rows)]
+    same = lost = 0
+    displaced: list[int] = []
+    for start in range(0, len(rows), block):
+        chunk = [(digest, label, std, b"", 0.0, 0.0, False) for digest, label, std in rows[start : start + block]]
+        offers = blocked.offer_block(chunk, start)
+        same += offers.same_corpus
+        lost += offers.lost
+        displaced += offers.displaced
+    assert list(blocked.winner) == list(single.winner)
+    assert same == sum(o.outcome == "same_corpus" for o in outcomes)
+    assert lost == sum(o.outcome == "lost" for o in outcomes)
+    assert displaced == [o.rival for o in outcomes if o.outcome == "won"]
