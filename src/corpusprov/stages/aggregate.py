@@ -2,12 +2,12 @@
 
 ``aggregate_corpora.py`` is the reference for which rows come out (same winners, labels,
 values and fields); the README's migration table lists where we differ on purpose.
-Each input is read once. Worker processes parse and judge the rows and serialise each
-usable row's output line; the main process drives the :class:`Resolver` (per unique key
-only what the rule needs: the winner, its std-dev, corpus and sort key) and appends every
-output line to a spill file next to the output. The winners are then copied from the spill
-in sorted order. Memory grows with unique keys (plus 12 bytes per usable row for the spill
-index), never with row width.
+Each input is read once. Worker processes parse and judge the rows, count what each block
+holds and serialise its usable rows' output lines, handed back as one buffer per block; the
+main process spills each buffer in one write and offers the block's rows to the
+:class:`Resolver` (per unique key only what the rule needs: the winner, its std-dev, corpus
+and sort key). The winners are then copied from the spill in sorted order. Memory grows
+with unique keys (plus 12 bytes per usable row for the spill index), never with row width.
 """
 
 from __future__ import annotations
