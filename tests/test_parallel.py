@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from corpusprov.sample import generate_samples
+from corpusprov.stages.workers import WorkerPool
 from tests.conftest import REPO_ROOT, Cli
 
+#: ``fcntl`` command that reads a pipe's capacity (linux/fcntl.h).
+F_GETPIPE_SZ = 1032
 VOLATILE = ("started_at_utc", "finished_at_utc", "duration_s")
 
 
@@ -69,3 +74,22 @@ def test_a_failing_row_fails_the_same_way_with_workers(cli: Cli, tmp_path: Path)
     assert outcomes[0] == outcomes[1]
     assert outcomes[0][0] == 1
     assert "raw/encode/grid-host-b.jsonl:251: invalid JSON" in outcomes[0][1]
+
+
+def _echo_factory() -> Any:
+    def run(block: Any) -> Any:
+        return block
+
+    return run
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="pipe capacity is a Linux setting")
+def test_worker_pipes_are_widened() -> None:
+    """Blocks and results cross 1 MiB pipes, not 64 KiB ones (the widening reads executor internals:
+    this fails if a Python upgrade moves them, rather than the speed quietly going)."""
+    with WorkerPool(2, _echo_factory, ()) as pool:
+        executor: Any = pool._pool  # the pipes are what is checked
+        assert executor is not None
+        for queue in (executor._call_queue, executor._result_queue):
+            for end in (queue._reader, queue._writer):
+                assert fcntl.fcntl(end.fileno(), F_GETPIPE_SZ) >= 1024 * 1024
