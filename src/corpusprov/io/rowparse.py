@@ -104,14 +104,18 @@ def _parse_fast(raw: bytes, *, write: bool) -> tuple[dict[str, Any], bool, bytes
     # With no escaped quote (\" or \u0022) every '"' read delimits a string, and so does every
     # '"' orjson writes: the written line keeps every string the parser kept, so fewer quotes
     # written than read means a duplicate key's pair was dropped. orjson refuses to write
-    # past 254 levels, which also bounds the depth.
-    if write and not (escapes and b"\\u0022" in raw):
+    # past 254 levels, which also bounds the depth. One dumps and two one-byte counts cost
+    # less than the raw-line scans of :func:`_keys_all_counted` (a two-byte search runs at
+    # about 1 ns a byte), so the check writes the line even when the caller does not want it.
+    if not (escapes and b"\\u0022" in raw):
         try:
             line = canonical_line(row)
         except TypeError:  # orjson.JSONEncodeError: too deep, or a lone surrogate
             return None
         if text.count(b'"') != line.count(b'"'):
             return None
+        if not write:
+            line = None
     elif not _keys_all_counted(raw, row):
         return None
     if not restores:
