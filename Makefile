@@ -50,7 +50,7 @@ lint: dev
 	$(BIN)/mypy
 
 bench: dev
-	$(BIN)/python bench/run.py
+	$(BIN)/python bench/run.py --curve --curve-max 1000000
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

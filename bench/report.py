@@ -125,7 +125,8 @@ def targets(
     per_key = None
     if merge is not None and "ours" in merge.measurements:
         per_key = (merge.measurements["ours"].peak_bytes - idle["ours"].peak_bytes) / merge.unique_keys
-    add("merge peak above idle per unique key", per_key, 64.0, _cell(per_key, ".1f", 0) + " B", "≤ 64 B")
+    # The SPEC's limit is the margin (the --curve slope); the whole peak also carries fixed costs.
+    add("merge whole peak above idle per unique key", per_key, 64.0, _cell(per_key, ".1f", 0) + " B", "≤ 64 B")
     ratio = _ratio(aggregate, "ours", "reference")
     add("aggregate wall / reference wall", ratio, 0.25, _cell(ratio, ".2f", 0) + "x", "≤ 0.25x")
     growth = shown = None
