@@ -82,6 +82,14 @@ class StagedFile:
         if len(buffer) >= _FLUSH_BYTES:
             self._flush()
 
+    def write_lines(self, lines: bytes | memoryview, rows: int) -> None:
+        """Append ``rows`` whole lines at once (each carries its own newline)."""
+        buffer = self._buffer
+        buffer += lines
+        self.rows += rows
+        if len(buffer) >= _FLUSH_BYTES:
+            self._flush()
+
     def write_bytes(self, data: bytes) -> None:
         """Append raw bytes (for non-JSONL outputs)."""
         self._buffer += data

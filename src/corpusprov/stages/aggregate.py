@@ -36,6 +36,8 @@ from corpusprov.stages.rowpolicy import (
     BlockResult,
     Verdict,
     judge_block,
+    line_lengths,
+    pack_lines,
 )
 from corpusprov.stages.summary import AggregateSummary
 from corpusprov.stages.workers import BlockFunction, ProgressCallback, WorkerPool
@@ -185,7 +187,7 @@ def aggregate_block_function(params: AggregateParams, overrides: dict[str, str])
         from_strings[0] = 0
         result = judge_block(block, options, policy, judge_line, make_row)
         result.tallies["numbers_from_strings"] = from_strings[0]
-        return result._replace(payload=(b"".join(lines), array("I", map(len, lines)).tobytes()))
+        return result._replace(payload=pack_lines(lines))
 
     return run
 
@@ -209,8 +211,7 @@ def aggregate(
         with WorkerPool(jobs, aggregate_block_function, (params, overrides)) as pool:
             for counters, result in inputs.blocks(pool):
                 lines, raw_lengths = result.payload
-                block_lengths = array("I")
-                block_lengths.frombytes(raw_lengths)
+                block_lengths = line_lengths(raw_lengths)
                 offsets.extend(islice(accumulate(block_lengths, initial=spill.write(lines)), len(block_lengths)))
                 lengths.extend(block_lengths)
                 offers = resolver.offer_block(result.rows, inputs.ordinal)

@@ -114,15 +114,14 @@ class StageInputs:
                 yield counters, row
                 self.ordinal += 1
 
-    def rows_again(self, pool: WorkerPool) -> Iterator[tuple[Any, ...]]:
-        """Read every input a second time (after :meth:`rows`): each usable row's result, in the same order.
+    def blocks_again(self, pool: WorkerPool) -> Iterator[BlockResult]:
+        """Read every input a second time (after :meth:`rows`): each block's result, in the same order.
 
-        Counts nothing; raises :class:`DataError` when an input's bytes differ from the first read.
+        Counts and writes nothing; raises :class:`DataError` when an input's bytes differ from the first read.
         """
         for file, first_digest in zip(self.files, self.digests, strict=True):
             reader = JsonlReader(file.path, file.display, self.options)
-            for result in pool.map(metered(reader.blocks(), self.progress)):
-                yield from result.rows
+            yield from pool.map(metered(reader.blocks(), self.progress))
             if reader.digest != first_digest:
                 raise DataError(
                     "input changed while it was being merged",

@@ -22,6 +22,8 @@ from corpusprov.stages.rowpolicy import (
     apply_non_finite,
     check_line,
     judge_block,
+    line_lengths,
+    pack_lines,
 )
 from corpusprov.stages.summary import MergeSummary, preset_text
 from corpusprov.stages.workers import BlockFunction, ProgressCallback, WorkerPool
@@ -120,33 +122,34 @@ def source_digest(row: dict[str, Any]) -> bytes:
 class MergeRow:
     """Positions of a usable merge row's result tuple after the digest (:data:`~corpusprov.stages.core.ROW_DIGEST`)."""
 
-    LINE: Final = 1
-    """The canonical output line (bytes)."""
-    CELL: Final = 2
+    CELL: Final = 1
     """``(encoder, preset)`` for the per-encoder statistics."""
-    VMAF: Final = 3
+    VMAF: Final = 2
     """The finite ``vmaf_score`` as a float, else ``None``."""
-    SOURCE: Final = 4
+    SOURCE: Final = 3
     """:func:`source_digest` of the row."""
 
 
 def merge_block_function(params: MergeParams) -> BlockFunction:
     """The per-block work (runs in worker processes): parse, judge, serialise canonically.
 
-    A usable row's result is ``(digest, line, (encoder, preset), vmaf, source_digest)``
-    (:class:`MergeRow` names the positions); see
+    A usable row's result is ``(digest, (encoder, preset), vmaf, source_digest)``
+    (:class:`MergeRow` names the positions); the block's canonical lines travel as one
+    buffer (the result's ``payload``, see :func:`~corpusprov.stages.rowpolicy.pack_lines`),
+    so the main process writes runs of kept rows in one call. See
     :func:`~corpusprov.stages.rowpolicy.judge_block`.
     """
     judge = MergeJudge(params)
     options = params.jsonl
     policy = params.non_finite
+    lines: list[bytes] = []
 
     def make_row(verdict: Verdict) -> tuple[Any, ...]:
         out = verdict.row
         vmaf = out.get("vmaf_score")
+        lines.append(verdict.line if verdict.line is not None else canonical_line(out, special=verdict.special))
         return (
             verdict.digest,
-            verdict.line if verdict.line is not None else canonical_line(out, special=verdict.special),
             (str(out.get("encoder")), preset_text(out.get("preset"))),
             float(vmaf) if (type(vmaf) is float or type(vmaf) is int) and math.isfinite(vmaf) else None,
             source_digest(out),
@@ -156,7 +159,9 @@ def merge_block_function(params: MergeParams) -> BlockFunction:
         def judge_line(line_no: int, row: Any, special: bool, error: LineError | None) -> Verdict:
             return judge.judge(line_no, row, special, error, block.display)
 
-        return judge_block(block, options, policy, judge_line, make_row, write=True)
+        lines.clear()
+        result = judge_block(block, options, policy, judge_line, make_row, write=True)
+        return result._replace(payload=pack_lines(lines))
 
     return run
 
@@ -193,23 +198,41 @@ def merge(
         else:
             # keep: first only asks "seen before?".
             seen = DigestSet()
-            for counters, result in inputs.rows(pool):
-                if not seen.add(result[ROW_DIGEST]):
-                    counters["duplicates"] += 1
-                    continue
-                counters["rows_out"] += 1
-                _write(result, corpus, summary, sources)
+            for counters, result in inputs.blocks(pool):
+                kept = [seen.add(row[ROW_DIGEST]) for row in result.rows]
+                written = _write_kept(result, kept, corpus, summary, sources)
+                counters["rows_out"] += written
+                counters["duplicates"] += len(kept) - written
     totals = inputs.totals()
     totals["unique_sources"] = len(sources)
     return MergeOutcome(inputs.outcomes(), totals, summary)
 
 
-def _write(result: tuple[Any, ...], corpus: StagedFile, summary: MergeSummary, sources: DigestSet) -> None:
-    """Write one winner and count it in the statistics and the unique sources."""
-    summary.add_cell(result[MergeRow.CELL], result[MergeRow.VMAF])
-    if result[MergeRow.SOURCE]:
-        sources.add(result[MergeRow.SOURCE])
-    corpus.write_line(result[MergeRow.LINE])
+def _write_kept(
+    result: BlockResult, kept: Sequence[bool], corpus: StagedFile, summary: MergeSummary, sources: DigestSet
+) -> int:
+    """Write a block's rows flagged in ``kept`` (runs of lines in one call each) and count them
+    in the statistics and the unique sources; return how many were written."""
+    lines, raw_lengths = result.payload
+    view = memoryview(lines)
+    start = end = run = written = 0
+    for row, length, keep in zip(result.rows, line_lengths(raw_lengths), kept, strict=True):
+        if keep:
+            summary.add_cell(row[MergeRow.CELL], row[MergeRow.VMAF])
+            if row[MergeRow.SOURCE]:
+                sources.add(row[MergeRow.SOURCE])
+            run += 1
+        elif run:
+            corpus.write_lines(view[start:end], run)
+            written += run
+            run = 0
+        end += length
+        if not run:
+            start = end
+    if run:
+        corpus.write_lines(view[start:end], run)
+        written += run
+    return written
 
 
 def _write_last(
@@ -224,6 +247,8 @@ def _write_last(
 
     Usable rows are numbered as :meth:`StageInputs.rows` numbered them.
     """
-    for ordinal, result in enumerate(inputs.rows_again(pool)):
-        if table.get(result[ROW_DIGEST]) == ordinal:
-            _write(result, corpus, summary, sources)
+    ordinal = 0
+    for result in inputs.blocks_again(pool):
+        kept = [table.get(row[ROW_DIGEST]) == ordinal + index for index, row in enumerate(result.rows)]
+        ordinal += len(kept)
+        _write_kept(result, kept, corpus, summary, sources)
