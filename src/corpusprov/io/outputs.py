@@ -76,11 +76,7 @@ class StagedFile:
 
     def write_line(self, line: bytes) -> None:
         """Append one line (which carries its own newline)."""
-        buffer = self._buffer
-        buffer += line
-        self.rows += 1
-        if len(buffer) >= _FLUSH_BYTES:
-            self._flush()
+        self.write_lines(line, 1)
 
     def write_lines(self, lines: bytes | memoryview, rows: int) -> None:
         """Append ``rows`` whole lines at once (each carries its own newline)."""

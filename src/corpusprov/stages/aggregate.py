@@ -36,8 +36,6 @@ from corpusprov.stages.rowpolicy import (
     BlockResult,
     Verdict,
     judge_block,
-    line_lengths,
-    pack_lines,
 )
 from corpusprov.stages.summary import AggregateSummary
 from corpusprov.stages.workers import BlockFunction, ProgressCallback, WorkerPool
@@ -143,20 +141,18 @@ class _Spill:
 def aggregate_block_function(params: AggregateParams, overrides: dict[str, str]) -> BlockFunction:
     """The per-block work (runs in worker processes): parse, judge, build the output lines.
 
-    A usable row's result is an :data:`~corpusprov.stages.resolver.OFFERED_ROW` tuple; the
-    block's output lines travel as one buffer (the result's ``payload``: the lines joined and
-    an ``array("I")`` of their lengths, as bytes), so the main process spills them in one
-    write. ``numbers_from_strings`` is counted here. See
+    A usable row's result is an :data:`~corpusprov.stages.resolver.OFFERED_ROW` tuple; its
+    output line travels in the block's joined lines, so the main process spills a block in
+    one write. ``numbers_from_strings`` is counted here. See
     :func:`~corpusprov.stages.rowpolicy.judge_block`.
     """
     judge = AggregateJudge(params)
     options = params.jsonl
     policy = params.non_finite
     passthrough = params.output_row == "passthrough"
-    lines: list[bytes] = []
     from_strings = [0]
 
-    def make_row(verdict: Verdict) -> tuple[Any, ...]:
+    def make_row(verdict: Verdict) -> tuple[bytes, tuple[Any, ...]]:
         label = verdict.label or ""
         out = verdict.row
         if passthrough:
@@ -165,9 +161,8 @@ def aggregate_block_function(params: AggregateParams, overrides: dict[str, str])
             out["mos_native"] = verdict.native
             out["mos_native_scale"] = params.scales[label].label
             out["corpus_source"] = label
-        lines.append(canonical_line(out, special=verdict.special))
         from_strings[0] += verdict.from_strings
-        return (
+        return canonical_line(out, special=verdict.special), (
             verdict.digest,
             label,
             verdict.std,
@@ -183,11 +178,10 @@ def aggregate_block_function(params: AggregateParams, overrides: dict[str, str])
         def judge_line(line_no: int, row: Any, special: bool, error: LineError | None) -> Verdict:
             return judge.judge(line_no, row, special, error, block.display, override)
 
-        lines.clear()
         from_strings[0] = 0
         result = judge_block(block, options, policy, judge_line, make_row)
         result.tallies["numbers_from_strings"] = from_strings[0]
-        return result._replace(payload=pack_lines(lines))
+        return result
 
     return run
 
@@ -210,9 +204,8 @@ def aggregate(
     try:
         with WorkerPool(jobs, aggregate_block_function, (params, overrides)) as pool:
             for counters, result in inputs.blocks(pool):
-                lines, raw_lengths = result.payload
-                block_lengths = line_lengths(raw_lengths)
-                offsets.extend(islice(accumulate(block_lengths, initial=spill.write(lines)), len(block_lengths)))
+                block_lengths = result.line_lengths()
+                offsets.extend(islice(accumulate(block_lengths, initial=spill.write(result.lines)), len(block_lengths)))
                 lengths.extend(block_lengths)
                 offers = resolver.offer_block(result.rows, inputs.ordinal)
                 counters["same_corpus_duplicates"] += offers.same_corpus

@@ -22,8 +22,6 @@ from corpusprov.stages.rowpolicy import (
     apply_non_finite,
     check_line,
     judge_block,
-    line_lengths,
-    pack_lines,
 )
 from corpusprov.stages.summary import MergeSummary, preset_text
 from corpusprov.stages.workers import BlockFunction, ProgressCallback, WorkerPool
@@ -134,21 +132,19 @@ def merge_block_function(params: MergeParams) -> BlockFunction:
     """The per-block work (runs in worker processes): parse, judge, serialise canonically.
 
     A usable row's result is ``(digest, (encoder, preset), vmaf, source_digest)``
-    (:class:`MergeRow` names the positions); the block's canonical lines travel as one
-    buffer (the result's ``payload``, see :func:`~corpusprov.stages.rowpolicy.pack_lines`),
-    so the main process writes runs of kept rows in one call. See
+    (:class:`MergeRow` names the positions); its canonical line travels in the block's joined
+    lines, so the main process writes runs of kept rows in one call. See
     :func:`~corpusprov.stages.rowpolicy.judge_block`.
     """
     judge = MergeJudge(params)
     options = params.jsonl
     policy = params.non_finite
-    lines: list[bytes] = []
 
-    def make_row(verdict: Verdict) -> tuple[Any, ...]:
+    def make_row(verdict: Verdict) -> tuple[bytes, tuple[Any, ...]]:
         out = verdict.row
         vmaf = out.get("vmaf_score")
-        lines.append(verdict.line if verdict.line is not None else canonical_line(out, special=verdict.special))
-        return (
+        line = verdict.line if verdict.line is not None else canonical_line(out, special=verdict.special)
+        return line, (
             verdict.digest,
             (str(out.get("encoder")), preset_text(out.get("preset"))),
             float(vmaf) if (type(vmaf) is float or type(vmaf) is int) and math.isfinite(vmaf) else None,
@@ -159,9 +155,7 @@ def merge_block_function(params: MergeParams) -> BlockFunction:
         def judge_line(line_no: int, row: Any, special: bool, error: LineError | None) -> Verdict:
             return judge.judge(line_no, row, special, error, block.display)
 
-        lines.clear()
-        result = judge_block(block, options, policy, judge_line, make_row, write=True)
-        return result._replace(payload=pack_lines(lines))
+        return judge_block(block, options, policy, judge_line, make_row, write=True)
 
     return run
 
@@ -213,10 +207,9 @@ def _write_kept(
 ) -> int:
     """Write a block's rows flagged in ``kept`` (runs of lines in one call each) and count them
     in the statistics and the unique sources; return how many were written."""
-    lines, raw_lengths = result.payload
-    view = memoryview(lines)
+    view = memoryview(result.lines)
     start = end = run = written = 0
-    for row, length, keep in zip(result.rows, line_lengths(raw_lengths), kept, strict=True):
+    for row, length, keep in zip(result.rows, result.line_lengths(), kept, strict=True):
         if keep:
             summary.add_cell(row[MergeRow.CELL], row[MergeRow.VMAF])
             if row[MergeRow.SOURCE]:

@@ -19,10 +19,8 @@ __all__ = [
     "apply_non_finite",
     "check_line",
     "judge_block",
-    "line_lengths",
     "non_finite_count",
     "non_finite_tally",
-    "pack_lines",
     "reject_line",
 ]
 
@@ -176,21 +174,16 @@ class BlockResult(NamedTuple):
     """Reject-file lines, in input order."""
     rows: list[tuple[Any, ...]]
     """One plain tuple per usable row, in input order, as the stage's ``make_row`` built it."""
-    payload: Any = None
-    """Whatever else the stage hands back for the whole block (aggregate: its lines as one buffer)."""
+    lines: bytes
+    """The usable rows' output lines, joined: two objects to pickle and one to write, not a thousand."""
+    lengths: bytes
+    """Their lengths, an ``array("I")`` as bytes (see :meth:`line_lengths`)."""
 
-
-def pack_lines(lines: list[bytes]) -> tuple[bytes, bytes]:
-    """A block's output lines as one buffer and their lengths (an ``array("I")`` as bytes):
-    two objects to pickle and one to write, instead of a thousand."""
-    return b"".join(lines), array("I", map(len, lines)).tobytes()
-
-
-def line_lengths(packed: bytes) -> array[int]:
-    """The lengths :func:`pack_lines` packed."""
-    lengths = array("I")
-    lengths.frombytes(packed)
-    return lengths
+    def line_lengths(self) -> array[int]:
+        """The length of each usable row's line in :attr:`lines`, in order."""
+        lengths = array("I")
+        lengths.frombytes(self.lengths)
+        return lengths
 
 
 def judge_block(
@@ -198,18 +191,20 @@ def judge_block(
     options: JsonlOptions,
     policy: NonFinite,
     judge_line: Callable[[int, Any, bool, LineError | None], Verdict],
-    make_row: Callable[[Verdict], tuple[Any, ...]],
+    make_row: Callable[[Verdict], tuple[bytes, tuple[Any, ...]]],
     *,
     write: bool = False,
 ) -> BlockResult:
     """The per-block work both stages share: parse, judge, count, and one result per usable row.
 
     Blank lines, rows in, rejects and non-finite values are counted here, in the worker, and
-    each rejected row's reject line built; ``make_row(verdict)`` builds a usable row's tuple;
-    ``judge_line`` raises for a row that fails the run. ``write``: a stage that writes rows as
-    read gets each one's canonical line from the parser (``Verdict.line``).
+    each rejected row's reject line built; ``make_row(verdict)`` gives a usable row's output
+    line and its tuple (the lines travel joined, see :class:`BlockResult`); ``judge_line``
+    raises for a row that fails the run. ``write``: a stage that writes rows as read gets
+    each one's canonical line from the parser (``Verdict.line``).
     """
     rows: list[tuple[Any, ...]] = []
+    lines: list[bytes] = []
     rejects: list[bytes] = []
     tallies: dict[str, int] = {}
     blank = kept_total = nulled_total = 0
@@ -229,12 +224,14 @@ def judge_block(
             kept, nulled = non_finite_tally(special, verdict, policy)
             kept_total += kept
             nulled_total += nulled
-        rows.append(make_row(verdict))
+        written, result = make_row(verdict)
+        lines.append(written)
+        rows.append(result)
     tallies["rows_in"] = len(rows) + len(rejects)
     tallies["blank_lines_skipped"] = blank
     tallies["non_finite_kept"] = kept_total
     tallies["non_finite_nulled"] = nulled_total
-    return BlockResult(tallies, rejects, rows)
+    return BlockResult(tallies, rejects, rows, b"".join(lines), array("I", map(len, lines)).tobytes())
 
 
 def reject_line(display: str, line_no: int, verdict: Verdict) -> bytes:
