@@ -1,4 +1,10 @@
-"""Natural keys: value semantics for dedup, and a compact table of 128-bit key digests."""
+"""Natural keys: value semantics for dedup, and compact tables of 128-bit key digests.
+
+:class:`DigestSet` and :class:`DigestTable` are the native types of ``corpusprov._digests``
+when the install could build it (a C compiler was there), else the pure-Python
+:class:`PyDigestSet` and :class:`PyDigestTable`: the reference they are tested against,
+with the same behaviour and memory, about 2.5 us slower per call.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +16,16 @@ from typing import Any, Final
 
 import orjson
 
-__all__ = ["DigestSet", "DigestTable", "NonFiniteKeyError", "key_digest", "key_part"]
+__all__ = [
+    "NATIVE_DIGESTS",
+    "DigestSet",
+    "DigestTable",
+    "NonFiniteKeyError",
+    "PyDigestSet",
+    "PyDigestTable",
+    "key_digest",
+    "key_part",
+]
 
 _EMPTY: Final = -1
 
@@ -110,7 +125,7 @@ def _key_digest_general(row: dict[str, Any], fields: Sequence[str]) -> bytes:
     return hasher.digest()
 
 
-class DigestTable:
+class PyDigestTable:
     """Open-addressing map from 16-byte digests to non-negative ints.
 
     About 24 bytes a slot, at most half full after growth: well under 64 bytes per
@@ -207,7 +222,7 @@ class DigestTable:
         return (value for value in self._values if value != _EMPTY)
 
 
-class DigestSet:
+class PyDigestSet:
     """A set of 16-byte digests in about 25-50 bytes each: for ``keep: first`` dedup.
 
     256 open-addressing shards (by the digest's first byte), each kept between 35% and
@@ -283,3 +298,13 @@ class DigestSet:
         self._keys[shard] = keys
         self._used[shard] = used
         self._masks[shard] = mask
+
+
+try:
+    from corpusprov._digests import DigestSet, DigestTable
+
+    NATIVE_DIGESTS: Final = True
+except ImportError:  # installed without a C compiler: the reference tables, slower per row
+    DigestSet = PyDigestSet  # type: ignore[misc,assignment]
+    DigestTable = PyDigestTable  # type: ignore[misc,assignment]
+    NATIVE_DIGESTS: Final = False  # type: ignore[misc]
