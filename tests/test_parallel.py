@@ -83,6 +83,41 @@ def _echo_factory() -> Any:
     return run
 
 
+_CHURN = """
+import resource, sys
+if sys.argv[1] == "keep":
+    from corpusprov.stages.workers import keep_freed_memory
+    keep_freed_memory()
+def churn():
+    for _ in range(40):
+        held = [b"x" * (1 << 20) for _ in range(8)]  # reads and blocks in flight, then dropped
+        del held
+churn()  # the first round may grow the heap
+before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+churn()
+print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc malloc settings")
+def test_freed_buffers_are_reused_without_page_faults() -> None:
+    """With :func:`keep_freed_memory` (every stage process calls it) a dropped 1 MiB buffer
+    comes back from the heap; by default glibc hands freed heap tops back to Linux, and every
+    page of the next buffers faults in afresh."""
+    import platform
+    import subprocess
+
+    if platform.libc_ver()[0] != "glibc":
+        pytest.skip("not glibc")
+
+    def faults(mode: str) -> int:
+        done = subprocess.run([sys.executable, "-c", _CHURN, mode], capture_output=True, text=True, check=True)
+        return int(done.stdout)
+
+    assert faults("default") > 40 * 8 * 200  # 320 MiB of fresh pages, 256 faults a MiB
+    assert faults("keep") < 1000
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="pipe capacity is a Linux setting")
 def test_worker_pipes_are_widened() -> None:
     """Blocks and results cross 1 MiB pipes, not 64 KiB ones (the widening reads executor internals:

@@ -59,10 +59,11 @@ def main() -> None:
     # A signal can land before a command's own boundary is entered (while typer parses the
     # arguments or a command imports its modules): it ends the run the same way.
     try:
-        # A process-wide setting, so it belongs to the program, not to the library it calls.
-        from corpusprov.stages.workers import quiet_gc
+        # Process-wide settings, so they belong to the program, not to the library it calls.
+        from corpusprov.stages.workers import keep_freed_memory, quiet_gc
 
         quiet_gc()
+        keep_freed_memory()
         app()
     except Terminated:
         sys.stderr.write("corpusprov: terminated; no output was written\n")
