@@ -212,3 +212,35 @@ def test_round_trip_through_python_json(row: dict[str, Any]) -> None:
     again, _ = parse_row(line.rstrip(b"\n"))
     assert json.dumps(again, sort_keys=True) == json.dumps(row, sort_keys=True)
     assert canonical_line(again, special=special) == line
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    lines=st.lists(
+        st.sampled_from([0, 1, 2, 700, 90_000, 300_000, 1_100_000]).flatmap(
+            lambda size: st.tuples(st.just(size), st.booleans())
+        ),
+        max_size=12,
+    ),
+    terminated=st.booleans(),
+)
+def test_blocks_hold_every_line_once_in_order(
+    tmp_path_factory: pytest.TempPathFactory, lines: list[tuple[int, bool]], terminated: bool
+) -> None:
+    """Cut into blocks across 1 MiB reads: the blocks give back the file's
+    lines, numbered, with the CRLF count and the hash of every byte (lines up to a megabyte and more)."""
+    raw = [(b"x" * size) + (b"\r" if crlf and size else b"") for size, crlf in lines]
+    data = b"\n".join(raw) + (b"\n" if terminated and raw else b"")
+    path = tmp_path_factory.mktemp("blocks") / "shard.jsonl"
+    path.write_bytes(data)
+    reader = JsonlReader(path, "shard.jsonl", JsonlOptions())
+    seen: list[bytes] = []
+    for block in reader.blocks():
+        assert block.first_line == len(seen) + 1
+        seen.extend(block.lines)
+    expected = data.split(b"\n")
+    if expected[-1] == b"":
+        expected.pop()  # the empty piece after the final newline (or the whole of an empty file)
+    assert seen == expected
+    assert reader.stats.crlf_lines == sum(1 for line in expected if line.endswith(b"\r"))
+    assert reader.digest.sha256 == hashlib.sha256(data).hexdigest()
