@@ -14,8 +14,11 @@ from corpusprov.io.rowparse import RowParseError, parse_row, parse_row_written
 __all__ = ["Block", "JsonlOptions", "JsonlReader", "LineError", "ReadStats", "is_blank", "parse_block", "parse_line"]
 
 
-#: Target size of a block of lines handed to a worker process.
-BLOCK_BYTES: Final = 256 * 1024
+#: Target size of a block of lines handed to a worker process (at most 1024 lines). Each
+#: block costs a task's round trip through the pool (queue locks, wake-ups, a pickle each
+#: way): 768 KiB blocks ran merge 8% faster than 256 KiB ones on 300k real-shaped rows, and
+#: aggregate on 2 KB wider rows as much; they still cross the 1 MiB pipes in one write.
+BLOCK_BYTES: Final = 768 * 1024
 
 
 _UTF8_BOM: Final = b"\xef\xbb\xbf"

@@ -98,7 +98,7 @@ _TRIM_THRESHOLD_BYTES: Final = 256 * 1024 * 1024
 def keep_freed_memory() -> None:
     """Have glibc's malloc keep freed buffers for reuse instead of handing them back to Linux.
 
-    A stage allocates and frees megabytes a millisecond (1 MiB reads, 256 KiB blocks and
+    A stage allocates and frees megabytes a millisecond (1 MiB reads, 768 KiB blocks and
     result buffers, pickles). By default glibc serves such sizes with fresh ``mmap``s and
     returns freed heap tops, so Linux zeroes every page again: 1.1 million page faults and
     about a quarter of all CPU time in the kernel on 300k real-shaped rows. A fixed mmap
@@ -122,7 +122,7 @@ def keep_freed_memory() -> None:
 
 #: ``fcntl`` command that sets a pipe's capacity (linux/fcntl.h); Python 3.11's fcntl lacks the name.
 _F_SETPIPE_SZ: Final = 1031
-#: The capacity asked for: a block and its results (about 256 KiB) pass in one write.
+#: The capacity asked for: a block and its results (up to about 768 KiB each) pass in one write.
 _PIPE_BYTES: Final = 1024 * 1024
 
 
