@@ -1,10 +1,13 @@
-"""The one native module: compact digest tables for the main process's dedup (see src/corpusprov/_digests.c).
+"""The native modules: the main process's dedup tables (src/corpusprov/_digests.c) and the
+parser's byte checks (src/corpusprov/_bytescan.c).
 
-Optional: without a C compiler the install goes on and corpusprov.stages.keys uses its
-pure-Python tables, which behave the same (slower per row, same memory).
+Optional: without a C compiler the install goes on and corpusprov.stages.keys and
+corpusprov.io.rowparse use their pure-Python twins, which give the same answers (slower).
 """
 
 from setuptools import Extension, setup
+
+_FLAGS = ["-O2", "-std=gnu11", "-Wall", "-Wextra", "-Werror=implicit-function-declaration"]
 
 setup(
     ext_modules=[
@@ -12,7 +15,14 @@ setup(
             "corpusprov._digests",
             ["src/corpusprov/_digests.c"],
             optional=True,
-            extra_compile_args=["-O2", "-std=c11", "-Wall", "-Wextra", "-Werror=implicit-function-declaration"],
-        )
+            extra_compile_args=_FLAGS,
+        ),
+        # -O3: the quote count's loop is vectorised.
+        Extension(
+            "corpusprov._bytescan",
+            ["src/corpusprov/_bytescan.c"],
+            optional=True,
+            extra_compile_args=["-O3", *_FLAGS[1:]],
+        ),
     ]
 )

@@ -14,7 +14,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from corpusprov.io.canonical import canonical_line
-from corpusprov.io.rowparse import fast_path_takes, parse_row, parse_row_careful, parse_row_written
+from corpusprov.io.rowparse import (
+    NATIVE_SCAN,
+    fast_path_takes,
+    long_integer_py,
+    parse_row,
+    parse_row_careful,
+    parse_row_written,
+    quote_count_py,
+    substitute_non_finite_py,
+)
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
 import realshape
@@ -205,3 +214,109 @@ def test_the_bench_probe_reports_the_careful_path_share(tmp_path: Path) -> None:
     for corpus in (corpora.real_encode_corpus(tmp_path, 400, 0), corpora.real_mos_corpus(tmp_path, 400, 0)):
         share, sampled = corpora.slow_path_share(corpus)
         assert (share, sampled) == (0.0, 400), corpus.kind
+
+
+# The native byte checks (src/corpusprov/_bytescan.c) against their pure-Python references,
+# on bytes made of the pieces the checks look for: digits, the bytes that may stand before
+# an integer, quotes, colons, NaN/Infinity tokens, backslashes, braces and the marker.
+_PIECES = st.sampled_from(
+    [
+        b"0",
+        b"7",
+        b"1234567890",
+        b"9" * 19,
+        b" ",
+        b"\t",
+        b"\r",
+        b"\n",
+        b":",
+        b",",
+        b"[",
+        b"-",
+        b".",
+        b"e",
+        b"+",
+        b'"',
+        b'"k"',
+        b'": ',
+        b'":',
+        b"NaN",
+        b"Infinity",
+        b"-Infinity",
+        b"\\",
+        b"{",
+        b"}",
+        b"x",
+        b"\xc3\xa9",
+        b"\xff",
+        b'"corpusprov-m"',
+    ]
+)
+_SCAN_BYTES = st.lists(_PIECES, max_size=40).map(b"".join) | st.binary(max_size=60)
+_MARK = b'"corpusprov-m"'
+
+
+def _native() -> Any:
+    if not NATIVE_SCAN:
+        pytest.skip("the native byte checks are not built here")
+    import corpusprov._bytescan as native
+
+    return native
+
+
+def test_the_native_byte_checks_were_built() -> None:
+    """`pip install` builds corpusprov._bytescan wherever there is a C compiler (CI has one)."""
+    import shutil
+    import sysconfig
+
+    if shutil.which(sysconfig.get_config_var("CC").split()[0]) is None:
+        pytest.skip("no C compiler here: the pure-Python checks are in use")
+    assert NATIVE_SCAN
+
+
+@settings(max_examples=3000, deadline=None)
+@given(_SCAN_BYTES)
+def test_native_byte_checks_agree_with_the_python_ones(raw: bytes) -> None:
+    _agree(raw)
+
+
+def _agree(raw: bytes) -> None:
+    native = _native()
+    assert native.quote_count(raw) == quote_count_py(raw)
+    assert native.long_integer(raw) is long_integer_py(raw)
+    expected = substitute_non_finite_py(raw, _MARK)
+    got = native.substitute_non_finite(raw, _MARK)
+    if expected is None:
+        assert got is None
+        return
+    assert got is not None
+    assert got[0] == expected[0]
+    assert [(key, repr(value)) for key, value in got[1]] == [(key, repr(value)) for key, value in expected[1]]
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"a": NaN, "b": -Infinity, "c": Infinity}',
+        b'{"a":NaN}',
+        b"Infinity",
+        b'Infinity":-',
+        b"NaN",
+        b'"k": NaN',
+        b'{"\xff": NaN}',
+        b'{"a\\u0041": NaN}',
+        b'{"a": 1} {"b": NaN}',
+        b" " + b"1" * 19,
+        b"x" + b"1" * 40,
+        b"",
+    ],
+)
+def test_native_byte_checks_agree_on_edge_lines(raw: bytes) -> None:
+    _agree(raw)
+
+
+def test_quote_count_counts_past_255_in_a_block() -> None:
+    native = _native()
+    for size in (0, 1, 254, 255, 256, 511, 4096, 70_000):
+        assert native.quote_count(b'"' * size) == size
+        assert native.quote_count((b'a"' * size)[:size]) == size // 2
