@@ -320,3 +320,19 @@ def test_quote_count_counts_past_255_in_a_block() -> None:
     for size in (0, 1, 254, 255, 256, 511, 4096, 70_000):
         assert native.quote_count(b'"' * size) == size
         assert native.quote_count((b'a"' * size)[:size]) == size // 2
+
+
+@settings(max_examples=3000, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from([b"", b" ", b":", b",", b"[", b"-", b".", b"e", b"x", b'"', b"\n"]), st.integers(0, 40)
+        ),
+        max_size=12,
+    )
+)
+def test_native_long_integer_agrees_on_digit_runs(parts: list[tuple[bytes, int]]) -> None:
+    """Runs of digits of every length around 19, at every offset, after every kind of byte."""
+    native = _native()
+    raw = b"".join(before + b"7" * length for before, length in parts)
+    assert native.long_integer(raw) is long_integer_py(raw)

@@ -60,6 +60,12 @@ before_integer(unsigned char c)
 
 #define LONG_DIGITS 19
 
+static int
+is_digit(unsigned char c)
+{
+    return c >= '0' && c <= '9';
+}
+
 static PyObject *
 long_integer(PyObject *Py_UNUSED(module), PyObject *arg)
 {
@@ -68,26 +74,27 @@ long_integer(PyObject *Py_UNUSED(module), PyObject *arg)
     if (bytes_arg(arg, &data, &size) < 0) {
         return NULL;
     }
-    /* A run of digits counts when the byte before it folds to " ". */
-    Py_ssize_t run = 0;
-    int counts = 0;
-    int previous_folds = 0;
-    for (Py_ssize_t i = 0; i < size; i++) {
-        unsigned char c = data[i];
-        if (c >= '0' && c <= '9') {
-            if (run == 0) {
-                counts = previous_folds;
-            }
-            run++;
-            if (counts && run >= LONG_DIGITS) {
-                Py_RETURN_TRUE;
-            }
-            previous_folds = 0;
+    /* A match is a maximal run of 19+ digits whose byte before folds to " ". Every such run
+     * holds one of the probed bytes (19 apart), so only runs through a probe are measured:
+     * a byte-by-byte scan costs ~3 ns a byte on float-heavy rows (a mispredicted branch at
+     * every digit/non-digit change), the probes a fraction of that. */
+    for (Py_ssize_t probe = LONG_DIGITS - 1; probe < size; probe += LONG_DIGITS) {
+        if (!is_digit(data[probe])) {
+            continue;
         }
-        else {
-            run = 0;
-            previous_folds = before_integer(c);
+        Py_ssize_t start = probe;
+        while (start > 0 && is_digit(data[start - 1])) {
+            start--;
         }
+        Py_ssize_t end = probe + 1;
+        while (end < size && is_digit(data[end])) {
+            end++;
+        }
+        if (end - start >= LONG_DIGITS && start > 0 && before_integer(data[start - 1])) {
+            Py_RETURN_TRUE;
+        }
+        /* data[end] is no digit: a next run of 19 starts after it, so it holds end + 19. */
+        probe = end;
     }
     Py_RETURN_FALSE;
 }
