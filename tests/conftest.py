@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+import sysconfig
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,9 @@ from corpusprov.params.defaults import ENCODE_GRID_REQUIRED_KEYS
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
+
+#: A C compiler is here, so `pip install -e .` must have built the native modules (setup.py).
+HAVE_C_COMPILER = shutil.which(str(sysconfig.get_config_var("CC") or "cc").split()[0]) is not None
 
 # DVC must never reach for the network, and git needs an identity CI does not have.
 TEST_ENV = {

@@ -24,6 +24,7 @@ from corpusprov.io.rowparse import (
     quote_count_py,
     substitute_non_finite_py,
 )
+from tests.conftest import HAVE_C_COMPILER
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
 import realshape
@@ -266,10 +267,7 @@ def _native() -> Any:
 
 def test_the_native_byte_checks_were_built() -> None:
     """`pip install` builds corpusprov._bytescan wherever there is a C compiler (CI has one)."""
-    import shutil
-    import sysconfig
-
-    if shutil.which(sysconfig.get_config_var("CC").split()[0]) is None:
+    if not HAVE_C_COMPILER:
         pytest.skip("no C compiler here: the pure-Python checks are in use")
     assert NATIVE_SCAN
 

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
-import sysconfig
-
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -18,6 +15,7 @@ from corpusprov.stages.keys import (
     PyDigestTable,
     key_digest,
 )
+from tests.conftest import HAVE_C_COMPILER
 
 FIELDS = ("src_sha256", "encoder", "preset", "crf")
 
@@ -79,7 +77,7 @@ _DIGESTS = st.lists(st.binary(min_size=16, max_size=16) | st.just(bytes(16)) | s
 
 def test_the_native_tables_were_built() -> None:
     """`pip install` builds corpusprov._digests wherever there is a C compiler (CI has one)."""
-    if shutil.which(sysconfig.get_config_var("CC").split()[0]) is None:
+    if not HAVE_C_COMPILER:
         pytest.skip("no C compiler here: the pure-Python tables are in use")
     assert NATIVE_DIGESTS
     assert DigestSet.__module__ == DigestTable.__module__ == "corpusprov._digests"

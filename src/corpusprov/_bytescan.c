@@ -1,4 +1,5 @@
-/* Byte checks of the parser's fast path (corpusprov.io.rowparse), each in one pass.
+/* Byte checks of the parser's fast path (corpusprov.io.rowparse), native twins of its
+ * long_integer_py, quote_count_py and substitute_non_finite_py.
  *
  * The pure-Python functions in rowparse.py are the reference; these give the same answers
  * (property-tested against them) for less: on real-shaped 2 KB rows the Python checks cost
@@ -9,7 +10,7 @@
  *   long_integer(raw)         _LONG_INTEGER in raw.translate(_FOLD): 19+ digits right after
  *                             white space, ':', ',', '[' or '-'
  *   substitute_non_finite(raw, mark)
- *                             rowparse._substitute_non_finite_py(raw), with the marker given
+ *                             rowparse.substitute_non_finite_py(raw, mark)
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -239,13 +240,11 @@ substitute_non_finite(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssi
         }
         PyObject *name = PyUnicode_DecodeUTF8((const char *)key, key_size > 0 ? key_size : 0, "strict");
         if (name == NULL) {
-            if (!PyErr_ExceptionMatches(PyExc_UnicodeDecodeError)) {
-                Py_DECREF(restores);
-                goto done;
-            }
-            PyErr_Clear();
             Py_DECREF(restores);
-            result = Py_NewRef(Py_None);
+            if (PyErr_ExceptionMatches(PyExc_UnicodeDecodeError)) {
+                PyErr_Clear();  /* a key that is not UTF-8: the careful path answers */
+                result = Py_NewRef(Py_None);
+            }
             goto done;
         }
         PyObject *number = PyFloat_FromDouble(entry->value);
