@@ -24,8 +24,8 @@ echo "demo: corpusprov verify (dvc.lock <-> manifests <-> bytes on disk)"
 corpusprov verify
 echo
 echo "demo: done. Outputs:"
-echo "  data/merged/encode_grid.jsonl    (+ .manifest.json, encode_grid.rejects.jsonl)"
-echo "  data/unified/mos_unified.jsonl   (+ .manifest.json, mos_unified.rejects.jsonl)"
+echo "  data/merged/encode_grid.jsonl    (+ .manifest.json; rejects in data/merged/rejects/)"
+echo "  data/unified/mos_unified.jsonl   (+ .manifest.json; rejects in data/unified/rejects/)"
 echo "  data/*/*.croissant.json, data/*/*.jsonl.intoto.json  (Croissant metadata, in-toto/SLSA provenance)"
 echo "  metrics/merge.json, metrics/aggregate.json, dvc.lock"
 echo "Read a manifest: corpusprov manifest show data/merged/encode_grid.jsonl.manifest.json"

@@ -35,18 +35,29 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One repository built by `dvc repro`, shared by the read-only checks below."""
 
     repo = build_template(tmp_path_factory.mktemp("built") / "repo", rows=150, remote=False)
-    run(["dvc", "repro"], repo)
+    done = run(["dvc", "repro"], repo)
+    (repo.parent / "repro.log").write_text(done.stdout + done.stderr, encoding="utf-8")
     return repo
+
+
+def test_clean_repro_prints_no_warning(built: Path) -> None:
+    # An empty rejects file as an out makes DVC warn "'...' is empty" on every clean build;
+    # the template keeps each rejects file in a folder out, which DVC does not warn about.
+    log = (built.parent / "repro.log").read_text(encoding="utf-8")
+    assert "Running stage 'merge'" in log
+    assert "WARNING" not in log, log
+    empty = [path for path in (built / "data").rglob("*.rejects.jsonl") if path.stat().st_size == 0]
+    assert empty, "the demo has a clean host or stage whose rejects file is empty"
 
 
 STAGES = {
     # stage: (input folder, output JSONL, rejects, metrics)
     # merge reads the per-host merges' outputs (the demo's two levels).
-    "merge": ("data/merged/hosts", MERGED, "data/merged/encode_grid.rejects.jsonl", "metrics/merge.json"),
+    "merge": ("data/merged/hosts", MERGED, "data/merged/rejects/encode_grid.rejects.jsonl", "metrics/merge.json"),
     "aggregate": (
         "data/raw/mos",
         "data/unified/mos_unified.jsonl",
-        "data/unified/mos_unified.rejects.jsonl",
+        "data/unified/rejects/mos_unified.rejects.jsonl",
         "metrics/aggregate.json",
     ),
 }
@@ -112,7 +123,10 @@ def test_manifest_hashes_equal_dvc_lock(built: Path, stage: str) -> None:
     assert _entry(lock["outs"], output)["size"] == corpus.bytes
     rejects = manifest.output("rejects")
     assert rejects is not None
-    assert _entry(lock["outs"], rejects_path)["md5"] == rejects.md5
+    # The rejects file lives in a folder out of its own: dvc.lock holds that folder's .dir md5.
+    folder_out, name = rejects_path.rsplit("/", 1)
+    assert rejects.path == rejects_path
+    assert _entry(lock["outs"], folder_out)["md5"] == dvc_dir_md5([(name, rejects.md5)])
     manifest_md5 = hashlib.md5((built / manifest_path).read_bytes()).hexdigest()  # noqa: S324
     assert _entry(lock["outs"], manifest_path)["md5"] == manifest_md5
     assert lock["params"]["params.yaml"][stage] == manifest.params["values"]

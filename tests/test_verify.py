@@ -391,3 +391,34 @@ def test_files_dvcignore_excludes_are_not_reported(repo: Path) -> None:
     assert "up to date" in run(["dvc", "status"], repo).stdout
     code, out, findings = verify(repo)
     assert (code, findings) == (0, []), out
+
+
+REJECTS_FOLDER = "data/merged/rejects"
+
+
+@pytest.mark.parametrize("recommit", [False, True], ids=["after-repro", "dvc-commit-hashed-it"])
+def test_a_stray_file_in_a_rejects_folder_is_named_as_such(repo: Path, recommit: bool) -> None:
+    # Each rejects file lives in a folder out (no DVC warning for an empty one): a file the stage
+    # did not write is named, and a dvc.lock that hashed it too is not blamed as edited.
+    (repo / REJECTS_FOLDER / "notes.txt").write_text("looked at these\n", encoding="utf-8")
+    if recommit:
+        run(["dvc", "commit", "-f", "merge"], repo)
+    code, out, findings = verify(repo)
+    assert code == 1
+    assert [(item["where"], item["found"]) for item in findings] == [
+        (f"{REJECTS_FOLDER}/notes.txt", "extra file notes.txt")
+    ], out
+    assert "output folder" in findings[0]["cause"]
+
+
+def test_a_rejects_folder_md5_edited_in_dvc_lock(repo: Path) -> None:
+    lock_path = repo / "dvc.lock"
+    text = lock_path.read_text(encoding="utf-8")
+    lock = YAML(typ="safe", pure=True).load(text)
+    old = next(out["md5"] for out in lock["stages"]["merge"]["outs"] if out["path"] == REJECTS_FOLDER)
+    lock_path.write_text(text.replace(old, "0" * 32 + ".dir"), encoding="utf-8")
+    code, _, findings = verify(repo)
+    assert code == 1
+    finding = _only(findings, REJECTS_FOLDER)
+    assert finding["what"] == "output folder md5 (dvc.lock vs manifest)"
+    assert (finding["expected"], finding["found"]) == ("0" * 32 + ".dir", old)  # dvc.lock vs the manifest's

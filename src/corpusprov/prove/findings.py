@@ -29,6 +29,7 @@ __all__ = [
     "CAUSE_PARAMS_PENDING",
     "CAUSE_SHARD_ADDED",
     "CAUSE_STRAY_FILE",
+    "CAUSE_STRAY_OUTPUT",
     "MANIFEST_SUFFIX",
     "Checker",
     "Finding",
@@ -59,6 +60,10 @@ CAUSE_SHARD_ADDED: Final = "shard added to the input folder after the last `dvc 
 CAUSE_STRAY_FILE: Final = (
     "a file in the input folder that the stage does not read (it reads the folder's *.jsonl) "
     "but DVC hashes into the folder dep: list it in .dvcignore, or move it out"
+)
+CAUSE_STRAY_OUTPUT: Final = (
+    "a file in an output folder that the stage did not write but DVC hashes into the folder "
+    "out: move it out (the next `dvc repro` would cache it with the stage's outputs)"
 )
 CAUSE_DEP_UNREAD: Final = "dvc.yaml lists a data dependency the stage does not read (or the manifest lost it)"
 CAUSE_INPUT_UNTRACKED: Final = "the stage reads an input dvc.yaml does not list as a dependency"
