@@ -1,8 +1,10 @@
-"""The native modules: the main process's dedup tables (src/corpusprov/_digests.c) and the
-parser's byte checks (src/corpusprov/_bytescan.c).
+"""The native modules: the main process's dedup tables (src/corpusprov/_digests.c), the
+parser's byte checks (src/corpusprov/_bytescan.c) and aggregate's sorted spill read
+(src/corpusprov/_spillread.c).
 
-Optional: without a C compiler the install goes on and corpusprov.stages.keys and
-corpusprov.io.rowparse use their pure-Python twins, which give the same answers (slower).
+Optional: without a C compiler the install goes on and corpusprov.stages.keys,
+corpusprov.io.rowparse and corpusprov.stages.aggregate use their pure-Python twins, which
+give the same answers (slower).
 """
 
 from setuptools import Extension, setup
@@ -23,6 +25,12 @@ setup(
             ["src/corpusprov/_bytescan.c"],
             optional=True,
             extra_compile_args=["-O3", *_FLAGS[1:]],
+        ),
+        Extension(
+            "corpusprov._spillread",
+            ["src/corpusprov/_spillread.c"],
+            optional=True,
+            extra_compile_args=_FLAGS,
         ),
     ]
 )

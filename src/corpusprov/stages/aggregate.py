@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import os
 from array import array
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from itertools import accumulate, compress, islice
 from pathlib import Path
@@ -40,7 +40,7 @@ from corpusprov.stages.rowpolicy import (
 from corpusprov.stages.summary import AggregateSummary
 from corpusprov.stages.workers import BlockFunction, ProgressCallback, WorkerPool
 
-__all__ = ["AGGREGATE_ACCOUNTING", "AGGREGATE_COUNTERS", "AggregateOutcome", "aggregate"]
+__all__ = ["AGGREGATE_ACCOUNTING", "AGGREGATE_COUNTERS", "NATIVE_GATHER", "AggregateOutcome", "aggregate", "gather_py"]
 
 AGGREGATE_COUNTERS: Final = (
     "rows_in",
@@ -118,8 +118,23 @@ class _Spill:
         self.offset += len(lines)
         return start
 
-    def read(self, start: int, length: int) -> bytes:
-        return os.pread(self._handle.fileno(), length, start)
+    def lines_in_order(
+        self, offsets: array[int], lengths: array[int], picks: list[bytes]
+    ) -> Iterator[tuple[bytes, int]]:
+        """The lines ``picks`` name, in batches of (lines, count); see :func:`gather_py`."""
+        self.flush()
+        start = 0
+        while start < len(picks):
+            try:
+                data, stop = _gather(self._handle.fileno(), offsets, lengths, picks, start, _READ_BATCH_BYTES)
+            except OSError as exc:
+                raise OutputError(
+                    f"cannot read the spill file back: {exc.strerror or exc}",
+                    path=self.display,
+                    fix="check the disk next to the output; nothing was written",
+                ) from exc
+            yield data, stop - start
+            start = stop
 
     def flush(self) -> None:
         try:
@@ -136,6 +151,48 @@ class _Spill:
             self._handle.close()
         with contextlib.suppress(FileNotFoundError):
             self.path.unlink()
+
+
+def gather_py(
+    fd: int, offsets: array[int], lengths: array[int], picks: list[bytes], start: int, max_bytes: int
+) -> tuple[bytes, int]:
+    """``picks[start:stop]``'s lines joined, and ``stop``: lines are taken until they reach ``max_bytes``.
+
+    Each pick ends in the ordinal of its line (8 bytes, big-endian: the sort entries of
+    :func:`_write_sorted`); line ``i`` is ``lengths[i]`` bytes of the spill at ``offsets[i]``.
+    One line at least while picks remain. The native twin is ``_spillread.gather``, which reads
+    a batch with the GIL released (a pread per line here drops and retakes it every time).
+    """
+    chosen: list[int] = []  # the batch, checked before anything is read
+    total = 0
+    stop = start
+    while stop < len(picks) and (stop == start or total < max_bytes):
+        entry = picks[stop]
+        if len(entry) < 8:
+            raise TypeError("picks: each must be bytes ending in an 8-byte ordinal")
+        pick = int.from_bytes(entry[-8:], "big")
+        if pick >= len(offsets) or offsets[pick] < 0:
+            raise IndexError("pick out of range")
+        chosen.append(pick)
+        total += lengths[pick]
+        stop += 1
+    parts = [os.pread(fd, lengths[pick], offsets[pick]) for pick in chosen]
+    if any(len(part) != lengths[pick] for part, pick in zip(parts, chosen, strict=True)):
+        raise OSError("the spill file ended before a line it holds")
+    return b"".join(parts), stop
+
+
+try:
+    from corpusprov._spillread import gather as _gather
+
+    #: True when the spill is read back by the native ``_spillread.gather``.
+    NATIVE_GATHER: Final = True
+except ImportError:  # pragma: no cover - an install without a C compiler
+    _gather = gather_py
+    NATIVE_GATHER: Final = False  # type: ignore[misc]
+
+#: About this much of the output is read from the spill at a time.
+_READ_BATCH_BYTES: Final = 1 << 20
 
 
 def aggregate_block_function(params: AggregateParams, overrides: dict[str, str]) -> BlockFunction:
@@ -260,8 +317,6 @@ def _write_sorted(
         rows_by_corpus[label] = len(unified)
     resolver.winner_sort.clear()
     entries.sort()
-    spill.flush()
-    for entry in entries:
-        ordinal = int.from_bytes(entry[-8:], "big")
-        corpus.write_line(spill.read(offsets[ordinal], lengths[ordinal]))
+    for lines, count in spill.lines_in_order(offsets, lengths, entries):
+        corpus.write_lines(lines, count)
     return summary, dict(sorted(rows_by_corpus.items()))
