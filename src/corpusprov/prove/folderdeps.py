@@ -7,10 +7,11 @@ import re
 from typing import Any, Final
 
 from corpusprov.io.inputs import dvc_dir_md5
-from corpusprov.prove.findings import CAUSE_LOCK_EDITED, Checker
+from corpusprov.prove.dvcignore import dvc_folder_files
+from corpusprov.prove.findings import CAUSE_LOCK_EDITED, CAUSE_STRAY_OUTPUT, Checker
 from corpusprov.record.manifest import InputRecord
 
-__all__ = ["explain_folder", "extras_explain", "folder_entries"]
+__all__ = ["expected_folder_md5", "explain_folder", "extras_explain", "folder_entries", "output_folders"]
 
 _DIR_MD5: Final = re.compile(r"^[0-9a-f]{32}\.dir$")
 
@@ -65,3 +66,39 @@ def explain_folder(check: Checker, folder: str, dep: dict[str, Any], by_path: di
             check.add(
                 "input md5 (dvc.lock .dir listing vs manifest)", recorded, item.get("md5"), path, CAUSE_LOCK_EDITED
             )
+
+
+def output_folders(
+    outs: Any, outputs: list[tuple[str, str]]
+) -> list[tuple[str, dict[str, Any], list[tuple[str, str]]]]:
+    """Outputs ``(path, md5)`` grouped by the dvc.lock folder out that holds them: (folder, entry, [(relpath, md5)])."""
+    folders: dict[str, tuple[dict[str, Any], list[tuple[str, str]]]] = {}
+    for path, md5 in outputs:
+        for entry in outs or []:
+            folder = str(entry.get("path", "")).rstrip("/") if isinstance(entry, dict) else ""
+            if folder and path.startswith(folder + "/"):
+                folders.setdefault(folder, (entry, []))[1].append((path[len(folder) + 1 :], md5))
+                break
+    return [(folder, entry, members) for folder, (entry, members) in sorted(folders.items())]
+
+
+def expected_folder_md5(check: Checker, folder: str, entry: dict[str, Any], members: list[tuple[str, str]]) -> str:
+    """The ``.dir`` md5 dvc.lock should hold for an output folder; a file the stage did not write is a finding.
+
+    When dvc.lock hashed the stray files too (a ``dvc commit`` after they appeared), its md5 is
+    expected as it is: the stray file is reported, dvc.lock was not edited.
+    """
+    check.checks += 1
+    listed = {relpath for relpath, _ in members}
+    extras: list[tuple[str, str]] = []
+    for relpath in sorted(set(dvc_folder_files(check.root, folder) or ()) - listed):
+        where = f"{folder}/{relpath}"
+        check.add(
+            "output folder listing", "only the stage's outputs", f"extra file {relpath}", where, CAUSE_STRAY_OUTPUT
+        )
+        digest = check.digest(where)
+        if digest is not None:
+            extras.append((relpath, digest.md5))
+    if extras and dvc_dir_md5(members + extras) == entry.get("md5"):
+        return str(entry.get("md5"))
+    return dvc_dir_md5(members)

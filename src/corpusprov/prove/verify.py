@@ -33,12 +33,17 @@ from corpusprov.prove.findings import (
     CAUSE_PARAMS_PENDING,
     CAUSE_SHARD_ADDED,
     CAUSE_STRAY_FILE,
-    CAUSE_STRAY_OUTPUT,
     Checker,
     Finding,
     VerifyReport,
 )
-from corpusprov.prove.folderdeps import explain_folder, extras_explain, folder_entries
+from corpusprov.prove.folderdeps import (
+    expected_folder_md5,
+    explain_folder,
+    extras_explain,
+    folder_entries,
+    output_folders,
+)
 from corpusprov.prove.lineage import check_links
 from corpusprov.record.manifest import Manifest, accounting_problems, load_manifest
 
@@ -229,41 +234,12 @@ def _verify_outputs(check: Checker, manifest: Manifest, stage_lock: dict[str, An
         _verify_output_folders(check, manifest, stage_lock)
 
 
-def _enclosing_out(entries: Any, path: str) -> dict[str, Any] | None:
-    """The dvc.lock out that is a folder holding ``path`` (the demo keeps each rejects file in one)."""
-    for entry in entries or []:
-        if isinstance(entry, dict) and path.startswith(str(entry.get("path", "")).rstrip("/") + "/"):
-            return entry
-    return None
-
-
 def _verify_output_folders(check: Checker, manifest: Manifest, stage_lock: dict[str, Any]) -> None:
     """A folder out's ``.dir`` md5 in dvc.lock is the listing of the outputs the manifest records in it."""
-    folders: dict[str, tuple[dict[str, Any], list[tuple[str, str]]]] = {}
     outs = stage_lock.get("outs")
-    for output in manifest.outputs:
-        if _lock_entry(outs, output.path) is not None:
-            continue
-        entry = _enclosing_out(outs, output.path)
-        if entry is not None:
-            folder = str(entry["path"]).rstrip("/")
-            folders.setdefault(folder, (entry, []))[1].append((output.path[len(folder) + 1 :], output.md5))
-    for folder, (entry, members) in sorted(folders.items()):
-        check.checks += 1
-        listed = {relpath for relpath, _ in members}
-        on_disk = dvc_folder_files(check.root, folder) or []
-        extras: list[tuple[str, str]] = []
-        for relpath in sorted(set(on_disk) - listed):
-            where = f"{folder}/{relpath}"
-            check.add(
-                "output folder listing", "only the stage's outputs", f"extra file {relpath}", where, CAUSE_STRAY_OUTPUT
-            )
-            digest = check.digest(where)
-            if digest is not None:
-                extras.append((relpath, digest.md5))
-        expected = dvc_dir_md5(members)
-        if extras and dvc_dir_md5(members + extras) == entry.get("md5"):
-            expected = str(entry.get("md5"))  # dvc.lock hashed the stray file too: reported above, not an edit
+    unlisted = [(output.path, output.md5) for output in manifest.outputs if _lock_entry(outs, output.path) is None]
+    for folder, entry, members in output_folders(outs, unlisted):
+        expected = expected_folder_md5(check, folder, entry, members)
         _check_lock_hash(check, entry, "output folder md5 (dvc.lock vs manifest)", expected, folder, CAUSE_LOCK_EDITED)
 
 
