@@ -114,9 +114,19 @@ def targets(
     """The SPEC's performance targets, each with the measured value and whether it is met."""
     found: list[dict[str, Any]] = []
 
-    def add(name: str, measured: float | None, limit: float, shown: str, target: str) -> None:
-        met = None if measured is None else measured <= limit
-        found.append({"target": name, "measured": measured, "limit": limit, "shown": shown, "spec": target, "met": met})
+    def add(name: str, measured: float | None, limit: float, shown: str, target: str, judged: bool = True) -> None:
+        met = None if measured is None or not judged else measured <= limit
+        found.append(
+            {
+                "target": name,
+                "measured": measured,
+                "limit": limit,
+                "shown": shown,
+                "spec": target,
+                "met": met,
+                "judged": judged,
+            }
+        )
 
     ratio = _ratio(merge, "ours", "reference")
     add("merge wall / reference wall", ratio, 0.25, _cell(ratio, ".2f", 0) + "x", "≤ 0.25x")
@@ -125,8 +135,16 @@ def targets(
     per_key = None
     if merge is not None and "ours" in merge.measurements:
         per_key = (merge.measurements["ours"].peak_bytes - idle["ours"].peak_bytes) / merge.unique_keys
-    # The SPEC's limit is the margin (the --curve slope); the whole peak also carries fixed costs.
-    add("merge whole peak above idle per unique key", per_key, 64.0, _cell(per_key, ".1f", 0) + " B", "≤ 64 B")
+    # Shown, not judged: the SPEC's limit is the margin (the --curve slope, judged under the
+    # curve), and the whole peak also carries fixed costs (blocks in flight, worker plumbing).
+    add(
+        "merge whole peak above idle per unique key",
+        per_key,
+        64.0,
+        _cell(per_key, ".1f", 0) + " B",
+        "slope: --curve",
+        judged=False,
+    )
     ratio = _ratio(aggregate, "ours", "reference")
     add("aggregate wall / reference wall", ratio, 0.25, _cell(ratio, ".2f", 0) + "x", "≤ 0.25x")
     growth = shown = None
@@ -149,7 +167,10 @@ def render_targets(found: Sequence[dict[str, Any]], aggregate: CaseResult | None
     """The targets table, with the reference's width growth for contrast."""
     lines = [f"{'SPEC target':48}{'measured':34}{'target':18}verdict", "-" * 107]
     for item in found:
-        verdict = "—" if item["met"] is None else ("met" if item["met"] else "MISSED")
+        if not item.get("judged", True):
+            verdict = "shown only"
+        else:
+            verdict = "—" if item["met"] is None else ("met" if item["met"] else "MISSED")
         lines.append(f"{item['target']:48}{item['shown']:34}{item['spec']:18}{verdict}")
     if (
         aggregate is not None
