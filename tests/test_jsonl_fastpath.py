@@ -334,3 +334,40 @@ def test_native_long_integer_agrees_on_digit_runs(parts: list[tuple[bytes, int]]
     native = _native()
     raw = b"".join(before + b"7" * length for before, length in parts)
     assert native.long_integer(raw) is long_integer_py(raw)
+
+
+_ROW_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.sampled_from([math.nan, math.inf, -math.inf, 0.0, -0.0])
+    | st.text(max_size=4),
+    lambda children: st.lists(children, max_size=5) | st.dictionaries(st.text(max_size=3), children, max_size=5),
+    max_leaves=40,
+)
+
+
+@settings(max_examples=2000, deadline=None)
+@given(_ROW_VALUES)
+def test_native_non_finite_count_agrees_with_the_python_one(row: Any) -> None:
+    from corpusprov.stages.rowpolicy import non_finite_count_py
+
+    native = _native()
+    assert native.non_finite_count(row) == non_finite_count_py(row)
+
+
+def test_non_finite_count_walks_deep_rows_and_only_exact_types() -> None:
+    from corpusprov.stages.rowpolicy import non_finite_count, non_finite_count_py
+
+    deep: Any = [math.nan]
+    for _ in range(5000):  # deeper than any recursion limit: both walks keep their own stack
+        deep = {"x": [deep, math.inf]}
+    assert non_finite_count(deep) == non_finite_count_py(deep) == 5001
+
+    class Tagged(float):
+        pass
+
+    # A float subclass (or a tuple) is not walked by either: parsed rows hold none.
+    row = {"a": Tagged("nan"), "b": (math.nan,), "c": [math.nan, {"d": -math.inf}]}
+    assert non_finite_count(row) == non_finite_count_py(row) == 2

@@ -11,9 +11,16 @@
  *                             white space, ':', ',', '[' or '-'
  *   substitute_non_finite(raw, mark)
  *                             rowparse.substitute_non_finite_py(raw, mark)
+ *
+ * And one walk over a parsed row, for the stages' counters (corpusprov.stages.rowpolicy):
+ *
+ *   non_finite_count(row)     rowpolicy.non_finite_count_py(row): the NaN and infinite floats
+ *                             at any depth of dicts and lists (5.8 us a real-shaped row in
+ *                             Python, for the third of the rows that hold one)
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <math.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -292,12 +299,70 @@ done:
     return result;
 }
 
+/* An explicit stack of borrowed references, as the Python walk keeps: nothing runs Python
+ * code during the walk, so the row cannot change under it. Exact types only (type(x) is
+ * float / dict / list), as in the Python twin. */
+static PyObject *
+non_finite_count(PyObject *Py_UNUSED(module), PyObject *row)
+{
+    Py_ssize_t size = 0, capacity = 64;
+    PyObject **stack = PyMem_Malloc(sizeof(PyObject *) * (size_t)capacity);
+    if (stack == NULL) {
+        return PyErr_NoMemory();
+    }
+    Py_ssize_t count = 0;
+    stack[size++] = row;
+    while (size > 0) {
+        PyObject *item = stack[--size];
+        Py_ssize_t more = 0;
+        if (PyFloat_CheckExact(item)) {
+            count += !isfinite(PyFloat_AS_DOUBLE(item));
+            continue;
+        }
+        if (PyDict_CheckExact(item)) {
+            more = PyDict_GET_SIZE(item);
+        } else if (PyList_CheckExact(item)) {
+            more = PyList_GET_SIZE(item);
+        } else {
+            continue;
+        }
+        if (size + more > capacity) {
+            Py_ssize_t wanted = capacity;
+            while (size + more > wanted) {
+                wanted *= 2;
+            }
+            PyObject **grown = PyMem_Realloc(stack, sizeof(PyObject *) * (size_t)wanted);
+            if (grown == NULL) {
+                PyMem_Free(stack);
+                return PyErr_NoMemory();
+            }
+            stack = grown;
+            capacity = wanted;
+        }
+        if (PyDict_CheckExact(item)) {
+            Py_ssize_t position = 0;
+            PyObject *key, *value;
+            while (PyDict_Next(item, &position, &key, &value)) {
+                stack[size++] = value;
+            }
+        } else {
+            for (Py_ssize_t i = 0; i < more; i++) {
+                stack[size++] = PyList_GET_ITEM(item, i);
+            }
+        }
+    }
+    PyMem_Free(stack);
+    return PyLong_FromSsize_t(count);
+}
+
 static PyMethodDef bytescan_methods[] = {
     {"quote_count", (PyCFunction)quote_count, METH_O, "data.count(b'\"')."},
     {"long_integer", (PyCFunction)long_integer, METH_O,
      "True when 19+ digits follow white space, ':', ',', '[' or '-' (an integer that may not fit 64 bits)."},
     {"substitute_non_finite", (PyCFunction)(void (*)(void))substitute_non_finite, METH_FASTCALL,
      "rowparse's NaN/Infinity swap: (text, [(key, value)]) or None."},
+    {"non_finite_count", (PyCFunction)non_finite_count, METH_O,
+     "The NaN and infinite floats at any depth of a row's dicts and lists."},
     {NULL, NULL, 0, NULL},
 };
 
