@@ -11,7 +11,14 @@ from corpusprov.prove.dvcignore import dvc_folder_files
 from corpusprov.prove.findings import CAUSE_LOCK_EDITED, CAUSE_STRAY_OUTPUT, Checker
 from corpusprov.record.manifest import InputRecord
 
-__all__ = ["expected_folder_md5", "explain_folder", "extras_explain", "folder_entries", "output_folders"]
+__all__ = [
+    "expected_folder_md5",
+    "explain_folder",
+    "extras_explain",
+    "folder_entries",
+    "output_folders",
+    "stray_files",
+]
 
 _DIR_MD5: Final = re.compile(r"^[0-9a-f]{32}\.dir$")
 
@@ -21,12 +28,20 @@ def folder_entries(members: list[InputRecord]) -> list[tuple[str, str]]:
     return [entry for record in members for entry in record.dvc_listing()]
 
 
-def extras_explain(check: Checker, folder: str, members: list[Any], dep: dict[str, Any]) -> bool:
-    """True when dvc.lock's folder md5 is the manifest's files plus the stray files on disk."""
+def stray_files(check: Checker, folder: str, listed: set[str]) -> list[str]:
+    """Files DVC hashes into ``folder`` (its .dvcignore filter) beyond ``listed``; kept in ``check.extras``."""
+    strays = sorted(set(dvc_folder_files(check.root, folder) or ()) - listed)
+    for relpath in strays:
+        check.extras.setdefault(folder, {})[relpath] = f"{folder}/{relpath}"
+    return strays
+
+
+def extras_explain(check: Checker, folder: str, entries: list[tuple[str, str]], dep: dict[str, Any]) -> bool:
+    """True when dvc.lock's folder md5 is ``entries`` (the manifest's files) plus the stray files on disk."""
     extras = check.extras.get(folder)
     if not extras:
         return False
-    entries = folder_entries(members)
+    entries = list(entries)
     for relpath, where in extras.items():
         digest = check.digest(where)
         if digest is None:
@@ -89,16 +104,14 @@ def expected_folder_md5(check: Checker, folder: str, entry: dict[str, Any], memb
     expected as it is: the stray file is reported, dvc.lock was not edited.
     """
     check.checks += 1
-    listed = {relpath for relpath, _ in members}
-    extras: list[tuple[str, str]] = []
-    for relpath in sorted(set(dvc_folder_files(check.root, folder) or ()) - listed):
-        where = f"{folder}/{relpath}"
+    for relpath in stray_files(check, folder, {relpath for relpath, _ in members}):
         check.add(
-            "output folder listing", "only the stage's outputs", f"extra file {relpath}", where, CAUSE_STRAY_OUTPUT
+            "output folder listing",
+            "only the stage's outputs",
+            f"extra file {relpath}",
+            f"{folder}/{relpath}",
+            CAUSE_STRAY_OUTPUT,
         )
-        digest = check.digest(where)
-        if digest is not None:
-            extras.append((relpath, digest.md5))
-    if extras and dvc_dir_md5(members + extras) == entry.get("md5"):
+    if extras_explain(check, folder, members, entry):
         return str(entry.get("md5"))
     return dvc_dir_md5(members)

@@ -13,7 +13,6 @@ from corpusprov.io.inputs import dvc_dir_md5
 from corpusprov.io.outputs import interrupted_commits
 from corpusprov.params.load import load_params
 from corpusprov.prove.dvcfiles import StagePlan, load_dvc_lock, plan_stages
-from corpusprov.prove.dvcignore import dvc_folder_files
 from corpusprov.prove.evidencecheck import check_evidence
 from corpusprov.prove.findings import (
     CAUSE_COUNTERS,
@@ -43,6 +42,7 @@ from corpusprov.prove.folderdeps import (
     extras_explain,
     folder_entries,
     output_folders,
+    stray_files,
 )
 from corpusprov.prove.lineage import check_links
 from corpusprov.record.manifest import Manifest, accounting_problems, load_manifest
@@ -213,6 +213,8 @@ def _verify_row_counts(check: Checker, manifest: Manifest, manifest_path: str, a
 
 
 def _verify_outputs(check: Checker, manifest: Manifest, stage_lock: dict[str, Any], has_lock: bool) -> None:
+    outs = stage_lock.get("outs")
+    in_folders: list[tuple[str, str]] = []  # outputs dvc.lock records only as part of a folder out
     for output in manifest.outputs:
         check.file_matches(
             output.path,
@@ -225,26 +227,20 @@ def _verify_outputs(check: Checker, manifest: Manifest, stage_lock: dict[str, An
         )
         if not has_lock:
             continue
-        entry = _lock_entry(stage_lock.get("outs"), output.path)
-        if entry is not None:
-            _check_lock_hash(
-                check, entry, f"{output.role} md5 (dvc.lock vs manifest)", output.md5, output.path, CAUSE_LOCK_EDITED
-            )
-    if has_lock:
-        _verify_output_folders(check, manifest, stage_lock)
-
-
-def _verify_output_folders(check: Checker, manifest: Manifest, stage_lock: dict[str, Any]) -> None:
-    """A folder out's ``.dir`` md5 in dvc.lock is the listing of the outputs the manifest records in it."""
-    outs = stage_lock.get("outs")
-    unlisted = [(output.path, output.md5) for output in manifest.outputs if _lock_entry(outs, output.path) is None]
-    for folder, entry, members in output_folders(outs, unlisted):
+        entry = _lock_entry(outs, output.path)
+        if entry is None:
+            in_folders.append((output.path, output.md5))
+            continue
+        _check_lock_hash(
+            check, entry, f"{output.role} md5 (dvc.lock vs manifest)", output.md5, output.path, CAUSE_LOCK_EDITED
+        )
+    # A folder out's .dir md5 in dvc.lock is the listing of the outputs the manifest records in it.
+    for folder, entry, members in output_folders(outs, in_folders):
         expected = expected_folder_md5(check, folder, entry, members)
         _check_lock_hash(check, entry, "output folder md5 (dvc.lock vs manifest)", expected, folder, CAUSE_LOCK_EDITED)
 
 
 def _verify_inputs(check: Checker, manifest: Manifest, stage_lock: dict[str, Any], has_lock: bool) -> None:
-    root = check.root
     for record in manifest.inputs:
         check.file_matches(
             record.path,
@@ -272,17 +268,15 @@ def _verify_inputs(check: Checker, manifest: Manifest, stage_lock: dict[str, Any
         # What DVC hashes for this folder (its own .dvcignore filter), against what the stage read.
         listed = {name for name, _ in folder_entries(members)}
         check.checks += 1
-        for relpath in sorted(set(dvc_folder_files(root, folder_path) or ()) - listed):
-            where = f"{folder_path}/{relpath}"
+        for relpath in stray_files(check, folder_path, listed):
             shard = "/" not in relpath and relpath.endswith(".jsonl")
             check.add(
                 "input folder listing",
                 "only the manifest's files",
                 f"extra file {relpath}, not in the manifest",
-                where,
+                f"{folder_path}/{relpath}",
                 CAUSE_SHARD_ADDED if shard else CAUSE_STRAY_FILE,
             )
-            check.extras.setdefault(folder_path, {})[relpath] = where
     if not has_lock:
         return
     covered: set[str] = set()
@@ -294,7 +288,7 @@ def _verify_inputs(check: Checker, manifest: Manifest, stage_lock: dict[str, Any
             members = [record for record in manifest.inputs if record.arg == path]
             covered.update(record.path for record in members)
             expected = folders[path]["dvc_dir_md5"]
-            if extras_explain(check, path, members, dep):
+            if extras_explain(check, path, folder_entries(members), dep):
                 # dvc.lock hashed the stray files reported above as well: not an edited dvc.lock.
                 expected = str(dep.get("md5"))
             _check_lock_hash(check, dep, "input folder md5 (dvc.lock vs manifest)", expected, path, CAUSE_LOCK_EDITED)
