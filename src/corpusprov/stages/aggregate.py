@@ -88,6 +88,9 @@ class AggregateOutcome:
     """Unified and native MOS statistics per corpus of the rows written."""
 
 
+_WRITE_FAILED: Final = "cannot write the spill file next to the output"
+
+
 class _Spill:
     """A temp file of unified lines in input order, read back in sorted order."""
 
@@ -98,11 +101,7 @@ class _Spill:
         try:
             self._handle = open(self.path, "xb+")  # noqa: SIM115 -- closed in close()
         except OSError as exc:
-            raise OutputError(
-                f"cannot create the spill file: {exc.strerror or exc}",
-                path=display,
-                fix="check that the output folder is writable",
-            ) from exc
+            raise self._error("cannot create the spill file", exc, "check that the output folder is writable") from exc
 
     def write(self, lines: bytes) -> int:
         """Append ``lines``; return the offset they start at."""
@@ -110,10 +109,8 @@ class _Spill:
         try:
             self._handle.write(lines)
         except OSError as exc:
-            raise OutputError(
-                f"cannot write the spill file next to the output: {exc.strerror or exc}",
-                path=self.display,
-                fix="check free space and file size limits (ulimit -f); nothing was written",
+            raise self._error(
+                _WRITE_FAILED, exc, "check free space and file size limits (ulimit -f); nothing was written"
             ) from exc
         self.offset += len(lines)
         return start
@@ -128,10 +125,8 @@ class _Spill:
             try:
                 data, stop = _gather(self._handle.fileno(), offsets, lengths, picks, start, _READ_BATCH_BYTES)
             except OSError as exc:
-                raise OutputError(
-                    f"cannot read the spill file back: {exc.strerror or exc}",
-                    path=self.display,
-                    fix="check the disk next to the output; nothing was written",
+                raise self._error(
+                    "cannot read the spill file back", exc, "check the disk next to the output; nothing was written"
                 ) from exc
             yield data, stop - start
             start = stop
@@ -140,11 +135,10 @@ class _Spill:
         try:
             self._handle.flush()
         except OSError as exc:
-            raise OutputError(
-                f"cannot write the spill file next to the output: {exc.strerror or exc}",
-                path=self.display,
-                fix="check free space and file size limits",
-            ) from exc
+            raise self._error(_WRITE_FAILED, exc, "check free space and file size limits") from exc
+
+    def _error(self, what: str, exc: OSError, fix: str) -> OutputError:
+        return OutputError(f"{what}: {exc.strerror or exc}", path=self.display, fix=fix)
 
     def close(self) -> None:
         with contextlib.suppress(OSError):
