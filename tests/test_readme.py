@@ -99,6 +99,9 @@ def test_readme_walkthroughs_run_as_written(tmp_path: Path) -> None:
                 "aggregate.dedup.std_dev_units",
             ):
                 assert column in shown, shown
+            # What the README says of the plain command: at 120 columns DVC folds the figures.
+            plain = run(["dvc", "exp", "show", "--no-pager"], repo, env={**env, "COLUMNS": "120"}).stdout
+            assert "mos.mean" not in plain and "…" in plain, plain
     assert ran >= len(WALKTHROUGHS)
     # The single-user remote is the folder beside the repository, for the workspace and tags alike.
     assert any((tmp_path / "corpusprov-dvc-remote").rglob("*")), "dvc push wrote nothing beside the repo"
