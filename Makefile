@@ -45,8 +45,8 @@ test-fast: dev lint
 	$(BIN)/pytest -q -m "not dvc"
 
 lint: dev
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench scripts setup.py
+	$(BIN)/ruff format --check src tests bench scripts setup.py
 	$(BIN)/mypy
 
 bench: dev

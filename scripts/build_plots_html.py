@@ -17,8 +17,7 @@ import tempfile
 from pathlib import Path
 
 PACKAGES = {"vega": "5.33.1", "vega-lite": "5.23.0", "vega-embed": "6.29.0"}
-FILES = {"vega": "build/vega.min.js", "vega-lite": "build/vega-lite.min.js",
-         "vega-embed": "build/vega-embed.min.js"}
+FILES = {"vega": "build/vega.min.js", "vega-lite": "build/vega-lite.min.js", "vega-embed": "build/vega-embed.min.js"}
 ROOT = Path(__file__).resolve().parent.parent
 TARGET = ROOT / ".dvc" / "plots" / "offline.html"
 
@@ -45,8 +44,12 @@ PAGE = """<!DOCTYPE html>
 def _unpack(folder: Path) -> dict[str, Path]:
     roots = {}
     for name, version in PACKAGES.items():
-        subprocess.run(["npm", "pack", f"{name}@{version}"], cwd=folder, check=True,  # noqa: S603,S607
-                       capture_output=True)
+        subprocess.run(  # noqa: S603
+            ["npm", "pack", f"{name}@{version}"],  # noqa: S607
+            cwd=folder,
+            check=True,
+            capture_output=True,
+        )
         with tarfile.open(folder / f"{name}-{version}.tgz") as archive:
             archive.extractall(folder / name, filter="data")
         roots[name] = folder / name / "package"
@@ -56,8 +59,7 @@ def _unpack(folder: Path) -> dict[str, Path]:
 def main() -> None:
     """Write the template."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--from", dest="source", type=Path,
-                        help="folder with unpacked packages named vega-X.Y.Z etc.")
+    parser.add_argument("--from", dest="source", type=Path, help="folder with unpacked packages named vega-X.Y.Z etc.")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as temp:
         if args.source:
@@ -70,8 +72,12 @@ def main() -> None:
             if "</script" in code:
                 raise SystemExit(f"{name} contains '</script': cannot inline it safely")
             scripts.append(f"    <script>/* {name} {PACKAGES[name]} */\n{code}\n    </script>")
-    page = PAGE.format(scripts="\n".join(scripts), vega=PACKAGES["vega"], vega_lite=PACKAGES["vega-lite"],
-                       vega_embed=PACKAGES["vega-embed"])
+    page = PAGE.format(
+        scripts="\n".join(scripts),
+        vega=PACKAGES["vega"],
+        vega_lite=PACKAGES["vega-lite"],
+        vega_embed=PACKAGES["vega-embed"],
+    )
     TARGET.write_text(page, encoding="utf-8")
     print(f"wrote {TARGET.relative_to(ROOT)} ({len(page) // 1024} KiB)")
 
