@@ -9,6 +9,7 @@ from typing import Any, Final
 import orjson
 
 __all__ = [
+    "CANONICAL_OPTIONS",
     "FLOAT_FORMAT",
     "INT64_MIN",
     "MARK_BYTES",
@@ -46,7 +47,8 @@ INT64_MIN: Final = -(2**63)
 UINT64_MAX: Final = 2**64 - 1
 
 
-_OPTIONS: Final = orjson.OPT_SORT_KEYS | orjson.OPT_APPEND_NEWLINE
+#: orjson's options for a canonical line (the native merge fast path passes them to orjson too).
+CANONICAL_OPTIONS: Final = orjson.OPT_SORT_KEYS | orjson.OPT_APPEND_NEWLINE
 
 
 _SENTINEL_PREFIX: Final = f"corpusprov-raw-{secrets.token_hex(12)}-"
@@ -68,10 +70,10 @@ def canonical_line(row: Any, *, special: bool = False) -> bytes:
     swapped back into the bytes.
     """
     if not special:
-        return orjson.dumps(row, option=_OPTIONS)
+        return orjson.dumps(row, option=CANONICAL_OPTIONS)
     tokens: list[bytes] = []
     placeheld = _placehold(row, tokens)
-    line = orjson.dumps(placeheld, option=_OPTIONS)
+    line = orjson.dumps(placeheld, option=CANONICAL_OPTIONS)
     for index, token in enumerate(tokens):
         line = line.replace(f'"{_SENTINEL_PREFIX}{index}"'.encode(), token, 1)
     return line

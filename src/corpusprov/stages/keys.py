@@ -17,6 +17,7 @@ from typing import Any, Final
 import orjson
 
 __all__ = [
+    "KEY_PERSON",
     "NATIVE_DIGESTS",
     "DigestSet",
     "DigestTable",
@@ -28,6 +29,9 @@ __all__ = [
 ]
 
 _EMPTY: Final = -1
+
+#: blake2b personalisation of :func:`key_digest`'s fast branch (the native merge fast path uses it too).
+KEY_PERSON: Final = b"corpusprov-k1"
 
 
 class NonFiniteKeyError(ValueError):
@@ -107,7 +111,7 @@ def key_digest(row: dict[str, Any], fields: Sequence[str]) -> bytes:
             return _key_digest_general(row, fields)
         values.append(value)
     try:
-        return hashlib.blake2b(orjson.dumps(values), digest_size=16, person=b"corpusprov-k1").digest()
+        return hashlib.blake2b(orjson.dumps(values), digest_size=16, person=KEY_PERSON).digest()
     except orjson.JSONEncodeError:  # an int beyond 64 bits
         return _key_digest_general(row, fields)
 

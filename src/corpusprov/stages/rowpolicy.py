@@ -9,7 +9,7 @@ from typing import Any, Final, NamedTuple
 
 from corpusprov.errors import DataError
 from corpusprov.io.canonical import canonical_line, find_special_values, replace_non_finite
-from corpusprov.io.jsonl import Block, JsonlOptions, LineError, is_blank, parse_block
+from corpusprov.io.jsonl import Block, JsonlOptions, LineError, is_blank, parse_line
 from corpusprov.params.policies import InvalidRow, NonFinite
 
 __all__ = [
@@ -205,6 +205,7 @@ def judge_block(
     make_row: Callable[[Verdict], tuple[bytes, tuple[Any, ...]]],
     *,
     write: bool = False,
+    prepass: Callable[[list[bytes]], tuple[list[tuple[bytes, tuple[object, ...]] | None], int]] | None = None,
 ) -> BlockResult:
     """The per-block work both stages share: parse, judge, count, and one result per usable row.
 
@@ -212,14 +213,28 @@ def judge_block(
     each rejected row's reject line built; ``make_row(verdict)`` gives a usable row's output
     line and its tuple (the lines travel joined, see :class:`BlockResult`); ``judge_line``
     raises for a row that fails the run. ``write``: a stage that writes rows as read gets
-    each one's canonical line from the parser (``Verdict.line``).
+    each one's canonical line from the parser (``Verdict.line``). ``prepass``: a stage's
+    native fast path, which answers for the usable rows it can vouch for in one call a block
+    (per line ``(output line, tuple)`` or ``None``, and the non-finite values those rows
+    kept); every other line takes the path above.
     """
     rows: list[tuple[Any, ...]] = []
     lines: list[bytes] = []
     rejects: list[bytes] = []
     tallies: dict[str, int] = {}
     blank = kept_total = nulled_total = 0
-    for line_no, row, special, error, line in parse_block(block, options, write=write):
+    prepared, kept_total = prepass(block.lines) if prepass is not None else (None, 0)
+    last = len(block.lines) - 1 if block.final_unterminated else -1
+    for index, raw in enumerate(block.lines):
+        if prepared is not None:
+            done = prepared[index]
+            if done is not None:
+                lines.append(done[0])
+                rows.append(done[1])
+                continue
+        line_no, row, special, error, line = parse_line(
+            raw, block.first_line + index, options, block.display, last=index == last, write=write
+        )
         if error is not None and is_blank(error):
             blank += 1
             continue
