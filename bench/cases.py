@@ -59,6 +59,8 @@ class CaseResult:
     """Fraction of sampled lines the parser answers on its careful (stdlib) path."""
     slow_path_sampled: int = 0
     """How many lines that fraction was measured over."""
+    native_path_share: float | None = None
+    """Fraction of the same lines merge's native fast path answers for (``None``: not merge)."""
 
     @property
     def unique_keys(self) -> int:
@@ -83,6 +85,7 @@ class CaseResult:
             "skipped": self.skipped,
             "warnings": self.warnings,
             "slow_path_share": self.slow_path_share,
+            "native_path_share": self.native_path_share,
             "slow_path_sampled": self.slow_path_sampled,
         }
 

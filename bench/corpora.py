@@ -23,7 +23,15 @@ from corpusprov.sample import ENCODE_HOSTS, MOS_CORPORA, iter_encode_lines, iter
 from corpusprov.sample.encode import shard_sizes
 from corpusprov.sample.mos import mos_file_sizes
 
-__all__ = ["Corpus", "encode_corpus", "mos_corpus", "real_encode_corpus", "real_mos_corpus", "slow_path_share"]
+__all__ = [
+    "Corpus",
+    "encode_corpus",
+    "mos_corpus",
+    "native_path_share",
+    "real_encode_corpus",
+    "real_mos_corpus",
+    "slow_path_share",
+]
 
 _MARKER = ".bench-corpus.json"
 _BATCH_ROWS = 4096
@@ -253,3 +261,29 @@ def slow_path_share(corpus: Corpus, sample_lines: int = 60_000) -> tuple[float |
                 seen += 1
                 slow += not fast_path_takes(raw, write=write)
     return (slow / seen if seen else 0.0), seen
+
+
+def native_path_share(corpus: Corpus, params: Path, sample_lines: int = 60_000) -> float | None:
+    """Fraction of an encode corpus's lines merge's native fast path answers for (``None``: not merge,
+    or a corpusprov build without it), over the same sample as :func:`slow_path_share`."""
+    if not corpus.kind.startswith("encode"):
+        return None
+    try:
+        from corpusprov.params.load import load_params
+        from corpusprov.params.stages import merge_params
+        from corpusprov.stages.merge import native_prepass
+    except ImportError:
+        return None
+    prepass = native_prepass(merge_params(load_params(params, params.name, required=True)))
+    if prepass is None:
+        return 0.0
+    per_shard = max(1, sample_lines // max(1, len(corpus.files)))
+    lines: list[bytes] = []
+    for name in corpus.files:
+        with open(corpus.folder / name, "rb") as handle:
+            lines.extend(line.rstrip(b"\n") for line in itertools.islice(handle, per_shard))
+    lines = [line for line in lines if line.strip()]
+    if not lines:
+        return 0.0
+    prepared, _ = prepass(lines)
+    return sum(entry is not None for entry in prepared) / len(lines)

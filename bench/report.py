@@ -91,8 +91,9 @@ def render_cases(cases: Sequence[CaseResult], idle: dict[str, Measurement]) -> s
                 f"{_cell(row['x_floor'], '.2f', 8)}"
             )
         if case.slow_path_share is not None:
+            native = "" if case.native_path_share is None else f"native fast path {case.native_path_share:.1%}, "
             lines.append(
-                f"  {case.name}: careful (stdlib json) parse path taken by {case.slow_path_share:.1%} "
+                f"  {case.name}: {native}careful (stdlib json) parse path {case.slow_path_share:.1%} "
                 f"of {case.slow_path_sampled} sampled lines"
             )
         for warning in case.warnings:

@@ -28,7 +28,15 @@ from typing import Any
 from ruamel.yaml import YAML
 
 from cases import IMPLS, CaseResult, MismatchError, measure_idle, run_case
-from corpora import Corpus, encode_corpus, mos_corpus, real_encode_corpus, real_mos_corpus, slow_path_share
+from corpora import (
+    Corpus,
+    encode_corpus,
+    mos_corpus,
+    native_path_share,
+    real_encode_corpus,
+    real_mos_corpus,
+    slow_path_share,
+)
 from corpusprov.sample import MIN_MOS_ROWS, MIN_ROWS
 from measure import RunFailedError, mem_available_bytes
 from realshape import ENCODE_V3_KEYS
@@ -215,9 +223,14 @@ def main_run(args: argparse.Namespace, workdir: Path, params: Path) -> tuple[dic
     cases = []
     for name, stage, corpus, case_params in plan:
         share, sampled = slow_path_share(corpus)
+        native = native_path_share(corpus, case_params)
         shown = "not probed" if share is None else f"{share:.1%} of {sampled} sampled lines"
+        if native is not None:
+            shown += f", native-path share {native:.1%}"
         log(f"measuring {name} ({corpus.rows} rows, {corpus.bytes / 1e6:.0f} MB; careful-path share {shown})")
-        case = CaseResult(name, stage, corpus, slow_path_share=share, slow_path_sampled=sampled)
+        case = CaseResult(
+            name, stage, corpus, slow_path_share=share, slow_path_sampled=sampled, native_path_share=native
+        )
         cases.append(
             run_case(case, workdir=workdir, params=case_params, repeat=args.repeat, log=log, memory_limit=limit)
         )
