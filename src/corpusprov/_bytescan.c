@@ -18,12 +18,12 @@
  *                             at any depth of dicts and lists (5.8 us a real-shaped row in
  *                             Python, for the third of the rows that hold one)
  *
- * And the merge stage's block of rows in one call (see merge_rows below):
+ * And each stage's block of rows in one call (see merge_rows, aggregate_rows below):
  *
  *   merge_rows(lines, context)
- *                             per line, what the Python path gives a usable merge row (its
- *                             canonical line and result tuple), or None where only that
- *                             path may answer
+ *   aggregate_rows(lines, context, override)
+ *                             per line, what the Python path gives a usable row (its output
+ *                             line and result tuple), or None where only that path may answer
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -374,31 +374,73 @@ non_finite_count(PyObject *Py_UNUSED(module), PyObject *row)
     return PyLong_FromSsize_t(count);
 }
 
-/* ---- merge_rows: a block's merge rows on their fast path, in one call ----
+/* ---- merge_rows, aggregate_rows: a block's usable rows on their fast path, in one call ----
  *
- * The native twin of what corpusprov.stages.merge does for one line when every check passes
- * (jsonl.parse_line, rowparse._parse_fast with write=True, MergeJudge.judge and the block
- * function's make_row): for each line either ``(canonical line, result tuple)``, exactly as
- * the Python path builds them, or None where only the Python path may answer (anything
- * unusual: blank, too long, escaped quotes, a parse error, a big integer, a missing key, a
- * non-finite key, a non-finite policy other than keep, ...). orjson does the parsing and
- * writing here too (its loads and dumps come in the context), so the bytes are orjson's. */
+ * Native twins of what corpusprov.stages.merge and corpusprov.stages.aggregate do for one
+ * line when every check passes (jsonl.parse_line, rowparse._parse_fast, the stage's judge and
+ * its block function's make_row): for each line either ``(output line, result tuple)``,
+ * exactly as the Python path builds them, or None where only the Python path may answer
+ * (anything unusual: blank, too long, escaped quotes, a parse error, a big integer, a missing
+ * key, a non-finite key, a field of the wrong type, a non-finite policy other than keep, ...).
+ * orjson does the parsing and writing here too (its loads and dumps come in the context), so
+ * the bytes are orjson's. Each function is property-tested against the Python path. */
 
 static PyObject *digest_name;  /* "digest" */
 static PyObject *source_name;  /* "src_sha256" */
 static PyObject *encoder_name; /* "encoder" */
 static PyObject *preset_name;  /* "preset" */
 static PyObject *vmaf_name;    /* "vmaf_score" */
+static PyObject *src_name;     /* "src" */
+static PyObject *mos_name;     /* "mos" */
+static PyObject *std_name;     /* "mos_std_dev" */
+static PyObject *corpus_name;  /* "corpus" */
+static PyObject *corpus_source_name; /* "corpus_source" */
+static PyObject *mos_native_name;    /* "mos_native" */
+static PyObject *mos_scale_name;     /* "mos_native_scale" */
 static PyObject *option_kw;    /* ("option",) */
 static PyObject *hash_kw;      /* ("digest_size", "person") */
 static PyObject *sixteen;      /* 16 */
 
+/* What both stages' contexts start with (the first 12 items of the context tuple). */
 typedef struct {
-    PyObject *loads, *dumps, *dumps_option, *blake2b, *key_person, *source_person;
+    PyObject *loads, *dumps, *dumps_option, *blake2b, *key_person;
     PyObject *required, *key_fields, *mark, *mark_str;
     int crlf_accept, keep_non_finite;
     Py_ssize_t max_line_bytes;
-} MergeContext;
+} RowContext;
+
+#define ROW_CONTEXT_ITEMS 12
+
+static int
+row_context(PyObject *tuple, Py_ssize_t items, RowContext *c)
+{
+    if (!PyTuple_Check(tuple) || PyTuple_GET_SIZE(tuple) != items) {
+        PyErr_Format(PyExc_TypeError, "context: expected a %zd-tuple", items);
+        return -1;
+    }
+    PyObject *const *ctx = ((PyTupleObject *)tuple)->ob_item;
+    c->loads = ctx[0];
+    c->dumps = ctx[1];
+    c->dumps_option = ctx[2];
+    c->blake2b = ctx[3];
+    c->key_person = ctx[4];
+    c->required = ctx[5];
+    c->key_fields = ctx[6];
+    c->crlf_accept = PyObject_IsTrue(ctx[7]);
+    c->max_line_bytes = PyLong_AsSsize_t(ctx[8]);
+    c->mark = ctx[9];
+    c->mark_str = ctx[10];
+    c->keep_non_finite = PyObject_IsTrue(ctx[11]);
+    if (c->crlf_accept < 0 || c->keep_non_finite < 0 || (c->max_line_bytes == -1 && PyErr_Occurred())) {
+        return -1;
+    }
+    if (!PyTuple_Check(c->required) || !PyTuple_Check(c->key_fields) || !PyBytes_Check(c->mark)
+        || !PyUnicode_Check(c->mark_str)) {
+        PyErr_SetString(PyExc_TypeError, "context: required and key_fields must be tuples, mark bytes, mark_str str");
+        return -1;
+    }
+    return 0;
+}
 
 static PyObject *
 hash16(PyObject *blake2b, PyObject *data, PyObject *person)
@@ -413,20 +455,20 @@ hash16(PyObject *blake2b, PyObject *data, PyObject *person)
     return digest;
 }
 
-/* keys.key_digest's fast branch; NULL without an exception where it would take another. */
+/* keys.key_digest's fast branch over ``values`` (borrowed, count of them); NULL without an
+ * exception where key_digest would take another branch or raise. */
 static PyObject *
-key_digest(MergeContext *c, PyObject *row)
+digest_of(RowContext *c, PyObject *const *values, Py_ssize_t count)
 {
-    Py_ssize_t count = PyTuple_GET_SIZE(c->key_fields);
-    PyObject *values = PyList_New(count);
-    if (values == NULL) {
+    PyObject *list = PyList_New(count);
+    if (list == NULL) {
         return NULL;
     }
     for (Py_ssize_t i = 0; i < count; i++) {
-        PyObject *value = PyDict_GetItemWithError(row, PyTuple_GET_ITEM(c->key_fields, i));
+        PyObject *value = values[i];
         PyObject *kept = NULL;
         if (value == NULL) {
-            /* PyList items left NULL are fine to DECREF */
+            /* a missing field: Python answers */
         } else if (PyFloat_CheckExact(value)) {
             double number = PyFloat_AS_DOUBLE(value);
             if (isfinite(number)) {
@@ -437,13 +479,13 @@ key_digest(MergeContext *c, PyObject *row)
             kept = Py_NewRef(value);
         }
         if (kept == NULL) {
-            Py_DECREF(values);
+            Py_DECREF(list);
             return NULL;
         }
-        PyList_SET_ITEM(values, i, kept);
+        PyList_SET_ITEM(list, i, kept);
     }
-    PyObject *encoded = PyObject_CallOneArg(c->dumps, values);
-    Py_DECREF(values);
+    PyObject *encoded = PyObject_CallOneArg(c->dumps, list);
+    Py_DECREF(list);
     if (encoded == NULL) {
         return NULL;
     }
@@ -452,29 +494,37 @@ key_digest(MergeContext *c, PyObject *row)
     return digest;
 }
 
-/* merge.source_digest */
+/* key_digest(row, key_fields): the fields' values in order. */
 static PyObject *
-source_digest(MergeContext *c, PyObject *row)
+row_key_digest(RowContext *c, PyObject *row)
 {
-    PyObject *source = PyDict_GetItemWithError(row, source_name);
-    if (source == NULL && PyErr_Occurred()) {
-        return NULL;
+    Py_ssize_t count = PyTuple_GET_SIZE(c->key_fields);
+    PyObject *stack_values[8];
+    PyObject **values = count <= 8 ? stack_values : PyMem_Malloc(sizeof(PyObject *) * (size_t)count);
+    if (values == NULL) {
+        return PyErr_NoMemory();
     }
-    if (source == NULL || !PyUnicode_CheckExact(source) || PyUnicode_GET_LENGTH(source) == 0) {
-        return PyBytes_FromStringAndSize("", 0);
+    PyObject *digest = NULL;
+    for (Py_ssize_t i = 0; i < count; i++) {
+        values[i] = PyDict_GetItemWithError(row, PyTuple_GET_ITEM(c->key_fields, i));
+        if (values[i] == NULL) {
+            goto done;
+        }
     }
-    Py_ssize_t size;
-    const char *text = PyUnicode_AsUTF8AndSize(source, &size);
-    if (text == NULL) {
-        return NULL;
+    digest = digest_of(c, values, count);
+done:
+    if (values != stack_values) {
+        PyMem_Free(values);
     }
-    PyObject *encoded = PyBytes_FromStringAndSize(text, size);
-    if (encoded == NULL) {
-        return NULL;
-    }
-    PyObject *digest = hash16(c->blake2b, encoded, c->source_person);
-    Py_DECREF(encoded);
     return digest;
+}
+
+static PyObject *
+utf8_bytes(PyObject *text)
+{
+    Py_ssize_t size;
+    const char *data = PyUnicode_AsUTF8AndSize(text, &size);
+    return data == NULL ? NULL : PyBytes_FromStringAndSize(data, size);
 }
 
 static PyObject *
@@ -485,51 +535,6 @@ get_or_none(PyObject *row, PyObject *name)
         return PyErr_Occurred() ? NULL : Py_None;
     }
     return value;
-}
-
-/* ((str(encoder), preset_text(preset)), vmaf or None) as the block function's make_row has them. */
-static PyObject *
-cell_and_vmaf(PyObject *row, PyObject **vmaf_out)
-{
-    PyObject *encoder = get_or_none(row, encoder_name);
-    PyObject *preset = encoder == NULL ? NULL : get_or_none(row, preset_name);
-    PyObject *vmaf = preset == NULL ? NULL : get_or_none(row, vmaf_name);
-    if (vmaf == NULL) {
-        return NULL;
-    }
-    if (PyFloat_CheckExact(vmaf)) {
-        *vmaf_out = Py_NewRef(isfinite(PyFloat_AS_DOUBLE(vmaf)) ? vmaf : Py_None);
-    } else if (PyLong_CheckExact(vmaf)) {
-        double number = PyLong_AsDouble(vmaf);
-        if (number == -1.0 && PyErr_Occurred()) {
-            return NULL;
-        }
-        *vmaf_out = isfinite(number) ? PyFloat_FromDouble(number) : Py_NewRef(Py_None);
-    } else {
-        *vmaf_out = Py_NewRef(Py_None);
-    }
-    if (*vmaf_out == NULL) {
-        return NULL;
-    }
-    PyObject *encoder_text = PyObject_Str(encoder);
-    PyObject *preset_text = NULL;
-    if (encoder_text != NULL) {
-        if (PyFloat_CheckExact(preset) && PyFloat_AS_DOUBLE(preset) == floor(PyFloat_AS_DOUBLE(preset))
-            && isfinite(PyFloat_AS_DOUBLE(preset))) {
-            PyObject *whole = PyLong_FromDouble(PyFloat_AS_DOUBLE(preset));
-            preset_text = whole == NULL ? NULL : PyObject_Str(whole);
-            Py_XDECREF(whole);
-        } else {
-            preset_text = PyObject_Str(preset);
-        }
-    }
-    PyObject *cell = preset_text == NULL ? NULL : PyTuple_Pack(2, encoder_text, preset_text);
-    Py_XDECREF(encoder_text);
-    Py_XDECREF(preset_text);
-    if (cell == NULL) {
-        Py_CLEAR(*vmaf_out);
-    }
-    return cell;
 }
 
 static const char *
@@ -543,24 +548,11 @@ token_of(double value, Py_ssize_t *length)
     return value > 0 ? "Infinity" : "-Infinity";
 }
 
-/* canonical.restore_marks: every mark in line swapped for the one token all values share;
- * NULL without an exception where it answers None. */
+/* Every mark in ``line`` swapped for ``token``; NULL without an exception when ``line`` holds
+ * other than ``count`` marks. */
 static PyObject *
-restore_marks(MergeContext *c, PyObject *line, PyObject *restores)
+swap_marks(RowContext *c, PyObject *line, Py_ssize_t count, const char *token, Py_ssize_t token_size)
 {
-    Py_ssize_t count = PyList_GET_SIZE(restores);
-    Py_ssize_t token_size = 0;
-    const char *token = NULL;
-    for (Py_ssize_t i = 0; i < count; i++) {
-        double value = PyFloat_AS_DOUBLE(PyTuple_GET_ITEM(PyList_GET_ITEM(restores, i), 1));
-        Py_ssize_t size;
-        const char *this = token_of(value, &size);
-        if (token != NULL && this != token) {
-            return NULL;
-        }
-        token = this;
-        token_size = size;
-    }
     const unsigned char *data = (const unsigned char *)PyBytes_AS_STRING(line);
     Py_ssize_t size = PyBytes_GET_SIZE(line);
     const char *mark = PyBytes_AS_STRING(c->mark);
@@ -591,15 +583,36 @@ restore_marks(MergeContext *c, PyObject *line, PyObject *restores)
     return result;
 }
 
+/* canonical.restore_marks over the (key, value) restores: one token for all, or NULL. */
+static PyObject *
+restore_marks(RowContext *c, PyObject *line, PyObject *restores)
+{
+    Py_ssize_t count = PyList_GET_SIZE(restores);
+    Py_ssize_t token_size = 0;
+    const char *token = NULL;
+    for (Py_ssize_t i = 0; i < count; i++) {
+        Py_ssize_t size;
+        const char *this = token_of(PyFloat_AS_DOUBLE(PyTuple_GET_ITEM(PyList_GET_ITEM(restores, i), 1)), &size);
+        if (token != NULL && this != token) {
+            return NULL;
+        }
+        token = this;
+        token_size = size;
+    }
+    return swap_marks(c, line, count, token, token_size);
+}
+
 static int
 has(const unsigned char *data, Py_ssize_t size, const char *token)
 {
     return find(data, size, token, (Py_ssize_t)strlen(token), 0) != -1;
 }
 
-/* One line: a new (line, result) tuple, or NULL (an exception set or not: Python answers). */
+/* jsonl.parse_line + rowparse._parse_fast for one line: a new reference to the row (its
+ * non-finite values restored), ``*special`` set as the parser sets it and, with ``line_out``,
+ * the row's canonical line; NULL (an exception set or not) where Python's path answers. */
 static PyObject *
-merge_line(MergeContext *c, PyObject *raw_line, Py_ssize_t *kept)
+fast_row(RowContext *c, PyObject *raw_line, int *special, PyObject **line_out)
 {
     const unsigned char *data = (const unsigned char *)PyBytes_AS_STRING(raw_line);
     Py_ssize_t size = PyBytes_GET_SIZE(raw_line);
@@ -607,6 +620,7 @@ merge_line(MergeContext *c, PyObject *raw_line, Py_ssize_t *kept)
         return NULL;
     }
     PyObject *raw = NULL, *text = NULL, *row = NULL, *line = NULL, *sub = NULL, *result = NULL;
+    PyObject *restores = NULL;
     if (data[size - 1] == '\r') {
         if (!c->crlf_accept) {
             return NULL;
@@ -622,17 +636,12 @@ merge_line(MergeContext *c, PyObject *raw_line, Py_ssize_t *kept)
     if (size == 0 || data[0] != '{') {
         goto done; /* blank, white space first, or no object: Python's checks answer */
     }
-    int escapes = memchr(data, '\\', (size_t)size) != NULL;
-    if (escapes && (has(data, size, "\\\"") || has(data, size, "\\u0022"))) {
+    if (memchr(data, '\\', (size_t)size) != NULL && (has(data, size, "\\\"") || has(data, size, "\\u0022"))) {
         goto done;
     }
-    PyObject *restores = NULL;
     text = Py_NewRef(raw);
     if ((memchr(data, 'N', (size_t)size) && has(data, size, "NaN"))
         || (memchr(data, 'I', (size_t)size) && has(data, size, "Infinity"))) {
-        if (!c->keep_non_finite) {
-            goto done;
-        }
         PyObject *args[2] = {raw, c->mark};
         sub = substitute_non_finite(NULL, args, 2);
         if (sub == NULL || sub == Py_None) {
@@ -655,6 +664,7 @@ merge_line(MergeContext *c, PyObject *raw_line, Py_ssize_t *kept)
                != count_quotes((const unsigned char *)PyBytes_AS_STRING(line), PyBytes_GET_SIZE(line))) {
         goto done;
     }
+    *special = 0;
     if (restores != NULL) {
         Py_ssize_t count = PyList_GET_SIZE(restores);
         for (Py_ssize_t i = 0; i < count; i++) {
@@ -667,45 +677,26 @@ merge_line(MergeContext *c, PyObject *raw_line, Py_ssize_t *kept)
                 goto done;
             }
         }
-        PyObject *restored = restore_marks(c, line, restores);
-        if (restored == NULL) {
-            goto done;
+        if (line_out != NULL) {
+            PyObject *restored = restore_marks(c, line, restores);
+            if (restored == NULL) {
+                goto done;
+            }
+            Py_SETREF(line, restored);
         }
-        Py_SETREF(line, restored);
+        *special = 1;
     }
-    /* MergeJudge.judge: every required key, then the natural key's digest. */
+    /* check_line: every required key. */
     Py_ssize_t required = PyTuple_GET_SIZE(c->required);
     for (Py_ssize_t i = 0; i < required; i++) {
         if (PyDict_Contains(row, PyTuple_GET_ITEM(c->required, i)) != 1) {
             goto done;
         }
     }
-    PyObject *digest = key_digest(c, row);
-    if (digest == NULL) {
-        goto done;
+    result = Py_NewRef(row);
+    if (line_out != NULL) {
+        *line_out = Py_NewRef(line);
     }
-    PyObject *source = source_digest(c, row);
-    PyObject *vmaf = NULL;
-    PyObject *cell = source == NULL ? NULL : cell_and_vmaf(row, &vmaf);
-    PyObject *tuple = cell == NULL ? NULL : PyTuple_Pack(4, digest, cell, vmaf, source);
-    Py_DECREF(digest);
-    Py_XDECREF(source);
-    Py_XDECREF(cell);
-    Py_XDECREF(vmaf);
-    if (tuple == NULL) {
-        goto done;
-    }
-    if (restores != NULL) {
-        PyObject *counted = non_finite_count(NULL, row);
-        if (counted == NULL) {
-            Py_DECREF(tuple);
-            goto done;
-        }
-        *kept += PyLong_AsSsize_t(counted);
-        Py_DECREF(counted);
-    }
-    result = PyTuple_Pack(2, line, tuple);
-    Py_DECREF(tuple);
 done:
     Py_XDECREF(raw);
     Py_XDECREF(text);
@@ -715,36 +706,12 @@ done:
     return result;
 }
 
+/* The per-line answers of a block, as both functions return them. */
 static PyObject *
-merge_rows(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
+block_answers(PyObject *lines, PyObject *(*one)(void *, PyObject *, Py_ssize_t *), void *context)
 {
-    MergeContext c;
-    PyObject *lines;
-    if (nargs != 2 || !PyList_Check(args[0]) || !PyTuple_Check(args[1]) || PyTuple_GET_SIZE(args[1]) != 13) {
-        PyErr_SetString(PyExc_TypeError, "expected (lines: list[bytes], context: 13-tuple)");
-        return NULL;
-    }
-    lines = args[0];
-    PyObject *const *ctx = &PyTuple_GET_ITEM(args[1], 0);
-    c.loads = ctx[0];
-    c.dumps = ctx[1];
-    c.dumps_option = ctx[2];
-    c.blake2b = ctx[3];
-    c.key_person = ctx[4];
-    c.source_person = ctx[5];
-    c.required = ctx[6];
-    c.key_fields = ctx[7];
-    c.crlf_accept = PyObject_IsTrue(ctx[8]);
-    c.max_line_bytes = PyLong_AsSsize_t(ctx[9]);
-    c.mark = ctx[10];
-    c.mark_str = ctx[11];
-    c.keep_non_finite = PyObject_IsTrue(ctx[12]);
-    if (c.crlf_accept < 0 || c.keep_non_finite < 0 || (c.max_line_bytes == -1 && PyErr_Occurred())) {
-        return NULL;
-    }
-    if (!PyTuple_Check(c.required) || !PyTuple_Check(c.key_fields) || !PyBytes_Check(c.mark)
-        || !PyUnicode_Check(c.mark_str)) {
-        PyErr_SetString(PyExc_TypeError, "context: required and key_fields must be tuples, mark bytes, mark_str str");
+    if (!PyList_Check(lines)) {
+        PyErr_SetString(PyExc_TypeError, "lines: expected a list of bytes");
         return NULL;
     }
     Py_ssize_t count = PyList_GET_SIZE(lines);
@@ -758,7 +725,7 @@ merge_rows(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
         PyObject *done = NULL;
         if (PyBytes_CheckExact(raw)) {
             Py_INCREF(raw);
-            done = merge_line(&c, raw, &kept);
+            done = one(context, raw, &kept);
             Py_DECREF(raw);
         }
         if (done == NULL) {
@@ -786,6 +753,523 @@ merge_rows(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
     return result;
 }
 
+/* ---- merge ---- */
+
+typedef struct {
+    RowContext row;
+    PyObject *source_person;
+} MergeContext;
+
+/* merge.source_digest */
+static PyObject *
+source_digest(MergeContext *c, PyObject *row)
+{
+    PyObject *source = PyDict_GetItemWithError(row, source_name);
+    if (source == NULL && PyErr_Occurred()) {
+        return NULL;
+    }
+    if (source == NULL || !PyUnicode_CheckExact(source) || PyUnicode_GET_LENGTH(source) == 0) {
+        return PyBytes_FromStringAndSize("", 0);
+    }
+    PyObject *encoded = utf8_bytes(source);
+    if (encoded == NULL) {
+        return NULL;
+    }
+    PyObject *digest = hash16(c->row.blake2b, encoded, c->source_person);
+    Py_DECREF(encoded);
+    return digest;
+}
+
+/* ((str(encoder), preset_text(preset)), vmaf or None) as the block function's make_row has them. */
+static PyObject *
+cell_and_vmaf(PyObject *row, PyObject **vmaf_out)
+{
+    PyObject *encoder = get_or_none(row, encoder_name);
+    PyObject *preset = encoder == NULL ? NULL : get_or_none(row, preset_name);
+    PyObject *vmaf = preset == NULL ? NULL : get_or_none(row, vmaf_name);
+    if (vmaf == NULL) {
+        return NULL;
+    }
+    if (PyFloat_CheckExact(vmaf)) {
+        *vmaf_out = Py_NewRef(isfinite(PyFloat_AS_DOUBLE(vmaf)) ? vmaf : Py_None);
+    } else if (PyLong_CheckExact(vmaf)) {
+        double number = PyLong_AsDouble(vmaf);
+        if (number == -1.0 && PyErr_Occurred()) {
+            return NULL;
+        }
+        *vmaf_out = isfinite(number) ? PyFloat_FromDouble(number) : Py_NewRef(Py_None);
+    } else {
+        *vmaf_out = Py_NewRef(Py_None);
+    }
+    if (*vmaf_out == NULL) {
+        return NULL;
+    }
+    PyObject *encoder_text = PyObject_Str(encoder);
+    PyObject *preset_text = NULL;
+    if (encoder_text != NULL) {
+        double number = PyFloat_CheckExact(preset) ? PyFloat_AS_DOUBLE(preset) : 0.0;
+        if (PyFloat_CheckExact(preset) && isfinite(number) && number == floor(number)) {
+            PyObject *whole = PyLong_FromDouble(number);
+            preset_text = whole == NULL ? NULL : PyObject_Str(whole);
+            Py_XDECREF(whole);
+        } else {
+            preset_text = PyObject_Str(preset);
+        }
+    }
+    PyObject *cell = preset_text == NULL ? NULL : PyTuple_Pack(2, encoder_text, preset_text);
+    Py_XDECREF(encoder_text);
+    Py_XDECREF(preset_text);
+    if (cell == NULL) {
+        Py_CLEAR(*vmaf_out);
+    }
+    return cell;
+}
+
+/* One line: a new (line, (digest, cell, vmaf, source digest)) tuple, or NULL. */
+static PyObject *
+merge_line(void *context, PyObject *raw_line, Py_ssize_t *kept)
+{
+    MergeContext *c = context;
+    int special = 0;
+    PyObject *line = NULL;
+    PyObject *row = fast_row(&c->row, raw_line, &special, &line);
+    if (row == NULL) {
+        return NULL;
+    }
+    PyObject *result = NULL;
+    if (special && !c->row.keep_non_finite) {
+        goto done; /* the policy changes or rejects the row: Python's path */
+    }
+    PyObject *digest = row_key_digest(&c->row, row);
+    if (digest == NULL) {
+        goto done;
+    }
+    PyObject *source = source_digest(c, row);
+    PyObject *vmaf = NULL;
+    PyObject *cell = source == NULL ? NULL : cell_and_vmaf(row, &vmaf);
+    PyObject *tuple = cell == NULL ? NULL : PyTuple_Pack(4, digest, cell, vmaf, source);
+    Py_DECREF(digest);
+    Py_XDECREF(source);
+    Py_XDECREF(cell);
+    Py_XDECREF(vmaf);
+    if (tuple == NULL) {
+        goto done;
+    }
+    if (special) {
+        PyObject *counted = non_finite_count(NULL, row);
+        if (counted == NULL) {
+            Py_DECREF(tuple);
+            goto done;
+        }
+        *kept += PyLong_AsSsize_t(counted);
+        Py_DECREF(counted);
+    }
+    result = PyTuple_Pack(2, line, tuple);
+    Py_DECREF(tuple);
+done:
+    Py_DECREF(row);
+    Py_XDECREF(line);
+    return result;
+}
+
+static PyObject *
+merge_rows(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
+{
+    MergeContext c;
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "expected (lines, context)");
+        return NULL;
+    }
+    if (row_context(args[1], ROW_CONTEXT_ITEMS + 1, &c.row) < 0) {
+        return NULL;
+    }
+    c.source_person = PyTuple_GET_ITEM(args[1], ROW_CONTEXT_ITEMS);
+    return block_answers(args[0], merge_line, &c);
+}
+
+/* ---- aggregate ---- */
+
+enum { FIELD_STR = 0, FIELD_INT = 1, FIELD_FLOAT = 2 };
+
+typedef struct {
+    RowContext row;
+    PyObject *scales;   /* dict: label -> (native_min, native_max, slope, intercept, span, scale label) */
+    double slack;
+    int std_unified;
+    PyObject *copied;   /* tuple of (name, kind code, default) */
+    PyObject *unified_names; /* frozenset */
+    PyObject *override; /* str or None */
+} AggregateContext;
+
+/* One copied field of the unified row (mosrow._copy_field for the values it keeps as they
+ * are); a new reference, or NULL without an exception where Python's path answers. */
+static PyObject *
+copied_value(PyObject *value, int kind, PyObject *fallback, int *special)
+{
+    if (value == NULL || value == Py_None) {
+        return Py_NewRef(fallback);
+    }
+    if (kind == FIELD_STR) {
+        return PyUnicode_CheckExact(value) ? Py_NewRef(value) : NULL;
+    }
+    if (kind == FIELD_INT) {
+        if (PyLong_CheckExact(value)) {
+            return Py_NewRef(value); /* orjson's ints fit 64 bits */
+        }
+        if (PyFloat_CheckExact(value)) {
+            double number = PyFloat_AS_DOUBLE(value);
+            /* int(1e300) is a big integer only the careful writer writes: Python's path. */
+            if (isfinite(number) && number == floor(number) && fabs(number) < 9.0e18) {
+                return PyLong_FromDouble(number);
+            }
+        }
+        return NULL;
+    }
+    if (PyFloat_CheckExact(value)) {
+        *special |= !isfinite(PyFloat_AS_DOUBLE(value));
+        return Py_NewRef(value);
+    }
+    if (PyLong_CheckExact(value)) {
+        double number = PyLong_AsDouble(value);
+        return number == -1.0 && PyErr_Occurred() ? NULL : PyFloat_FromDouble(number);
+    }
+    return NULL;
+}
+
+/* A number as mosrow._number reads one that is no string: the double, or -1 for no number
+ * and 1 for a numeric string (Python's path: it counts numbers_from_strings). */
+static int
+number_of(PyObject *value, double *out)
+{
+    if (value == NULL || value == Py_None) {
+        return -1;
+    }
+    if (PyFloat_CheckExact(value)) {
+        *out = PyFloat_AS_DOUBLE(value);
+        return 0;
+    }
+    if (PyLong_CheckExact(value)) {
+        int overflow = 0;
+        long long whole = PyLong_AsLongLongAndOverflow(value, &overflow);
+        /* Past 2**53 a double is not the int Python compares exactly: Python's path. */
+        if (overflow || whole > (1LL << 53) || whole < -(1LL << 53)) {
+            return 1;
+        }
+        *out = (double)whole;
+        return 0;
+    }
+    return PyUnicode_CheckExact(value) ? 1 : -1;
+}
+
+static PyObject *
+sort_key_of(AggregateContext *c, PyObject *out, PyObject *label)
+{
+    /* mosrow.AggregateJudge.sort_key(out, label) */
+    Py_ssize_t count = PyTuple_GET_SIZE(c->row.key_fields);
+    int keyed = 1;
+    for (Py_ssize_t i = 0; i < count && keyed; i++) {
+        PyObject *value = PyDict_GetItemWithError(out, PyTuple_GET_ITEM(c->row.key_fields, i));
+        if (value == NULL && PyErr_Occurred()) {
+            return NULL;
+        }
+        keyed = value != NULL && PyUnicode_CheckExact(value) && PyUnicode_GET_LENGTH(value) > 0;
+    }
+    PyObject *parts = PyList_New(0);
+    if (parts == NULL) {
+        return NULL;
+    }
+    PyObject *piece = utf8_bytes(label);
+    if (piece == NULL || PyList_Append(parts, piece) < 0) {
+        goto fail;
+    }
+    Py_CLEAR(piece);
+    PyObject *sha = get_or_none(out, source_name);
+    if (sha == NULL) {
+        goto fail;
+    }
+    if (sha == Py_None) {
+        piece = PyBytes_FromStringAndSize("", 0);
+    } else if (PyUnicode_CheckExact(sha)) {
+        piece = utf8_bytes(sha);
+    } else {
+        goto fail; /* never: the unified row's src_sha256 is a string */
+    }
+    if (piece == NULL || PyList_Append(parts, piece) < 0) {
+        goto fail;
+    }
+    Py_CLEAR(piece);
+    if (keyed) {
+        for (Py_ssize_t i = 0; i < count; i++) {
+            piece = utf8_bytes(PyDict_GetItem(out, PyTuple_GET_ITEM(c->row.key_fields, i)));
+            if (piece == NULL || PyList_Append(parts, piece) < 0) {
+                goto fail;
+            }
+            Py_CLEAR(piece);
+        }
+    } else {
+        PyObject *src = get_or_none(out, src_name);
+        if (src == NULL || !(src == Py_None || PyUnicode_CheckExact(src))) {
+            goto fail; /* never: the unified row's src is a string */
+        }
+        PyObject *text = src == Py_None ? PyUnicode_FromFormat("__nokey__//%U", label)
+                                        : PyUnicode_FromFormat("__nokey__/%U/%U", src, label);
+        piece = text == NULL ? NULL : utf8_bytes(text);
+        Py_XDECREF(text);
+        if (piece == NULL || PyList_Append(parts, piece) < 0) {
+            goto fail;
+        }
+        Py_CLEAR(piece);
+    }
+    Py_ssize_t total = PyList_GET_SIZE(parts) - 1;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(parts); i++) {
+        total += PyBytes_GET_SIZE(PyList_GET_ITEM(parts, i));
+    }
+    PyObject *joined = PyBytes_FromStringAndSize(NULL, total);
+    if (joined != NULL) {
+        char *at = PyBytes_AS_STRING(joined);
+        for (Py_ssize_t i = 0; i < PyList_GET_SIZE(parts); i++) {
+            PyObject *part = PyList_GET_ITEM(parts, i);
+            if (i > 0) {
+                *at++ = '\0';
+            }
+            memcpy(at, PyBytes_AS_STRING(part), (size_t)PyBytes_GET_SIZE(part));
+            at += PyBytes_GET_SIZE(part);
+        }
+    }
+    Py_DECREF(parts);
+    return joined;
+fail:
+    Py_XDECREF(piece);
+    Py_DECREF(parts);
+    return NULL;
+}
+
+/* One line: a new (line, (digest, label, std, sort key, unified, native, dropped)), or NULL. */
+static PyObject *
+aggregate_line(void *context, PyObject *raw_line, Py_ssize_t *kept)
+{
+    AggregateContext *c = context;
+    int special = 0;
+    PyObject *row = fast_row(&c->row, raw_line, &special, NULL);
+    if (row == NULL) {
+        return NULL;
+    }
+    PyObject *result = NULL, *out = NULL, *digest = NULL, *line = NULL, *sort_key = NULL;
+    PyObject *label = c->override;
+    if (label == Py_None) {
+        PyObject *source = PyDict_GetItemWithError(row, corpus_source_name);
+        if (source != NULL && source != Py_None && !(PyUnicode_CheckExact(source) && PyUnicode_GET_LENGTH(source) == 0)) {
+            label = source;
+        } else {
+            label = PyDict_GetItemWithError(row, corpus_name);
+        }
+    }
+    if (label == NULL || !PyUnicode_CheckExact(label)) {
+        goto done;
+    }
+    PyObject *scale = PyDict_GetItemWithError(c->scales, label);
+    if (scale == NULL || !PyTuple_Check(scale) || PyTuple_GET_SIZE(scale) != 6) {
+        goto done;
+    }
+    double native_min = PyFloat_AsDouble(PyTuple_GET_ITEM(scale, 0));
+    double native_max = PyFloat_AsDouble(PyTuple_GET_ITEM(scale, 1));
+    double slope = PyFloat_AsDouble(PyTuple_GET_ITEM(scale, 2));
+    double intercept = PyFloat_AsDouble(PyTuple_GET_ITEM(scale, 3));
+    double span = PyFloat_AsDouble(PyTuple_GET_ITEM(scale, 4));
+    if (PyErr_Occurred()) {
+        goto done;
+    }
+    double mos;
+    if (number_of(PyDict_GetItemWithError(row, mos_name), &mos) != 0 || !isfinite(mos)
+        || !(native_min - c->slack <= mos && mos <= native_max + c->slack)) {
+        goto done;
+    }
+    double unified = slope * mos + intercept;
+    double std = 0.0;
+    PyObject *std_value = PyDict_GetItemWithError(row, std_name);
+    int std_kind = std_value == NULL ? -1 : number_of(std_value, &std);
+    if (std_kind == 1 || (std_value == NULL && PyErr_Occurred())) {
+        goto done; /* a numeric string (counted by Python), or a lookup error */
+    }
+    /* The unified row: mosrow.AggregateJudge._unified_row. */
+    out = PyDict_New();
+    if (out == NULL) {
+        goto done;
+    }
+    int out_special = 0;
+    Py_ssize_t copied = PyTuple_GET_SIZE(c->copied);
+    for (Py_ssize_t i = 0; i < copied; i++) {
+        PyObject *field = PyTuple_GET_ITEM(c->copied, i);
+        PyObject *name = PyTuple_GET_ITEM(field, 0);
+        int kind = (int)PyLong_AsLong(PyTuple_GET_ITEM(field, 1));
+        PyObject *fallback = name == corpus_name || PyUnicode_Compare(name, corpus_name) == 0
+                                 ? label : PyTuple_GET_ITEM(field, 2);
+        PyObject *value = PyDict_GetItemWithError(row, name);
+        if (value == NULL && PyErr_Occurred()) {
+            goto done;
+        }
+        PyObject *held = copied_value(value, kind, fallback, &out_special);
+        if (held == NULL || PyDict_SetItem(out, name, held) < 0) {
+            Py_XDECREF(held);
+            goto done;
+        }
+        Py_DECREF(held);
+    }
+    PyObject *unified_value = PyFloat_FromDouble(unified);
+    PyObject *native_value = unified_value == NULL ? NULL : PyFloat_FromDouble(mos);
+    int stored = native_value != NULL && PyDict_SetItem(out, mos_name, unified_value) == 0
+                 && PyDict_SetItem(out, mos_native_name, native_value) == 0
+                 && PyDict_SetItem(out, mos_scale_name, PyTuple_GET_ITEM(scale, 5)) == 0
+                 && PyDict_SetItem(out, corpus_source_name, label) == 0;
+    Py_XDECREF(unified_value);
+    Py_XDECREF(native_value);
+    if (!stored) {
+        goto done;
+    }
+    /* dropped: the input row has a key the unified row does not. */
+    int dropped = 0;
+    Py_ssize_t position = 0;
+    PyObject *key, *value;
+    while (!dropped && PyDict_Next(row, &position, &key, &value)) {
+        int in = PySet_Contains(c->unified_names, key);
+        if (in < 0) {
+            goto done;
+        }
+        dropped = !in;
+    }
+    /* The key: mosrow.AggregateJudge._key. */
+    Py_ssize_t fields = PyTuple_GET_SIZE(c->row.key_fields);
+    int keyed = 1;
+    for (Py_ssize_t i = 0; i < fields && keyed; i++) {
+        PyObject *held = PyDict_GetItemWithError(row, PyTuple_GET_ITEM(c->row.key_fields, i));
+        if (held == NULL && PyErr_Occurred()) {
+            goto done;
+        }
+        keyed = held != NULL && PyUnicode_CheckExact(held) && PyUnicode_GET_LENGTH(held) > 0;
+    }
+    if (keyed) {
+        digest = row_key_digest(&c->row, row);
+    } else {
+        PyObject *src = get_or_none(row, src_name);
+        if (src == NULL) {
+            goto done;
+        }
+        PyObject *values[3] = {Py_True, src, label};
+        digest = digest_of(&c->row, values, 3);
+    }
+    if (digest == NULL) {
+        goto done;
+    }
+    double std_compared;
+    if (std_kind != 0 || !isfinite(std) || std <= 0) {
+        std_compared = Py_HUGE_VAL;
+    } else if (c->std_unified) {
+        std_compared = std * 100.0 / span;
+    } else {
+        std_compared = std;
+    }
+    if (out_special) {
+        /* Non-finite floats in the unified row: the careful writer's tokens, and (with keep)
+         * counted; another policy changes the row, which Python's path does. */
+        if (!c->row.keep_non_finite) {
+            goto done;
+        }
+        Py_ssize_t marks = 0, token_size = 0;
+        const char *token = NULL;
+        for (Py_ssize_t i = 0; i < copied; i++) {
+            PyObject *name = PyTuple_GET_ITEM(PyTuple_GET_ITEM(c->copied, i), 0);
+            PyObject *held = PyDict_GetItem(out, name);
+            if (held != NULL && PyFloat_CheckExact(held) && !isfinite(PyFloat_AS_DOUBLE(held))) {
+                Py_ssize_t size;
+                const char *this = token_of(PyFloat_AS_DOUBLE(held), &size);
+                if (token != NULL && this != token) {
+                    goto done; /* mixed tokens: the writer's placeholders keep their order */
+                }
+                token = this;
+                token_size = size;
+                if (PyDict_SetItem(out, name, c->row.mark_str) < 0) {
+                    goto done;
+                }
+                marks++;
+            }
+        }
+        PyObject *dump_args[2] = {out, c->row.dumps_option};
+        PyObject *marked = PyObject_Vectorcall(c->row.dumps, dump_args, 1, option_kw);
+        if (marked == NULL) {
+            goto done;
+        }
+        line = swap_marks(&c->row, marked, marks, token, token_size);
+        Py_DECREF(marked);
+        if (line == NULL) {
+            goto done;
+        }
+        if (special) {
+            *kept += marks;
+        }
+        /* sort_key reads the key fields and src/src_sha256, which are strings: marks never matter. */
+    } else {
+        PyObject *dump_args[2] = {out, c->row.dumps_option};
+        line = PyObject_Vectorcall(c->row.dumps, dump_args, 1, option_kw);
+        if (line == NULL) {
+            goto done;
+        }
+    }
+    sort_key = sort_key_of(c, out, label);
+    if (sort_key == NULL) {
+        goto done;
+    }
+    PyObject *std_object = PyFloat_FromDouble(std_compared);
+    PyObject *unified_object = std_object == NULL ? NULL : PyFloat_FromDouble(unified);
+    PyObject *native_object = unified_object == NULL ? NULL : PyFloat_FromDouble(mos);
+    PyObject *tuple = native_object == NULL ? NULL
+                                            : PyTuple_Pack(7, digest, label, std_object, sort_key, unified_object,
+                                                           native_object, dropped ? Py_True : Py_False);
+    Py_XDECREF(std_object);
+    Py_XDECREF(unified_object);
+    Py_XDECREF(native_object);
+    if (tuple != NULL) {
+        result = PyTuple_Pack(2, line, tuple);
+        Py_DECREF(tuple);
+    }
+done:
+    Py_DECREF(row);
+    Py_XDECREF(out);
+    Py_XDECREF(digest);
+    Py_XDECREF(line);
+    Py_XDECREF(sort_key);
+    return result;
+}
+
+static PyObject *
+aggregate_rows(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
+{
+    AggregateContext c;
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "expected (lines, context, override)");
+        return NULL;
+    }
+    if (row_context(args[1], ROW_CONTEXT_ITEMS + 5, &c.row) < 0) {
+        return NULL;
+    }
+    PyObject *const *more = ((PyTupleObject *)args[1])->ob_item + ROW_CONTEXT_ITEMS;
+    c.scales = more[0];
+    c.slack = PyFloat_AsDouble(more[1]);
+    c.std_unified = PyObject_IsTrue(more[2]);
+    c.copied = more[3];
+    c.unified_names = more[4];
+    c.override = args[2];
+    if ((c.slack == -1.0 && PyErr_Occurred()) || c.std_unified < 0) {
+        return NULL;
+    }
+    if (!PyDict_Check(c.scales) || !PyTuple_Check(c.copied) || !PyAnySet_Check(c.unified_names)
+        || !(c.override == Py_None || PyUnicode_CheckExact(c.override))) {
+        PyErr_SetString(PyExc_TypeError, "context: scales dict, copied tuple, unified names set, override str or None");
+        return NULL;
+    }
+    return block_answers(args[0], aggregate_line, &c);
+}
+
+
 static PyMethodDef bytescan_methods[] = {
     {"quote_count", (PyCFunction)quote_count, METH_O, "data.count(b'\"')."},
     {"long_integer", (PyCFunction)long_integer, METH_O,
@@ -796,6 +1280,8 @@ static PyMethodDef bytescan_methods[] = {
      "The NaN and infinite floats at any depth of a row's dicts and lists."},
     {"merge_rows", (PyCFunction)(void (*)(void))merge_rows, METH_FASTCALL,
      "merge_rows(lines, context) -> ([(line, result) or None per line], non-finite values kept)."},
+    {"aggregate_rows", (PyCFunction)(void (*)(void))aggregate_rows, METH_FASTCALL,
+     "aggregate_rows(lines, context, override) -> ([(line, result) or None per line], non-finite values kept)."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -815,6 +1301,13 @@ PyInit__bytescan(void)
     encoder_name = PyUnicode_InternFromString("encoder");
     preset_name = PyUnicode_InternFromString("preset");
     vmaf_name = PyUnicode_InternFromString("vmaf_score");
+    src_name = PyUnicode_InternFromString("src");
+    mos_name = PyUnicode_InternFromString("mos");
+    std_name = PyUnicode_InternFromString("mos_std_dev");
+    corpus_name = PyUnicode_InternFromString("corpus");
+    corpus_source_name = PyUnicode_InternFromString("corpus_source");
+    mos_native_name = PyUnicode_InternFromString("mos_native");
+    mos_scale_name = PyUnicode_InternFromString("mos_native_scale");
     /* Keyword names interned: orjson matches them by identity. */
     PyObject *option = PyUnicode_InternFromString("option");
     PyObject *digest_size = PyUnicode_InternFromString("digest_size");
@@ -826,7 +1319,9 @@ PyInit__bytescan(void)
     Py_XDECREF(person);
     sixteen = PyLong_FromLong(16);
     if (digest_name == NULL || source_name == NULL || encoder_name == NULL || preset_name == NULL
-        || vmaf_name == NULL || option_kw == NULL || hash_kw == NULL || sixteen == NULL) {
+        || vmaf_name == NULL || src_name == NULL || mos_name == NULL || std_name == NULL || corpus_name == NULL
+        || corpus_source_name == NULL || mos_native_name == NULL || mos_scale_name == NULL || option_kw == NULL
+        || hash_kw == NULL || sixteen == NULL) {
         return NULL;
     }
     return PyModule_Create(&bytescan_module);

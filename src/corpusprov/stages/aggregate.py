@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import os
 from array import array
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import accumulate, compress, islice
 from pathlib import Path
@@ -29,18 +29,27 @@ from corpusprov.io.jsonl import Block, LineError
 from corpusprov.io.outputs import StagedFile
 from corpusprov.params.stages import AggregateParams
 from corpusprov.stages.core import InputOutcome, StageInputs
-from corpusprov.stages.mosrow import AggregateJudge
+from corpusprov.stages.mosrow import AggregateJudge, native_aggregate_context
 from corpusprov.stages.resolver import Resolver
 from corpusprov.stages.rowpolicy import (
     INVALID_ROW_REASONS,
     BlockResult,
+    Prepass,
     Verdict,
     judge_block,
 )
 from corpusprov.stages.summary import AggregateSummary
 from corpusprov.stages.workers import BlockFunction, ProgressCallback, WorkerPool
 
-__all__ = ["AGGREGATE_ACCOUNTING", "AGGREGATE_COUNTERS", "NATIVE_GATHER", "AggregateOutcome", "aggregate", "gather_py"]
+__all__ = [
+    "AGGREGATE_ACCOUNTING",
+    "AGGREGATE_COUNTERS",
+    "NATIVE_AGGREGATE_ROWS",
+    "NATIVE_GATHER",
+    "AggregateOutcome",
+    "aggregate",
+    "gather_py",
+]
 
 AGGREGATE_COUNTERS: Final = (
     "rows_in",
@@ -185,18 +194,34 @@ except ImportError:  # pragma: no cover - an install without a C compiler
     _gather = gather_py
     NATIVE_GATHER: Final = False  # type: ignore[misc]
 
+_aggregate_rows: Callable[[list[bytes], tuple[object, ...], str | None], tuple[list[Any], int]] | None
+try:
+    from corpusprov._bytescan import aggregate_rows as _aggregate_rows
+
+    #: True when a block's usable rows take the native fast path (``_bytescan.aggregate_rows``).
+    NATIVE_AGGREGATE_ROWS: Final = True
+except ImportError:  # pragma: no cover - an install without a C compiler
+    _aggregate_rows = None
+    NATIVE_AGGREGATE_ROWS: Final = False  # type: ignore[misc]
+
 #: About this much of the output is read from the spill at a time.
 _READ_BATCH_BYTES: Final = 1 << 20
 
 
-def aggregate_block_function(params: AggregateParams, overrides: dict[str, str]) -> BlockFunction:
+def aggregate_block_function(
+    params: AggregateParams, overrides: dict[str, str], *, native: bool = True
+) -> BlockFunction:
     """The per-block work (runs in worker processes): parse, judge, build the output lines.
 
     A usable row's result is an :data:`~corpusprov.stages.resolver.OFFERED_ROW` tuple; its
     output line travels in the block's joined lines, so the main process spills a block in
     one write. ``numbers_from_strings`` is counted here. See
-    :func:`~corpusprov.stages.rowpolicy.judge_block`.
+    :func:`~corpusprov.stages.rowpolicy.judge_block`. ``native``: with the unified row, usable
+    rows take ``_bytescan.aggregate_rows`` where the install built it (the same output,
+    property-tested; ``False`` runs the Python path alone).
     """
+    rows_native = _aggregate_rows if native and NATIVE_AGGREGATE_ROWS and params.output_row == "unified" else None
+    context = native_aggregate_context(params) if rows_native is not None else ()
     judge = AggregateJudge(params)
     options = params.jsonl
     policy = params.non_finite
@@ -229,8 +254,15 @@ def aggregate_block_function(params: AggregateParams, overrides: dict[str, str])
         def judge_line(line_no: int, row: Any, special: bool, error: LineError | None) -> Verdict:
             return judge.judge(line_no, row, special, error, block.display, override)
 
+        prepass: Prepass | None = None
+        if rows_native is not None:
+            native_rows = rows_native
+
+            def prepass(lines: list[bytes]) -> tuple[list[tuple[bytes, tuple[object, ...]] | None], int]:
+                return native_rows(lines, context, override)
+
         from_strings[0] = 0
-        result = judge_block(block, options, policy, judge_line, make_row)
+        result = judge_block(block, options, policy, judge_line, make_row, prepass=prepass)
         result.tallies["numbers_from_strings"] = from_strings[0]
         return result
 

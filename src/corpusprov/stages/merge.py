@@ -8,22 +8,22 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-import orjson
-
-from corpusprov.io.canonical import CANONICAL_OPTIONS, MARK_BYTES, NON_FINITE_MARK, canonical_line
+from corpusprov.io.canonical import canonical_line
 from corpusprov.io.inputs import InputFile
 from corpusprov.io.jsonl import Block, LineError
 from corpusprov.io.outputs import StagedFile
 from corpusprov.params.stages import MergeParams
 from corpusprov.stages.core import ROW_DIGEST, InputOutcome, StageInputs
-from corpusprov.stages.keys import KEY_PERSON, DigestSet, DigestTable, NonFiniteKeyError, key_digest
+from corpusprov.stages.keys import DigestSet, DigestTable, NonFiniteKeyError, key_digest
 from corpusprov.stages.rowpolicy import (
     INVALID_ROW_REASONS,
     BlockResult,
+    Prepass,
     Verdict,
     apply_non_finite,
     check_line,
     judge_block,
+    native_context,
 )
 from corpusprov.stages.summary import MergeSummary, preset_text
 from corpusprov.stages.workers import BlockFunction, ProgressCallback, WorkerPool
@@ -35,7 +35,6 @@ __all__ = [
     "MergeJudge",
     "MergeOutcome",
     "MergeRow",
-    "Prepass",
     "merge",
     "native_prepass",
     "source_digest",
@@ -147,10 +146,6 @@ except ImportError:  # pragma: no cover - an install without a C compiler
     NATIVE_MERGE_ROWS: Final = False  # type: ignore[misc]
 
 
-#: ``(lines of a block) -> ([(line, result) or None per line], non-finite values kept)``.
-Prepass = Callable[[list[bytes]], tuple[list[tuple[bytes, tuple[object, ...]] | None], int]]
-
-
 def native_prepass(params: MergeParams) -> Prepass | None:
     """The native fast path of a block's merge rows (``_bytescan.merge_rows``), or ``None``
     where the install has no C extension.
@@ -162,22 +157,7 @@ def native_prepass(params: MergeParams) -> Prepass | None:
     """
     if not NATIVE_MERGE_ROWS:
         return None
-    options = params.jsonl
-    context = (
-        orjson.loads,
-        orjson.dumps,
-        CANONICAL_OPTIONS,
-        hashlib.blake2b,
-        KEY_PERSON,
-        _SOURCE_PERSON,
-        tuple(sorted(params.required_keys)),
-        tuple(params.dedup_key),
-        options.crlf == "accept",
-        options.max_line_bytes,
-        MARK_BYTES,
-        NON_FINITE_MARK,
-        params.non_finite == "keep",
-    )
+    context = (*native_context(params, params.dedup_key), _SOURCE_PERSON)
     merge_rows = _merge_rows
 
     def prepass(lines: list[bytes]) -> tuple[list[tuple[bytes, tuple[object, ...]] | None], int]:

@@ -17,9 +17,9 @@ from corpusprov.params.defaults import UNIFIED_FIELDS
 from corpusprov.params.scales import ScaleEntry
 from corpusprov.params.stages import AggregateParams
 from corpusprov.stages.keys import NonFiniteKeyError, key_digest
-from corpusprov.stages.rowpolicy import Verdict, apply_non_finite, check_line
+from corpusprov.stages.rowpolicy import Verdict, apply_non_finite, check_line, native_context
 
-__all__ = ["UNKNOWN_STD", "AggregateJudge", "sort_text"]
+__all__ = ["UNKNOWN_STD", "AggregateJudge", "native_aggregate_context", "sort_text"]
 
 _FALLBACK_FIELDS: Final = ("\x00fallback", "src", "corpus_source")
 UNKNOWN_STD: Final = math.inf
@@ -248,3 +248,34 @@ def sort_text(value: Any) -> bytes:
     if isinstance(value, str):
         return value.encode("utf-8", "surrogatepass")
     return canonical_line(value).rstrip(b"\n")
+
+
+#: The field kinds as ``_bytescan.aggregate_rows`` numbers them.
+_KIND_CODES: Final = {str: 0, int: 1, float: 2}
+
+
+def native_aggregate_context(params: AggregateParams) -> tuple[object, ...]:
+    """``_bytescan.aggregate_rows``'s context: the shared part (:func:`native_context`), then
+    per label ``(native_min, native_max, slope, intercept, span, scale label)``, the range
+    slack, whether std-devs compare on the unified axis, the copied fields ``(name, kind
+    code, default)`` and the unified row's names."""
+    scales = {
+        label: (
+            float(scale.native_min),
+            float(scale.native_max),
+            scale.slope,
+            scale.intercept,
+            float(scale.span()),
+            scale.label,
+        )
+        for label, scale in params.scales.items()
+    }
+    copied = tuple((name, _KIND_CODES[kind], default) for name, kind, default in _COPIED)
+    return (
+        *native_context(params, params.dedup_key),
+        scales,
+        float(params.range_slack),
+        params.std_dev_units == "unified",
+        copied,
+        _UNIFIED_NAMES,
+    )

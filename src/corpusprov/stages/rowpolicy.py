@@ -2,23 +2,37 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from array import array
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Final, NamedTuple
 
+import orjson
+
 from corpusprov.errors import DataError
-from corpusprov.io.canonical import canonical_line, find_special_values, replace_non_finite
+from corpusprov.io.canonical import (
+    CANONICAL_OPTIONS,
+    MARK_BYTES,
+    NON_FINITE_MARK,
+    canonical_line,
+    find_special_values,
+    replace_non_finite,
+)
 from corpusprov.io.jsonl import Block, JsonlOptions, LineError, is_blank, parse_line
 from corpusprov.params.policies import InvalidRow, NonFinite
+from corpusprov.params.stages import RowPolicyParams
+from corpusprov.stages.keys import KEY_PERSON
 
 __all__ = [
     "INVALID_ROW_REASONS",
     "BlockResult",
+    "Prepass",
     "Verdict",
     "apply_non_finite",
     "check_line",
     "judge_block",
+    "native_context",
     "non_finite_count",
     "non_finite_count_py",
     "non_finite_tally",
@@ -197,6 +211,33 @@ class BlockResult(NamedTuple):
         return lengths
 
 
+#: A stage's native fast path for a block: ``(raw lines) -> ([(output line, row tuple) or None
+#: per line], non-finite values those rows kept)``; see :func:`judge_block`.
+Prepass = Callable[[list[bytes]], tuple[list[tuple[bytes, tuple[object, ...]] | None], int]]
+
+
+def native_context(params: RowPolicyParams, key_fields: Sequence[str]) -> tuple[object, ...]:
+    """What both native block functions (``_bytescan.merge_rows``, ``aggregate_rows``) are told
+    first: orjson's loads and dumps and the canonical options, the key digest's hash and
+    personalisation, the required keys, the key fields, the reader's CRLF and line-length
+    options, the non-finite marker, and whether non-finite values are kept as they are."""
+    options = params.jsonl
+    return (
+        orjson.loads,
+        orjson.dumps,
+        CANONICAL_OPTIONS,
+        hashlib.blake2b,
+        KEY_PERSON,
+        tuple(sorted(params.required_keys)),
+        tuple(key_fields),
+        options.crlf == "accept",
+        options.max_line_bytes,
+        MARK_BYTES,
+        NON_FINITE_MARK,
+        params.non_finite == "keep",
+    )
+
+
 def judge_block(
     block: Block,
     options: JsonlOptions,
@@ -205,7 +246,7 @@ def judge_block(
     make_row: Callable[[Verdict], tuple[bytes, tuple[Any, ...]]],
     *,
     write: bool = False,
-    prepass: Callable[[list[bytes]], tuple[list[tuple[bytes, tuple[object, ...]] | None], int]] | None = None,
+    prepass: Prepass | None = None,
 ) -> BlockResult:
     """The per-block work both stages share: parse, judge, count, and one result per usable row.
 
