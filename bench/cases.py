@@ -60,7 +60,7 @@ class CaseResult:
     slow_path_sampled: int = 0
     """How many lines that fraction was measured over."""
     native_path_share: float | None = None
-    """Fraction of the same lines merge's native fast path answers for (``None``: not merge)."""
+    """Fraction of the same lines the stage's native fast path answers for (``None``: not probed)."""
 
     @property
     def unique_keys(self) -> int:

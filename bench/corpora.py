@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import corpusprov.sample
 import realshape
@@ -264,17 +265,25 @@ def slow_path_share(corpus: Corpus, sample_lines: int = 60_000) -> tuple[float |
 
 
 def native_path_share(corpus: Corpus, params: Path, sample_lines: int = 60_000) -> float | None:
-    """Fraction of an encode corpus's lines merge's native fast path answers for (``None``: not merge,
-    or a corpusprov build without it), over the same sample as :func:`slow_path_share`."""
-    if not corpus.kind.startswith("encode"):
-        return None
+    """Fraction of a corpus's lines its stage's native fast path answers for, over the same sample
+    as :func:`slow_path_share` (``None`` for a corpusprov build without it)."""
     try:
         from corpusprov.params.load import load_params
+        from corpusprov.params.scales import aggregate_params
         from corpusprov.params.stages import merge_params
         from corpusprov.stages.merge import native_prepass
+        from corpusprov.stages.mosrow import native_aggregate_context
     except ImportError:
         return None
-    prepass = native_prepass(merge_params(load_params(params, params.name, required=True)))
+    loaded = load_params(params, params.name, required=True)
+    prepass: Any
+    if corpus.kind.startswith("encode"):
+        prepass = native_prepass(merge_params(loaded))
+    else:
+        from corpusprov._bytescan import aggregate_rows
+
+        context = native_aggregate_context(aggregate_params(loaded))
+        prepass = lambda lines: aggregate_rows(lines, context, None)  # noqa: E731
     if prepass is None:
         return 0.0
     per_shard = max(1, sample_lines // max(1, len(corpus.files)))
