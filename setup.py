@@ -1,10 +1,11 @@
 """The native modules: the main process's dedup tables (src/corpusprov/_digests.c), the
-parser's byte checks (src/corpusprov/_bytescan.c) and aggregate's sorted spill read
-(src/corpusprov/_spillread.c).
+parser's byte checks and both stages' per-block fast paths (src/corpusprov/_bytescan.c),
+aggregate's sorted spill read (src/corpusprov/_spillread.c) and its per-corpus statistics
+(src/corpusprov/_aggregate.c).
 
 Optional: without a C compiler the install goes on and corpusprov.stages.keys,
-corpusprov.io.rowparse and corpusprov.stages.aggregate use their pure-Python twins, which
-give the same answers (slower).
+corpusprov.io.rowparse, corpusprov.stages.aggregate, merge and summary use their pure-Python
+twins (or their Python paths), which give the same answers (slower).
 """
 
 from setuptools import Extension, setup
@@ -31,6 +32,12 @@ setup(
         Extension(
             "corpusprov._spillread",
             ["src/corpusprov/_spillread.c"],
+            optional=True,
+            extra_compile_args=_FLAGS,
+        ),
+        Extension(
+            "corpusprov._aggregate",
+            ["src/corpusprov/_aggregate.c"],
             optional=True,
             extra_compile_args=_FLAGS,
         ),

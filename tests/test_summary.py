@@ -6,11 +6,13 @@ import bisect
 import math
 from array import array
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from corpusprov.stages.resolver import Resolver
-from corpusprov.stages.summary import UNIFIED_EDGES, AggregateSummary
+from corpusprov.stages.summary import NATIVE_GROUP_STATS, UNIFIED_EDGES, AggregateSummary, group_stats_py
+from tests.conftest import HAVE_C_COMPILER
 
 RANGES = {"a": (1.0, 5.0), "b": (0.0, 100.0), "c": (0.0, 10.0)}
 
@@ -95,3 +97,66 @@ def test_offer_block_matches_offer(rows: list[tuple[bytes, str, float]], block: 
     assert same == sum(o.outcome == "same_corpus" for o in outcomes)
     assert lost == sum(o.outcome == "lost" for o in outcomes)
     assert displaced == [o.rival for o in outcomes if o.outcome == "won"]
+
+
+def test_the_native_group_stats_were_built() -> None:
+    """`pip install` builds corpusprov._aggregate wherever there is a C compiler (CI has one)."""
+    if not HAVE_C_COMPILER:
+        pytest.skip("no C compiler here: the pure-Python statistics are in use")
+    assert NATIVE_GROUP_STATS
+
+
+grouped = st.lists(
+    st.tuples(
+        st.sampled_from([0, 1, 2]),
+        st.floats(allow_nan=True, allow_infinity=True) | scores | st.sampled_from([-0.0, 1e308, -1e308]),
+    ),
+    max_size=80,
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    grouped,
+    st.sampled_from([0, 1, 2, 7]),
+    st.tuples(st.integers(0, 10), st.floats(-50, 50), st.floats(0, 1e4)),
+    st.sampled_from([UNIFIED_EDGES, (1.0, 2.0, 5.0), (0.0,), (-1.0, 0.0, 0.0, 3.5)]),
+)
+def test_native_group_stats_agree_with_the_python_twin(
+    rows: list[tuple[int, float]], group: int, state: tuple[int, float, float], edges: tuple[float, ...]
+) -> None:
+    if not NATIVE_GROUP_STATS:
+        pytest.skip("the native statistics are not built here")
+    from corpusprov._aggregate import group_stats
+
+    values = array("d", [value for _, value in rows])
+    groups = array("i", [held for held, _ in rows])
+    expected = group_stats_py(values, groups, group, *state, edges)
+    got = group_stats(values, groups, group, *state, edges)
+    # repr: NaN is equal to itself here, and -0.0 is told from 0.0.
+    assert repr(got) == repr(expected)
+
+
+@settings(max_examples=200, deadline=None)
+@given(written)
+def test_add_group_is_add_many_of_the_group(rows: list[tuple[str, float, float]]) -> None:
+    """The stage hands the summary every winner with a corpus id; the result is add_many's per corpus."""
+    by_id = {corpus: index for index, corpus in enumerate(sorted(RANGES))}
+    grouped_summary = AggregateSummary(RANGES)
+    unified = array("d", [u for _, u, _ in rows])
+    native = array("d", [n for _, _, n in rows])
+    groups = array("i", [by_id[corpus] for corpus, _, _ in rows])
+    counts = {}
+    for corpus in dict.fromkeys(corpus for corpus, _, _ in rows):
+        counts[corpus] = grouped_summary.add_group(corpus, unified, native, groups, by_id[corpus])
+    expected = one_at_a_time(rows)
+    assert counts == {corpus: entry[0] for corpus, entry in expected.items()}
+    assert list(grouped_summary.unified) == list(expected)
+    for corpus, (count, mean, m2, native_mean, native_m2, unified_bins, native_bins) in expected.items():
+        assert grouped_summary.unified[corpus].count == count
+        assert grouped_summary.unified[corpus].mean == mean
+        assert grouped_summary.unified[corpus].std == (math.sqrt(m2 / count) if count > 1 else 0.0)  # type: ignore[operator]
+        assert grouped_summary.native[corpus].mean == native_mean
+        assert grouped_summary.native[corpus].std == (math.sqrt(native_m2 / count) if count > 1 else 0.0)  # type: ignore[operator]
+        assert grouped_summary.unified_bins[corpus] == unified_bins
+        assert grouped_summary.native_bins[corpus] == native_bins

@@ -337,10 +337,9 @@ def _write_sorted(
         with contextlib.suppress(ValueError):
             first_slots.append((corpus_of.index(corpus_id), corpus_id, label))
     for _, corpus_id, label in sorted(first_slots):
-        mine = [held == corpus_id for held in corpus_of]
-        unified = array("d", compress(resolver.winner_unified, mine))
-        summary.add_many(label, unified, array("d", compress(resolver.winner_native, mine)))
-        rows_by_corpus[label] = len(unified)
+        rows_by_corpus[label] = summary.add_group(
+            label, resolver.winner_unified, resolver.winner_native, corpus_of, corpus_id
+        )
     resolver.winner_sort.clear()
     entries.sort()
     for lines, count in spill.lines_in_order(offsets, lengths, entries):

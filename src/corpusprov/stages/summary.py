@@ -4,17 +4,28 @@ from __future__ import annotations
 
 import bisect
 import math
+from array import array
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
+from itertools import compress
 from pathlib import Path
 from typing import Any, Final
 
 from corpusprov.record.manifest import InputRecord
 from corpusprov.record.upstream import chain_figures
 
-__all__ = ["METRICS_GROUP", "AggregateSummary", "MergeSummary", "Running", "preset_text", "stage_metrics"]
+__all__ = [
+    "METRICS_GROUP",
+    "NATIVE_GROUP_STATS",
+    "AggregateSummary",
+    "MergeSummary",
+    "Running",
+    "group_stats_py",
+    "preset_text",
+    "stage_metrics",
+]
 
 #: Unified MOS histogram: 5-point bins over 0-100, plus the (unclipped) slack either side.
 UNIFIED_EDGES = tuple(float(edge) for edge in range(0, 101, 5))
@@ -149,6 +160,30 @@ def _preset_order(preset: str) -> float:
         return 1000.0 + (_SPEED.index(preset) if preset in _SPEED else len(_SPEED))
 
 
+def group_stats_py(
+    values: array[float], groups: array[int], group: int, count: int, mean: float, m2: float, edges: Sequence[float]
+) -> tuple[int, int, float, float, list[int]]:
+    """``values`` whose entry in ``groups`` is ``group``, in order, fed to a :class:`Running` state
+    ``(count, mean, m2)`` and counted into bins over ``edges`` (see :func:`_count_bins`):
+    ``(values selected, count, mean, m2, bins)``. The native twin is ``_aggregate.group_stats``."""
+    chosen = array("d", compress(values, [held == group for held in groups]))
+    running = Running(count, mean, m2)
+    running.add_many(chosen)
+    bins = [0] * (len(edges) + 1)
+    _count_bins(bins, chosen, tuple(edges))
+    return len(chosen), running.count, running.mean, running._m2, bins
+
+
+try:
+    from corpusprov._aggregate import group_stats as _group_stats
+
+    #: True when the per-corpus statistics run natively (``_aggregate.group_stats``).
+    NATIVE_GROUP_STATS: Final = True
+except ImportError:  # pragma: no cover - an install without a C compiler
+    _group_stats = group_stats_py
+    NATIVE_GROUP_STATS: Final = False  # type: ignore[misc]
+
+
 @dataclass
 class AggregateSummary:
     """Unified and native MOS per corpus, of the rows written."""
@@ -160,8 +195,7 @@ class AggregateSummary:
     native_bins: dict[str, list[int]] = field(default_factory=dict)
     _state: dict[str, tuple[Any, ...]] = field(default_factory=dict)
 
-    def add_many(self, corpus: str, unified: Sequence[float], native: Sequence[float]) -> None:
-        """Count written rows of one corpus, in the order written to the stats (slot order)."""
+    def _corpus_state(self, corpus: str) -> tuple[Any, ...]:
         state = self._state.get(corpus)
         if state is None:
             edges = self._native_edges(corpus)
@@ -172,11 +206,33 @@ class AggregateSummary:
                 self.native_bins.setdefault(corpus, [0] * (len(edges) + 1)),
                 edges,
             )
-        unified_stats, native_stats, unified_bins, native_bins, edges = state
+        return state
+
+    def add_many(self, corpus: str, unified: Sequence[float], native: Sequence[float]) -> None:
+        """Count written rows of one corpus, in the order written to the stats (slot order)."""
+        unified_stats, native_stats, unified_bins, native_bins, edges = self._corpus_state(corpus)
         unified_stats.add_many(unified)
         native_stats.add_many(native)
         _count_bins(unified_bins, unified, UNIFIED_EDGES)
         _count_bins(native_bins, native, edges)
+
+    def add_group(
+        self, corpus: str, unified: array[float], native: array[float], groups: array[int], group: int
+    ) -> int:
+        """:meth:`add_many` of the scores whose entry in ``groups`` is ``group`` (in order, the
+        same arithmetic, in one native pass where built); returns how many there were."""
+        unified_stats, native_stats, unified_bins, native_bins, edges = self._corpus_state(corpus)
+        rows = 0
+        for stats, values, bins, bounds in (
+            (unified_stats, unified, unified_bins, UNIFIED_EDGES),
+            (native_stats, native, native_bins, edges),
+        ):
+            rows, stats.count, stats.mean, stats._m2, counted = _group_stats(
+                values, groups, group, stats.count, stats.mean, stats._m2, bounds
+            )
+            for index, number in enumerate(counted):
+                bins[index] += number
+        return rows
 
     def _native_edges(self, corpus: str) -> tuple[float, ...]:
         low, high = self.native_ranges[corpus]

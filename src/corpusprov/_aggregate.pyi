@@ -1,0 +1,8 @@
+"""Types of the aggregate's native per-corpus statistics (src/corpusprov/_aggregate.c); see stages.summary."""
+
+from array import array
+from collections.abc import Sequence
+
+def group_stats(
+    values: array[float], groups: array[int], group: int, count: int, mean: float, m2: float, edges: Sequence[float], /
+) -> tuple[int, int, float, float, list[int]]: ...
