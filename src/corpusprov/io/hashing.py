@@ -57,7 +57,7 @@ class ThreadedHasher:
 
     def __init__(self) -> None:
         self._hasher = FileHasher()
-        self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=2)
+        self._queue: queue.Queue[bytes | bytearray | None] = queue.Queue(maxsize=2)
         self._thread = threading.Thread(target=self._run, name="corpusprov-hash", daemon=True)
         self._thread.start()
         self._closed = False
@@ -73,6 +73,11 @@ class ThreadedHasher:
         """Queue the next bytes (never empty)."""
         if data:
             self._queue.put(bytes(data))
+
+    def update_owned(self, data: bytearray) -> None:
+        """Queue ``data`` itself, which the caller hands over: it must never change it again."""
+        if data:
+            self._queue.put(data)
 
     def digest(self) -> Digest:
         """Wait for the queue to drain and return the digest."""

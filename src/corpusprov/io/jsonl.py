@@ -148,16 +148,20 @@ class JsonlReader:
                             )
                         self.stats.bom = True
                         chunk = chunk[len(_UTF8_BOM) :]
-                data = carry + chunk if carry else chunk
-                lines = data.split(b"\n")
+                # (carry + chunk).split(), without copying the chunk: only the line that
+                # straddles two reads is joined.
+                lines = chunk.split(b"\n")
+                size = len(chunk) + len(carry)
+                if carry:
+                    lines[0] = carry + lines[0]
                 carry = lines.pop()
                 if len(carry) > options.max_line_bytes:
                     raise self._too_long(line_no + len(lines) + 1)
-                if options.crlf == "accept" and b"\r" in data:
+                if options.crlf == "accept" and (b"\r" in chunk or (lines and lines[0].endswith(b"\r"))):
                     self.stats.crlf_lines += sum(1 for line in lines if line.endswith(b"\r"))
                 # Blocks of about BLOCK_BYTES, whatever the row width, so the rows in
                 # flight between worker processes take the same memory for wide rows.
-                step = max(1, min(max_lines, BLOCK_BYTES * len(lines) // max(1, len(data) - len(carry))))
+                step = max(1, min(max_lines, BLOCK_BYTES * len(lines) // max(1, size - len(carry))))
                 for start in range(0, len(lines), step):
                     part = lines[start : start + step]
                     yield Block(self.display, line_no + 1, part, False)

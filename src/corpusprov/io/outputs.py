@@ -94,9 +94,10 @@ class StagedFile:
     def _flush(self) -> None:
         if not self._buffer:
             return
-        block = bytes(self._buffer)
-        self._buffer.clear()
-        self._hasher.update(block)
+        # The buffer itself goes to the hasher (no copy): this file never touches it again.
+        block = self._buffer
+        self._buffer = bytearray()
+        self._hasher.update_owned(block)
         try:
             self._require_handle().write(block)
         except OSError as exc:
