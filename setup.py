@@ -1,7 +1,7 @@
 """The native modules: the main process's dedup tables (src/corpusprov/_digests.c), the
 parser's byte checks and both stages' per-block fast paths (src/corpusprov/_bytescan.c),
-aggregate's sorted spill read (src/corpusprov/_spillread.c) and its per-corpus statistics
-(src/corpusprov/_aggregate.c).
+aggregate's sorted spill read (src/corpusprov/_spillread.c) and its resolver step and
+per-corpus statistics (src/corpusprov/_aggregate.c).
 
 Optional: without a C compiler the install goes on and corpusprov.stages.keys,
 corpusprov.io.rowparse, corpusprov.stages.aggregate, merge and summary use their pure-Python

@@ -5,12 +5,13 @@ from __future__ import annotations
 import bisect
 import math
 from array import array
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from corpusprov.stages.resolver import Resolver
+from corpusprov.stages.resolver import NATIVE_OFFER_BLOCK, Resolver
 from corpusprov.stages.summary import NATIVE_GROUP_STATS, UNIFIED_EDGES, AggregateSummary, group_stats_py
 from tests.conftest import HAVE_C_COMPILER
 
@@ -160,3 +161,43 @@ def test_add_group_is_add_many_of_the_group(rows: list[tuple[str, float, float]]
         assert grouped_summary.native[corpus].std == (math.sqrt(native_m2 / count) if count > 1 else 0.0)  # type: ignore[operator]
         assert grouped_summary.unified_bins[corpus] == unified_bins
         assert grouped_summary.native_bins[corpus] == native_bins
+
+
+wide_offers = st.lists(
+    st.tuples(
+        st.sampled_from([b"k1" * 8, b"k2" * 8, b"k3" * 8, b"k4" * 8]),
+        st.sampled_from(["a", "b", "c", "東京"]),
+        st.sampled_from([0.1, 0.5, 0.5, math.inf, 0.0, -1.0, math.nan]),
+        st.binary(max_size=6),
+        st.floats(allow_nan=False),
+        st.floats(allow_nan=False),
+        st.booleans(),
+    ),
+    max_size=40,
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(wide_offers, st.lists(st.integers(min_value=1, max_value=9), min_size=1, max_size=10))
+def test_native_offer_block_agrees_with_the_python_rule(rows: list[tuple[Any, ...]], cuts: list[int]) -> None:
+    """Block for block, the native step decides and stores what the Python rule does."""
+    if not NATIVE_OFFER_BLOCK:
+        pytest.skip("the native resolver step is not built here")
+    native, python = Resolver(), Resolver()
+    start = 0
+    sizes = iter(cuts * (len(rows) + 1))
+    while start < len(rows):
+        block = rows[start : start + next(sizes)]
+        assert native.offer_block(block, start) == python.offer_block_py(block, start)
+        start += len(block)
+    for name in ("winner", "winner_corpus", "winner_dropped", "winner_sort", "corpus_ids", "index"):
+        assert getattr(native, name) == getattr(python, name), name
+    for name in ("winner_std", "winner_unified", "winner_native"):
+        assert repr(getattr(native, name)) == repr(getattr(python, name)), name
+
+
+def test_the_native_resolver_step_was_built() -> None:
+    """`pip install` builds corpusprov._aggregate wherever there is a C compiler (CI has one)."""
+    if not HAVE_C_COMPILER:
+        pytest.skip("no C compiler here: the Python rule is in use")
+    assert NATIVE_OFFER_BLOCK

@@ -1,5 +1,6 @@
-/* The aggregate's per-corpus statistics of the rows written (corpusprov.stages.summary), native
- * twin of its group_stats_py.
+/* The aggregate's resolver step and its per-corpus statistics, native twins of
+ * corpusprov.stages.resolver's Resolver.offer_block_py (see offer_block below) and of
+ * corpusprov.stages.summary's group_stats_py.
  *
  * After the read, the winners' unified and native scores lie in slot order with a corpus id
  * each; the summary wants, per corpus, Welford's running count, mean and M2 over its scores in
@@ -138,9 +139,211 @@ free:
     return result;
 }
 
+/* ---- offer_block: the resolver's rule over a block of offered rows ----
+ *
+ * resolver.Resolver.offer_block_py, natively: the same state (the key index dict, the
+ * corpus-id dict, the winner arrays and the sort-key list), changed the same way, row by row
+ * in input order. First the rows are checked, then each new key gets its slot (in the order of
+ * first occurrence, as the Python appends give them), the arrays grow once, and the rows are
+ * decided in order.
+ *
+ *   offer_block(index, corpus_ids, winner, std, corpus, unified, native, dropped, sort, rows,
+ *               ordinal) -> (same_corpus, lost, displaced)
+ */
+
+typedef struct {
+    PyObject *owner;
+    Py_buffer view;
+    int held;
+} ArrayView;
+
+static int
+grow_array(PyObject *array, Py_ssize_t items, Py_ssize_t itemsize)
+{
+    if (items == 0) {
+        return 0;
+    }
+    PyObject *zeros = PyBytes_FromStringAndSize(NULL, items * itemsize);
+    if (zeros == NULL) {
+        return -1;
+    }
+    memset(PyBytes_AS_STRING(zeros), 0, (size_t)(items * itemsize));
+    PyObject *done = PyObject_CallMethod(array, "frombytes", "O", zeros);
+    Py_DECREF(zeros);
+    if (done == NULL) {
+        return -1;
+    }
+    Py_DECREF(done);
+    return 0;
+}
+
+static PyObject *
+offer_block(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 11) {
+        PyErr_SetString(PyExc_TypeError,
+                        "offer_block(index, corpus_ids, winner, std, corpus, unified, native, dropped, sort, rows, ordinal)");
+        return NULL;
+    }
+    PyObject *index = args[0], *corpus_ids = args[1], *sort = args[8], *rows = args[9];
+    long long ordinal = PyLong_AsLongLong(args[10]);
+    if (ordinal == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    if (!PyDict_CheckExact(index) || !PyDict_CheckExact(corpus_ids) || !PyList_CheckExact(sort)
+        || !PyList_CheckExact(rows)) {
+        PyErr_SetString(PyExc_TypeError, "index and corpus_ids must be dicts, sort and rows lists");
+        return NULL;
+    }
+    static const char *formats[6] = {"q", "d", "i", "d", "d", "b"};
+    static const Py_ssize_t sizes[6] = {8, 8, 4, 8, 8, 1};
+    Py_ssize_t count = PyList_GET_SIZE(rows);
+    /* The rows first: a bad one changes nothing. */
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *row = PyList_GET_ITEM(rows, i);
+        if (!PyTuple_Check(row) || PyTuple_GET_SIZE(row) != 7 || !PyBytes_Check(PyTuple_GET_ITEM(row, 0))
+            || !PyUnicode_Check(PyTuple_GET_ITEM(row, 1)) || !PyFloat_Check(PyTuple_GET_ITEM(row, 2))
+            || !PyFloat_Check(PyTuple_GET_ITEM(row, 4)) || !PyFloat_Check(PyTuple_GET_ITEM(row, 5))) {
+            PyErr_SetString(PyExc_TypeError, "rows: (digest, label, std, sort_key, unified, native, dropped) tuples");
+            return NULL;
+        }
+    }
+    ArrayView arrays[6];
+    for (int k = 0; k < 6; k++) {
+        arrays[k].owner = args[2 + k];
+        arrays[k].held = 0;
+    }
+    Py_ssize_t old_size = PyList_GET_SIZE(sort);
+    Py_ssize_t *slots = PyMem_Malloc(sizeof(Py_ssize_t) * (size_t)(count ? count : 1));
+    char *created = PyMem_Malloc((size_t)(count ? count : 1));
+    PyObject *displaced = PyList_New(0);
+    PyObject *result = NULL;
+    if (slots == NULL || created == NULL || displaced == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    /* Slots: an existing key's, or the next new one's (index.setdefault in row order). */
+    Py_ssize_t fresh = 0;
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *candidate = PyLong_FromSsize_t(old_size + fresh);
+        if (candidate == NULL) {
+            goto done;
+        }
+        PyObject *held = PyDict_SetDefault(index, PyTuple_GET_ITEM(PyList_GET_ITEM(rows, i), 0), candidate);
+        Py_DECREF(candidate);
+        if (held == NULL) {
+            goto done;
+        }
+        Py_ssize_t slot = PyLong_AsSsize_t(held);
+        if (slot == -1 && PyErr_Occurred()) {
+            goto done;
+        }
+        slots[i] = slot;
+        created[i] = slot == old_size + fresh;
+        fresh += created[i];
+    }
+    for (int k = 0; k < 6; k++) {
+        if (grow_array(arrays[k].owner, fresh, sizes[k]) < 0) {
+            goto done;
+        }
+    }
+    for (Py_ssize_t i = 0; i < fresh; i++) {
+        if (PyList_Append(sort, Py_None) < 0) {
+            goto done;
+        }
+    }
+    for (int k = 0; k < 6; k++) {
+        if (PyObject_GetBuffer(arrays[k].owner, &arrays[k].view, PyBUF_WRITABLE | PyBUF_FORMAT | PyBUF_C_CONTIGUOUS) < 0) {
+            goto done;
+        }
+        arrays[k].held = 1;
+        if (arrays[k].view.itemsize != sizes[k] || arrays[k].view.format == NULL
+            || strcmp(arrays[k].view.format, formats[k]) != 0
+            || arrays[k].view.len / sizes[k] != old_size + fresh) {
+            PyErr_SetString(PyExc_TypeError, "winner arrays: array('q'), ('d'), ('i'), ('d'), ('d'), ('b'), one slot a key");
+            goto done;
+        }
+    }
+    long long *winner = arrays[0].view.buf;
+    double *std_of = arrays[1].view.buf;
+    int *corpus_of = arrays[2].view.buf;
+    double *unified_of = arrays[3].view.buf;
+    double *native_of = arrays[4].view.buf;
+    signed char *dropped_of = arrays[5].view.buf;
+    Py_ssize_t same = 0, lost = 0;
+    for (Py_ssize_t i = 0; i < count; i++, ordinal++) {
+        PyObject *row = PyList_GET_ITEM(rows, i);
+        PyObject *label = PyTuple_GET_ITEM(row, 1);
+        PyObject *known = PyDict_GetItemWithError(corpus_ids, label);
+        long corpus;
+        if (known == NULL) {
+            if (PyErr_Occurred()) {
+                goto done;
+            }
+            corpus = (long)PyDict_GET_SIZE(corpus_ids);
+            PyObject *number = PyLong_FromLong(corpus);
+            if (number == NULL || PyDict_SetItem(corpus_ids, label, number) < 0) {
+                Py_XDECREF(number);
+                goto done;
+            }
+            Py_DECREF(number);
+        } else {
+            corpus = PyLong_AsLong(known);
+        }
+        Py_ssize_t slot = slots[i];
+        double std = PyFloat_AS_DOUBLE(PyTuple_GET_ITEM(row, 2));
+        int replace = created[i];
+        if (!replace) {
+            if (corpus_of[slot] == corpus) {
+                same++;
+                continue;
+            }
+            if (!(std < std_of[slot])) {
+                lost++;
+                continue;
+            }
+            PyObject *rival = PyLong_FromLongLong(winner[slot]);
+            if (rival == NULL || PyList_Append(displaced, rival) < 0) {
+                Py_XDECREF(rival);
+                goto done;
+            }
+            Py_DECREF(rival);
+        }
+        int dropped = PyObject_IsTrue(PyTuple_GET_ITEM(row, 6));
+        if (dropped < 0) {
+            goto done;
+        }
+        winner[slot] = ordinal;
+        std_of[slot] = std;
+        corpus_of[slot] = (int)corpus;
+        unified_of[slot] = PyFloat_AS_DOUBLE(PyTuple_GET_ITEM(row, 4));
+        native_of[slot] = PyFloat_AS_DOUBLE(PyTuple_GET_ITEM(row, 5));
+        dropped_of[slot] = (signed char)dropped;
+        PyObject *key = PyTuple_GET_ITEM(row, 3);
+        Py_INCREF(key);
+        if (PyList_SetItem(sort, slot, key) < 0) {
+            goto done;
+        }
+    }
+    result = Py_BuildValue("(nnO)", same, lost, displaced);
+done:
+    for (int k = 0; k < 6; k++) {
+        if (arrays[k].held) {
+            PyBuffer_Release(&arrays[k].view);
+        }
+    }
+    PyMem_Free(slots);
+    PyMem_Free(created);
+    Py_XDECREF(displaced);
+    return result;
+}
+
 static PyMethodDef aggregate_methods[] = {
     {"group_stats", (PyCFunction)(void (*)(void))group_stats, METH_FASTCALL,
      "group_stats(values, groups, group, count, mean, m2, edges) -> (selected, count, mean, m2, bins)."},
+    {"offer_block", (PyCFunction)(void (*)(void))offer_block, METH_FASTCALL,
+     "offer_block(index, corpus_ids, winner, std, corpus, unified, native, dropped, sort, rows, ordinal)"
+     " -> (same_corpus, lost, displaced)."},
     {NULL, NULL, 0, NULL},
 };
 

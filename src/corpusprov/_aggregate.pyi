@@ -6,3 +6,17 @@ from collections.abc import Sequence
 def group_stats(
     values: array[float], groups: array[int], group: int, count: int, mean: float, m2: float, edges: Sequence[float], /
 ) -> tuple[int, int, float, float, list[int]]: ...
+def offer_block(
+    index: dict[bytes, int],
+    corpus_ids: dict[str, int],
+    winner: array[int],
+    std: array[float],
+    corpus: array[int],
+    unified: array[float],
+    native: array[float],
+    dropped: array[int],
+    sort: list[bytes],
+    rows: list[tuple[object, ...]],
+    ordinal: int,
+    /,
+) -> tuple[int, int, list[int]]: ...

@@ -3,16 +3,27 @@
 from __future__ import annotations
 
 from array import array
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any, Final, NamedTuple
 
 from corpusprov.stages.mosrow import UNKNOWN_STD
 
-__all__ = ["OFFERED_ROW", "BlockOffers", "Offer", "Resolver"]
+__all__ = ["NATIVE_OFFER_BLOCK", "OFFERED_ROW", "BlockOffers", "Offer", "Resolver"]
 
 #: The fields of a row offered to :meth:`Resolver.offer_block`, in order: a plain tuple per
 #: row, as the aggregate workers build it (the digest first, as every stage's rows).
 OFFERED_ROW: Final = ("digest", "label", "std", "sort_key", "unified", "native", "dropped")
+
+
+_offer_block: Callable[..., tuple[int, int, list[int]]] | None
+try:
+    from corpusprov._aggregate import offer_block as _offer_block
+
+    #: True when blocks are offered natively (``_aggregate.offer_block``).
+    NATIVE_OFFER_BLOCK: Final = True
+except ImportError:  # pragma: no cover - an install without a C compiler
+    _offer_block = None
+    NATIVE_OFFER_BLOCK: Final = False  # type: ignore[misc]
 
 
 class Offer(NamedTuple):
@@ -62,7 +73,30 @@ class Resolver:
         self.corpus_ids: dict[str, int] = {}
 
     def offer_block(self, rows: Iterable[tuple[Any, ...]], ordinal: int) -> BlockOffers:
-        """Offer usable rows (:data:`OFFERED_ROW` tuples) numbered from ``ordinal``, in input order."""
+        """Offer usable rows (:data:`OFFERED_ROW` tuples) numbered from ``ordinal``, in input order.
+
+        Natively (``_aggregate.offer_block``) where the install built it, for a list of rows:
+        the same decisions and state as :meth:`offer_block_py`, its reference (property-tested).
+        """
+        if _offer_block is None or type(rows) is not list:
+            return self.offer_block_py(rows, ordinal)
+        same, lost, displaced = _offer_block(
+            self.index,
+            self.corpus_ids,
+            self.winner,
+            self.winner_std,
+            self.winner_corpus,
+            self.winner_unified,
+            self.winner_native,
+            self.winner_dropped,
+            self.winner_sort,
+            rows,
+            ordinal,
+        )
+        return BlockOffers(same, lost, displaced)
+
+    def offer_block_py(self, rows: Iterable[tuple[Any, ...]], ordinal: int) -> BlockOffers:
+        """:meth:`offer_block` in Python: the rule as written, and the native step's reference."""
         index = self.index
         corpus_ids = self.corpus_ids
         winner = self.winner
