@@ -32,12 +32,14 @@ setup(
         Extension(
             "corpusprov._spillread",
             ["src/corpusprov/_spillread.c"],
+            depends=["src/corpusprov/_arrays.h"],
             optional=True,
             extra_compile_args=_FLAGS,
         ),
         Extension(
             "corpusprov._aggregate",
             ["src/corpusprov/_aggregate.c"],
+            depends=["src/corpusprov/_arrays.h"],
             optional=True,
             extra_compile_args=_FLAGS,
         ),

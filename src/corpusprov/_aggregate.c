@@ -20,19 +20,7 @@
 #include <Python.h>
 #include <string.h>
 
-static int
-get_buffer(PyObject *obj, Py_buffer *view, const char *format, Py_ssize_t itemsize, const char *name)
-{
-    if (PyObject_GetBuffer(obj, view, PyBUF_FORMAT | PyBUF_C_CONTIGUOUS) < 0) {
-        return -1;
-    }
-    if (view->itemsize != itemsize || view->format == NULL || strcmp(view->format, format) != 0) {
-        PyErr_Format(PyExc_TypeError, "%s: expected array('%s')", name, format);
-        PyBuffer_Release(view);
-        return -1;
-    }
-    return 0;
-}
+#include "_arrays.h"
 
 /* bisect.bisect_right(edges, value), as Python's loop runs it (NaN goes past the end). */
 static Py_ssize_t
@@ -88,10 +76,10 @@ group_stats(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs
     Py_DECREF(edge_items);
     PyObject *result = NULL;
     Py_buffer values, groups;
-    if (PyErr_Occurred() || get_buffer(args[0], &values, "d", sizeof(double), "values") < 0) {
+    if (PyErr_Occurred() || get_array(args[0], &values, "d", sizeof(double), "values", 0) < 0) {
         goto free;
     }
-    if (get_buffer(args[1], &groups, "i", sizeof(int), "groups") < 0) {
+    if (get_array(args[1], &groups, "i", sizeof(int), "groups", 0) < 0) {
         PyBuffer_Release(&values);
         goto free;
     }
@@ -252,15 +240,14 @@ offer_block(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs
             goto done;
         }
     }
+    static const char *names[6] = {"winner", "std", "corpus", "unified", "native", "dropped"};
     for (int k = 0; k < 6; k++) {
-        if (PyObject_GetBuffer(arrays[k].owner, &arrays[k].view, PyBUF_WRITABLE | PyBUF_FORMAT | PyBUF_C_CONTIGUOUS) < 0) {
+        if (get_array(arrays[k].owner, &arrays[k].view, formats[k], sizes[k], names[k], 1) < 0) {
             goto done;
         }
         arrays[k].held = 1;
-        if (arrays[k].view.itemsize != sizes[k] || arrays[k].view.format == NULL
-            || strcmp(arrays[k].view.format, formats[k]) != 0
-            || arrays[k].view.len / sizes[k] != old_size + fresh) {
-            PyErr_SetString(PyExc_TypeError, "winner arrays: array('q'), ('d'), ('i'), ('d'), ('d'), ('b'), one slot a key");
+        if (arrays[k].view.len / sizes[k] != old_size + fresh) {
+            PyErr_SetString(PyExc_TypeError, "winner arrays: one slot a key, as many as the sort keys");
             goto done;
         }
     }

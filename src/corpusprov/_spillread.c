@@ -23,19 +23,7 @@
 #include <string.h>
 #include <unistd.h>
 
-static int
-get_array(PyObject *obj, Py_buffer *view, const char *format, Py_ssize_t itemsize, const char *name)
-{
-    if (PyObject_GetBuffer(obj, view, PyBUF_FORMAT | PyBUF_C_CONTIGUOUS) < 0) {
-        return -1;
-    }
-    if (view->itemsize != itemsize || view->format == NULL || strcmp(view->format, format) != 0) {
-        PyErr_Format(PyExc_TypeError, "%s: expected array('%s')", name, format);
-        PyBuffer_Release(view);
-        return -1;
-    }
-    return 0;
-}
+#include "_arrays.h"
 
 /* The ordinal a sort entry ends in (8 bytes, big-endian); the caller checked it is bytes of 8+. */
 static uint64_t
@@ -68,10 +56,10 @@ gather(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
     }
     int fd = (int)fd_arg;
     Py_buffer offsets_view, lengths_view;
-    if (get_array(args[1], &offsets_view, "q", 8, "offsets") < 0) {
+    if (get_array(args[1], &offsets_view, "q", 8, "offsets", 0) < 0) {
         return NULL;
     }
-    if (get_array(args[2], &lengths_view, "I", 4, "lengths") < 0) {
+    if (get_array(args[2], &lengths_view, "I", 4, "lengths", 0) < 0) {
         PyBuffer_Release(&offsets_view);
         return NULL;
     }
