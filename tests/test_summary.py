@@ -48,13 +48,19 @@ def one_at_a_time(rows: list[tuple[str, float, float]]) -> dict[str, tuple[objec
 
 @settings(max_examples=300, deadline=None)
 @given(written)
-def test_add_many_matches_one_value_at_a_time(rows: list[tuple[str, float, float]]) -> None:
+def test_add_group_matches_one_value_at_a_time(rows: list[tuple[str, float, float]]) -> None:
+    """The stage hands the summary every winner with a corpus id, a corpus at a time, the
+    corpora in the order of their first row; the figures are Welford's and bisect's, per value."""
+    by_id = {corpus: index for index, corpus in enumerate(sorted(RANGES))}
     summary = AggregateSummary(RANGES)
-    # The stage adds each corpus's rows in one call, the corpora in the order of their first row.
+    unified = array("d", [u for _, u, _ in rows])
+    native = array("d", [n for _, _, n in rows])
+    groups = array("i", [by_id[corpus] for corpus, _, _ in rows])
+    counts = {}
     for corpus in dict.fromkeys(corpus for corpus, _, _ in rows):
-        mine = [(unified, native) for label, unified, native in rows if label == corpus]
-        summary.add_many(corpus, array("d", [u for u, _ in mine]), array("d", [n for _, n in mine]))
+        counts[corpus] = summary.add_group(corpus, unified, native, groups, by_id[corpus])
     expected = one_at_a_time(rows)
+    assert counts == {corpus: entry[0] for corpus, entry in expected.items()}
     assert list(summary.unified) == list(expected)  # the order mos_overall sums in
     for corpus, (count, mean, m2, native_mean, native_m2, unified_bins, native_bins) in expected.items():
         assert summary.unified[corpus].count == count
@@ -136,31 +142,6 @@ def test_native_group_stats_agree_with_the_python_twin(
     got = group_stats(values, groups, group, *state, edges)
     # repr: NaN is equal to itself here, and -0.0 is told from 0.0.
     assert repr(got) == repr(expected)
-
-
-@settings(max_examples=200, deadline=None)
-@given(written)
-def test_add_group_is_add_many_of_the_group(rows: list[tuple[str, float, float]]) -> None:
-    """The stage hands the summary every winner with a corpus id; the result is add_many's per corpus."""
-    by_id = {corpus: index for index, corpus in enumerate(sorted(RANGES))}
-    grouped_summary = AggregateSummary(RANGES)
-    unified = array("d", [u for _, u, _ in rows])
-    native = array("d", [n for _, _, n in rows])
-    groups = array("i", [by_id[corpus] for corpus, _, _ in rows])
-    counts = {}
-    for corpus in dict.fromkeys(corpus for corpus, _, _ in rows):
-        counts[corpus] = grouped_summary.add_group(corpus, unified, native, groups, by_id[corpus])
-    expected = one_at_a_time(rows)
-    assert counts == {corpus: entry[0] for corpus, entry in expected.items()}
-    assert list(grouped_summary.unified) == list(expected)
-    for corpus, (count, mean, m2, native_mean, native_m2, unified_bins, native_bins) in expected.items():
-        assert grouped_summary.unified[corpus].count == count
-        assert grouped_summary.unified[corpus].mean == mean
-        assert grouped_summary.unified[corpus].std == (math.sqrt(m2 / count) if count > 1 else 0.0)  # type: ignore[operator]
-        assert grouped_summary.native[corpus].mean == native_mean
-        assert grouped_summary.native[corpus].std == (math.sqrt(native_m2 / count) if count > 1 else 0.0)  # type: ignore[operator]
-        assert grouped_summary.unified_bins[corpus] == unified_bins
-        assert grouped_summary.native_bins[corpus] == native_bins
 
 
 wide_offers = st.lists(

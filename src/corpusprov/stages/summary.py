@@ -208,19 +208,12 @@ class AggregateSummary:
             )
         return state
 
-    def add_many(self, corpus: str, unified: Sequence[float], native: Sequence[float]) -> None:
-        """Count written rows of one corpus, in the order written to the stats (slot order)."""
-        unified_stats, native_stats, unified_bins, native_bins, edges = self._corpus_state(corpus)
-        unified_stats.add_many(unified)
-        native_stats.add_many(native)
-        _count_bins(unified_bins, unified, UNIFIED_EDGES)
-        _count_bins(native_bins, native, edges)
-
     def add_group(
         self, corpus: str, unified: array[float], native: array[float], groups: array[int], group: int
     ) -> int:
-        """:meth:`add_many` of the scores whose entry in ``groups`` is ``group`` (in order, the
-        same arithmetic, in one native pass where built); returns how many there were."""
+        """Count the written rows of one corpus: the scores whose entry in ``groups`` is ``group``,
+        in slot order (:func:`group_stats_py`'s arithmetic, in one native pass where built);
+        returns how many there were."""
         unified_stats, native_stats, unified_bins, native_bins, edges = self._corpus_state(corpus)
         rows = 0
         for stats, values, bins, bounds in (
