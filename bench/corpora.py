@@ -16,7 +16,6 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import corpusprov.sample
 import realshape
@@ -271,19 +270,18 @@ def native_path_share(corpus: Corpus, params: Path, sample_lines: int = 60_000) 
         from corpusprov.params.load import load_params
         from corpusprov.params.scales import aggregate_params
         from corpusprov.params.stages import merge_params
-        from corpusprov.stages.merge import native_prepass
-        from corpusprov.stages.mosrow import native_aggregate_context
+        from corpusprov.stages.aggregate import native_prepass as aggregate_prepass
+        from corpusprov.stages.merge import native_prepass as merge_prepass
+        from corpusprov.stages.rowpolicy import Prepass
     except ImportError:
         return None
     loaded = load_params(params, params.name, required=True)
-    prepass: Any
+    prepass: Prepass | None
     if corpus.kind.startswith("encode"):
-        prepass = native_prepass(merge_params(loaded))
+        prepass = merge_prepass(merge_params(loaded))
     else:
-        from corpusprov._bytescan import aggregate_rows
-
-        context = native_aggregate_context(aggregate_params(loaded))
-        prepass = lambda lines: aggregate_rows(lines, context, None)  # noqa: E731
+        rows = aggregate_prepass(aggregate_params(loaded))
+        prepass = None if rows is None else lambda lines: rows(lines, None)
     if prepass is None:
         return 0.0
     per_shard = max(1, sample_lines // max(1, len(corpus.files)))

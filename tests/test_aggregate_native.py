@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from corpusprov.io.jsonl import Block, JsonlOptions
 from corpusprov.params.scales import ScaleEntry
 from corpusprov.params.stages import AggregateParams
-from corpusprov.stages.aggregate import NATIVE_AGGREGATE_ROWS, aggregate_block_function
+from corpusprov.stages.aggregate import NATIVE_AGGREGATE_ROWS, aggregate_block_function, native_prepass
 from corpusprov.stages.rowpolicy import BlockResult
 from tests.conftest import HAVE_C_COMPILER
 
@@ -160,10 +160,9 @@ def test_each_line_the_native_path_takes_is_the_python_paths_usable_row(
     raw: bytes, params: AggregateParams, override: str | None
 ) -> None:
     _require_native()
-    from corpusprov._bytescan import aggregate_rows
-    from corpusprov.stages.mosrow import native_aggregate_context
-
-    (taken,), kept = aggregate_rows([raw], native_aggregate_context(params), override)
+    prepass = native_prepass(params)
+    assert prepass is not None
+    (taken,), kept = prepass([raw], override)
     if taken is None:
         assert kept == 0
         return
@@ -206,9 +205,6 @@ def test_edge_rows_come_out_the_same(raw: bytes) -> None:
 def test_real_shaped_rows_take_the_native_path() -> None:
     """Ingested MOS rows (NaN std-devs in a third, escapes) all take it, and give the Python path's block."""
     _require_native()
-    from corpusprov._bytescan import aggregate_rows
-    from corpusprov.stages.mosrow import native_aggregate_context
-
     scales = {
         label: ScaleEntry(label, float(low), float(high), True, f"{low:g}-{high:g}")
         for label, low, high, *_ in realshape.MOS_REAL_CORPORA
@@ -220,7 +216,9 @@ def test_real_shaped_rows_take_the_native_path() -> None:
         realshape.dump_line(row, "\n").encode().rstrip(b"\n") for _, row in realshape.iter_real_mos_rows(rng, plan)
     ]
     assert any(b"NaN" in line for line in lines) and any(b"\\u" in line for line in lines)
-    prepared, kept = aggregate_rows(lines, native_aggregate_context(params), None)
+    prepass = native_prepass(params)
+    assert prepass is not None
+    prepared, kept = prepass(lines, None)
     assert all(entry is not None for entry in prepared), "a real-shaped row left the native path"
     assert kept == sum(line.count(b"NaN") for line in lines)
     function = aggregate_block_function(params, {}, native=True)

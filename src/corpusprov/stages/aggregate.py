@@ -47,8 +47,10 @@ __all__ = [
     "NATIVE_AGGREGATE_ROWS",
     "NATIVE_GATHER",
     "AggregateOutcome",
+    "AggregatePrepass",
     "aggregate",
     "gather_py",
+    "native_prepass",
 ]
 
 AGGREGATE_COUNTERS: Final = (
@@ -208,6 +210,30 @@ except ImportError:  # pragma: no cover - an install without a C compiler
 _READ_BATCH_BYTES: Final = 1 << 20
 
 
+#: ``(lines of a block, the label override of its shard) -> ([(line, result) or None per line],
+#: non-finite values kept)``: the aggregate's native fast path, see :func:`native_prepass`.
+AggregatePrepass = Callable[[list[bytes], str | None], tuple[list[tuple[bytes, tuple[object, ...]] | None], int]]
+
+
+def native_prepass(params: AggregateParams) -> AggregatePrepass | None:
+    """The native fast path of a block's aggregate rows (``_bytescan.aggregate_rows``), or
+    ``None`` where the install has no C extension or the output row is ``passthrough``.
+
+    For each line it gives what the Python path (parse, :class:`AggregateJudge`, ``make_row``)
+    gives for a usable row, or ``None`` where only that path may answer; property-tested
+    against it block for block.
+    """
+    if _aggregate_rows is None or params.output_row != "unified":
+        return None
+    context = native_aggregate_context(params)
+    aggregate_rows = _aggregate_rows
+
+    def prepass(lines: list[bytes], override: str | None) -> tuple[list[tuple[bytes, tuple[object, ...]] | None], int]:
+        return aggregate_rows(lines, context, override)
+
+    return prepass
+
+
 def aggregate_block_function(
     params: AggregateParams, overrides: dict[str, str], *, native: bool = True
 ) -> BlockFunction:
@@ -216,12 +242,11 @@ def aggregate_block_function(
     A usable row's result is an :data:`~corpusprov.stages.resolver.OFFERED_ROW` tuple; its
     output line travels in the block's joined lines, so the main process spills a block in
     one write. ``numbers_from_strings`` is counted here. See
-    :func:`~corpusprov.stages.rowpolicy.judge_block`. ``native``: with the unified row, usable
-    rows take ``_bytescan.aggregate_rows`` where the install built it (the same output,
-    property-tested; ``False`` runs the Python path alone).
+    :func:`~corpusprov.stages.rowpolicy.judge_block`. ``native``: usable rows take
+    :func:`native_prepass` where there is one (the same output; ``False`` runs the Python path
+    alone, which the tests compare with).
     """
-    rows_native = _aggregate_rows if native and NATIVE_AGGREGATE_ROWS and params.output_row == "unified" else None
-    context = native_aggregate_context(params) if rows_native is not None else ()
+    native_rows = native_prepass(params) if native else None
     judge = AggregateJudge(params)
     options = params.jsonl
     policy = params.non_finite
@@ -255,11 +280,11 @@ def aggregate_block_function(
             return judge.judge(line_no, row, special, error, block.display, override)
 
         prepass: Prepass | None = None
-        if rows_native is not None:
-            native_rows = rows_native
+        if native_rows is not None:
+            rows_of = native_rows
 
             def prepass(lines: list[bytes]) -> tuple[list[tuple[bytes, tuple[object, ...]] | None], int]:
-                return native_rows(lines, context, override)
+                return rows_of(lines, override)
 
         from_strings[0] = 0
         result = judge_block(block, options, policy, judge_line, make_row, prepass=prepass)
