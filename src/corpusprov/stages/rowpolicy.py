@@ -228,7 +228,7 @@ def native_context(params: RowPolicyParams, key_fields: Sequence[str]) -> tuple[
         CANONICAL_OPTIONS,
         hashlib.blake2b,
         KEY_PERSON,
-        tuple(sorted(params.required_keys)),
+        tuple(params.required_keys),
         tuple(key_fields),
         options.crlf == "accept",
         options.max_line_bytes,
