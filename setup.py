@@ -1,5 +1,6 @@
 """The native modules: the main process's dedup tables (src/corpusprov/_digests.c), the
-parser's byte checks and both stages' per-block fast paths (src/corpusprov/_bytescan.c),
+parser's byte checks and both stages' per-block fast paths (src/corpusprov/_bytescan.c, with
+merge's transcoder in _canonical.h and its float tables in _pow10.h),
 aggregate's sorted spill read (src/corpusprov/_spillread.c) and its resolver step and
 per-corpus statistics (src/corpusprov/_aggregate.c).
 
@@ -26,6 +27,7 @@ setup(
         Extension(
             "corpusprov._bytescan",
             ["src/corpusprov/_bytescan.c"],
+            depends=["src/corpusprov/_canonical.h", "src/corpusprov/_pow10.h"],
             optional=True,
             extra_compile_args=["-O3", *_FLAGS[1:]],
         ),

@@ -24,12 +24,19 @@
  *   aggregate_rows(lines, context, override)
  *                             per line, what the Python path gives a usable row (its output
  *                             line and result tuple), or None where only that path may answer
+ *
+ * And the transcoder's two parts on their own, for the tests (see _canonical.h):
+ *
+ *   canonical(raw)            a raw line's canonical line, or None where it refuses
+ *   format_float(x)           a finite float as orjson writes it
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
+
+#include "_canonical.h"
 
 static int
 bytes_arg(PyObject *arg, const unsigned char **data, Py_ssize_t *size)
@@ -382,8 +389,11 @@ non_finite_count(PyObject *Py_UNUSED(module), PyObject *row)
  * exactly as the Python path builds them, or None where only the Python path may answer
  * (anything unusual: blank, too long, escaped quotes, a parse error, a big integer, a missing
  * key, a non-finite key, a field of the wrong type, a non-finite policy other than keep, ...).
- * orjson does the parsing and writing here too (its loads and dumps come in the context), so
- * the bytes are orjson's. Each function is property-tested against the Python path. */
+ * Aggregate's calls orjson's loads and dumps (they come in the context), so the bytes are
+ * orjson's; merge's writes the canonical line with the transcoder of _canonical.h (orjson's
+ * bytes without orjson's objects: the ~60 values of a real row are never built, only the few
+ * its result reads) and refuses what the transcoder refuses. Each function is property-tested
+ * against the Python path. */
 
 static PyObject *digest_name;  /* "digest" */
 static PyObject *source_name;  /* "src_sha256" */
@@ -755,9 +765,21 @@ block_answers(PyObject *lines, PyObject *(*one)(void *, PyObject *, Py_ssize_t *
 
 /* ---- merge ---- */
 
+/* A field name as UTF-8 (borrowed from its str), for lookups among a line's members. */
+typedef struct {
+    const char *text;
+    Py_ssize_t size;
+    PyObject *name;
+} FieldName;
+
 typedef struct {
     RowContext row;
     PyObject *source_person;
+    CpLine line;
+    FieldName *required; /* sorted by bytes */
+    Py_ssize_t required_count;
+    FieldName *wanted; /* what the result tuple reads: the key fields, src_sha256, encoder, preset, vmaf_score */
+    Py_ssize_t wanted_count;
 } MergeContext;
 
 /* merge.source_digest */
@@ -825,6 +847,150 @@ cell_and_vmaf(PyObject *row, PyObject **vmaf_out)
     return cell;
 }
 
+static int
+field_compare(const void *a, const void *b)
+{
+    const FieldName *x = a, *y = b;
+    Py_ssize_t n = x->size < y->size ? x->size : y->size;
+    int order = memcmp(x->text, y->text, (size_t)n);
+    return order != 0 ? order : (x->size > y->size) - (x->size < y->size);
+}
+
+/* The member named ``name`` among the transcoded line's sorted members, or NULL. */
+static CpMember *
+find_member(CpLine *t, const FieldName *name)
+{
+    Py_ssize_t low = 0, high = t->count;
+    while (low < high) {
+        Py_ssize_t middle = (low + high) / 2;
+        CpMember *m = &t->members[middle];
+        Py_ssize_t n = m->key_size < name->size ? m->key_size : name->size;
+        int order = memcmp(m->key, name->text, (size_t)n);
+        if (order == 0) {
+            order = (m->key_size > name->size) - (m->key_size < name->size);
+        }
+        if (order == 0) {
+            return m;
+        }
+        if (order < 0) {
+            low = middle + 1;
+        } else {
+            high = middle;
+        }
+    }
+    return NULL;
+}
+
+/* A member's value as orjson.loads gives it (NaN as the float the parser restores). */
+static PyObject *
+member_value(MergeContext *c, const CpMember *m)
+{
+    const char *text = c->line.values.data + m->at;
+    switch (m->kind) {
+    case CP_STRING:
+        if (!m->escaped) {
+            return PyUnicode_DecodeUTF8(text + 1, m->size - 2, "strict");
+        }
+        break;
+    case CP_INT: {
+        char digits[24];
+        memcpy(digits, text, (size_t)m->size);
+        digits[m->size] = '\0';
+        return PyLong_FromString(digits, NULL, 10);
+    }
+    case CP_FLOAT:
+        return PyFloat_FromDouble(m->number);
+    case CP_TRUE:
+        Py_RETURN_TRUE;
+    case CP_FALSE:
+        Py_RETURN_FALSE;
+    case CP_NULL:
+        Py_RETURN_NONE;
+    case CP_NAN:
+        return PyFloat_FromDouble(Py_NAN);
+    default:
+        break;
+    }
+    PyObject *bytes = PyBytes_FromStringAndSize(text, m->size);
+    if (bytes == NULL) {
+        return NULL;
+    }
+    PyObject *value = PyObject_CallOneArg(c->row.loads, bytes);
+    Py_DECREF(bytes);
+    return value;
+}
+
+/* jsonl.parse_line + rowparse._parse_fast + check_line for one merge line, on the native
+ * transcoder: a new dict of the fields the result reads (``*special`` as the parser sets it,
+ * ``*line_out`` the canonical line), or NULL (an exception set or not) where Python's path
+ * answers. */
+static PyObject *
+transcoded_row(MergeContext *c, PyObject *raw_line, int *special, PyObject **line_out)
+{
+    const unsigned char *data = (const unsigned char *)PyBytes_AS_STRING(raw_line);
+    Py_ssize_t size = PyBytes_GET_SIZE(raw_line);
+    if (size > c->row.max_line_bytes || size == 0) {
+        return NULL;
+    }
+    if (data[size - 1] == '\r') {
+        if (!c->row.crlf_accept) {
+            return NULL;
+        }
+        size--;
+    }
+    int status = cp_transcode(&c->line, data, size);
+    if (status != CP_OK) {
+        return status == CP_NO_MEMORY ? PyErr_NoMemory() : NULL;
+    }
+    CpLine *t = &c->line;
+    /* check_line: every required key (both sorted: one walk). */
+    Py_ssize_t at = 0;
+    for (Py_ssize_t i = 0; i < c->required_count; i++) {
+        const FieldName *name = &c->required[i];
+        int order = 1;
+        while (at < t->count) {
+            CpMember *m = &t->members[at];
+            Py_ssize_t n = m->key_size < name->size ? m->key_size : name->size;
+            order = memcmp(m->key, name->text, (size_t)n);
+            if (order == 0) {
+                order = (m->key_size > name->size) - (m->key_size < name->size);
+            }
+            if (order >= 0) {
+                break;
+            }
+            at++;
+        }
+        if (order != 0) {
+            return NULL;
+        }
+    }
+    PyObject *row = PyDict_New();
+    if (row == NULL) {
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < c->wanted_count; i++) {
+        CpMember *m = find_member(t, &c->wanted[i]);
+        if (m == NULL) {
+            continue;
+        }
+        PyObject *value = member_value(c, m);
+        if (value == NULL || PyDict_SetItem(row, c->wanted[i].name, value) < 0) {
+            Py_XDECREF(value);
+            Py_DECREF(row);
+            return NULL;
+        }
+        Py_DECREF(value);
+    }
+    PyObject *line = PyBytes_FromStringAndSize(t->line.data, t->line.size);
+    if (line == NULL) {
+        Py_DECREF(row);
+        return NULL;
+    }
+    *special = t->nans > 0;
+    *line_out = line;
+    return row;
+}
+
 /* One line: a new (line, (digest, cell, vmaf, source digest)) tuple, or NULL. */
 static PyObject *
 merge_line(void *context, PyObject *raw_line, Py_ssize_t *kept)
@@ -832,7 +998,7 @@ merge_line(void *context, PyObject *raw_line, Py_ssize_t *kept)
     MergeContext *c = context;
     int special = 0;
     PyObject *line = NULL;
-    PyObject *row = fast_row(&c->row, raw_line, &special, &line);
+    PyObject *row = transcoded_row(c, raw_line, &special, &line);
     if (row == NULL) {
         return NULL;
     }
@@ -855,21 +1021,49 @@ merge_line(void *context, PyObject *raw_line, Py_ssize_t *kept)
     if (tuple == NULL) {
         goto done;
     }
-    if (special) {
-        PyObject *counted = non_finite_count(NULL, row);
-        if (counted == NULL) {
-            Py_DECREF(tuple);
-            goto done;
-        }
-        *kept += PyLong_AsSsize_t(counted);
-        Py_DECREF(counted);
-    }
+    *kept += c->line.nans;
     result = PyTuple_Pack(2, line, tuple);
     Py_DECREF(tuple);
 done:
     Py_DECREF(row);
     Py_XDECREF(line);
     return result;
+}
+
+/* The str names of ``names`` (and ``more``, may be NULL) as UTF-8, sorted, duplicates once. */
+static int
+field_names(PyObject *names, PyObject *more, FieldName **out, Py_ssize_t *count)
+{
+    Py_ssize_t first = PyTuple_GET_SIZE(names);
+    Py_ssize_t total = first + (more == NULL ? 0 : PyTuple_GET_SIZE(more));
+    FieldName *fields = PyMem_Malloc(sizeof(FieldName) * (size_t)(total > 0 ? total : 1));
+    *out = fields;
+    *count = 0;
+    if (fields == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < total; i++) {
+        PyObject *name = i < first ? PyTuple_GET_ITEM(names, i) : PyTuple_GET_ITEM(more, i - first);
+        if (!PyUnicode_Check(name)) {
+            PyErr_SetString(PyExc_TypeError, "field names must be str");
+            return -1;
+        }
+        fields[i].name = name;
+        fields[i].text = PyUnicode_AsUTF8AndSize(name, &fields[i].size);
+        if (fields[i].text == NULL) {
+            return -1;
+        }
+    }
+    qsort(fields, (size_t)total, sizeof(FieldName), field_compare);
+    Py_ssize_t kept = 0;
+    for (Py_ssize_t i = 0; i < total; i++) {
+        if (kept == 0 || field_compare(&fields[kept - 1], &fields[i]) != 0) {
+            fields[kept++] = fields[i];
+        }
+    }
+    *count = kept;
+    return 0;
 }
 
 static PyObject *
@@ -884,7 +1078,24 @@ merge_rows(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     c.source_person = PyTuple_GET_ITEM(args[1], ROW_CONTEXT_ITEMS);
-    return block_answers(args[0], merge_line, &c);
+    if (field_names(c.row.required, NULL, &c.required, &c.required_count) < 0) {
+        return NULL;
+    }
+    PyObject *extra = PyTuple_Pack(4, source_name, encoder_name, preset_name, vmaf_name);
+    if (extra == NULL || field_names(c.row.key_fields, extra, &c.wanted, &c.wanted_count) < 0
+        || cp_init(&c.line) < 0) {
+        Py_XDECREF(extra);
+        PyMem_Free(c.required);
+        PyMem_Free(c.wanted);
+        cp_free(&c.line);
+        return PyErr_Occurred() ? NULL : PyErr_NoMemory();
+    }
+    Py_DECREF(extra);
+    PyObject *answers = block_answers(args[0], merge_line, &c);
+    PyMem_Free(c.required);
+    PyMem_Free(c.wanted);
+    cp_free(&c.line);
+    return answers;
 }
 
 /* ---- aggregate ---- */
@@ -1270,7 +1481,48 @@ aggregate_rows(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t na
 }
 
 
+/* format_float(x): x as orjson writes it (the transcoder's float printer). */
+static PyObject *
+format_float(PyObject *Py_UNUSED(module), PyObject *arg)
+{
+    double value = PyFloat_AsDouble(arg);
+    if (value == -1.0 && PyErr_Occurred()) {
+        return NULL;
+    }
+    if (!isfinite(value)) {
+        PyErr_SetString(PyExc_ValueError, "format_float: a finite float");
+        return NULL;
+    }
+    char text[32];
+    int size = cp_format_double(value, text);
+    return PyBytes_FromStringAndSize(text, size);
+}
+
+/* canonical(raw): the transcoder's canonical line of one raw line (no line break), or None. */
+static PyObject *
+canonical(PyObject *Py_UNUSED(module), PyObject *arg)
+{
+    const unsigned char *data;
+    Py_ssize_t size;
+    if (bytes_arg(arg, &data, &size) < 0) {
+        return NULL;
+    }
+    CpLine t;
+    if (cp_init(&t) < 0) {
+        return PyErr_NoMemory();
+    }
+    int status = cp_transcode(&t, data, size);
+    PyObject *result = status == CP_OK ? PyBytes_FromStringAndSize(t.line.data, t.line.size)
+                       : status == CP_REFUSED ? Py_NewRef(Py_None)
+                                              : PyErr_NoMemory();
+    cp_free(&t);
+    return result;
+}
+
 static PyMethodDef bytescan_methods[] = {
+    {"format_float", (PyCFunction)format_float, METH_O, "A finite float as orjson writes it (the native printer)."},
+    {"canonical", (PyCFunction)canonical, METH_O,
+     "The native transcoder's canonical line of one raw line, or None where the Python path answers."},
     {"quote_count", (PyCFunction)quote_count, METH_O, "data.count(b'\"')."},
     {"long_integer", (PyCFunction)long_integer, METH_O,
      "True when 19+ digits follow white space, ':', ',', '[' or '-' (an integer that may not fit 64 bits)."},

@@ -152,8 +152,9 @@ def native_prepass(params: MergeParams) -> Prepass | None:
 
     For each line it gives what the Python path (parse, :class:`MergeJudge`, ``make_row``)
     gives for a usable row, or ``None`` where only that path may answer; property-tested
-    against it line for line. It spares a real-shaped row about 8 us of worker CPU (the Python
-    around orjson, whose loads and dumps stay: about 12 us of the ~17 left).
+    against it line for line. It writes the canonical line with its own transcoder (orjson's
+    bytes, without building the row's ~60 objects): a real-shaped row costs the worker ~8 us
+    there, against ~14-20 us through orjson's loads and dumps and ~25 us on the Python path.
     """
     if not NATIVE_MERGE_ROWS:
         return None
