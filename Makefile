@@ -16,7 +16,7 @@ system-deps-test:
 	@./scripts/system-deps.sh test
 
 # The pipeline only: what `make demo` and a user's `dvc repro` need.
-$(BIN)/corpusprov: pyproject.toml setup.py src/corpusprov/_digests.c src/corpusprov/_bytescan.c src/corpusprov/_spillread.c src/corpusprov/_aggregate.c src/corpusprov/_arrays.h src/corpusprov/_canonical.h src/corpusprov/_pow10.h constraints.txt | system-deps
+$(BIN)/corpusprov: pyproject.toml setup.py src/corpusprov/_digests.c src/corpusprov/_bytescan.c src/corpusprov/_spillread.c src/corpusprov/_aggregate.c src/corpusprov/_arrays.h src/corpusprov/_blake2b.h src/corpusprov/_canonical.h src/corpusprov/_pow10.h constraints.txt | system-deps
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -c constraints.txt -e .

@@ -27,7 +27,7 @@ setup(
         Extension(
             "corpusprov._bytescan",
             ["src/corpusprov/_bytescan.c"],
-            depends=["src/corpusprov/_canonical.h", "src/corpusprov/_pow10.h"],
+            depends=["src/corpusprov/_blake2b.h", "src/corpusprov/_canonical.h", "src/corpusprov/_pow10.h"],
             optional=True,
             extra_compile_args=["-O3", *_FLAGS[1:]],
         ),

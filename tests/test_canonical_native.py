@@ -1,5 +1,7 @@
 """The native transcoder (``_bytescan.canonical``, ``format_float``) writes orjson's bytes, or refuses.
 
+And the native BLAKE2b the merge fast path digests keys and sources with is hashlib's.
+
 The merge fast path writes a row's canonical line without orjson: its JSON reader, float
 parser (Eisel-Lemire with strtod_l behind it) and float printer (Schubfach) are the ones in
 ``_canonical.h``. Every line it answers for must be byte for byte what the Python path
@@ -9,6 +11,7 @@ vouch for it refuses, and the Python path answers.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import random
@@ -27,7 +30,7 @@ from corpusprov.io.rowparse import parse_row_written
 from tests.conftest import HAVE_C_COMPILER
 
 try:
-    from corpusprov._bytescan import canonical, format_float
+    from corpusprov._bytescan import blake2b16, canonical, format_float
 except ImportError:  # no C compiler where this was installed: the Python path is in use
     if HAVE_C_COMPILER:
         raise  # a machine with a compiler must have built it
@@ -260,3 +263,22 @@ def test_what_it_answers_is_the_canonical_line(raw: bytes, line: bytes) -> None:
     assert canonical(raw) == line
     if b"NaN" not in raw:
         assert orjson.dumps(orjson.loads(raw), option=orjson.OPT_SORT_KEYS | orjson.OPT_APPEND_NEWLINE) == line
+
+
+# ---- the digests ----
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.binary(max_size=600), st.binary(max_size=16))
+def test_the_native_blake2b_is_hashlibs(data: bytes, person: bytes) -> None:
+    """Every length around the 128-byte block (0, 127, 128, 129, ...) and any personalisation."""
+    assert blake2b16(data, person) == hashlib.blake2b(data, digest_size=16, person=person).digest()
+
+
+@pytest.mark.parametrize("size", [0, 1, 127, 128, 129, 255, 256, 257, 1024])
+def test_the_native_blake2b_is_hashlibs_at_block_edges(size: int) -> None:
+    data = bytes(range(256)) * 5
+    assert (
+        blake2b16(data[:size], b"corpusprov-k1")
+        == hashlib.blake2b(data[:size], digest_size=16, person=b"corpusprov-k1").digest()
+    )

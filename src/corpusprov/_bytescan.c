@@ -36,6 +36,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "_blake2b.h"
 #include "_canonical.h"
 
 static int
@@ -778,29 +779,12 @@ typedef struct {
     CpLine line;
     FieldName *required; /* sorted by bytes */
     Py_ssize_t required_count;
-    FieldName *wanted; /* what the result tuple reads: the key fields, src_sha256, encoder, preset, vmaf_score */
+    FieldName *keys; /* the key fields, in their order */
+    Py_ssize_t key_count;
+    FieldName *wanted; /* what the result tuple reads as values: encoder, preset, vmaf_score */
     Py_ssize_t wanted_count;
+    CpBuffer key_text;
 } MergeContext;
-
-/* merge.source_digest */
-static PyObject *
-source_digest(MergeContext *c, PyObject *row)
-{
-    PyObject *source = PyDict_GetItemWithError(row, source_name);
-    if (source == NULL && PyErr_Occurred()) {
-        return NULL;
-    }
-    if (source == NULL || !PyUnicode_CheckExact(source) || PyUnicode_GET_LENGTH(source) == 0) {
-        return PyBytes_FromStringAndSize("", 0);
-    }
-    PyObject *encoded = utf8_bytes(source);
-    if (encoded == NULL) {
-        return NULL;
-    }
-    PyObject *digest = hash16(c->row.blake2b, encoded, c->source_person);
-    Py_DECREF(encoded);
-    return digest;
-}
 
 /* ((str(encoder), preset_text(preset)), vmaf or None) as the block function's make_row has them. */
 static PyObject *
@@ -991,6 +975,70 @@ transcoded_row(MergeContext *c, PyObject *raw_line, int *special, PyObject **lin
     return row;
 }
 
+/* A 16-byte BLAKE2b digest of data with ``person`` (a bytes object), as a new bytes object. */
+static PyObject *
+digest16(const char *data, Py_ssize_t size, PyObject *person)
+{
+    unsigned char digest[16];
+    blake2b_person((const unsigned char *)data, (size_t)size, (const unsigned char *)PyBytes_AS_STRING(person),
+                   (size_t)PyBytes_GET_SIZE(person), digest, sizeof digest);
+    return PyBytes_FromStringAndSize((const char *)digest, sizeof digest);
+}
+
+/* keys.key_digest's fast branch on the transcoded line: blake2b of orjson.dumps of the key
+ * fields' values, an integral float as the int it equals. The values' orjson text is their
+ * canonical text already. NULL without an exception where key_digest takes another branch
+ * or raises (a missing field, NaN, a list, an integral float beyond 63 bits). */
+static PyObject *
+transcoded_key_digest(MergeContext *c)
+{
+    CpBuffer *text = &c->key_text;
+    text->size = 0;
+    for (Py_ssize_t i = 0; i < c->key_count; i++) {
+        CpMember *m = find_member(&c->line, &c->keys[i]);
+        if (m == NULL || m->kind == CP_NAN || m->kind == CP_ARRAY) {
+            return NULL;
+        }
+        if (cp_reserve(text, m->size + 32) < 0) {
+            return PyErr_NoMemory();
+        }
+        text->data[text->size++] = i == 0 ? '[' : ',';
+        if (m->kind == CP_FLOAT && m->number == floor(m->number)) {
+            if (!(fabs(m->number) < 9223372036854775808.0)) {
+                return NULL;
+            }
+            text->size += sprintf(text->data + text->size, "%lld", (long long)m->number);
+        } else {
+            memcpy(text->data + text->size, c->line.values.data + m->at, (size_t)m->size);
+            text->size += m->size;
+        }
+    }
+    if (cp_reserve(text, 2) < 0) {
+        return PyErr_NoMemory();
+    }
+    if (c->key_count == 0) {
+        text->data[text->size++] = '[';
+    }
+    text->data[text->size++] = ']';
+    return digest16(text->data, text->size, c->row.key_person);
+}
+
+/* merge.source_digest on the transcoded line: b"" unless src_sha256 is a non-empty string;
+ * NULL without an exception for a string with escapes (the Python path decodes it). */
+static PyObject *
+transcoded_source_digest(MergeContext *c)
+{
+    static const FieldName name = {"src_sha256", 10, NULL};
+    CpMember *m = find_member(&c->line, &name);
+    if (m == NULL || m->kind != CP_STRING || m->size == 2) {
+        return PyBytes_FromStringAndSize("", 0);
+    }
+    if (m->escaped) {
+        return NULL;
+    }
+    return digest16(c->line.values.data + m->at + 1, m->size - 2, c->source_person);
+}
+
 /* One line: a new (line, (digest, cell, vmaf, source digest)) tuple, or NULL. */
 static PyObject *
 merge_line(void *context, PyObject *raw_line, Py_ssize_t *kept)
@@ -1006,11 +1054,11 @@ merge_line(void *context, PyObject *raw_line, Py_ssize_t *kept)
     if (special && !c->row.keep_non_finite) {
         goto done; /* the policy changes or rejects the row: Python's path */
     }
-    PyObject *digest = row_key_digest(&c->row, row);
+    PyObject *digest = transcoded_key_digest(c);
     if (digest == NULL) {
         goto done;
     }
-    PyObject *source = source_digest(c, row);
+    PyObject *source = transcoded_source_digest(c);
     PyObject *vmaf = NULL;
     PyObject *cell = source == NULL ? NULL : cell_and_vmaf(row, &vmaf);
     PyObject *tuple = cell == NULL ? NULL : PyTuple_Pack(4, digest, cell, vmaf, source);
@@ -1030,9 +1078,10 @@ done:
     return result;
 }
 
-/* The str names of ``names`` (and ``more``, may be NULL) as UTF-8, sorted, duplicates once. */
+/* The str names of ``names`` (and ``more``, may be NULL) as UTF-8; ``sorted``: sorted,
+ * duplicates once. */
 static int
-field_names(PyObject *names, PyObject *more, FieldName **out, Py_ssize_t *count)
+field_names(PyObject *names, PyObject *more, int sorted, FieldName **out, Py_ssize_t *count)
 {
     Py_ssize_t first = PyTuple_GET_SIZE(names);
     Py_ssize_t total = first + (more == NULL ? 0 : PyTuple_GET_SIZE(more));
@@ -1054,6 +1103,10 @@ field_names(PyObject *names, PyObject *more, FieldName **out, Py_ssize_t *count)
         if (fields[i].text == NULL) {
             return -1;
         }
+    }
+    if (!sorted) {
+        *count = total;
+        return 0;
     }
     qsort(fields, (size_t)total, sizeof(FieldName), field_compare);
     Py_ssize_t kept = 0;
@@ -1078,22 +1131,29 @@ merge_rows(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     c.source_person = PyTuple_GET_ITEM(args[1], ROW_CONTEXT_ITEMS);
-    if (field_names(c.row.required, NULL, &c.required, &c.required_count) < 0) {
+    if (!PyBytes_Check(c.row.key_person) || !PyBytes_Check(c.source_person)) {
+        PyErr_SetString(PyExc_TypeError, "context: the personalisations must be bytes");
         return NULL;
     }
-    PyObject *extra = PyTuple_Pack(4, source_name, encoder_name, preset_name, vmaf_name);
-    if (extra == NULL || field_names(c.row.key_fields, extra, &c.wanted, &c.wanted_count) < 0
-        || cp_init(&c.line) < 0) {
-        Py_XDECREF(extra);
-        PyMem_Free(c.required);
-        PyMem_Free(c.wanted);
-        cp_free(&c.line);
-        return PyErr_Occurred() ? NULL : PyErr_NoMemory();
+    c.required = c.keys = c.wanted = NULL;
+    memset(&c.key_text, 0, sizeof c.key_text);
+    memset(&c.line, 0, sizeof c.line);
+    PyObject *answers = NULL;
+    PyObject *read = PyTuple_Pack(3, encoder_name, preset_name, vmaf_name);
+    if (read != NULL && field_names(c.row.required, NULL, 1, &c.required, &c.required_count) == 0
+        && field_names(c.row.key_fields, NULL, 0, &c.keys, &c.key_count) == 0
+        && field_names(read, NULL, 1, &c.wanted, &c.wanted_count) == 0) {
+        if (cp_init(&c.line) < 0) {
+            PyErr_NoMemory();
+        } else {
+            answers = block_answers(args[0], merge_line, &c);
+        }
     }
-    Py_DECREF(extra);
-    PyObject *answers = block_answers(args[0], merge_line, &c);
+    Py_XDECREF(read);
     PyMem_Free(c.required);
+    PyMem_Free(c.keys);
     PyMem_Free(c.wanted);
+    cp_release(&c.key_text);
     cp_free(&c.line);
     return answers;
 }
@@ -1519,7 +1579,28 @@ canonical(PyObject *Py_UNUSED(module), PyObject *arg)
     return result;
 }
 
+/* blake2b16(data, person): hashlib.blake2b(data, digest_size=16, person=person).digest(). */
+static PyObject *
+blake2b16(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
+{
+    const unsigned char *data, *person;
+    Py_ssize_t size, person_size;
+    if (nargs != 2 || bytes_arg(args[0], &data, &size) < 0 || bytes_arg(args[1], &person, &person_size) < 0) {
+        if (!PyErr_Occurred()) {
+            PyErr_SetString(PyExc_TypeError, "expected (data, person)");
+        }
+        return NULL;
+    }
+    if (person_size > 16) {
+        PyErr_SetString(PyExc_ValueError, "person: at most 16 bytes");
+        return NULL;
+    }
+    return digest16((const char *)data, size, args[1]);
+}
+
 static PyMethodDef bytescan_methods[] = {
+    {"blake2b16", (PyCFunction)(void (*)(void))blake2b16, METH_FASTCALL,
+     "hashlib.blake2b(data, digest_size=16, person=person).digest(), natively."},
     {"format_float", (PyCFunction)format_float, METH_O, "A finite float as orjson writes it (the native printer)."},
     {"canonical", (PyCFunction)canonical, METH_O,
      "The native transcoder's canonical line of one raw line, or None where the Python path answers."},
