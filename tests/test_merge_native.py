@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import random
 import sys
+from array import array
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -19,9 +20,21 @@ from hypothesis import strategies as st
 
 from corpusprov.io.jsonl import Block, JsonlOptions
 from corpusprov.params.stages import MergeParams
-from corpusprov.stages.merge import NATIVE_MERGE_ROWS, merge_block_function, native_prepass
+from corpusprov.stages.keys import DigestSet
+from corpusprov.stages.merge import (
+    NATIVE_KEEP_FIRST,
+    NATIVE_MERGE_ROWS,
+    keep_first_py,
+    merge_block_function,
+    native_prepass,
+)
 from corpusprov.stages.rowpolicy import BlockResult
 from tests.conftest import HAVE_C_COMPILER
+
+try:
+    from corpusprov._digests import keep_first_block
+except ImportError:  # no C compiler here
+    keep_first_block = None  # type: ignore[assignment]
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
 import realshape
@@ -207,3 +220,50 @@ def test_real_shaped_rows_take_the_native_path() -> None:
     assert all(entry is not None for entry in prepared), "a real-shaped row left the native path"
     assert kept == sum(line.count(b"NaN") for line in lines)
     assert _outcome(params, lines, native=True) == _outcome(params, lines, native=False)
+
+
+_DIGEST_POOL = [bytes([i]) * 16 for i in range(6)] + [bytes(16)]
+
+
+@st.composite
+def _kept_rows(draw: st.DrawFn) -> tuple[list[tuple[Any, ...]], bytes]:
+    """A block's usable rows: repeated keys, a few cells, VMAF or None, a source or none."""
+    rows = draw(
+        st.lists(
+            st.tuples(
+                st.sampled_from(_DIGEST_POOL),
+                st.sampled_from([("x264", "fast"), ("x265", "4"), ("svt", "slow")]),
+                st.none() | st.floats(allow_nan=False, allow_infinity=False, width=64),
+                st.sampled_from([b"", *_DIGEST_POOL]),
+            ),
+            max_size=30,
+        )
+    )
+    lengths = array("I", draw(st.lists(st.integers(1, 3000), min_size=len(rows), max_size=len(rows))))
+    return rows, lengths.tobytes()
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(_kept_rows(), min_size=1, max_size=4))
+def test_keep_first_natively_keeps_tallies_and_writes_as_the_python_step(blocks: list[Any]) -> None:
+    """The dedup step of ``keep: first`` (one native call a block): the same runs of lines to
+    write, rows kept, cell tallies (float sums bit for bit), seen keys and unique sources."""
+    if not NATIVE_KEEP_FIRST:
+        pytest.skip("the native digest tables are not built here")
+    states = []
+    for step in (keep_first_block, keep_first_py):
+        seen, sources = DigestSet(), DigestSet()
+        cells: dict[tuple[str, str], list[Any]] = {}
+        answers = [step(seen, sources, cells, list(rows), lengths) for rows, lengths in blocks]
+        states.append(
+            (
+                answers,
+                cells,
+                len(seen),
+                len(sources),
+                [d in seen for d in _DIGEST_POOL],
+                [d in sources for d in _DIGEST_POOL],
+            )
+        )
+    assert states[0] == states[1]
+    assert repr(states[0][1]) == repr(states[1][1])  # 0.0 and -0.0 told apart

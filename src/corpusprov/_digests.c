@@ -11,6 +11,11 @@
  *
  * DigestTable: one open-addressing table mapping a digest to a non-negative int64, at most
  * half full (value -1 marks an empty slot), as keys.DigestTable.
+ *
+ * keep_first_block: merge's ``keep: first`` step over a block's usable rows
+ * (corpusprov.stages.merge.keep_first_py, its reference): the dedup probe, the per-cell
+ * tallies, the unique sources and the runs of kept lines to write, in one call a block
+ * instead of a Python loop a row.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -465,6 +470,158 @@ static PyTypeObject DigestTableType = {
     .tp_as_sequence = &table_as_sequence,
 };
 
+/* ------------------------------------------------------------ keep_first_block */
+
+/* stats[index] += 1 (a list of [rows, count, total]). */
+static int
+bump(PyObject *stats, Py_ssize_t index)
+{
+    PyObject *old = PyList_GET_ITEM(stats, index);
+    Py_ssize_t value = PyLong_AsSsize_t(old);
+    if (value == -1 && PyErr_Occurred()) {
+        return -1;
+    }
+    PyObject *new = PyLong_FromSsize_t(value + 1);
+    if (new == NULL) {
+        return -1;
+    }
+    PyList_SET_ITEM(stats, index, new);
+    Py_DECREF(old);
+    return 0;
+}
+
+/* MergeSummary.add_cell(cell, vmaf) on its tallies dict: [rows, count, total] per cell. */
+static int
+add_cell(PyObject *cells, PyObject *cell, PyObject *vmaf)
+{
+    PyObject *stats = PyDict_GetItemWithError(cells, cell);
+    if (stats == NULL) {
+        if (PyErr_Occurred()) {
+            return -1;
+        }
+        stats = Py_BuildValue("[nnd]", (Py_ssize_t)0, (Py_ssize_t)0, 0.0);
+        if (stats == NULL || PyDict_SetItem(cells, cell, stats) < 0) {
+            Py_XDECREF(stats);
+            return -1;
+        }
+        Py_DECREF(stats); /* the dict holds it */
+    }
+    if (!PyList_CheckExact(stats) || PyList_GET_SIZE(stats) != 3) {
+        PyErr_SetString(PyExc_TypeError, "a cell's tallies are [rows, count, total]");
+        return -1;
+    }
+    if (bump(stats, 0) < 0) {
+        return -1;
+    }
+    if (vmaf == Py_None) {
+        return 0;
+    }
+    PyObject *total = PyList_GET_ITEM(stats, 2);
+    PyObject *sum = PyNumber_Add(total, vmaf); /* total += vmaf, as Python adds them */
+    if (sum == NULL || bump(stats, 1) < 0) {
+        Py_XDECREF(sum);
+        return -1;
+    }
+    PyList_SET_ITEM(stats, 2, sum);
+    Py_DECREF(total);
+    return 0;
+}
+
+static int
+append_run(PyObject *runs, Py_ssize_t start, Py_ssize_t end, Py_ssize_t count)
+{
+    PyObject *run = Py_BuildValue("(nnn)", start, end, count);
+    if (run == NULL) {
+        return -1;
+    }
+    int status = PyList_Append(runs, run);
+    Py_DECREF(run);
+    return status;
+}
+
+static PyObject *
+keep_first_block(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 5 || !PyObject_TypeCheck(args[0], &DigestSetType) || !PyObject_TypeCheck(args[1], &DigestSetType)
+        || !PyDict_Check(args[2]) || !PyList_Check(args[3]) || !PyBytes_Check(args[4])) {
+        PyErr_SetString(PyExc_TypeError, "expected (seen, sources, cells, rows, lengths as bytes)");
+        return NULL;
+    }
+    DigestSetObject *seen = (DigestSetObject *)args[0];
+    DigestSetObject *sources = (DigestSetObject *)args[1];
+    PyObject *cells = args[2];
+    PyObject *rows = args[3];
+    Py_ssize_t count = PyList_GET_SIZE(rows);
+    if (PyBytes_GET_SIZE(args[4]) != count * (Py_ssize_t)sizeof(uint32_t)) {
+        PyErr_SetString(PyExc_ValueError, "one length a row");
+        return NULL;
+    }
+    const unsigned char *lengths = (const unsigned char *)PyBytes_AS_STRING(args[4]);
+    PyObject *runs = PyList_New(0);
+    if (runs == NULL) {
+        return NULL;
+    }
+    Py_ssize_t start = 0, end = 0, run = 0, written = 0;
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *row = PyList_GET_ITEM(rows, i);
+        if (!PyTuple_Check(row) || PyTuple_GET_SIZE(row) < 4) {
+            PyErr_SetString(PyExc_TypeError, "a row is (digest, cell, vmaf, source digest)");
+            goto error;
+        }
+        const unsigned char *digest = digest_of(PyTuple_GET_ITEM(row, 0));
+        int added = digest == NULL ? -1 : set_add_digest(seen, digest);
+        if (added < 0) {
+            goto error;
+        }
+        if (added) {
+            if (add_cell(cells, PyTuple_GET_ITEM(row, 1), PyTuple_GET_ITEM(row, 2)) < 0) {
+                goto error;
+            }
+            PyObject *source = PyTuple_GET_ITEM(row, 3);
+            int truthy = PyObject_IsTrue(source);
+            if (truthy < 0) {
+                goto error;
+            }
+            if (truthy) {
+                const unsigned char *source_digest = digest_of(source);
+                if (source_digest == NULL || set_add_digest(sources, source_digest) < 0) {
+                    goto error;
+                }
+            }
+            run++;
+        } else if (run) {
+            if (append_run(runs, start, end, run) < 0) {
+                goto error;
+            }
+            written += run;
+            run = 0;
+        }
+        uint32_t length;
+        memcpy(&length, lengths + i * sizeof length, sizeof length);
+        end += length;
+        if (!run) {
+            start = end;
+        }
+    }
+    if (run) {
+        if (append_run(runs, start, end, run) < 0) {
+            goto error;
+        }
+        written += run;
+    }
+    PyObject *result = Py_BuildValue("(Nn)", runs, written);
+    return result;
+error:
+    Py_DECREF(runs);
+    return NULL;
+}
+
+static PyMethodDef digests_functions[] = {
+    {"keep_first_block", (PyCFunction)(void (*)(void))keep_first_block, METH_FASTCALL,
+     "keep_first_block(seen, sources, cells, rows, lengths) -> ([(start, end, rows) a run of kept lines], written)."},
+    {NULL, NULL, 0, NULL},
+};
+
 /* ------------------------------------------------------------------- module */
 
 static struct PyModuleDef digests_module = {
@@ -472,6 +629,7 @@ static struct PyModuleDef digests_module = {
     .m_name = "corpusprov._digests",
     .m_doc = "Compact hash tables of 16-byte digests (native twins of corpusprov.stages.keys').",
     .m_size = -1,
+    .m_methods = digests_functions,
 };
 
 PyMODINIT_FUNC

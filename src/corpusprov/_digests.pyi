@@ -1,6 +1,7 @@
 """Types of the native digest tables (src/corpusprov/_digests.c); see corpusprov.stages.keys."""
 
 from collections.abc import Iterator
+from typing import Any
 
 class DigestSet:
     def __init__(self) -> None: ...
@@ -17,3 +18,12 @@ class DigestTable:
     def setdefault(self, digest: bytes, value: int) -> int | None: ...
     def values(self) -> Iterator[int]: ...
     def nbytes(self) -> int: ...
+
+def keep_first_block(
+    seen: DigestSet,
+    sources: DigestSet,
+    cells: dict[tuple[str, str], list[Any]],
+    rows: list[tuple[Any, ...]],
+    lengths: bytes,
+    /,
+) -> tuple[list[tuple[int, int, int]], int]: ...

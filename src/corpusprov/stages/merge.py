@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+from array import array
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
@@ -35,6 +36,7 @@ __all__ = [
     "MergeJudge",
     "MergeOutcome",
     "MergeRow",
+    "keep_first_py",
     "merge",
     "native_prepass",
     "source_digest",
@@ -136,6 +138,15 @@ class MergeRow:
     """:func:`source_digest` of the row."""
 
 
+_keep_first_block: Callable[..., tuple[list[tuple[int, int, int]], int]]
+try:
+    from corpusprov._digests import keep_first_block as _keep_first_block
+
+    #: Whether ``keep: first`` takes a block in one native call (:func:`keep_first_py` otherwise).
+    NATIVE_KEEP_FIRST: Final = True
+except ImportError:  # pragma: no cover - an install without a C compiler
+    NATIVE_KEEP_FIRST: Final = False  # type: ignore[misc]
+
 _merge_rows: Callable[[list[bytes], tuple[object, ...]], tuple[list[tuple[bytes, tuple[object, ...]] | None], int]]
 try:
     from corpusprov._bytescan import merge_rows as _merge_rows
@@ -235,14 +246,57 @@ def merge(
         else:
             # keep: first only asks "seen before?".
             seen = DigestSet()
+            keep_first = _keep_first_block if NATIVE_KEEP_FIRST else keep_first_py
+            cells = summary.tallies()
             for counters, result in inputs.blocks(pool):
-                kept = [seen.add(row[ROW_DIGEST]) for row in result.rows]
-                written = _write_kept(result, kept, corpus, summary, sources)
+                runs, written = keep_first(seen, sources, cells, result.rows, result.lengths)
+                view = memoryview(result.lines)
+                for start, end, count in runs:
+                    corpus.write_lines(view[start:end], count)
                 counters["rows_out"] += written
-                counters["duplicates"] += len(kept) - written
+                counters["duplicates"] += len(result.rows) - written
     totals = inputs.totals()
     totals["unique_sources"] = len(sources)
     return MergeOutcome(inputs.outcomes(), totals, summary)
+
+
+def keep_first_py(
+    seen: DigestSet,
+    sources: DigestSet,
+    cells: dict[tuple[str, str], list[Any]],
+    rows: Sequence[tuple[Any, ...]],
+    lengths: bytes,
+) -> tuple[list[tuple[int, int, int]], int]:
+    """``keep: first`` over a block's usable rows: each new key's row is kept, tallied in
+    ``cells`` (:meth:`MergeSummary.tallies`) and its source added to ``sources``.
+
+    Returns the runs of kept lines, ``(start, end, rows)`` byte offsets into the block's
+    joined lines (``lengths``: their lengths, an ``array("I")`` as bytes), and how many rows
+    were kept. The reference of the native ``_digests.keep_first_block``, which the stage
+    uses where it is built (one call a block instead of a Python loop a row).
+    """
+    line_lengths = array("I")
+    line_lengths.frombytes(lengths)
+    tally = MergeSummary.add_tally
+    runs: list[tuple[int, int, int]] = []
+    start = end = run = written = 0
+    for row, length in zip(rows, line_lengths, strict=True):
+        if seen.add(row[ROW_DIGEST]):
+            tally(cells, row[MergeRow.CELL], row[MergeRow.VMAF])
+            if row[MergeRow.SOURCE]:
+                sources.add(row[MergeRow.SOURCE])
+            run += 1
+        elif run:
+            runs.append((start, end, run))
+            written += run
+            run = 0
+        end += length
+        if not run:
+            start = end
+    if run:
+        runs.append((start, end, run))
+        written += run
+    return runs, written
 
 
 def _write_kept(

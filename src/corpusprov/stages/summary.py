@@ -92,11 +92,21 @@ class MergeSummary:
     vmaf_mean: dict[str, float | None] = field(default_factory=dict)
     _cells: dict[tuple[str, str], list[Any]] = field(default_factory=dict)
 
+    def tallies(self) -> dict[tuple[str, str], list[Any]]:
+        """``[rows, rows with a VMAF, VMAF total]`` per cell, as :meth:`add_cell` keeps them (the
+        native ``keep_first_block`` adds to them the same way)."""
+        return self._cells
+
     def add_cell(self, cell: tuple[str, str], vmaf: float | None) -> None:
         """Count one written row: ``(encoder, preset text)`` and a finite VMAF or ``None``."""
-        stats = self._cells.get(cell)
+        self.add_tally(self._cells, cell, vmaf)
+
+    @staticmethod
+    def add_tally(cells: dict[tuple[str, str], list[Any]], cell: tuple[str, str], vmaf: float | None) -> None:
+        """:meth:`add_cell` on a tallies dict (:meth:`tallies`)."""
+        stats = cells.get(cell)
         if stats is None:
-            stats = self._cells[cell] = [0, 0, 0.0]
+            stats = cells[cell] = [0, 0, 0.0]
         stats[0] += 1
         if vmaf is not None:
             stats[1] += 1
