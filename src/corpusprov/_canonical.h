@@ -164,16 +164,31 @@ cp_format_double(double value, char *out)
     uint64_t f;
     int e;
     cp_shortest(value, &f, &e);
-    while (f % 10 == 0) {
-        f /= 10;
+    /* The digits, two at a time from the right, then the trailing zeros dropped. */
+    static const char pairs[201] = "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+                                   "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+                                   "8081828384858687888990919293949596979899";
+    char digits[20];
+    char *q = digits + 20;
+    uint64_t rest = f;
+    while (rest >= 100) {
+        uint64_t pair = rest % 100;
+        rest /= 100;
+        q -= 2;
+        memcpy(q, pairs + 2 * pair, 2);
+    }
+    if (rest >= 10) {
+        q -= 2;
+        memcpy(q, pairs + 2 * rest, 2);
+    } else {
+        *--q = (char)('0' + rest);
+    }
+    int n = (int)(digits + 20 - q);
+    while (q[n - 1] == '0') { /* f != 0: the first digit is not a zero */
+        n--;
         e++;
     }
-    char digits[20];
-    int n = 0;
-    for (uint64_t rest = f; rest != 0; rest /= 10) {
-        digits[19 - n++] = (char)('0' + rest % 10);
-    }
-    const char *d = digits + 20 - n;
+    const char *d = q;
     int k = n + e - 1; /* the decimal exponent of the first digit */
     if (k >= 0 && k < 16) {
         if (n <= k + 1) {
@@ -284,59 +299,22 @@ cp_eisel_lemire(uint64_t w, int q, int negative, double *out)
     return 1;
 }
 
-/* A JSON number token (already checked against the grammar) as a double. */
-static double
-cp_parse_double(const unsigned char *token, Py_ssize_t size, locale_t c_locale, int *ok)
+/* w * 10^q as a double (w != 0 or ``overflow``: more than 19 significant digits): Eisel-Lemire,
+ * or strtod_l over the token where it cannot decide. 0 where the token does not read whole. */
+static int
+cp_to_double(uint64_t w, int q, int negative, int overflow, const unsigned char *token, Py_ssize_t size,
+             locale_t c_locale, double *value)
 {
-    Py_ssize_t i = 0;
-    int negative = token[0] == '-';
-    i += negative;
-    uint64_t w = 0;
-    int digits = 0; /* significant digits in w */
-    int scale = 0;  /* fraction digits taken into w */
-    int overflow = 0;
-    for (; i < size && token[i] >= '0' && token[i] <= '9'; i++) {
-        if (digits < 19) {
-            w = w * 10 + (uint64_t)(token[i] - '0');
-            digits += w != 0;
-        } else {
-            overflow = 1;
-        }
-    }
-    if (i < size && token[i] == '.') {
-        for (i++; i < size && token[i] >= '0' && token[i] <= '9'; i++) {
-            if (digits < 19) {
-                w = w * 10 + (uint64_t)(token[i] - '0');
-                digits += w != 0;
-                scale++;
-            } else {
-                overflow = 1;
-            }
-        }
-    }
-    int exponent = 0;
-    if (i < size && (token[i] == 'e' || token[i] == 'E')) {
-        i++;
-        int minus = token[i] == '-';
-        i += token[i] == '-' || token[i] == '+';
-        for (; i < size && token[i] >= '0' && token[i] <= '9'; i++) {
-            if (exponent < 100000) {
-                exponent = exponent * 10 + (token[i] - '0');
-            }
-        }
-        exponent = minus ? -exponent : exponent;
-    }
-    double value;
     if (w == 0 && !overflow) {
-        value = negative ? -0.0 : 0.0;
-    } else if (overflow || !cp_eisel_lemire(w, exponent - scale, negative, &value)) {
-        char *end = NULL;
-        value = strtod_l((const char *)token, &end, c_locale);
-        *ok = end == (const char *)token + size;
-        return value;
+        *value = negative ? -0.0 : 0.0;
+        return 1;
     }
-    *ok = 1;
-    return value;
+    if (!overflow && cp_eisel_lemire(w, q, negative, value)) {
+        return 1;
+    }
+    char *end = NULL;
+    *value = strtod_l((const char *)token, &end, c_locale);
+    return end == (const char *)token + size;
 }
 
 /* ---- a growable byte buffer (raw allocator: usable without the GIL) ---- */
@@ -618,61 +596,117 @@ cp_string(const unsigned char *data, Py_ssize_t size, Py_ssize_t *at, CpBuffer *
     return CP_OK;
 }
 
-/* A number at data[*at]: kind CP_INT (copied) or CP_FLOAT (``number``, printed). */
+#define CP_IS_DIGIT(ch) ((unsigned char)((ch) - '0') < 10)
+
+/* Eight ASCII digits at once (little-endian loads), as fast_float reads them: whether the
+ * eight bytes are all digits, and their value. */
+static inline int
+cp_eight_digits(uint64_t chunk)
+{
+    return ((chunk & 0xf0f0f0f0f0f0f0f0ULL) | (((chunk + 0x0606060606060606ULL) & 0xf0f0f0f0f0f0f0f0ULL) >> 4))
+           == 0x3333333333333333ULL;
+}
+
+static inline uint64_t
+cp_eight_value(uint64_t chunk)
+{
+    const uint64_t mask = 0x000000ff000000ffULL;
+    const uint64_t mul1 = 100 + (1000000ULL << 32);
+    const uint64_t mul2 = 1 + (10000ULL << 32);
+    chunk -= 0x3030303030303030ULL;
+    chunk = (chunk * 10) + (chunk >> 8);
+    return (((chunk & mask) * mul1) + (((chunk >> 16) & mask) * mul2)) >> 32;
+}
+
+/* Digits at data[*i] into w while there is room for 19 significant ones, eight at a time
+ * where eight are there and w already holds a significant digit. */
+static inline void
+cp_digits(const unsigned char *data, Py_ssize_t size, Py_ssize_t *at, uint64_t *w, int *digits, int *taken,
+          int *overflow)
+{
+    Py_ssize_t i = *at;
+    while (*w != 0 && *digits <= 11 && i + 8 <= size) {
+        uint64_t chunk;
+        memcpy(&chunk, data + i, sizeof chunk);
+        if (!cp_eight_digits(chunk)) {
+            break;
+        }
+        *w = *w * 100000000ULL + cp_eight_value(chunk);
+        *digits += 8;
+        *taken += 8;
+        i += 8;
+    }
+    for (; i < size && CP_IS_DIGIT(data[i]); i++) {
+        if (*digits < 19) {
+            *w = *w * 10 + (uint64_t)(data[i] - '0');
+            *digits += *w != 0; /* leading zeros (of 0.000123) are not significant */
+            *taken += 1;
+        } else {
+            *overflow = 1;
+        }
+    }
+    *at = i;
+}
+
+/* A number at data[*at], checked against JSON's grammar as its digits are read: kind CP_INT
+ * (copied) or CP_FLOAT (``number``, printed). */
 static int
 cp_number(CpLine *t, const unsigned char *data, Py_ssize_t size, Py_ssize_t *at, CpBuffer *out, int *kind,
           double *number)
 {
     Py_ssize_t i = *at;
     Py_ssize_t start = i;
-    if (data[i] == '-') {
-        i++;
-    }
-    if (i >= size || data[i] < '0' || data[i] > '9') {
+    int negative = data[i] == '-';
+    i += negative;
+    if (i >= size || !CP_IS_DIGIT(data[i])) {
         return CP_REFUSED; /* -Infinity and the like */
     }
+    uint64_t w = 0;
+    int digits = 0; /* significant digits in w */
+    int scale = 0;  /* fraction digits taken into w */
+    int overflow = 0;
     Py_ssize_t int_start = i;
+    int whole_taken = 0;
     if (data[i] == '0') {
         i++;
     } else {
-        while (i < size && data[i] >= '0' && data[i] <= '9') {
-            i++;
-        }
+        cp_digits(data, size, &i, &w, &digits, &whole_taken, &overflow);
     }
     Py_ssize_t int_digits = i - int_start;
     int is_float = 0;
     if (i < size && data[i] == '.') {
         i++;
         Py_ssize_t fraction = i;
-        while (i < size && data[i] >= '0' && data[i] <= '9') {
-            i++;
-        }
+        cp_digits(data, size, &i, &w, &digits, &scale, &overflow);
         if (i == fraction) {
             return CP_REFUSED;
         }
         is_float = 1;
     }
+    int exponent = 0;
     if (i < size && (data[i] == 'e' || data[i] == 'E')) {
         i++;
-        if (i < size && (data[i] == '+' || data[i] == '-')) {
-            i++;
+        int minus = i < size && data[i] == '-';
+        i += i < size && (data[i] == '+' || data[i] == '-');
+        Py_ssize_t first = i;
+        for (; i < size && CP_IS_DIGIT(data[i]); i++) {
+            if (exponent < 100000) {
+                exponent = exponent * 10 + (data[i] - '0');
+            }
         }
-        Py_ssize_t exponent = i;
-        while (i < size && data[i] >= '0' && data[i] <= '9') {
-            i++;
-        }
-        if (i == exponent) {
+        if (i == first) {
             return CP_REFUSED;
         }
+        exponent = minus ? -exponent : exponent;
         is_float = 1;
     }
-    if (i < size && data[i] >= '0' && data[i] <= '9') {
+    if (i < size && CP_IS_DIGIT(data[i])) {
         return CP_REFUSED; /* a leading zero followed by digits */
     }
     if (!is_float) {
         /* 19+ digits may leave 64 bits (the Python path keeps them exactly); "-0" reads
          * as the int 0. */
-        if (int_digits > 18 || (int_digits == 1 && data[int_start] == '0' && start != int_start)) {
+        if (int_digits > 18 || (negative && w == 0)) {
             return CP_REFUSED;
         }
         if (cp_reserve(out, i - start) < 0) {
@@ -684,9 +718,9 @@ cp_number(CpLine *t, const unsigned char *data, Py_ssize_t size, Py_ssize_t *at,
         *at = i;
         return CP_OK;
     }
-    int ok = 0;
-    double value = cp_parse_double(data + start, i - start, t->c_locale, &ok);
-    if (!ok || !isfinite(value)) {
+    double value;
+    if (!cp_to_double(w, exponent - scale, negative, overflow, data + start, i - start, t->c_locale, &value)
+        || !isfinite(value)) {
         return CP_REFUSED;
     }
     if (cp_reserve(out, 32) < 0) {
