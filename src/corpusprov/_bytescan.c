@@ -396,7 +396,6 @@ non_finite_count(PyObject *Py_UNUSED(module), PyObject *row)
  * its result reads) and refuses what the transcoder refuses. Each function is property-tested
  * against the Python path. */
 
-static PyObject *digest_name;  /* "digest" */
 static PyObject *source_name;  /* "src_sha256" */
 static PyObject *encoder_name; /* "encoder" */
 static PyObject *preset_name;  /* "preset" */
@@ -409,18 +408,16 @@ static PyObject *corpus_source_name; /* "corpus_source" */
 static PyObject *mos_native_name;    /* "mos_native" */
 static PyObject *mos_scale_name;     /* "mos_native_scale" */
 static PyObject *option_kw;    /* ("option",) */
-static PyObject *hash_kw;      /* ("digest_size", "person") */
-static PyObject *sixteen;      /* 16 */
 
-/* What both stages' contexts start with (the first 12 items of the context tuple). */
+/* What both stages' contexts start with (the first 11 items of the context tuple). */
 typedef struct {
-    PyObject *loads, *dumps, *dumps_option, *blake2b, *key_person;
+    PyObject *loads, *dumps, *dumps_option, *key_person;
     PyObject *required, *key_fields, *mark, *mark_str;
     int crlf_accept, keep_non_finite;
     Py_ssize_t max_line_bytes;
 } RowContext;
 
-#define ROW_CONTEXT_ITEMS 12
+#define ROW_CONTEXT_ITEMS 11
 
 static int
 row_context(PyObject *tuple, Py_ssize_t items, RowContext *c)
@@ -433,15 +430,14 @@ row_context(PyObject *tuple, Py_ssize_t items, RowContext *c)
     c->loads = ctx[0];
     c->dumps = ctx[1];
     c->dumps_option = ctx[2];
-    c->blake2b = ctx[3];
-    c->key_person = ctx[4];
-    c->required = ctx[5];
-    c->key_fields = ctx[6];
-    c->crlf_accept = PyObject_IsTrue(ctx[7]);
-    c->max_line_bytes = PyLong_AsSsize_t(ctx[8]);
-    c->mark = ctx[9];
-    c->mark_str = ctx[10];
-    c->keep_non_finite = PyObject_IsTrue(ctx[11]);
+    c->key_person = ctx[3];
+    c->required = ctx[4];
+    c->key_fields = ctx[5];
+    c->crlf_accept = PyObject_IsTrue(ctx[6]);
+    c->max_line_bytes = PyLong_AsSsize_t(ctx[7]);
+    c->mark = ctx[8];
+    c->mark_str = ctx[9];
+    c->keep_non_finite = PyObject_IsTrue(ctx[10]);
     if (c->crlf_accept < 0 || c->keep_non_finite < 0 || (c->max_line_bytes == -1 && PyErr_Occurred())) {
         return -1;
     }
@@ -453,17 +449,15 @@ row_context(PyObject *tuple, Py_ssize_t items, RowContext *c)
     return 0;
 }
 
+/* A 16-byte BLAKE2b digest of data with ``person`` (a bytes object), as a new bytes object:
+ * hashlib.blake2b(data, digest_size=16, person=person).digest() without the hashlib object. */
 static PyObject *
-hash16(PyObject *blake2b, PyObject *data, PyObject *person)
+digest16(const char *data, Py_ssize_t size, PyObject *person)
 {
-    PyObject *args[3] = {data, sixteen, person};
-    PyObject *hasher = PyObject_Vectorcall(blake2b, args, 1, hash_kw);
-    if (hasher == NULL) {
-        return NULL;
-    }
-    PyObject *digest = PyObject_CallMethodNoArgs(hasher, digest_name);
-    Py_DECREF(hasher);
-    return digest;
+    unsigned char digest[16];
+    blake2b_person((const unsigned char *)data, (size_t)size, (const unsigned char *)PyBytes_AS_STRING(person),
+                   (size_t)PyBytes_GET_SIZE(person), digest, sizeof digest);
+    return PyBytes_FromStringAndSize((const char *)digest, sizeof digest);
 }
 
 /* keys.key_digest's fast branch over ``values`` (borrowed, count of them); NULL without an
@@ -500,7 +494,7 @@ digest_of(RowContext *c, PyObject *const *values, Py_ssize_t count)
     if (encoded == NULL) {
         return NULL;
     }
-    PyObject *digest = hash16(c->blake2b, encoded, c->key_person);
+    PyObject *digest = digest16(PyBytes_AS_STRING(encoded), PyBytes_GET_SIZE(encoded), c->key_person);
     Py_DECREF(encoded);
     return digest;
 }
@@ -973,16 +967,6 @@ transcoded_row(MergeContext *c, PyObject *raw_line, int *special, PyObject **lin
     *special = t->nans > 0;
     *line_out = line;
     return row;
-}
-
-/* A 16-byte BLAKE2b digest of data with ``person`` (a bytes object), as a new bytes object. */
-static PyObject *
-digest16(const char *data, Py_ssize_t size, PyObject *person)
-{
-    unsigned char digest[16];
-    blake2b_person((const unsigned char *)data, (size_t)size, (const unsigned char *)PyBytes_AS_STRING(person),
-                   (size_t)PyBytes_GET_SIZE(person), digest, sizeof digest);
-    return PyBytes_FromStringAndSize((const char *)digest, sizeof digest);
 }
 
 /* keys.key_digest's fast branch on the transcoded line: blake2b of orjson.dumps of the key
@@ -1629,7 +1613,6 @@ static struct PyModuleDef bytescan_module = {
 PyMODINIT_FUNC
 PyInit__bytescan(void)
 {
-    digest_name = PyUnicode_InternFromString("digest");
     source_name = PyUnicode_InternFromString("src_sha256");
     encoder_name = PyUnicode_InternFromString("encoder");
     preset_name = PyUnicode_InternFromString("preset");
@@ -1641,20 +1624,13 @@ PyInit__bytescan(void)
     corpus_source_name = PyUnicode_InternFromString("corpus_source");
     mos_native_name = PyUnicode_InternFromString("mos_native");
     mos_scale_name = PyUnicode_InternFromString("mos_native_scale");
-    /* Keyword names interned: orjson matches them by identity. */
+    /* The keyword name interned: orjson matches it by identity. */
     PyObject *option = PyUnicode_InternFromString("option");
-    PyObject *digest_size = PyUnicode_InternFromString("digest_size");
-    PyObject *person = PyUnicode_InternFromString("person");
     option_kw = option == NULL ? NULL : PyTuple_Pack(1, option);
-    hash_kw = digest_size == NULL || person == NULL ? NULL : PyTuple_Pack(2, digest_size, person);
     Py_XDECREF(option);
-    Py_XDECREF(digest_size);
-    Py_XDECREF(person);
-    sixteen = PyLong_FromLong(16);
-    if (digest_name == NULL || source_name == NULL || encoder_name == NULL || preset_name == NULL
-        || vmaf_name == NULL || src_name == NULL || mos_name == NULL || std_name == NULL || corpus_name == NULL
-        || corpus_source_name == NULL || mos_native_name == NULL || mos_scale_name == NULL || option_kw == NULL
-        || hash_kw == NULL || sixteen == NULL) {
+    if (source_name == NULL || encoder_name == NULL || preset_name == NULL || vmaf_name == NULL || src_name == NULL
+        || mos_name == NULL || std_name == NULL || corpus_name == NULL || corpus_source_name == NULL
+        || mos_native_name == NULL || mos_scale_name == NULL || option_kw == NULL) {
         return NULL;
     }
     return PyModule_Create(&bytescan_module);

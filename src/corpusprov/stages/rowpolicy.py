@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from array import array
 from collections.abc import Callable, Sequence
@@ -218,15 +217,15 @@ Prepass = Callable[[list[bytes]], tuple[list[tuple[bytes, tuple[object, ...]] | 
 
 def native_context(params: RowPolicyParams, key_fields: Sequence[str]) -> tuple[object, ...]:
     """What both native block functions (``_bytescan.merge_rows``, ``aggregate_rows``) are told
-    first: orjson's loads and dumps and the canonical options, the key digest's hash and
-    personalisation, the required keys, the key fields, the reader's CRLF and line-length
-    options, the non-finite marker, and whether non-finite values are kept as they are."""
+    first: orjson's loads and dumps and the canonical options, the key digest's
+    personalisation (the C code hashes with its own BLAKE2b), the required keys, the key
+    fields, the reader's CRLF and line-length options, the non-finite marker, and whether
+    non-finite values are kept as they are."""
     options = params.jsonl
     return (
         orjson.loads,
         orjson.dumps,
         CANONICAL_OPTIONS,
-        hashlib.blake2b,
         KEY_PERSON,
         tuple(params.required_keys),
         tuple(key_fields),
