@@ -859,11 +859,12 @@ find_member(CpLine *t, const FieldName *name)
     return NULL;
 }
 
-/* A member's value as orjson.loads gives it (NaN as the float the parser restores). */
+/* A member's value as orjson.loads gives it (NaN as the float the parser restores); its
+ * canonical text at ``base + m->at``. */
 static PyObject *
-member_value(MergeContext *c, const CpMember *m)
+member_value(PyObject *loads, const char *base, const CpMember *m)
 {
-    const char *text = c->line.values.data + m->at;
+    const char *text = base + m->at;
     switch (m->kind) {
     case CP_STRING:
         if (!m->escaped) {
@@ -893,34 +894,89 @@ member_value(MergeContext *c, const CpMember *m)
     if (bytes == NULL) {
         return NULL;
     }
-    PyObject *value = PyObject_CallOneArg(c->row.loads, bytes);
+    PyObject *value = PyObject_CallOneArg(loads, bytes);
     Py_DECREF(bytes);
     return value;
 }
 
-/* jsonl.parse_line + rowparse._parse_fast + check_line for one merge line, on the native
- * transcoder: a new dict of the fields the result reads (``*special`` as the parser sets it,
- * ``*line_out`` the canonical line), or NULL (an exception set or not) where Python's path
- * answers. */
-static PyObject *
-transcoded_row(MergeContext *c, PyObject *raw_line, int *special, PyObject **line_out)
+/* What the first phase (no GIL) keeps of a line for the second. */
+typedef struct {
+    int answered;           /* 1: take it; 0: the Python path answers; -1: out of memory */
+    Py_ssize_t line_at, line_size; /* the canonical line, in MergeBlock.lines */
+    Py_ssize_t nans;
+    unsigned char digest[16], source[16];
+    int has_source;
+    CpMember fields[3];     /* c->wanted's (encoder, preset, vmaf_score); kind 0 when missing; text in the arena */
+} MergeAnswer;
+
+typedef struct {
+    CpBuffer lines; /* the answered lines' canonical text, joined */
+    CpBuffer arena; /* the fields' canonical text */
+} MergeBlock;
+
+/* keys.key_digest's fast branch on the transcoded line: blake2b of orjson.dumps of the key
+ * fields' values, an integral float as the int it equals (the values' orjson text is their
+ * canonical text already), at ``out``. 1, 0 where key_digest takes another branch or raises
+ * (a missing field, NaN, a list, an integral float beyond 63 bits), -1 out of memory. */
+static int
+key_digest_into(MergeContext *c, unsigned char out[16])
 {
-    const unsigned char *data = (const unsigned char *)PyBytes_AS_STRING(raw_line);
-    Py_ssize_t size = PyBytes_GET_SIZE(raw_line);
+    CpBuffer *text = &c->key_text;
+    text->size = 0;
+    if (cp_reserve(text, 2) < 0) {
+        return -1;
+    }
+    text->data[text->size++] = '[';
+    for (Py_ssize_t i = 0; i < c->key_count; i++) {
+        CpMember *m = find_member(&c->line, &c->keys[i]);
+        if (m == NULL || m->kind == CP_NAN || m->kind == CP_ARRAY) {
+            return 0;
+        }
+        if (cp_reserve(text, m->size + 32) < 0) {
+            return -1;
+        }
+        if (i > 0) {
+            text->data[text->size++] = ',';
+        }
+        if (m->kind == CP_FLOAT && m->number == floor(m->number)) {
+            if (!(fabs(m->number) < 9223372036854775808.0)) {
+                return 0;
+            }
+            text->size += sprintf(text->data + text->size, "%lld", (long long)m->number);
+        } else {
+            memcpy(text->data + text->size, c->line.values.data + m->at, (size_t)m->size);
+            text->size += m->size;
+        }
+    }
+    text->data[text->size++] = ']';
+    blake2b_person((const unsigned char *)text->data, (size_t)text->size,
+                   (const unsigned char *)PyBytes_AS_STRING(c->row.key_person),
+                   (size_t)PyBytes_GET_SIZE(c->row.key_person), out, 16);
+    return 1;
+}
+
+/* Phase one of a merge line, without the GIL (no Python objects made or touched beyond the
+ * context's bytes): jsonl.parse_line + rowparse._parse_fast + check_line + the policy's
+ * non-finite check + the key and source digests on the native transcoder. */
+static void
+merge_line_native(MergeContext *c, const unsigned char *data, Py_ssize_t size, MergeAnswer *a, MergeBlock *block)
+{
+    a->answered = 0;
     if (size > c->row.max_line_bytes || size == 0) {
-        return NULL;
+        return;
     }
     if (data[size - 1] == '\r') {
         if (!c->row.crlf_accept) {
-            return NULL;
+            return;
         }
         size--;
     }
-    int status = cp_transcode(&c->line, data, size);
-    if (status != CP_OK) {
-        return status == CP_NO_MEMORY ? PyErr_NoMemory() : NULL;
-    }
     CpLine *t = &c->line;
+    int status = cp_transcode(t, data, size);
+    if (status != CP_OK) {
+        a->answered = status == CP_NO_MEMORY ? -1 : 0;
+        return;
+    }
     /* check_line: every required key (both sorted: one walk). */
     Py_ssize_t at = 0;
     for (Py_ssize_t i = 0; i < c->required_count; i++) {
@@ -939,19 +995,70 @@ transcoded_row(MergeContext *c, PyObject *raw_line, int *special, PyObject **lin
             at++;
         }
         if (order != 0) {
-            return NULL;
+            return;
         }
     }
+    if (t->nans > 0 && !c->row.keep_non_finite) {
+        return; /* the policy changes or rejects the row: Python's path */
+    }
+    int keyed = key_digest_into(c, a->digest);
+    if (keyed <= 0) {
+        a->answered = keyed;
+        return;
+    }
+    /* merge.source_digest: b"" unless src_sha256 is a non-empty string (one with escapes:
+     * the Python path decodes it). */
+    static const FieldName source_field = {"src_sha256", 10, NULL};
+    CpMember *source = find_member(t, &source_field);
+    a->has_source = source != NULL && source->kind == CP_STRING && source->size > 2;
+    if (a->has_source) {
+        if (source->escaped) {
+            return;
+        }
+        blake2b_person((const unsigned char *)t->values.data + source->at + 1, (size_t)(source->size - 2),
+                       (const unsigned char *)PyBytes_AS_STRING(c->source_person),
+                       (size_t)PyBytes_GET_SIZE(c->source_person), a->source, 16);
+    }
+    for (Py_ssize_t i = 0; i < c->wanted_count && i < 3; i++) {
+        CpMember *m = find_member(t, &c->wanted[i]);
+        if (m == NULL) {
+            a->fields[i].kind = 0;
+            continue;
+        }
+        if (cp_reserve(&block->arena, m->size) < 0) {
+            a->answered = -1;
+            return;
+        }
+        a->fields[i] = *m;
+        a->fields[i].at = block->arena.size;
+        memcpy(block->arena.data + block->arena.size, t->values.data + m->at, (size_t)m->size);
+        block->arena.size += m->size;
+    }
+    if (cp_reserve(&block->lines, t->line.size) < 0) {
+        a->answered = -1;
+        return;
+    }
+    a->line_at = block->lines.size;
+    a->line_size = t->line.size;
+    memcpy(block->lines.data + block->lines.size, t->line.data, (size_t)t->line.size);
+    block->lines.size += t->line.size;
+    a->nans = t->nans;
+    a->answered = 1;
+}
+
+/* Phase two, with the GIL: a new (line, (digest, cell, vmaf, source digest)) tuple. */
+static PyObject *
+merge_answer(MergeContext *c, const MergeAnswer *a, const MergeBlock *block)
+{
     PyObject *row = PyDict_New();
     if (row == NULL) {
         return NULL;
     }
-    for (Py_ssize_t i = 0; i < c->wanted_count; i++) {
-        CpMember *m = find_member(t, &c->wanted[i]);
-        if (m == NULL) {
+    for (Py_ssize_t i = 0; i < c->wanted_count && i < 3; i++) {
+        if (a->fields[i].kind == 0) {
             continue;
         }
-        PyObject *value = member_value(c, m);
+        PyObject *value = member_value(c->row.loads, block->arena.data, &a->fields[i]);
         if (value == NULL || PyDict_SetItem(row, c->wanted[i].name, value) < 0) {
             Py_XDECREF(value);
             Py_DECREF(row);
@@ -959,106 +1066,97 @@ transcoded_row(MergeContext *c, PyObject *raw_line, int *special, PyObject **lin
         }
         Py_DECREF(value);
     }
-    PyObject *line = PyBytes_FromStringAndSize(t->line.data, t->line.size);
-    if (line == NULL) {
-        Py_DECREF(row);
-        return NULL;
-    }
-    *special = t->nans > 0;
-    *line_out = line;
-    return row;
-}
-
-/* keys.key_digest's fast branch on the transcoded line: blake2b of orjson.dumps of the key
- * fields' values, an integral float as the int it equals. The values' orjson text is their
- * canonical text already. NULL without an exception where key_digest takes another branch
- * or raises (a missing field, NaN, a list, an integral float beyond 63 bits). */
-static PyObject *
-transcoded_key_digest(MergeContext *c)
-{
-    CpBuffer *text = &c->key_text;
-    text->size = 0;
-    for (Py_ssize_t i = 0; i < c->key_count; i++) {
-        CpMember *m = find_member(&c->line, &c->keys[i]);
-        if (m == NULL || m->kind == CP_NAN || m->kind == CP_ARRAY) {
-            return NULL;
-        }
-        if (cp_reserve(text, m->size + 32) < 0) {
-            return PyErr_NoMemory();
-        }
-        text->data[text->size++] = i == 0 ? '[' : ',';
-        if (m->kind == CP_FLOAT && m->number == floor(m->number)) {
-            if (!(fabs(m->number) < 9223372036854775808.0)) {
-                return NULL;
-            }
-            text->size += sprintf(text->data + text->size, "%lld", (long long)m->number);
-        } else {
-            memcpy(text->data + text->size, c->line.values.data + m->at, (size_t)m->size);
-            text->size += m->size;
-        }
-    }
-    if (cp_reserve(text, 2) < 0) {
-        return PyErr_NoMemory();
-    }
-    if (c->key_count == 0) {
-        text->data[text->size++] = '[';
-    }
-    text->data[text->size++] = ']';
-    return digest16(text->data, text->size, c->row.key_person);
-}
-
-/* merge.source_digest on the transcoded line: b"" unless src_sha256 is a non-empty string;
- * NULL without an exception for a string with escapes (the Python path decodes it). */
-static PyObject *
-transcoded_source_digest(MergeContext *c)
-{
-    static const FieldName name = {"src_sha256", 10, NULL};
-    CpMember *m = find_member(&c->line, &name);
-    if (m == NULL || m->kind != CP_STRING || m->size == 2) {
-        return PyBytes_FromStringAndSize("", 0);
-    }
-    if (m->escaped) {
-        return NULL;
-    }
-    return digest16(c->line.values.data + m->at + 1, m->size - 2, c->source_person);
-}
-
-/* One line: a new (line, (digest, cell, vmaf, source digest)) tuple, or NULL. */
-static PyObject *
-merge_line(void *context, PyObject *raw_line, Py_ssize_t *kept)
-{
-    MergeContext *c = context;
-    int special = 0;
-    PyObject *line = NULL;
-    PyObject *row = transcoded_row(c, raw_line, &special, &line);
-    if (row == NULL) {
-        return NULL;
-    }
-    PyObject *result = NULL;
-    if (special && !c->row.keep_non_finite) {
-        goto done; /* the policy changes or rejects the row: Python's path */
-    }
-    PyObject *digest = transcoded_key_digest(c);
-    if (digest == NULL) {
-        goto done;
-    }
-    PyObject *source = transcoded_source_digest(c);
     PyObject *vmaf = NULL;
-    PyObject *cell = source == NULL ? NULL : cell_and_vmaf(row, &vmaf);
-    PyObject *tuple = cell == NULL ? NULL : PyTuple_Pack(4, digest, cell, vmaf, source);
-    Py_DECREF(digest);
+    PyObject *cell = cell_and_vmaf(row, &vmaf);
+    Py_DECREF(row);
+    if (cell == NULL) {
+        return NULL;
+    }
+    PyObject *digest = PyBytes_FromStringAndSize((const char *)a->digest, 16);
+    PyObject *source = PyBytes_FromStringAndSize((const char *)a->source, a->has_source ? 16 : 0);
+    PyObject *line = PyBytes_FromStringAndSize(block->lines.data + a->line_at, a->line_size);
+    PyObject *tuple = digest == NULL || source == NULL ? NULL : PyTuple_Pack(4, digest, cell, vmaf, source);
+    PyObject *result = tuple == NULL || line == NULL ? NULL : PyTuple_Pack(2, line, tuple);
+    Py_XDECREF(digest);
     Py_XDECREF(source);
-    Py_XDECREF(cell);
-    Py_XDECREF(vmaf);
-    if (tuple == NULL) {
+    Py_XDECREF(line);
+    Py_XDECREF(tuple);
+    Py_DECREF(cell);
+    Py_DECREF(vmaf);
+    return result;
+}
+
+/* A block's lines: phase one for all of them with the GIL released (so a stage may run blocks
+ * in threads), then the answers as block_answers gives them. */
+static PyObject *
+merge_answers(MergeContext *c, PyObject *lines)
+{
+    if (!PyList_Check(lines)) {
+        PyErr_SetString(PyExc_TypeError, "lines: expected a list of bytes");
+        return NULL;
+    }
+    Py_ssize_t count = PyList_GET_SIZE(lines);
+    MergeAnswer *answers = PyMem_RawCalloc((size_t)(count > 0 ? count : 1), sizeof(MergeAnswer));
+    const unsigned char **data = PyMem_RawMalloc(sizeof(*data) * (size_t)(count > 0 ? count : 1));
+    Py_ssize_t *sizes = PyMem_RawMalloc(sizeof(*sizes) * (size_t)(count > 0 ? count : 1));
+    MergeBlock block = {{NULL, 0, 0}, {NULL, 0, 0}};
+    PyObject *prepared = NULL, *result = NULL;
+    if (answers == NULL || data == NULL || sizes == NULL) {
+        PyErr_NoMemory();
         goto done;
     }
-    *kept += c->line.nans;
-    result = PyTuple_Pack(2, line, tuple);
-    Py_DECREF(tuple);
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *raw = PyList_GET_ITEM(lines, i);
+        data[i] = PyBytes_CheckExact(raw) ? (const unsigned char *)PyBytes_AS_STRING(raw) : NULL;
+        sizes[i] = data[i] == NULL ? 0 : PyBytes_GET_SIZE(raw);
+    }
+    /* The list is the block's own and its bytes are immutable: safe to read without the GIL
+     * while the caller's reference keeps them alive. */
+    Py_INCREF(lines);
+    int no_memory = 0;
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t i = 0; i < count && !no_memory; i++) {
+        if (data[i] != NULL) {
+            merge_line_native(c, data[i], sizes[i], &answers[i], &block);
+            no_memory = answers[i].answered < 0;
+        }
+    }
+    Py_END_ALLOW_THREADS
+    Py_DECREF(lines);
+    if (no_memory) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    prepared = PyList_New(count);
+    if (prepared == NULL) {
+        goto done;
+    }
+    Py_ssize_t kept = 0;
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *answer = NULL;
+        if (answers[i].answered == 1) {
+            answer = merge_answer(c, &answers[i], &block);
+            if (answer == NULL) {
+                /* An exception is the line's (Python's path meets it again and answers);
+                 * running out of memory, or an interrupt, is the run's. */
+                if (PyErr_ExceptionMatches(PyExc_MemoryError) || !PyErr_ExceptionMatches(PyExc_Exception)) {
+                    goto done;
+                }
+                PyErr_Clear();
+            } else {
+                kept += answers[i].nans;
+            }
+        }
+        PyList_SET_ITEM(prepared, i, answer == NULL ? Py_NewRef(Py_None) : answer);
+    }
+    result = Py_BuildValue("(On)", prepared, kept);
 done:
-    Py_DECREF(row);
-    Py_XDECREF(line);
+    Py_XDECREF(prepared);
+    PyMem_RawFree(answers);
+    PyMem_RawFree(data);
+    PyMem_RawFree(sizes);
+    cp_release(&block.lines);
+    cp_release(&block.arena);
     return result;
 }
 
@@ -1130,7 +1228,7 @@ merge_rows(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
         if (cp_init(&c.line) < 0) {
             PyErr_NoMemory();
         } else {
-            answers = block_answers(args[0], merge_line, &c);
+            answers = merge_answers(&c, args[0]);
         }
     }
     Py_XDECREF(read);
