@@ -128,3 +128,42 @@ def test_worker_pipes_are_widened() -> None:
         for queue in (executor._call_queue, executor._result_queue):
             for end in (queue._reader, queue._writer):
                 assert fcntl.fcntl(end.fileno(), F_GETPIPE_SZ) >= 1024 * 1024
+
+
+def test_a_threaded_pool_runs_blocks_in_this_process_in_order() -> None:
+    """``threads=True`` (merge's native path): the blocks run in threads of this process, no
+    worker process starts, and results come back in block order."""
+    import multiprocessing
+    import threading
+    import time
+
+    from corpusprov.io.jsonl import Block
+
+    def slow_first_factory() -> Any:
+        def run(block: Any) -> Any:
+            if block.first_line == 1:
+                time.sleep(0.05)  # the first block finishes last
+            return (block.first_line, threading.current_thread().name)
+
+        return run
+
+    blocks = [Block("a.jsonl", 1 + 10 * index, [b"{}"], False) for index in range(8)]
+    with WorkerPool(2, slow_first_factory, (), threads=True) as pool:
+        results: list[Any] = list(pool.map(iter(blocks)))
+        assert multiprocessing.active_children() == []
+    assert [first for first, _ in results] == [block.first_line for block in blocks]
+    assert {name for _, name in results} <= {f"corpusprov-block_{index}" for index in range(2)}
+
+
+def test_merge_runs_in_threads_where_its_native_path_answers() -> None:
+    """``non_finite: keep`` (the default) lets the native path take real rows, NaN and all:
+    threads; another policy sends a third of real rows to the Python path: processes."""
+    from dataclasses import replace
+
+    from corpusprov.params.stages import MergeParams
+    from corpusprov.stages.merge import NATIVE_MERGE_ROWS, merge_uses_threads
+
+    if not NATIVE_MERGE_ROWS:
+        pytest.skip("the native merge fast path is not built here")
+    assert merge_uses_threads(MergeParams())
+    assert not merge_uses_threads(replace(MergeParams(), non_finite="null"))

@@ -1,4 +1,8 @@
-"""Worker processes never outlive the run: SIGKILL the main process and they are gone within a second."""
+"""Worker processes never outlive the run: SIGKILL the main process and they are gone within a second.
+
+Merge runs its blocks in threads where its native fast path answers (``non_finite: keep``),
+so these runs use ``non_finite: null``, which takes worker processes (as aggregate does).
+"""
 
 from __future__ import annotations
 
@@ -52,7 +56,10 @@ def test_sigkill_of_the_main_process_takes_the_workers_with_it(tmp_path: Path) -
     (tmp_path / "raw").mkdir()
     for index in range(12):  # ~100 MB: the run lasts well past the moment we kill it
         (tmp_path / "raw" / f"host-{index:02d}.jsonl").write_text(shard_lines, encoding="ascii")
-    (tmp_path / "params.yaml").write_bytes((REPO_ROOT / "params.yaml").read_bytes())
+    params = (REPO_ROOT / "params.yaml").read_text(encoding="utf-8")
+    kept = "  non_finite: keep       # NaN/Infinity outside the key: keep | null | reject\n"
+    assert kept in params
+    (tmp_path / "params.yaml").write_text(params.replace(kept, "  non_finite: null\n", 1), encoding="utf-8")
     main = subprocess.Popen(
         [sys.executable, "-m", "corpusprov", "merge", "raw", "--output", "out/merged.jsonl", "--jobs", "2"],
         cwd=tmp_path,

@@ -38,6 +38,7 @@ __all__ = [
     "MergeRow",
     "keep_first_py",
     "merge",
+    "merge_uses_threads",
     "native_prepass",
     "source_digest",
 ]
@@ -214,6 +215,18 @@ def merge_block_function(params: MergeParams, *, native: bool = True) -> BlockFu
     return run
 
 
+def merge_uses_threads(params: MergeParams) -> bool:
+    """Whether merge's blocks run in threads of the main process rather than in worker processes.
+
+    Where the native fast path answers for most rows, yes: it does a block's work with the GIL
+    released, and threads spare the pickling of every block and result through pipes (merge
+    on 300k real-shaped rows 4.3-4.7 -> 3.5 s). It needs ``non_finite: keep`` to take a row
+    with a NaN (a third of real rows); another policy sends those rows to the Python path,
+    which holds the GIL, so processes run them.
+    """
+    return NATIVE_MERGE_ROWS and params.non_finite == "keep"
+
+
 def merge(
     files: Sequence[InputFile],
     params: MergeParams,
@@ -231,7 +244,7 @@ def merge(
     summary = MergeSummary()
     sources = DigestSet()
     inputs = StageInputs(files, params.jsonl, MERGE_COUNTERS, rejects, progress)
-    with WorkerPool(jobs, merge_block_function, (params,)) as pool:
+    with WorkerPool(jobs, merge_block_function, (params,), threads=merge_uses_threads(params)) as pool:
         if params.keep == "last":
             # keep: last must remember where each key was last seen, and write on a second pass.
             table = DigestTable()

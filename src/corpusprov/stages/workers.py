@@ -4,6 +4,10 @@ The main process reads and hashes each shard and keeps everything that depends o
 (dedup tables, counters, output bytes); worker processes do the per-line work (JSON
 parsing, checks, canonical serialisation). Results are consumed in block order, so the
 output is byte-identical to a single-process run.
+
+A stage whose block function does its per-line work with the GIL released (merge's native
+fast path) runs it in threads of the main process instead (``threads=True``): no blocks and
+results pickled through pipes, no second interpreter.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import signal
 import sys
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from typing import Any, Final
 
 from corpusprov.interrupts import held
@@ -155,30 +159,41 @@ def _run_block(block: Block) -> BlockResult:
 
 
 class WorkerPool:
-    """``jobs`` worker processes (or none, for ``jobs == 1``) running one block function."""
+    """``jobs`` worker processes (or none, for ``jobs == 1``) running one block function.
 
-    def __init__(self, jobs: int, factory: Callable[..., BlockFunction], args: tuple[Any, ...]) -> None:
+    ``threads``: ``jobs`` threads of this process instead, sharing one block function, which
+    must then be thread-safe and release the GIL for its per-line work.
+    """
+
+    def __init__(
+        self, jobs: int, factory: Callable[..., BlockFunction], args: tuple[Any, ...], *, threads: bool = False
+    ) -> None:
         self.jobs = jobs
+        self.threads = threads and jobs > 1
         self._factory = factory
         self._args = args
         self._local: BlockFunction | None = None
-        self._pool: ProcessPoolExecutor | None = None
+        self._pool: Executor | None = None
 
     def __enter__(self) -> WorkerPool:
         if self.jobs <= 1:
             self._local = self._factory(*self._args)
+        elif self.threads:
+            self._local = self._factory(*self._args)
+            self._pool = ThreadPoolExecutor(self.jobs, thread_name_prefix="corpusprov-block")
         else:
             # spawn, not fork: the parent has a hashing thread, and fork() with threads is unsafe.
             context = multiprocessing.get_context("spawn")
             # Workers are started from this (the main) thread, whose death is what the
             # parent-death signal watches.
-            self._pool = ProcessPoolExecutor(
+            pool = ProcessPoolExecutor(
                 self.jobs,
                 mp_context=context,
                 initializer=_init_worker,
                 initargs=(self._factory, self._args, os.getpid()),
             )
-            _widen_pipes(self._pool)
+            _widen_pipes(pool)
+            self._pool = pool
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -194,11 +209,13 @@ class WorkerPool:
             for block in blocks:
                 yield local(block)
             return
+        run = self._local if self.threads else _run_block
+        assert run is not None  # noqa: S101 -- set in __enter__
         pending: deque[Future[BlockResult]] = deque()
         window = self.jobs * 3
         for block in blocks:
             with held():
-                pending.append(self._pool.submit(_run_block, block))
+                pending.append(self._pool.submit(run, block))
             if len(pending) >= window:
                 yield pending.popleft().result()
         while pending:
