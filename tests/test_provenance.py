@@ -114,3 +114,13 @@ def test_an_experiment_records_params_changed_code_as_committed(template_repo: C
     assert git["experiment_baseline"] == head
     shown = run(["corpusprov", "manifest", "show", manifest], repo).stdout
     assert f"(params changed; code as committed), experiment baseline {head[:12]}" in shown
+
+
+def test_the_package_version_is_the_installed_one() -> None:
+    """``corpusprov.__version__`` is a literal that pyproject.toml reads at build time: the
+    installed distribution must say the same (a stale install or a second copy fails here)."""
+    from importlib import metadata
+
+    import corpusprov
+
+    assert corpusprov.__version__ == metadata.version("corpusprov")
