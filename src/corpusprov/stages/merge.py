@@ -263,9 +263,7 @@ def merge(
             cells = summary.tallies()
             for counters, result in inputs.blocks(pool):
                 runs, written = keep_first(seen, sources, cells, result.rows, result.lengths)
-                view = memoryview(result.lines)
-                for start, end, count in runs:
-                    corpus.write_lines(view[start:end], count)
+                _write_runs(result, runs, corpus)
                 counters["rows_out"] += written
                 counters["duplicates"] += len(result.rows) - written
     totals = inputs.totals()
@@ -290,11 +288,24 @@ def keep_first_py(
     """
     line_lengths = array("I")
     line_lengths.frombytes(lengths)
+    kept = [seen.add(row[ROW_DIGEST]) for row in rows]
+    return _kept_runs(rows, line_lengths, kept, cells, sources)
+
+
+def _kept_runs(
+    rows: Sequence[tuple[Any, ...]],
+    lengths: Sequence[int],
+    kept: Sequence[bool],
+    cells: dict[tuple[str, str], list[Any]],
+    sources: DigestSet,
+) -> tuple[list[tuple[int, int, int]], int]:
+    """The rows flagged in ``kept``, tallied in ``cells`` and ``sources``, as runs of lines
+    ``(start, end, rows)`` in the block's joined lines; and how many rows were kept."""
     tally = MergeSummary.add_tally
     runs: list[tuple[int, int, int]] = []
     start = end = run = written = 0
-    for row, length in zip(rows, line_lengths, strict=True):
-        if seen.add(row[ROW_DIGEST]):
+    for row, length, keep in zip(rows, lengths, kept, strict=True):
+        if keep:
             tally(cells, row[MergeRow.CELL], row[MergeRow.VMAF])
             if row[MergeRow.SOURCE]:
                 sources.add(row[MergeRow.SOURCE])
@@ -317,25 +328,16 @@ def _write_kept(
 ) -> int:
     """Write a block's rows flagged in ``kept`` (runs of lines in one call each) and count them
     in the statistics and the unique sources; return how many were written."""
-    view = memoryview(result.lines)
-    start = end = run = written = 0
-    for row, length, keep in zip(result.rows, result.line_lengths(), kept, strict=True):
-        if keep:
-            summary.add_cell(row[MergeRow.CELL], row[MergeRow.VMAF])
-            if row[MergeRow.SOURCE]:
-                sources.add(row[MergeRow.SOURCE])
-            run += 1
-        elif run:
-            corpus.write_lines(view[start:end], run)
-            written += run
-            run = 0
-        end += length
-        if not run:
-            start = end
-    if run:
-        corpus.write_lines(view[start:end], run)
-        written += run
+    runs, written = _kept_runs(result.rows, result.line_lengths(), kept, summary.tallies(), sources)
+    _write_runs(result, runs, corpus)
     return written
+
+
+def _write_runs(result: BlockResult, runs: Sequence[tuple[int, int, int]], corpus: StagedFile) -> None:
+    """Write each ``(start, end, rows)`` run of the block's joined lines in one call."""
+    view = memoryview(result.lines)
+    for start, end, count in runs:
+        corpus.write_lines(view[start:end], count)
 
 
 def _write_last(
