@@ -588,36 +588,19 @@ swap_marks(RowContext *c, PyObject *line, Py_ssize_t count, const char *token, P
     return result;
 }
 
-/* canonical.restore_marks over the (key, value) restores: one token for all, or NULL. */
-static PyObject *
-restore_marks(RowContext *c, PyObject *line, PyObject *restores)
-{
-    Py_ssize_t count = PyList_GET_SIZE(restores);
-    Py_ssize_t token_size = 0;
-    const char *token = NULL;
-    for (Py_ssize_t i = 0; i < count; i++) {
-        Py_ssize_t size;
-        const char *this = token_of(PyFloat_AS_DOUBLE(PyTuple_GET_ITEM(PyList_GET_ITEM(restores, i), 1)), &size);
-        if (token != NULL && this != token) {
-            return NULL;
-        }
-        token = this;
-        token_size = size;
-    }
-    return swap_marks(c, line, count, token, token_size);
-}
-
 static int
 has(const unsigned char *data, Py_ssize_t size, const char *token)
 {
     return find(data, size, token, (Py_ssize_t)strlen(token), 0) != -1;
 }
 
-/* jsonl.parse_line + rowparse._parse_fast for one line: a new reference to the row (its
- * non-finite values restored), ``*special`` set as the parser sets it and, with ``line_out``,
- * the row's canonical line; NULL (an exception set or not) where Python's path answers. */
+/* jsonl.parse_line + rowparse._parse_fast for one line (aggregate's; merge's lines take the
+ * transcoder): a new reference to the row (its non-finite values restored), ``*special`` set
+ * as the parser sets it; NULL (an exception set or not) where Python's path answers. The
+ * row's canonical line is written only to check, by its quote count, that no duplicate key
+ * was dropped. */
 static PyObject *
-fast_row(RowContext *c, PyObject *raw_line, int *special, PyObject **line_out)
+fast_row(RowContext *c, PyObject *raw_line, int *special)
 {
     const unsigned char *data = (const unsigned char *)PyBytes_AS_STRING(raw_line);
     Py_ssize_t size = PyBytes_GET_SIZE(raw_line);
@@ -682,13 +665,6 @@ fast_row(RowContext *c, PyObject *raw_line, int *special, PyObject **line_out)
                 goto done;
             }
         }
-        if (line_out != NULL) {
-            PyObject *restored = restore_marks(c, line, restores);
-            if (restored == NULL) {
-                goto done;
-            }
-            Py_SETREF(line, restored);
-        }
         *special = 1;
     }
     /* check_line: every required key. */
@@ -699,9 +675,6 @@ fast_row(RowContext *c, PyObject *raw_line, int *special, PyObject **line_out)
         }
     }
     result = Py_NewRef(row);
-    if (line_out != NULL) {
-        *line_out = Py_NewRef(line);
-    }
 done:
     Py_XDECREF(raw);
     Py_XDECREF(text);
@@ -711,7 +684,7 @@ done:
     return result;
 }
 
-/* The per-line answers of a block, as both functions return them. */
+/* The per-line answers of a block (aggregate's; merge's come from merge_answers, in two passes). */
 static PyObject *
 block_answers(PyObject *lines, PyObject *(*one)(void *, PyObject *, Py_ssize_t *), void *context)
 {
@@ -829,9 +802,7 @@ static int
 field_compare(const void *a, const void *b)
 {
     const FieldName *x = a, *y = b;
-    Py_ssize_t n = x->size < y->size ? x->size : y->size;
-    int order = memcmp(x->text, y->text, (size_t)n);
-    return order != 0 ? order : (x->size > y->size) - (x->size < y->size);
+    return cp_bytes_compare(x->text, x->size, y->text, y->size);
 }
 
 /* The member named ``name`` among the transcoded line's sorted members, or NULL. */
@@ -842,11 +813,7 @@ find_member(CpLine *t, const FieldName *name)
     while (low < high) {
         Py_ssize_t middle = (low + high) / 2;
         CpMember *m = &t->members[middle];
-        Py_ssize_t n = m->key_size < name->size ? m->key_size : name->size;
-        int order = memcmp(m->key, name->text, (size_t)n);
-        if (order == 0) {
-            order = (m->key_size > name->size) - (m->key_size < name->size);
-        }
+        int order = cp_bytes_compare(m->key, m->key_size, name->text, name->size);
         if (order == 0) {
             return m;
         }
@@ -984,11 +951,7 @@ merge_line_native(MergeContext *c, const unsigned char *data, Py_ssize_t size, M
         int order = 1;
         while (at < t->count) {
             CpMember *m = &t->members[at];
-            Py_ssize_t n = m->key_size < name->size ? m->key_size : name->size;
-            order = memcmp(m->key, name->text, (size_t)n);
-            if (order == 0) {
-                order = (m->key_size > name->size) - (m->key_size < name->size);
-            }
+            order = cp_bytes_compare(m->key, m->key_size, name->text, name->size);
             if (order >= 0) {
                 break;
             }
@@ -1112,7 +1075,6 @@ merge_answers(MergeContext *c, PyObject *lines)
     }
     /* The list is the block's own and its bytes are immutable: safe to read without the GIL
      * while the caller's reference keeps them alive. */
-    Py_INCREF(lines);
     int no_memory = 0;
     Py_BEGIN_ALLOW_THREADS
     for (Py_ssize_t i = 0; i < count && !no_memory; i++) {
@@ -1122,7 +1084,6 @@ merge_answers(MergeContext *c, PyObject *lines)
         }
     }
     Py_END_ALLOW_THREADS
-    Py_DECREF(lines);
     if (no_memory) {
         PyErr_NoMemory();
         goto done;
@@ -1160,13 +1121,11 @@ done:
     return result;
 }
 
-/* The str names of ``names`` (and ``more``, may be NULL) as UTF-8; ``sorted``: sorted,
- * duplicates once. */
+/* The str names of ``names`` as UTF-8; ``sorted``: sorted, duplicates once. */
 static int
-field_names(PyObject *names, PyObject *more, int sorted, FieldName **out, Py_ssize_t *count)
+field_names(PyObject *names, int sorted, FieldName **out, Py_ssize_t *count)
 {
-    Py_ssize_t first = PyTuple_GET_SIZE(names);
-    Py_ssize_t total = first + (more == NULL ? 0 : PyTuple_GET_SIZE(more));
+    Py_ssize_t total = PyTuple_GET_SIZE(names);
     FieldName *fields = PyMem_Malloc(sizeof(FieldName) * (size_t)(total > 0 ? total : 1));
     *out = fields;
     *count = 0;
@@ -1175,7 +1134,7 @@ field_names(PyObject *names, PyObject *more, int sorted, FieldName **out, Py_ssi
         return -1;
     }
     for (Py_ssize_t i = 0; i < total; i++) {
-        PyObject *name = i < first ? PyTuple_GET_ITEM(names, i) : PyTuple_GET_ITEM(more, i - first);
+        PyObject *name = PyTuple_GET_ITEM(names, i);
         if (!PyUnicode_Check(name)) {
             PyErr_SetString(PyExc_TypeError, "field names must be str");
             return -1;
@@ -1222,9 +1181,9 @@ merge_rows(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
     memset(&c.line, 0, sizeof c.line);
     PyObject *answers = NULL;
     PyObject *read = PyTuple_Pack(3, encoder_name, preset_name, vmaf_name);
-    if (read != NULL && field_names(c.row.required, NULL, 1, &c.required, &c.required_count) == 0
-        && field_names(c.row.key_fields, NULL, 0, &c.keys, &c.key_count) == 0
-        && field_names(read, NULL, 1, &c.wanted, &c.wanted_count) == 0) {
+    if (read != NULL && field_names(c.row.required, 1, &c.required, &c.required_count) == 0
+        && field_names(c.row.key_fields, 0, &c.keys, &c.key_count) == 0
+        && field_names(read, 1, &c.wanted, &c.wanted_count) == 0) {
         if (cp_init(&c.line) < 0) {
             PyErr_NoMemory();
         } else {
@@ -1403,7 +1362,7 @@ aggregate_line(void *context, PyObject *raw_line, Py_ssize_t *kept)
 {
     AggregateContext *c = context;
     int special = 0;
-    PyObject *row = fast_row(&c->row, raw_line, &special, NULL);
+    PyObject *row = fast_row(&c->row, raw_line, &special);
     if (row == NULL) {
         return NULL;
     }

@@ -822,15 +822,19 @@ cp_value(CpLine *t, const unsigned char *data, Py_ssize_t size, Py_ssize_t *at, 
     }
 }
 
+/* Byte order of two strings (UTF-8 byte order is code point order, as orjson sorts keys):
+ * <0, 0 or >0. */
+static inline int
+cp_bytes_compare(const void *a, Py_ssize_t a_size, const void *b, Py_ssize_t b_size)
+{
+    int order = memcmp(a, b, (size_t)(a_size < b_size ? a_size : b_size));
+    return order != 0 ? order : (a_size > b_size) - (a_size < b_size);
+}
+
 static inline int
 cp_key_compare(const CpMember *a, const CpMember *b)
 {
-    Py_ssize_t n = a->key_size < b->key_size ? a->key_size : b->key_size;
-    int order = memcmp(a->key, b->key, (size_t)n);
-    if (order != 0) {
-        return order;
-    }
-    return a->key_size < b->key_size ? -1 : (a->key_size > b->key_size ? 1 : 0);
+    return cp_bytes_compare(a->key, a->key_size, b->key, b->key_size);
 }
 
 /* The canonical line of ``data`` (one raw line, no line break) in ``t->line``, its members
