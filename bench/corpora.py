@@ -292,5 +292,5 @@ def native_path_share(corpus: Corpus, params: Path, sample_lines: int = 60_000) 
     lines = [line for line in lines if line.strip()]
     if not lines:
         return 0.0
-    prepared, _ = prepass(lines)
-    return sum(entry is not None for entry in prepared) / len(lines)
+    answered = prepass(lines)[0]
+    return sum(answered) / len(lines)

@@ -162,14 +162,16 @@ def test_each_line_the_native_path_takes_is_the_python_paths_usable_row(
     _require_native()
     prepass = native_prepass(params)
     assert prepass is not None
-    (taken,), kept = prepass([raw], override)
-    if taken is None:
-        assert kept == 0
+    answered, rows, lines, lengths, kept = prepass([raw], override)
+    if answered == b"\x00":
+        assert (rows, lines, lengths, kept) == ([], b"", b"", 0)
         return
+    assert answered == b"\x01"
+    assert len(lengths) == 4 and int.from_bytes(lengths, sys.byteorder) == len(lines)
     python = _outcome(params, [raw], native=False, override=override)
     assert isinstance(python, BlockResult)
-    assert python.rows == [taken[1]]
-    assert python.lines == taken[0]
+    assert python.rows == rows
+    assert python.lines == lines
     assert python.rejects == []
     assert python.tallies["non_finite_kept"] == kept
     assert python.tallies["numbers_from_strings"] == 0
@@ -218,8 +220,8 @@ def test_real_shaped_rows_take_the_native_path() -> None:
     assert any(b"NaN" in line for line in lines) and any(b"\\u" in line for line in lines)
     prepass = native_prepass(params)
     assert prepass is not None
-    prepared, kept = prepass(lines, None)
-    assert all(entry is not None for entry in prepared), "a real-shaped row left the native path"
+    answered, rows, _, _, kept = prepass(lines, None)
+    assert answered == b"\x01" * len(lines) and len(rows) == len(lines), "a real-shaped row left the native path"
     assert kept == sum(line.count(b"NaN") for line in lines)
     function = aggregate_block_function(params, {}, native=True)
     python = aggregate_block_function(params, {}, native=False)

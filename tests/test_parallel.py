@@ -167,3 +167,20 @@ def test_merge_runs_in_threads_where_its_native_path_answers() -> None:
         pytest.skip("the native merge fast path is not built here")
     assert merge_uses_threads(MergeParams())
     assert not merge_uses_threads(replace(MergeParams(), non_finite="null"))
+
+
+def test_aggregate_runs_in_threads_where_its_native_path_answers() -> None:
+    """Unified rows with ``non_finite: keep`` (the defaults) take the native path, NaN std-devs
+    and all: threads; another policy, or passthrough rows, take the Python path: processes."""
+    from dataclasses import replace
+
+    from corpusprov.params.scales import ScaleEntry
+    from corpusprov.params.stages import AggregateParams
+    from corpusprov.stages.aggregate import NATIVE_AGGREGATE_ROWS, aggregate_uses_threads
+
+    if not NATIVE_AGGREGATE_ROWS:
+        pytest.skip("the native aggregate fast path is not built here")
+    params = AggregateParams(scales={"konvid": ScaleEntry("konvid", 1.0, 5.0, True, "1-5 ACR")})
+    assert aggregate_uses_threads(params)
+    assert not aggregate_uses_threads(replace(params, non_finite="null"))
+    assert not aggregate_uses_threads(replace(params, output_row="passthrough"))

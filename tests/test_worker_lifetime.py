@@ -1,7 +1,8 @@
 """Worker processes never outlive the run: SIGKILL the main process and they are gone within a second.
 
 Merge runs its blocks in threads where its native fast path answers (``non_finite: keep``),
-so these runs use ``non_finite: null``, which takes worker processes (as aggregate does).
+so these runs use ``non_finite: null``, which takes worker processes (aggregate too runs
+threads with ``keep``, and processes otherwise).
 """
 
 from __future__ import annotations

@@ -22,8 +22,10 @@
  *
  *   merge_rows(lines, context)
  *   aggregate_rows(lines, context, override)
- *                             per line, what the Python path gives a usable row (its output
- *                             line and result tuple), or None where only that path may answer
+ *                             (answered, rows, lines, lengths, kept): for the lines it answers
+ *                             (one byte a line, 1 where it did), what the Python path gives a
+ *                             usable row (its result tuple and output line, the lines joined);
+ *                             the rest are that path's
  *
  * And the transcoder's two parts on their own, for the tests (see _canonical.h):
  *
@@ -32,6 +34,7 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <errno.h>
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
@@ -386,15 +389,16 @@ non_finite_count(PyObject *Py_UNUSED(module), PyObject *row)
  *
  * Native twins of what corpusprov.stages.merge and corpusprov.stages.aggregate do for one
  * line when every check passes (jsonl.parse_line, rowparse._parse_fast, the stage's judge and
- * its block function's make_row): for each line either ``(output line, result tuple)``,
- * exactly as the Python path builds them, or None where only the Python path may answer
+ * its block function's make_row): for each line either its output line and result tuple,
+ * exactly as the Python path builds them, or nothing where only the Python path may answer
  * (anything unusual: blank, too long, escaped quotes, a parse error, a big integer, a missing
  * key, a non-finite key, a field of the wrong type, a non-finite policy other than keep, ...).
- * Aggregate's calls orjson's loads and dumps (they come in the context), so the bytes are
- * orjson's; merge's writes the canonical line with the transcoder of _canonical.h (orjson's
- * bytes without orjson's objects: the ~60 values of a real row are never built, only the few
- * its result reads) and refuses what the transcoder refuses. Each function is property-tested
- * against the Python path. */
+ * Both read the line with the transcoder of _canonical.h (orjson's bytes without orjson's
+ * objects: the values of a row are never built, only the few a result reads) and refuse what
+ * it refuses. Merge writes the canonical line; aggregate writes the unified row from the
+ * members' canonical text and its own printed scores. Each works in two phases (see
+ * answer_block): the per-line work without the GIL, so a stage may run blocks in threads,
+ * then the result tuples. Each function is property-tested against the Python path. */
 
 static PyObject *source_name;  /* "src_sha256" */
 static PyObject *encoder_name; /* "encoder" */
@@ -409,15 +413,15 @@ static PyObject *mos_native_name;    /* "mos_native" */
 static PyObject *mos_scale_name;     /* "mos_native_scale" */
 static PyObject *option_kw;    /* ("option",) */
 
-/* What both stages' contexts start with (the first 11 items of the context tuple). */
+/* What both stages' contexts start with (the first 8 items of the context tuple). */
 typedef struct {
-    PyObject *loads, *dumps, *dumps_option, *key_person;
-    PyObject *required, *key_fields, *mark, *mark_str;
+    PyObject *loads, *dumps, *key_person;
+    PyObject *required, *key_fields;
     int crlf_accept, keep_non_finite;
     Py_ssize_t max_line_bytes;
 } RowContext;
 
-#define ROW_CONTEXT_ITEMS 11
+#define ROW_CONTEXT_ITEMS 8
 
 static int
 row_context(PyObject *tuple, Py_ssize_t items, RowContext *c)
@@ -429,21 +433,17 @@ row_context(PyObject *tuple, Py_ssize_t items, RowContext *c)
     PyObject *const *ctx = ((PyTupleObject *)tuple)->ob_item;
     c->loads = ctx[0];
     c->dumps = ctx[1];
-    c->dumps_option = ctx[2];
-    c->key_person = ctx[3];
-    c->required = ctx[4];
-    c->key_fields = ctx[5];
-    c->crlf_accept = PyObject_IsTrue(ctx[6]);
-    c->max_line_bytes = PyLong_AsSsize_t(ctx[7]);
-    c->mark = ctx[8];
-    c->mark_str = ctx[9];
-    c->keep_non_finite = PyObject_IsTrue(ctx[10]);
+    c->key_person = ctx[2];
+    c->required = ctx[3];
+    c->key_fields = ctx[4];
+    c->crlf_accept = PyObject_IsTrue(ctx[5]);
+    c->max_line_bytes = PyLong_AsSsize_t(ctx[6]);
+    c->keep_non_finite = PyObject_IsTrue(ctx[7]);
     if (c->crlf_accept < 0 || c->keep_non_finite < 0 || (c->max_line_bytes == -1 && PyErr_Occurred())) {
         return -1;
     }
-    if (!PyTuple_Check(c->required) || !PyTuple_Check(c->key_fields) || !PyBytes_Check(c->mark)
-        || !PyUnicode_Check(c->mark_str)) {
-        PyErr_SetString(PyExc_TypeError, "context: required and key_fields must be tuples, mark bytes, mark_str str");
+    if (!PyTuple_Check(c->required) || !PyTuple_Check(c->key_fields) || !PyBytes_Check(c->key_person)) {
+        PyErr_SetString(PyExc_TypeError, "context: required and key_fields must be tuples, the personalisation bytes");
         return -1;
     }
     return 0;
@@ -460,78 +460,6 @@ digest16(const char *data, Py_ssize_t size, PyObject *person)
     return PyBytes_FromStringAndSize((const char *)digest, sizeof digest);
 }
 
-/* keys.key_digest's fast branch over ``values`` (borrowed, count of them); NULL without an
- * exception where key_digest would take another branch or raise. */
-static PyObject *
-digest_of(RowContext *c, PyObject *const *values, Py_ssize_t count)
-{
-    PyObject *list = PyList_New(count);
-    if (list == NULL) {
-        return NULL;
-    }
-    for (Py_ssize_t i = 0; i < count; i++) {
-        PyObject *value = values[i];
-        PyObject *kept = NULL;
-        if (value == NULL) {
-            /* a missing field: Python answers */
-        } else if (PyFloat_CheckExact(value)) {
-            double number = PyFloat_AS_DOUBLE(value);
-            if (isfinite(number)) {
-                kept = number == floor(number) ? PyLong_FromDouble(number) : Py_NewRef(value);
-            }
-        } else if (PyUnicode_CheckExact(value) || PyLong_CheckExact(value) || PyBool_Check(value)
-                   || value == Py_None) {
-            kept = Py_NewRef(value);
-        }
-        if (kept == NULL) {
-            Py_DECREF(list);
-            return NULL;
-        }
-        PyList_SET_ITEM(list, i, kept);
-    }
-    PyObject *encoded = PyObject_CallOneArg(c->dumps, list);
-    Py_DECREF(list);
-    if (encoded == NULL) {
-        return NULL;
-    }
-    PyObject *digest = digest16(PyBytes_AS_STRING(encoded), PyBytes_GET_SIZE(encoded), c->key_person);
-    Py_DECREF(encoded);
-    return digest;
-}
-
-/* key_digest(row, key_fields): the fields' values in order. */
-static PyObject *
-row_key_digest(RowContext *c, PyObject *row)
-{
-    Py_ssize_t count = PyTuple_GET_SIZE(c->key_fields);
-    PyObject *stack_values[8];
-    PyObject **values = count <= 8 ? stack_values : PyMem_Malloc(sizeof(PyObject *) * (size_t)count);
-    if (values == NULL) {
-        return PyErr_NoMemory();
-    }
-    PyObject *digest = NULL;
-    for (Py_ssize_t i = 0; i < count; i++) {
-        values[i] = PyDict_GetItemWithError(row, PyTuple_GET_ITEM(c->key_fields, i));
-        if (values[i] == NULL) {
-            goto done;
-        }
-    }
-    digest = digest_of(c, values, count);
-done:
-    if (values != stack_values) {
-        PyMem_Free(values);
-    }
-    return digest;
-}
-
-static PyObject *
-utf8_bytes(PyObject *text)
-{
-    Py_ssize_t size;
-    const char *data = PyUnicode_AsUTF8AndSize(text, &size);
-    return data == NULL ? NULL : PyBytes_FromStringAndSize(data, size);
-}
-
 static PyObject *
 get_or_none(PyObject *row, PyObject *name)
 {
@@ -542,196 +470,7 @@ get_or_none(PyObject *row, PyObject *name)
     return value;
 }
 
-static const char *
-token_of(double value, Py_ssize_t *length)
-{
-    if (isnan(value)) {
-        *length = 3;
-        return "NaN";
-    }
-    *length = value > 0 ? 8 : 9;
-    return value > 0 ? "Infinity" : "-Infinity";
-}
-
-/* Every mark in ``line`` swapped for ``token``; NULL without an exception when ``line`` holds
- * other than ``count`` marks. */
-static PyObject *
-swap_marks(RowContext *c, PyObject *line, Py_ssize_t count, const char *token, Py_ssize_t token_size)
-{
-    const unsigned char *data = (const unsigned char *)PyBytes_AS_STRING(line);
-    Py_ssize_t size = PyBytes_GET_SIZE(line);
-    const char *mark = PyBytes_AS_STRING(c->mark);
-    Py_ssize_t mark_size = PyBytes_GET_SIZE(c->mark);
-    Py_ssize_t seen = 0;
-    for (Py_ssize_t hit = find(data, size, mark, mark_size, 0); hit != -1;
-         hit = find(data, size, mark, mark_size, hit + mark_size)) {
-        seen++;
-    }
-    if (seen != count) {
-        return NULL;
-    }
-    PyObject *result = PyBytes_FromStringAndSize(NULL, size - count * (mark_size - token_size));
-    if (result == NULL) {
-        return NULL;
-    }
-    char *out = PyBytes_AS_STRING(result);
-    Py_ssize_t position = 0;
-    for (Py_ssize_t hit = find(data, size, mark, mark_size, 0); hit != -1;
-         hit = find(data, size, mark, mark_size, hit + mark_size)) {
-        memcpy(out, data + position, (size_t)(hit - position));
-        out += hit - position;
-        memcpy(out, token, (size_t)token_size);
-        out += token_size;
-        position = hit + mark_size;
-    }
-    memcpy(out, data + position, (size_t)(size - position));
-    return result;
-}
-
-static int
-has(const unsigned char *data, Py_ssize_t size, const char *token)
-{
-    return find(data, size, token, (Py_ssize_t)strlen(token), 0) != -1;
-}
-
-/* jsonl.parse_line + rowparse._parse_fast for one line (aggregate's; merge's lines take the
- * transcoder): a new reference to the row (its non-finite values restored), ``*special`` set
- * as the parser sets it; NULL (an exception set or not) where Python's path answers. The
- * row's canonical line is written only to check, by its quote count, that no duplicate key
- * was dropped. */
-static PyObject *
-fast_row(RowContext *c, PyObject *raw_line, int *special)
-{
-    const unsigned char *data = (const unsigned char *)PyBytes_AS_STRING(raw_line);
-    Py_ssize_t size = PyBytes_GET_SIZE(raw_line);
-    if (size > c->max_line_bytes || size == 0) {
-        return NULL;
-    }
-    PyObject *raw = NULL, *text = NULL, *row = NULL, *line = NULL, *sub = NULL, *result = NULL;
-    PyObject *restores = NULL;
-    if (data[size - 1] == '\r') {
-        if (!c->crlf_accept) {
-            return NULL;
-        }
-        size--;
-        raw = PyBytes_FromStringAndSize((const char *)data, size);
-        if (raw == NULL) {
-            return NULL;
-        }
-    } else {
-        raw = Py_NewRef(raw_line);
-    }
-    if (size == 0 || data[0] != '{') {
-        goto done; /* blank, white space first, or no object: Python's checks answer */
-    }
-    if (memchr(data, '\\', (size_t)size) != NULL && (has(data, size, "\\\"") || has(data, size, "\\u0022"))) {
-        goto done;
-    }
-    text = Py_NewRef(raw);
-    if ((memchr(data, 'N', (size_t)size) && has(data, size, "NaN"))
-        || (memchr(data, 'I', (size_t)size) && has(data, size, "Infinity"))) {
-        PyObject *args[2] = {raw, c->mark};
-        sub = substitute_non_finite(NULL, args, 2);
-        if (sub == NULL || sub == Py_None) {
-            goto done;
-        }
-        Py_SETREF(text, Py_NewRef(PyTuple_GET_ITEM(sub, 0)));
-        restores = PyTuple_GET_ITEM(sub, 1);
-        if (PyList_GET_SIZE(restores) == 0) {
-            restores = NULL;
-        }
-    }
-    row = PyObject_CallOneArg(c->loads, text);
-    if (row == NULL || !PyDict_CheckExact(row) || has_long_integer(data, size)) {
-        goto done;
-    }
-    PyObject *dump_args[2] = {row, c->dumps_option};
-    line = PyObject_Vectorcall(c->dumps, dump_args, 1, option_kw);
-    if (line == NULL || !PyBytes_CheckExact(line)
-        || count_quotes((const unsigned char *)PyBytes_AS_STRING(text), PyBytes_GET_SIZE(text))
-               != count_quotes((const unsigned char *)PyBytes_AS_STRING(line), PyBytes_GET_SIZE(line))) {
-        goto done;
-    }
-    *special = 0;
-    if (restores != NULL) {
-        Py_ssize_t count = PyList_GET_SIZE(restores);
-        for (Py_ssize_t i = 0; i < count; i++) {
-            PyObject *pair = PyList_GET_ITEM(restores, i);
-            PyObject *held = PyDict_GetItemWithError(row, PyTuple_GET_ITEM(pair, 0));
-            if (held == NULL || !PyUnicode_CheckExact(held) || PyUnicode_Compare(held, c->mark_str) != 0) {
-                goto done;
-            }
-            if (PyDict_SetItem(row, PyTuple_GET_ITEM(pair, 0), PyTuple_GET_ITEM(pair, 1)) < 0) {
-                goto done;
-            }
-        }
-        *special = 1;
-    }
-    /* check_line: every required key. */
-    Py_ssize_t required = PyTuple_GET_SIZE(c->required);
-    for (Py_ssize_t i = 0; i < required; i++) {
-        if (PyDict_Contains(row, PyTuple_GET_ITEM(c->required, i)) != 1) {
-            goto done;
-        }
-    }
-    result = Py_NewRef(row);
-done:
-    Py_XDECREF(raw);
-    Py_XDECREF(text);
-    Py_XDECREF(sub);
-    Py_XDECREF(row);
-    Py_XDECREF(line);
-    return result;
-}
-
-/* The per-line answers of a block (aggregate's; merge's come from merge_answers, in two passes). */
-static PyObject *
-block_answers(PyObject *lines, PyObject *(*one)(void *, PyObject *, Py_ssize_t *), void *context)
-{
-    if (!PyList_Check(lines)) {
-        PyErr_SetString(PyExc_TypeError, "lines: expected a list of bytes");
-        return NULL;
-    }
-    Py_ssize_t count = PyList_GET_SIZE(lines);
-    PyObject *prepared = PyList_New(count);
-    if (prepared == NULL) {
-        return NULL;
-    }
-    Py_ssize_t kept = 0;
-    for (Py_ssize_t i = 0; i < count; i++) {
-        PyObject *raw = PyList_GET_ITEM(lines, i);
-        PyObject *done = NULL;
-        if (PyBytes_CheckExact(raw)) {
-            Py_INCREF(raw);
-            done = one(context, raw, &kept);
-            Py_DECREF(raw);
-        }
-        if (done == NULL) {
-            if (PyErr_Occurred()) {
-                /* An exception is the line's (Python's path meets it again and answers);
-                 * running out of memory, or an interrupt, is the run's. */
-                if (PyErr_ExceptionMatches(PyExc_MemoryError) || !PyErr_ExceptionMatches(PyExc_Exception)) {
-                    Py_DECREF(prepared);
-                    return NULL;
-                }
-                PyErr_Clear();
-            }
-            done = Py_NewRef(Py_None);
-        }
-        PyList_SET_ITEM(prepared, i, done);
-    }
-    PyObject *kept_count = PyLong_FromSsize_t(kept);
-    if (kept_count == NULL) {
-        Py_DECREF(prepared);
-        return NULL;
-    }
-    PyObject *result = PyTuple_Pack(2, prepared, kept_count);
-    Py_DECREF(prepared);
-    Py_DECREF(kept_count);
-    return result;
-}
-
-/* ---- merge ---- */
+/* ---- what both stages' block functions share ---- */
 
 /* A field name as UTF-8 (borrowed from its str), for lookups among a line's members. */
 typedef struct {
@@ -739,6 +478,311 @@ typedef struct {
     Py_ssize_t size;
     PyObject *name;
 } FieldName;
+
+static int
+field_compare(const void *a, const void *b)
+{
+    const FieldName *x = a, *y = b;
+    return cp_bytes_compare(x->text, x->size, y->text, y->size);
+}
+
+/* The member named ``name`` among the transcoded line's sorted members, or NULL. */
+static CpMember *
+find_member(CpLine *t, const FieldName *name)
+{
+    Py_ssize_t low = 0, high = t->count;
+    while (low < high) {
+        Py_ssize_t middle = (low + high) / 2;
+        CpMember *m = &t->members[middle];
+        int order = cp_bytes_compare(m->key, m->key_size, name->text, name->size);
+        if (order == 0) {
+            return m;
+        }
+        if (order < 0) {
+            low = middle + 1;
+        } else {
+            high = middle;
+        }
+    }
+    return NULL;
+}
+
+/* The str names of ``names`` as UTF-8; ``sorted``: sorted, duplicates once. */
+static int
+field_names(PyObject *names, int sorted, FieldName **out, Py_ssize_t *count)
+{
+    Py_ssize_t total = PyTuple_GET_SIZE(names);
+    FieldName *fields = PyMem_Malloc(sizeof(FieldName) * (size_t)(total > 0 ? total : 1));
+    *out = fields;
+    *count = 0;
+    if (fields == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < total; i++) {
+        PyObject *name = PyTuple_GET_ITEM(names, i);
+        if (!PyUnicode_Check(name)) {
+            PyErr_SetString(PyExc_TypeError, "field names must be str");
+            return -1;
+        }
+        fields[i].name = name;
+        fields[i].text = PyUnicode_AsUTF8AndSize(name, &fields[i].size);
+        if (fields[i].text == NULL) {
+            return -1;
+        }
+    }
+    if (!sorted) {
+        *count = total;
+        return 0;
+    }
+    qsort(fields, (size_t)total, sizeof(FieldName), field_compare);
+    Py_ssize_t kept = 0;
+    for (Py_ssize_t i = 0; i < total; i++) {
+        if (kept == 0 || field_compare(&fields[kept - 1], &fields[i]) != 0) {
+            fields[kept++] = fields[i];
+        }
+    }
+    *count = kept;
+    return 0;
+}
+
+/* jsonl.parse_line's limits on a raw line: 0 where Python's path answers (too long, empty, a
+ * CR the options refuse), else 1 with ``*size`` less the CR. */
+static int
+line_body(const RowContext *c, const unsigned char *data, Py_ssize_t *size)
+{
+    if (*size > c->max_line_bytes || *size == 0) {
+        return 0;
+    }
+    if (data[*size - 1] == '\r') {
+        if (!c->crlf_accept) {
+            return 0;
+        }
+        *size -= 1;
+    }
+    return 1;
+}
+
+/* check_line: every required key (both sorted: one walk). */
+static int
+has_required(const CpLine *t, const FieldName *required, Py_ssize_t count)
+{
+    Py_ssize_t at = 0;
+    for (Py_ssize_t i = 0; i < count; i++) {
+        int order = 1;
+        while (at < t->count) {
+            const CpMember *m = &t->members[at];
+            order = cp_bytes_compare(m->key, m->key_size, required[i].text, required[i].size);
+            if (order >= 0) {
+                break;
+            }
+            at++;
+        }
+        if (order != 0) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* An integral float's text as the int it equals ("%lld"), at ``out`` (24 bytes); 0 past 63 bits. */
+static int
+whole_text(double number, char *out, Py_ssize_t *size)
+{
+    if (!(fabs(number) < 9223372036854775808.0)) {
+        return 0;
+    }
+    *size = sprintf(out, "%lld", (long long)number);
+    return 1;
+}
+
+/* keys.key_digest's fast branch on the transcoded line: blake2b of orjson.dumps of the key
+ * fields' values, an integral float as the int it equals (the values' orjson text is their
+ * canonical text already), at ``out``. 1, 0 where key_digest takes another branch or raises
+ * (a missing field, NaN, a list, an integral float beyond 63 bits), -1 out of memory. */
+static int
+key_digest_of(CpLine *t, const FieldName *keys, Py_ssize_t key_count, CpBuffer *text, PyObject *person,
+              unsigned char out[16])
+{
+    text->size = 0;
+    if (cp_reserve(text, 2) < 0) {
+        return -1;
+    }
+    text->data[text->size++] = '[';
+    for (Py_ssize_t i = 0; i < key_count; i++) {
+        CpMember *m = find_member(t, &keys[i]);
+        if (m == NULL || m->kind == CP_NAN || m->kind == CP_ARRAY) {
+            return 0;
+        }
+        if (cp_reserve(text, m->size + 32) < 0) {
+            return -1;
+        }
+        if (i > 0) {
+            text->data[text->size++] = ',';
+        }
+        if (m->kind == CP_FLOAT && m->number == floor(m->number)) {
+            Py_ssize_t size;
+            if (!whole_text(m->number, text->data + text->size, &size)) {
+                return 0;
+            }
+            text->size += size;
+        } else {
+            memcpy(text->data + text->size, t->values.data + m->at, (size_t)m->size);
+            text->size += m->size;
+        }
+    }
+    text->data[text->size++] = ']';
+    blake2b_person((const unsigned char *)text->data, (size_t)text->size,
+                   (const unsigned char *)PyBytes_AS_STRING(person), (size_t)PyBytes_GET_SIZE(person), out, 16);
+    return 1;
+}
+
+/* What phase one of a block (no GIL) keeps of each line; every stage's answer starts with it. */
+typedef struct {
+    int answered;                   /* 1: take it; 0: the Python path answers; -1: out of memory */
+    Py_ssize_t line_at, line_size;  /* the output line, in BlockOut.lines */
+    Py_ssize_t nans;                /* non-finite values the row keeps */
+} AnswerHead;
+
+/* What phase one writes for a block's answered lines. */
+typedef struct {
+    CpBuffer lines; /* the output lines, joined */
+    CpBuffer arena; /* whatever else a stage's answers point into */
+} BlockOut;
+
+/* Append the ``size`` bytes at ``text`` to ``block->lines`` as ``head``'s line; -1 out of memory. */
+static int
+put_line(BlockOut *block, AnswerHead *head, const char *text, Py_ssize_t size)
+{
+    if (cp_reserve(&block->lines, size) < 0) {
+        return -1;
+    }
+    head->line_at = block->lines.size;
+    head->line_size = size;
+    memcpy(block->lines.data + block->lines.size, text, (size_t)size);
+    block->lines.size += size;
+    return 0;
+}
+
+typedef void (*LineFunction)(void *context, const unsigned char *data, Py_ssize_t size, AnswerHead *answer,
+                             BlockOut *block);
+typedef PyObject *(*RowFunction)(void *context, const AnswerHead *answer, const BlockOut *block);
+
+/* A block's lines: phase one (``line``) for all of them with the GIL released, so a stage may
+ * run blocks in threads; then, with the GIL, phase two (``row``) makes each answered line's
+ * result tuple. Returns (answered, rows, lines, lengths, kept): one byte a line, 1 where the
+ * native path answered; the answered lines' result tuples, in order; their output lines,
+ * joined; their lengths (an array("I") as bytes); the non-finite values they keep. */
+static PyObject *
+answer_block(PyObject *lines, void *context, LineFunction line, RowFunction row, size_t answer_size)
+{
+    if (!PyList_Check(lines)) {
+        PyErr_SetString(PyExc_TypeError, "lines: expected a list of bytes");
+        return NULL;
+    }
+    Py_ssize_t count = PyList_GET_SIZE(lines);
+    size_t slots = (size_t)(count > 0 ? count : 1);
+    char *answers = PyMem_RawCalloc(slots, answer_size);
+    const unsigned char **data = PyMem_RawMalloc(sizeof(*data) * slots);
+    Py_ssize_t *sizes = PyMem_RawMalloc(sizeof(*sizes) * slots);
+    BlockOut block = {{NULL, 0, 0}, {NULL, 0, 0}};
+    PyObject *mask = NULL, *rows = NULL, *joined = NULL, *lengths = NULL, *result = NULL;
+    if (answers == NULL || data == NULL || sizes == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *raw = PyList_GET_ITEM(lines, i);
+        data[i] = PyBytes_CheckExact(raw) ? (const unsigned char *)PyBytes_AS_STRING(raw) : NULL;
+        sizes[i] = data[i] == NULL ? 0 : PyBytes_GET_SIZE(raw);
+    }
+    /* The list is the block's own and its bytes are immutable: safe to read without the GIL
+     * while the caller's reference keeps them alive. */
+    int no_memory = 0;
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t i = 0; i < count && !no_memory; i++) {
+        AnswerHead *head = (AnswerHead *)(answers + (size_t)i * answer_size);
+        /* (A line past 2 GiB is the Python path's: lengths are 32-bit.) */
+        if (data[i] != NULL && sizes[i] < ((Py_ssize_t)1 << 31)) {
+            line(context, data[i], sizes[i], head, &block);
+            no_memory = head->answered < 0;
+        }
+    }
+    Py_END_ALLOW_THREADS
+    if (no_memory) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    mask = PyBytes_FromStringAndSize(NULL, count);
+    rows = PyList_New(0);
+    if (mask == NULL || rows == NULL) {
+        goto done;
+    }
+    char *taken = PyBytes_AS_STRING(mask);
+    Py_ssize_t kept = 0, lost = 0;
+    for (Py_ssize_t i = 0; i < count; i++) {
+        AnswerHead *head = (AnswerHead *)(answers + (size_t)i * answer_size);
+        taken[i] = 0;
+        if (head->answered != 1) {
+            continue;
+        }
+        PyObject *tuple = row(context, head, &block);
+        if (tuple == NULL) {
+            /* An exception is the line's (Python's path meets it again and answers);
+             * running out of memory, or an interrupt, is the run's. */
+            if (PyErr_ExceptionMatches(PyExc_MemoryError) || !PyErr_ExceptionMatches(PyExc_Exception)) {
+                goto done;
+            }
+            PyErr_Clear();
+            head->answered = 0;
+            lost++;
+            continue;
+        }
+        int appended = PyList_Append(rows, tuple);
+        Py_DECREF(tuple);
+        if (appended < 0) {
+            goto done;
+        }
+        taken[i] = 1;
+        kept += head->nans;
+    }
+    Py_ssize_t answered = PyList_GET_SIZE(rows);
+    lengths = PyBytes_FromStringAndSize(NULL, answered * (Py_ssize_t)sizeof(uint32_t));
+    joined = lost == 0 ? PyBytes_FromStringAndSize(block.lines.data, block.lines.size)
+                       : PyBytes_FromStringAndSize(NULL, block.lines.size);
+    if (lengths == NULL || joined == NULL) {
+        goto done;
+    }
+    uint32_t *length = (uint32_t *)PyBytes_AS_STRING(lengths);
+    char *at = PyBytes_AS_STRING(joined);
+    for (Py_ssize_t i = 0; i < count; i++) {
+        AnswerHead *head = (AnswerHead *)(answers + (size_t)i * answer_size);
+        if (head->answered == 1) {
+            *length++ = (uint32_t)head->line_size;
+            if (lost > 0) {
+                memcpy(at, block.lines.data + head->line_at, (size_t)head->line_size);
+                at += head->line_size;
+            }
+        }
+    }
+    if (lost > 0 && _PyBytes_Resize(&joined, at - PyBytes_AS_STRING(joined)) < 0) {
+        goto done;
+    }
+    result = Py_BuildValue("(OOOOn)", mask, rows, joined, lengths, kept);
+done:
+    Py_XDECREF(mask);
+    Py_XDECREF(rows);
+    Py_XDECREF(joined);
+    Py_XDECREF(lengths);
+    PyMem_RawFree(answers);
+    PyMem_RawFree(data);
+    PyMem_RawFree(sizes);
+    cp_release(&block.lines);
+    cp_release(&block.arena);
+    return result;
+}
+
+/* ---- merge ---- */
 
 typedef struct {
     RowContext row;
@@ -798,34 +842,6 @@ cell_and_vmaf(PyObject *row, PyObject **vmaf_out)
     return cell;
 }
 
-static int
-field_compare(const void *a, const void *b)
-{
-    const FieldName *x = a, *y = b;
-    return cp_bytes_compare(x->text, x->size, y->text, y->size);
-}
-
-/* The member named ``name`` among the transcoded line's sorted members, or NULL. */
-static CpMember *
-find_member(CpLine *t, const FieldName *name)
-{
-    Py_ssize_t low = 0, high = t->count;
-    while (low < high) {
-        Py_ssize_t middle = (low + high) / 2;
-        CpMember *m = &t->members[middle];
-        int order = cp_bytes_compare(m->key, m->key_size, name->text, name->size);
-        if (order == 0) {
-            return m;
-        }
-        if (order < 0) {
-            low = middle + 1;
-        } else {
-            high = middle;
-        }
-    }
-    return NULL;
-}
-
 /* A member's value as orjson.loads gives it (NaN as the float the parser restores); its
  * canonical text at ``base + m->at``. */
 static PyObject *
@@ -866,107 +882,41 @@ member_value(PyObject *loads, const char *base, const CpMember *m)
     return value;
 }
 
-/* What the first phase (no GIL) keeps of a line for the second. */
+/* What phase one keeps of a merge line for phase two. */
 typedef struct {
-    int answered;           /* 1: take it; 0: the Python path answers; -1: out of memory */
-    Py_ssize_t line_at, line_size; /* the canonical line, in MergeBlock.lines */
-    Py_ssize_t nans;
+    AnswerHead head;
     unsigned char digest[16], source[16];
     int has_source;
-    CpMember fields[3];     /* c->wanted's (encoder, preset, vmaf_score); kind 0 when missing; text in the arena */
+    CpMember fields[3]; /* c->wanted's (encoder, preset, vmaf_score); kind 0 when missing; text in the arena */
 } MergeAnswer;
-
-typedef struct {
-    CpBuffer lines; /* the answered lines' canonical text, joined */
-    CpBuffer arena; /* the fields' canonical text */
-} MergeBlock;
-
-/* keys.key_digest's fast branch on the transcoded line: blake2b of orjson.dumps of the key
- * fields' values, an integral float as the int it equals (the values' orjson text is their
- * canonical text already), at ``out``. 1, 0 where key_digest takes another branch or raises
- * (a missing field, NaN, a list, an integral float beyond 63 bits), -1 out of memory. */
-static int
-key_digest_into(MergeContext *c, unsigned char out[16])
-{
-    CpBuffer *text = &c->key_text;
-    text->size = 0;
-    if (cp_reserve(text, 2) < 0) {
-        return -1;
-    }
-    text->data[text->size++] = '[';
-    for (Py_ssize_t i = 0; i < c->key_count; i++) {
-        CpMember *m = find_member(&c->line, &c->keys[i]);
-        if (m == NULL || m->kind == CP_NAN || m->kind == CP_ARRAY) {
-            return 0;
-        }
-        if (cp_reserve(text, m->size + 32) < 0) {
-            return -1;
-        }
-        if (i > 0) {
-            text->data[text->size++] = ',';
-        }
-        if (m->kind == CP_FLOAT && m->number == floor(m->number)) {
-            if (!(fabs(m->number) < 9223372036854775808.0)) {
-                return 0;
-            }
-            text->size += sprintf(text->data + text->size, "%lld", (long long)m->number);
-        } else {
-            memcpy(text->data + text->size, c->line.values.data + m->at, (size_t)m->size);
-            text->size += m->size;
-        }
-    }
-    text->data[text->size++] = ']';
-    blake2b_person((const unsigned char *)text->data, (size_t)text->size,
-                   (const unsigned char *)PyBytes_AS_STRING(c->row.key_person),
-                   (size_t)PyBytes_GET_SIZE(c->row.key_person), out, 16);
-    return 1;
-}
 
 /* Phase one of a merge line, without the GIL (no Python objects made or touched beyond the
  * context's bytes): jsonl.parse_line + rowparse._parse_fast + check_line + the policy's
  * non-finite check + the key and source digests on the native transcoder. */
 static void
-merge_line_native(MergeContext *c, const unsigned char *data, Py_ssize_t size, MergeAnswer *a, MergeBlock *block)
+merge_line_native(void *context, const unsigned char *data, Py_ssize_t size, AnswerHead *head, BlockOut *block)
 {
-    a->answered = 0;
-    if (size > c->row.max_line_bytes || size == 0) {
+    MergeContext *c = context;
+    MergeAnswer *a = (MergeAnswer *)head;
+    head->answered = 0;
+    if (!line_body(&c->row, data, &size)) {
         return;
-    }
-    if (data[size - 1] == '\r') {
-        if (!c->row.crlf_accept) {
-            return;
-        }
-        size--;
     }
     CpLine *t = &c->line;
     int status = cp_transcode(t, data, size);
     if (status != CP_OK) {
-        a->answered = status == CP_NO_MEMORY ? -1 : 0;
+        head->answered = status == CP_NO_MEMORY ? -1 : 0;
         return;
     }
-    /* check_line: every required key (both sorted: one walk). */
-    Py_ssize_t at = 0;
-    for (Py_ssize_t i = 0; i < c->required_count; i++) {
-        const FieldName *name = &c->required[i];
-        int order = 1;
-        while (at < t->count) {
-            CpMember *m = &t->members[at];
-            order = cp_bytes_compare(m->key, m->key_size, name->text, name->size);
-            if (order >= 0) {
-                break;
-            }
-            at++;
-        }
-        if (order != 0) {
-            return;
-        }
+    if (!has_required(t, c->required, c->required_count)) {
+        return;
     }
     if (t->nans > 0 && !c->row.keep_non_finite) {
         return; /* the policy changes or rejects the row: Python's path */
     }
-    int keyed = key_digest_into(c, a->digest);
+    int keyed = key_digest_of(t, c->keys, c->key_count, &c->key_text, c->row.key_person, a->digest);
     if (keyed <= 0) {
-        a->answered = keyed;
+        head->answered = keyed;
         return;
     }
     /* merge.source_digest: b"" unless src_sha256 is a non-empty string (one with escapes:
@@ -989,7 +939,7 @@ merge_line_native(MergeContext *c, const unsigned char *data, Py_ssize_t size, M
             continue;
         }
         if (cp_reserve(&block->arena, m->size) < 0) {
-            a->answered = -1;
+            head->answered = -1;
             return;
         }
         a->fields[i] = *m;
@@ -997,22 +947,20 @@ merge_line_native(MergeContext *c, const unsigned char *data, Py_ssize_t size, M
         memcpy(block->arena.data + block->arena.size, t->values.data + m->at, (size_t)m->size);
         block->arena.size += m->size;
     }
-    if (cp_reserve(&block->lines, t->line.size) < 0) {
-        a->answered = -1;
+    if (put_line(block, head, t->line.data, t->line.size) < 0) {
+        head->answered = -1;
         return;
     }
-    a->line_at = block->lines.size;
-    a->line_size = t->line.size;
-    memcpy(block->lines.data + block->lines.size, t->line.data, (size_t)t->line.size);
-    block->lines.size += t->line.size;
-    a->nans = t->nans;
-    a->answered = 1;
+    head->nans = t->nans;
+    head->answered = 1;
 }
 
-/* Phase two, with the GIL: a new (line, (digest, cell, vmaf, source digest)) tuple. */
+/* Phase two, with the GIL: a new (digest, cell, vmaf, source digest) tuple. */
 static PyObject *
-merge_answer(MergeContext *c, const MergeAnswer *a, const MergeBlock *block)
+merge_answer(void *context, const AnswerHead *head, const BlockOut *block)
 {
+    MergeContext *c = context;
+    const MergeAnswer *a = (const MergeAnswer *)head;
     PyObject *row = PyDict_New();
     if (row == NULL) {
         return NULL;
@@ -1037,127 +985,12 @@ merge_answer(MergeContext *c, const MergeAnswer *a, const MergeBlock *block)
     }
     PyObject *digest = PyBytes_FromStringAndSize((const char *)a->digest, 16);
     PyObject *source = PyBytes_FromStringAndSize((const char *)a->source, a->has_source ? 16 : 0);
-    PyObject *line = PyBytes_FromStringAndSize(block->lines.data + a->line_at, a->line_size);
     PyObject *tuple = digest == NULL || source == NULL ? NULL : PyTuple_Pack(4, digest, cell, vmaf, source);
-    PyObject *result = tuple == NULL || line == NULL ? NULL : PyTuple_Pack(2, line, tuple);
     Py_XDECREF(digest);
     Py_XDECREF(source);
-    Py_XDECREF(line);
-    Py_XDECREF(tuple);
     Py_DECREF(cell);
     Py_DECREF(vmaf);
-    return result;
-}
-
-/* A block's lines: phase one for all of them with the GIL released (so a stage may run blocks
- * in threads), then the answers as block_answers gives them. */
-static PyObject *
-merge_answers(MergeContext *c, PyObject *lines)
-{
-    if (!PyList_Check(lines)) {
-        PyErr_SetString(PyExc_TypeError, "lines: expected a list of bytes");
-        return NULL;
-    }
-    Py_ssize_t count = PyList_GET_SIZE(lines);
-    MergeAnswer *answers = PyMem_RawCalloc((size_t)(count > 0 ? count : 1), sizeof(MergeAnswer));
-    const unsigned char **data = PyMem_RawMalloc(sizeof(*data) * (size_t)(count > 0 ? count : 1));
-    Py_ssize_t *sizes = PyMem_RawMalloc(sizeof(*sizes) * (size_t)(count > 0 ? count : 1));
-    MergeBlock block = {{NULL, 0, 0}, {NULL, 0, 0}};
-    PyObject *prepared = NULL, *result = NULL;
-    if (answers == NULL || data == NULL || sizes == NULL) {
-        PyErr_NoMemory();
-        goto done;
-    }
-    for (Py_ssize_t i = 0; i < count; i++) {
-        PyObject *raw = PyList_GET_ITEM(lines, i);
-        data[i] = PyBytes_CheckExact(raw) ? (const unsigned char *)PyBytes_AS_STRING(raw) : NULL;
-        sizes[i] = data[i] == NULL ? 0 : PyBytes_GET_SIZE(raw);
-    }
-    /* The list is the block's own and its bytes are immutable: safe to read without the GIL
-     * while the caller's reference keeps them alive. */
-    int no_memory = 0;
-    Py_BEGIN_ALLOW_THREADS
-    for (Py_ssize_t i = 0; i < count && !no_memory; i++) {
-        if (data[i] != NULL) {
-            merge_line_native(c, data[i], sizes[i], &answers[i], &block);
-            no_memory = answers[i].answered < 0;
-        }
-    }
-    Py_END_ALLOW_THREADS
-    if (no_memory) {
-        PyErr_NoMemory();
-        goto done;
-    }
-    prepared = PyList_New(count);
-    if (prepared == NULL) {
-        goto done;
-    }
-    Py_ssize_t kept = 0;
-    for (Py_ssize_t i = 0; i < count; i++) {
-        PyObject *answer = NULL;
-        if (answers[i].answered == 1) {
-            answer = merge_answer(c, &answers[i], &block);
-            if (answer == NULL) {
-                /* An exception is the line's (Python's path meets it again and answers);
-                 * running out of memory, or an interrupt, is the run's. */
-                if (PyErr_ExceptionMatches(PyExc_MemoryError) || !PyErr_ExceptionMatches(PyExc_Exception)) {
-                    goto done;
-                }
-                PyErr_Clear();
-            } else {
-                kept += answers[i].nans;
-            }
-        }
-        PyList_SET_ITEM(prepared, i, answer == NULL ? Py_NewRef(Py_None) : answer);
-    }
-    result = Py_BuildValue("(On)", prepared, kept);
-done:
-    Py_XDECREF(prepared);
-    PyMem_RawFree(answers);
-    PyMem_RawFree(data);
-    PyMem_RawFree(sizes);
-    cp_release(&block.lines);
-    cp_release(&block.arena);
-    return result;
-}
-
-/* The str names of ``names`` as UTF-8; ``sorted``: sorted, duplicates once. */
-static int
-field_names(PyObject *names, int sorted, FieldName **out, Py_ssize_t *count)
-{
-    Py_ssize_t total = PyTuple_GET_SIZE(names);
-    FieldName *fields = PyMem_Malloc(sizeof(FieldName) * (size_t)(total > 0 ? total : 1));
-    *out = fields;
-    *count = 0;
-    if (fields == NULL) {
-        PyErr_NoMemory();
-        return -1;
-    }
-    for (Py_ssize_t i = 0; i < total; i++) {
-        PyObject *name = PyTuple_GET_ITEM(names, i);
-        if (!PyUnicode_Check(name)) {
-            PyErr_SetString(PyExc_TypeError, "field names must be str");
-            return -1;
-        }
-        fields[i].name = name;
-        fields[i].text = PyUnicode_AsUTF8AndSize(name, &fields[i].size);
-        if (fields[i].text == NULL) {
-            return -1;
-        }
-    }
-    if (!sorted) {
-        *count = total;
-        return 0;
-    }
-    qsort(fields, (size_t)total, sizeof(FieldName), field_compare);
-    Py_ssize_t kept = 0;
-    for (Py_ssize_t i = 0; i < total; i++) {
-        if (kept == 0 || field_compare(&fields[kept - 1], &fields[i]) != 0) {
-            fields[kept++] = fields[i];
-        }
-    }
-    *count = kept;
-    return 0;
+    return tuple;
 }
 
 static PyObject *
@@ -1187,7 +1020,7 @@ merge_rows(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
         if (cp_init(&c.line) < 0) {
             PyErr_NoMemory();
         } else {
-            answers = merge_answers(&c, args[0]);
+            answers = answer_block(args[0], &c, merge_line_native, merge_answer, sizeof(MergeAnswer));
         }
     }
     Py_XDECREF(read);
@@ -1202,385 +1035,676 @@ merge_rows(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
 /* ---- aggregate ---- */
 
 enum { FIELD_STR = 0, FIELD_INT = 1, FIELD_FLOAT = 2 };
+/* Where a unified field's value comes from: the input row (copied), or the stage. */
+enum { OUT_COPIED = 0, OUT_MOS, OUT_NATIVE, OUT_SCALE, OUT_LABEL };
+
+/* One entry of aggregate.scales, for lookups by the label's bytes. */
+typedef struct {
+    const char *text; /* the label, UTF-8 (borrowed from the scales dict's key) */
+    Py_ssize_t size;
+    PyObject *label;  /* that key (borrowed): the result's label */
+    double native_min, native_max, slope, intercept, span;
+    const char *scale_raw, *scale_json; /* the scale's label as UTF-8 and as JSON text (borrowed) */
+    Py_ssize_t scale_raw_size, scale_json_size;
+} AggScale;
+
+/* One field of the unified row. */
+typedef struct {
+    FieldName name;
+    int source, kind, is_corpus;
+    const char *fallback; /* a copied field's default, as canonical text (borrowed) */
+    Py_ssize_t fallback_size;
+} OutField;
+
+/* One unified value as phase one holds it: its canonical text, and a string's UTF-8. */
+typedef struct {
+    const char *text;
+    Py_ssize_t size;
+    int kind;        /* CP_STRING, CP_NULL, CP_INT, CP_FLOAT or CP_NAN */
+    const char *raw; /* a string's UTF-8; NULL for a string with escapes */
+    Py_ssize_t raw_size;
+} OutValue;
 
 typedef struct {
     RowContext row;
-    PyObject *scales;   /* dict: label -> (native_min, native_max, slope, intercept, span, scale label) */
+    AggScale *scales; /* sorted by label bytes */
+    Py_ssize_t scale_count;
+    OutField *out; /* the unified row's fields, sorted by name (its key order) */
+    Py_ssize_t out_count;
+    FieldName *required; /* sorted */
+    Py_ssize_t required_count;
+    FieldName *keys; /* the key fields, in their order */
+    Py_ssize_t key_count;
+    Py_ssize_t *key_out;        /* each key field's index in out, or -1 */
+    Py_ssize_t out_src, out_sha; /* src's and src_sha256's index in out, or -1 */
     double slack;
     int std_unified;
-    PyObject *copied;   /* tuple of (name, kind code, default) */
-    PyObject *unified_names; /* frozenset */
-    PyObject *override; /* str or None */
+    int has_override;            /* the shard has a label override... */
+    const AggScale *override;    /* ...with this scale (NULL: none, the Python path rejects) */
+    PyObject *override_json;     /* its JSON text (bytes) */
+    CpLine line;
+    CpBuffer key_text;
+    OutValue *values; /* out_count of them */
+    char *numbers;    /* 32 bytes per field, for printed numbers */
 } AggregateContext;
 
-/* One copied field of the unified row (mosrow._copy_field for the values it keeps as they
- * are); a new reference, or NULL without an exception where Python's path answers. */
-static PyObject *
-copied_value(PyObject *value, int kind, PyObject *fallback, int *special)
+typedef struct {
+    AnswerHead head;
+    unsigned char digest[16];
+    double std, unified, native;
+    const AggScale *scale;
+    int dropped;
+    Py_ssize_t sort_at, sort_size; /* the sort key, in BlockOut.arena */
+} AggregateAnswer;
+
+static const FieldName corpus_source_field = {"corpus_source", 13, NULL};
+static const FieldName corpus_field = {"corpus", 6, NULL};
+static const FieldName mos_field = {"mos", 3, NULL};
+static const FieldName std_field = {"mos_std_dev", 11, NULL};
+static const FieldName src_field = {"src", 3, NULL};
+
+static const AggScale *
+find_scale(const AggregateContext *c, const char *text, Py_ssize_t size)
 {
-    if (value == NULL || value == Py_None) {
-        return Py_NewRef(fallback);
-    }
-    if (kind == FIELD_STR) {
-        return PyUnicode_CheckExact(value) ? Py_NewRef(value) : NULL;
-    }
-    if (kind == FIELD_INT) {
-        if (PyLong_CheckExact(value)) {
-            return Py_NewRef(value); /* orjson's ints fit 64 bits */
+    Py_ssize_t low = 0, high = c->scale_count;
+    while (low < high) {
+        Py_ssize_t middle = (low + high) / 2;
+        int order = cp_bytes_compare(c->scales[middle].text, c->scales[middle].size, text, size);
+        if (order == 0) {
+            return &c->scales[middle];
         }
-        if (PyFloat_CheckExact(value)) {
-            double number = PyFloat_AS_DOUBLE(value);
-            /* int(1e300) is a big integer only the careful writer writes: Python's path. */
-            if (isfinite(number) && number == floor(number) && fabs(number) < 9.0e18) {
-                return PyLong_FromDouble(number);
-            }
+        if (order < 0) {
+            low = middle + 1;
+        } else {
+            high = middle;
         }
-        return NULL;
-    }
-    if (PyFloat_CheckExact(value)) {
-        *special |= !isfinite(PyFloat_AS_DOUBLE(value));
-        return Py_NewRef(value);
-    }
-    if (PyLong_CheckExact(value)) {
-        double number = PyLong_AsDouble(value);
-        return number == -1.0 && PyErr_Occurred() ? NULL : PyFloat_FromDouble(number);
     }
     return NULL;
 }
 
-/* A number as mosrow._number reads one that is no string: the double, or -1 for no number
- * and 1 for a numeric string (Python's path: it counts numbers_from_strings). */
+/* An integer member's value; 0 where its text is no 64-bit integer. */
 static int
-number_of(PyObject *value, double *out)
+member_int(const CpLine *t, const CpMember *m, long long *out)
 {
-    if (value == NULL || value == Py_None) {
-        return -1;
-    }
-    if (PyFloat_CheckExact(value)) {
-        *out = PyFloat_AS_DOUBLE(value);
+    char digits[24];
+    if (m->size >= (Py_ssize_t)sizeof digits) {
         return 0;
     }
-    if (PyLong_CheckExact(value)) {
-        int overflow = 0;
-        long long whole = PyLong_AsLongLongAndOverflow(value, &overflow);
-        /* Past 2**53 a double is not the int Python compares exactly: Python's path. */
-        if (overflow || whole > (1LL << 53) || whole < -(1LL << 53)) {
-            return 1;
-        }
-        *out = (double)whole;
+    memcpy(digits, t->values.data + m->at, (size_t)m->size);
+    digits[m->size] = '\0';
+    char *end;
+    errno = 0;
+    *out = strtoll(digits, &end, 10);
+    return errno == 0 && *end == '\0';
+}
+
+/* mosrow._number for a number that is no string, as the stage compares it: 1 with the double;
+ * 0 for no number, or an int past 2**53 (a double would not be the int Python compares exactly). */
+static int
+member_number(const CpLine *t, const CpMember *m, double *out)
+{
+    if (m->kind == CP_FLOAT) {
+        *out = m->number;
+        return 1;
+    }
+    long long whole;
+    if (m->kind != CP_INT || !member_int(t, m, &whole) || whole > (1LL << 53) || whole < -(1LL << 53)) {
         return 0;
     }
-    return PyUnicode_CheckExact(value) ? 1 : -1;
+    *out = (double)whole;
+    return 1;
 }
 
-static PyObject *
-sort_key_of(AggregateContext *c, PyObject *out, PyObject *label)
+static void
+string_value(OutValue *v, const char *text, Py_ssize_t size, int escaped)
 {
-    /* mosrow.AggregateJudge.sort_key(out, label) */
-    Py_ssize_t count = PyTuple_GET_SIZE(c->row.key_fields);
-    int keyed = 1;
-    for (Py_ssize_t i = 0; i < count && keyed; i++) {
-        PyObject *value = PyDict_GetItemWithError(out, PyTuple_GET_ITEM(c->row.key_fields, i));
-        if (value == NULL && PyErr_Occurred()) {
-            return NULL;
-        }
-        keyed = value != NULL && PyUnicode_CheckExact(value) && PyUnicode_GET_LENGTH(value) > 0;
-    }
-    PyObject *parts = PyList_New(0);
-    if (parts == NULL) {
-        return NULL;
-    }
-    PyObject *piece = utf8_bytes(label);
-    if (piece == NULL || PyList_Append(parts, piece) < 0) {
-        goto fail;
-    }
-    Py_CLEAR(piece);
-    PyObject *sha = get_or_none(out, source_name);
-    if (sha == NULL) {
-        goto fail;
-    }
-    if (sha == Py_None) {
-        piece = PyBytes_FromStringAndSize("", 0);
-    } else if (PyUnicode_CheckExact(sha)) {
-        piece = utf8_bytes(sha);
-    } else {
-        goto fail; /* never: the unified row's src_sha256 is a string */
-    }
-    if (piece == NULL || PyList_Append(parts, piece) < 0) {
-        goto fail;
-    }
-    Py_CLEAR(piece);
-    if (keyed) {
-        for (Py_ssize_t i = 0; i < count; i++) {
-            piece = utf8_bytes(PyDict_GetItem(out, PyTuple_GET_ITEM(c->row.key_fields, i)));
-            if (piece == NULL || PyList_Append(parts, piece) < 0) {
-                goto fail;
-            }
-            Py_CLEAR(piece);
-        }
-    } else {
-        PyObject *src = get_or_none(out, src_name);
-        if (src == NULL || !(src == Py_None || PyUnicode_CheckExact(src))) {
-            goto fail; /* never: the unified row's src is a string */
-        }
-        PyObject *text = src == Py_None ? PyUnicode_FromFormat("__nokey__//%U", label)
-                                        : PyUnicode_FromFormat("__nokey__/%U/%U", src, label);
-        piece = text == NULL ? NULL : utf8_bytes(text);
-        Py_XDECREF(text);
-        if (piece == NULL || PyList_Append(parts, piece) < 0) {
-            goto fail;
-        }
-        Py_CLEAR(piece);
-    }
-    Py_ssize_t total = PyList_GET_SIZE(parts) - 1;
-    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(parts); i++) {
-        total += PyBytes_GET_SIZE(PyList_GET_ITEM(parts, i));
-    }
-    PyObject *joined = PyBytes_FromStringAndSize(NULL, total);
-    if (joined != NULL) {
-        char *at = PyBytes_AS_STRING(joined);
-        for (Py_ssize_t i = 0; i < PyList_GET_SIZE(parts); i++) {
-            PyObject *part = PyList_GET_ITEM(parts, i);
-            if (i > 0) {
-                *at++ = '\0';
-            }
-            memcpy(at, PyBytes_AS_STRING(part), (size_t)PyBytes_GET_SIZE(part));
-            at += PyBytes_GET_SIZE(part);
-        }
-    }
-    Py_DECREF(parts);
-    return joined;
-fail:
-    Py_XDECREF(piece);
-    Py_DECREF(parts);
-    return NULL;
+    v->text = text;
+    v->size = size;
+    v->kind = CP_STRING;
+    v->raw = escaped ? NULL : text + 1;
+    v->raw_size = size - 2;
 }
 
-/* One line: a new (line, (digest, label, std, sort key, unified, native, dropped)), or NULL. */
-static PyObject *
-aggregate_line(void *context, PyObject *raw_line, Py_ssize_t *kept)
+/* The sort key's text for a unified value, as mosrow.sort_text gives it; 0 where Python's
+ * path answers (a string with escapes). */
+static int
+sort_text_of(const OutValue *v, const char **text, Py_ssize_t *size)
+{
+    if (v == NULL || v->kind == CP_NULL) {
+        *text = "";
+        *size = 0;
+        return 1;
+    }
+    if (v->kind == CP_STRING) {
+        *text = v->raw;
+        *size = v->raw_size;
+        return v->raw != NULL;
+    }
+    *text = v->text;
+    *size = v->size;
+    return 1;
+}
+
+/* Phase one of an aggregate line, without the GIL: jsonl.parse_line + rowparse._parse_fast +
+ * AggregateJudge.judge (label, scale, mos, std-dev, the unified row, the key) + the block
+ * function's make_row (the unified line, the sort key), on the native transcoder. */
+static void
+aggregate_line_native(void *context, const unsigned char *data, Py_ssize_t size, AnswerHead *head,
+                      BlockOut *block)
 {
     AggregateContext *c = context;
-    int special = 0;
-    PyObject *row = fast_row(&c->row, raw_line, &special);
-    if (row == NULL) {
-        return NULL;
+    AggregateAnswer *a = (AggregateAnswer *)head;
+    head->answered = 0;
+    if (!line_body(&c->row, data, &size)) {
+        return;
     }
-    PyObject *result = NULL, *out = NULL, *digest = NULL, *line = NULL, *sort_key = NULL;
-    PyObject *label = c->override;
-    if (label == Py_None) {
-        PyObject *source = PyDict_GetItemWithError(row, corpus_source_name);
-        if (source != NULL && source != Py_None && !(PyUnicode_CheckExact(source) && PyUnicode_GET_LENGTH(source) == 0)) {
-            label = source;
-        } else {
-            label = PyDict_GetItemWithError(row, corpus_name);
+    CpLine *t = &c->line;
+    int status = cp_transcode(t, data, size);
+    if (status != CP_OK) {
+        head->answered = status == CP_NO_MEMORY ? -1 : 0;
+        return;
+    }
+    if (!has_required(t, c->required, c->required_count)) {
+        return;
+    }
+    const char *values = t->values.data;
+    /* The label: the override, else corpus_source unless missing, null or empty, else corpus. */
+    const AggScale *scale;
+    const char *label_json;
+    Py_ssize_t label_json_size;
+    if (c->has_override) {
+        scale = c->override;
+        label_json = PyBytes_AS_STRING(c->override_json);
+        label_json_size = PyBytes_GET_SIZE(c->override_json);
+    } else {
+        const CpMember *m = find_member(t, &corpus_source_field);
+        if (m == NULL || m->kind == CP_NULL || (m->kind == CP_STRING && m->size == 2)) {
+            m = find_member(t, &corpus_field);
         }
+        if (m == NULL || m->kind != CP_STRING || m->escaped) {
+            return; /* no label, not a string (Python's path rejects), or one to decode */
+        }
+        scale = find_scale(c, values + m->at + 1, m->size - 2);
+        label_json = values + m->at;
+        label_json_size = m->size;
     }
-    if (label == NULL || !PyUnicode_CheckExact(label)) {
-        goto done;
+    if (scale == NULL) {
+        return;
     }
-    PyObject *scale = PyDict_GetItemWithError(c->scales, label);
-    if (scale == NULL || !PyTuple_Check(scale) || PyTuple_GET_SIZE(scale) != 6) {
-        goto done;
-    }
-    double native_min = PyFloat_AsDouble(PyTuple_GET_ITEM(scale, 0));
-    double native_max = PyFloat_AsDouble(PyTuple_GET_ITEM(scale, 1));
-    double slope = PyFloat_AsDouble(PyTuple_GET_ITEM(scale, 2));
-    double intercept = PyFloat_AsDouble(PyTuple_GET_ITEM(scale, 3));
-    double span = PyFloat_AsDouble(PyTuple_GET_ITEM(scale, 4));
-    if (PyErr_Occurred()) {
-        goto done;
-    }
+    const CpMember *m = find_member(t, &mos_field);
     double mos;
-    if (number_of(PyDict_GetItemWithError(row, mos_name), &mos) != 0 || !isfinite(mos)
-        || !(native_min - c->slack <= mos && mos <= native_max + c->slack)) {
-        goto done;
+    if (m == NULL || !member_number(t, m, &mos)
+        || !(scale->native_min - c->slack <= mos && mos <= scale->native_max + c->slack)) {
+        return;
     }
-    double unified = slope * mos + intercept;
+    double unified = scale->slope * mos + scale->intercept;
+    if (!isfinite(unified)) {
+        return;
+    }
+    /* The std-dev the resolver compares (mosrow: unknown unless a positive finite number). */
     double std = 0.0;
-    PyObject *std_value = PyDict_GetItemWithError(row, std_name);
-    int std_kind = std_value == NULL ? -1 : number_of(std_value, &std);
-    if (std_kind == 1 || (std_value == NULL && PyErr_Occurred())) {
-        goto done; /* a numeric string (counted by Python), or a lookup error */
+    int std_known = 0;
+    m = find_member(t, &std_field);
+    if (m != NULL) {
+        if (m->kind == CP_STRING) {
+            return; /* a numeric string (counted by Python), or no number */
+        }
+        if (m->kind == CP_INT || m->kind == CP_FLOAT) {
+            if (!member_number(t, m, &std)) {
+                return;
+            }
+            std_known = 1;
+        }
     }
+    double std_compared = !std_known || !isfinite(std) || std <= 0 ? Py_HUGE_VAL
+                          : c->std_unified                         ? std * 100.0 / scale->span
+                                                                   : std;
     /* The unified row: mosrow.AggregateJudge._unified_row. */
-    out = PyDict_New();
-    if (out == NULL) {
-        goto done;
-    }
-    int out_special = 0;
-    Py_ssize_t copied = PyTuple_GET_SIZE(c->copied);
-    for (Py_ssize_t i = 0; i < copied; i++) {
-        PyObject *field = PyTuple_GET_ITEM(c->copied, i);
-        PyObject *name = PyTuple_GET_ITEM(field, 0);
-        int kind = (int)PyLong_AsLong(PyTuple_GET_ITEM(field, 1));
-        PyObject *fallback = name == corpus_name || PyUnicode_Compare(name, corpus_name) == 0
-                                 ? label : PyTuple_GET_ITEM(field, 2);
-        PyObject *value = PyDict_GetItemWithError(row, name);
-        if (value == NULL && PyErr_Occurred()) {
-            goto done;
-        }
-        PyObject *held = copied_value(value, kind, fallback, &out_special);
-        if (held == NULL || PyDict_SetItem(out, name, held) < 0) {
-            Py_XDECREF(held);
-            goto done;
-        }
-        Py_DECREF(held);
-    }
-    PyObject *unified_value = PyFloat_FromDouble(unified);
-    PyObject *native_value = unified_value == NULL ? NULL : PyFloat_FromDouble(mos);
-    int stored = native_value != NULL && PyDict_SetItem(out, mos_name, unified_value) == 0
-                 && PyDict_SetItem(out, mos_native_name, native_value) == 0
-                 && PyDict_SetItem(out, mos_scale_name, PyTuple_GET_ITEM(scale, 5)) == 0
-                 && PyDict_SetItem(out, corpus_source_name, label) == 0;
-    Py_XDECREF(unified_value);
-    Py_XDECREF(native_value);
-    if (!stored) {
-        goto done;
-    }
-    /* dropped: the input row has a key the unified row does not. */
-    int dropped = 0;
-    Py_ssize_t position = 0;
-    PyObject *key, *value;
-    while (!dropped && PyDict_Next(row, &position, &key, &value)) {
-        int in = PySet_Contains(c->unified_names, key);
-        if (in < 0) {
-            goto done;
-        }
-        dropped = !in;
-    }
-    /* The key: mosrow.AggregateJudge._key. */
-    Py_ssize_t fields = PyTuple_GET_SIZE(c->row.key_fields);
-    int keyed = 1;
-    for (Py_ssize_t i = 0; i < fields && keyed; i++) {
-        PyObject *held = PyDict_GetItemWithError(row, PyTuple_GET_ITEM(c->row.key_fields, i));
-        if (held == NULL && PyErr_Occurred()) {
-            goto done;
-        }
-        keyed = held != NULL && PyUnicode_CheckExact(held) && PyUnicode_GET_LENGTH(held) > 0;
-    }
-    if (keyed) {
-        digest = row_key_digest(&c->row, row);
-    } else {
-        PyObject *src = get_or_none(row, src_name);
-        if (src == NULL) {
-            goto done;
-        }
-        PyObject *values[3] = {Py_True, src, label};
-        digest = digest_of(&c->row, values, 3);
-    }
-    if (digest == NULL) {
-        goto done;
-    }
-    double std_compared;
-    if (std_kind != 0 || !isfinite(std) || std <= 0) {
-        std_compared = Py_HUGE_VAL;
-    } else if (c->std_unified) {
-        std_compared = std * 100.0 / span;
-    } else {
-        std_compared = std;
-    }
-    if (out_special) {
-        /* Non-finite floats in the unified row: the careful writer's tokens, and (with keep)
-         * counted; another policy changes the row, which Python's path does. */
-        if (!c->row.keep_non_finite) {
-            goto done;
-        }
-        Py_ssize_t marks = 0, token_size = 0;
-        const char *token = NULL;
-        for (Py_ssize_t i = 0; i < copied; i++) {
-            PyObject *name = PyTuple_GET_ITEM(PyTuple_GET_ITEM(c->copied, i), 0);
-            PyObject *held = PyDict_GetItem(out, name);
-            if (held != NULL && PyFloat_CheckExact(held) && !isfinite(PyFloat_AS_DOUBLE(held))) {
-                Py_ssize_t size;
-                const char *this = token_of(PyFloat_AS_DOUBLE(held), &size);
-                if (token != NULL && this != token) {
-                    goto done; /* mixed tokens: the writer's placeholders keep their order */
-                }
-                token = this;
-                token_size = size;
-                if (PyDict_SetItem(out, name, c->row.mark_str) < 0) {
-                    goto done;
-                }
-                marks++;
+    Py_ssize_t nans = 0;
+    for (Py_ssize_t i = 0; i < c->out_count; i++) {
+        const OutField *f = &c->out[i];
+        OutValue *v = &c->values[i];
+        char *number = c->numbers + 32 * i;
+        int source = f->source;
+        if (source == OUT_COPIED) {
+            m = find_member(t, &f->name);
+            if ((m == NULL || m->kind == CP_NULL) && f->is_corpus) {
+                source = OUT_LABEL; /* a missing corpus is the label */
             }
         }
-        PyObject *dump_args[2] = {out, c->row.dumps_option};
-        PyObject *marked = PyObject_Vectorcall(c->row.dumps, dump_args, 1, option_kw);
-        if (marked == NULL) {
-            goto done;
+        switch (source) {
+        case OUT_MOS:
+        case OUT_NATIVE:
+            v->text = number;
+            v->size = cp_format_double(source == OUT_MOS ? unified : mos, number);
+            v->kind = CP_FLOAT;
+            continue;
+        case OUT_SCALE:
+            v->text = scale->scale_json;
+            v->size = scale->scale_json_size;
+            v->kind = CP_STRING;
+            v->raw = scale->scale_raw;
+            v->raw_size = scale->scale_raw_size;
+            continue;
+        case OUT_LABEL:
+            v->text = label_json;
+            v->size = label_json_size;
+            v->kind = CP_STRING;
+            v->raw = scale->text;
+            v->raw_size = scale->size;
+            continue;
+        default:
+            break;
         }
-        line = swap_marks(&c->row, marked, marks, token, token_size);
-        Py_DECREF(marked);
-        if (line == NULL) {
-            goto done;
+        if (m == NULL || m->kind == CP_NULL) {
+            v->text = f->fallback;
+            v->size = f->fallback_size;
+            v->kind = f->fallback[0] == '"' ? CP_STRING : f->fallback[0] == 'n' ? CP_NULL : CP_FLOAT;
+            if (v->kind == CP_STRING) {
+                string_value(v, f->fallback, f->fallback_size, memchr(f->fallback, '\\', (size_t)f->fallback_size) != NULL);
+            }
+            continue;
         }
-        if (special) {
-            *kept += marks;
+        v->text = values + m->at;
+        v->size = m->size;
+        v->kind = m->kind;
+        if (f->kind == FIELD_STR) {
+            if (m->kind != CP_STRING) {
+                return; /* bad_field: Python's path */
+            }
+            string_value(v, values + m->at, m->size, m->escaped);
+        } else if (f->kind == FIELD_INT) {
+            if (m->kind == CP_FLOAT) {
+                /* int(1920.0); int(1e300) is a big integer only the careful writer writes. */
+                if (!(m->number == floor(m->number) && fabs(m->number) < 9.0e18)) {
+                    return;
+                }
+                whole_text(m->number, number, &v->size);
+                v->text = number;
+                v->kind = CP_INT;
+            } else if (m->kind != CP_INT) {
+                return;
+            }
+        } else {
+            if (m->kind == CP_NAN) {
+                nans++;
+            } else if (m->kind == CP_INT) {
+                long long whole;
+                if (!member_int(t, m, &whole)) {
+                    return;
+                }
+                v->text = number;
+                v->size = cp_format_double((double)whole, number);
+                v->kind = CP_FLOAT;
+            } else if (m->kind != CP_FLOAT) {
+                return;
+            }
         }
-        /* sort_key reads the key fields and src/src_sha256, which are strings: marks never matter. */
+    }
+    if (nans > 0 && !c->row.keep_non_finite) {
+        return; /* the policy changes or rejects the row: Python's path */
+    }
+    /* dropped: the input row has a key the unified row does not (both sorted: one walk). */
+    int dropped = 0;
+    Py_ssize_t at = 0;
+    for (Py_ssize_t k = 0; k < t->count && !dropped; k++) {
+        const CpMember *member = &t->members[k];
+        int order = 1;
+        while (at < c->out_count
+               && (order = cp_bytes_compare(c->out[at].name.text, c->out[at].name.size, member->key,
+                                            member->key_size))
+                      < 0) {
+            at++;
+        }
+        dropped = at >= c->out_count || order != 0;
+    }
+    /* The key: mosrow.AggregateJudge._key, over the input row. */
+    int keyed = 1;
+    for (Py_ssize_t i = 0; i < c->key_count && keyed; i++) {
+        m = find_member(t, &c->keys[i]);
+        keyed = m != NULL && m->kind == CP_STRING && m->size > 2;
+    }
+    if (keyed) {
+        int digested = key_digest_of(t, c->keys, c->key_count, &c->key_text, c->row.key_person, a->digest);
+        if (digested <= 0) {
+            head->answered = digested;
+            return;
+        }
     } else {
-        PyObject *dump_args[2] = {out, c->row.dumps_option};
-        line = PyObject_Vectorcall(c->row.dumps, dump_args, 1, option_kw);
-        if (line == NULL) {
-            goto done;
+        /* key_digest({"\0fallback": True, "src": src, "corpus_source": label}) */
+        CpBuffer *text = &c->key_text;
+        m = find_member(t, &src_field);
+        char whole[24];
+        const char *src = "null";
+        Py_ssize_t src_size = 4;
+        if (m != NULL) {
+            if (m->kind == CP_NAN || m->kind == CP_ARRAY) {
+                return;
+            }
+            src = values + m->at;
+            src_size = m->size;
+            if (m->kind == CP_FLOAT && m->number == floor(m->number)) {
+                if (!whole_text(m->number, whole, &src_size)) {
+                    return;
+                }
+                src = whole;
+            }
+        }
+        text->size = 0;
+        if (cp_reserve(text, 8 + src_size + label_json_size) < 0) {
+            head->answered = -1;
+            return;
+        }
+        memcpy(text->data, "[true,", 6);
+        text->size = 6;
+        memcpy(text->data + text->size, src, (size_t)src_size);
+        text->size += src_size;
+        text->data[text->size++] = ',';
+        memcpy(text->data + text->size, label_json, (size_t)label_json_size);
+        text->size += label_json_size;
+        text->data[text->size++] = ']';
+        blake2b_person((const unsigned char *)text->data, (size_t)text->size,
+                       (const unsigned char *)PyBytes_AS_STRING(c->row.key_person),
+                       (size_t)PyBytes_GET_SIZE(c->row.key_person), a->digest, 16);
+    }
+    /* The sort key: mosrow.AggregateJudge.sort_key(unified row, label), label \0 sort_text(src_sha256) \0 tail. */
+    const char *sha;
+    Py_ssize_t sha_size;
+    if (!sort_text_of(c->out_sha >= 0 ? &c->values[c->out_sha] : NULL, &sha, &sha_size)) {
+        return;
+    }
+    int out_keyed = 1;
+    Py_ssize_t tail_size = 0;
+    for (Py_ssize_t i = 0; i < c->key_count && out_keyed; i++) {
+        const OutValue *v = c->key_out[i] >= 0 ? &c->values[c->key_out[i]] : NULL;
+        out_keyed = v != NULL && v->kind == CP_STRING && v->size > 2;
+        if (out_keyed) {
+            if (v->raw == NULL) {
+                return;
+            }
+            tail_size += v->raw_size + (i > 0);
         }
     }
-    sort_key = sort_key_of(c, out, label);
-    if (sort_key == NULL) {
-        goto done;
+    const char *src = "";
+    Py_ssize_t src_size = 0;
+    if (!out_keyed) {
+        const OutValue *v = c->out_src >= 0 ? &c->values[c->out_src] : NULL;
+        if (v != NULL && v->kind != CP_NULL) {
+            if (v->kind != CP_STRING || v->raw == NULL) {
+                return;
+            }
+            src = v->raw;
+            src_size = v->raw_size;
+        }
+        tail_size = 10 + src_size + 1 + scale->size; /* __nokey__/<src>/<label> */
     }
-    PyObject *std_object = PyFloat_FromDouble(std_compared);
-    PyObject *unified_object = std_object == NULL ? NULL : PyFloat_FromDouble(unified);
-    PyObject *native_object = unified_object == NULL ? NULL : PyFloat_FromDouble(mos);
-    PyObject *tuple = native_object == NULL ? NULL
-                                            : PyTuple_Pack(7, digest, label, std_object, sort_key, unified_object,
-                                                           native_object, dropped ? Py_True : Py_False);
-    Py_XDECREF(std_object);
-    Py_XDECREF(unified_object);
-    Py_XDECREF(native_object);
-    if (tuple != NULL) {
-        result = PyTuple_Pack(2, line, tuple);
-        Py_DECREF(tuple);
+    /* The unified line: {"name":value,...}\n, the fields in key order. */
+    Py_ssize_t total = 2 + c->out_count;
+    for (Py_ssize_t i = 0; i < c->out_count; i++) {
+        total += c->out[i].name.size + 3 + c->values[i].size;
     }
-done:
-    Py_DECREF(row);
-    Py_XDECREF(out);
+    CpBuffer *arena = &block->arena;
+    if (cp_reserve(arena, scale->size + 1 + sha_size + 1 + tail_size) < 0 || cp_reserve(&block->lines, total) < 0) {
+        head->answered = -1;
+        return;
+    }
+    a->sort_at = arena->size;
+    char *p = arena->data + arena->size;
+    memcpy(p, scale->text, (size_t)scale->size);
+    p += scale->size;
+    *p++ = '\0';
+    memcpy(p, sha, (size_t)sha_size);
+    p += sha_size;
+    *p++ = '\0';
+    if (out_keyed) {
+        for (Py_ssize_t i = 0; i < c->key_count; i++) {
+            const OutValue *v = &c->values[c->key_out[i]];
+            if (i > 0) {
+                *p++ = '\0';
+            }
+            memcpy(p, v->raw, (size_t)v->raw_size);
+            p += v->raw_size;
+        }
+    } else {
+        memcpy(p, "__nokey__/", 10);
+        p += 10;
+        memcpy(p, src, (size_t)src_size);
+        p += src_size;
+        *p++ = '/';
+        memcpy(p, scale->text, (size_t)scale->size);
+        p += scale->size;
+    }
+    a->sort_size = p - (arena->data + arena->size);
+    arena->size += a->sort_size;
+    head->line_at = block->lines.size;
+    p = block->lines.data + block->lines.size;
+    *p++ = '{';
+    for (Py_ssize_t i = 0; i < c->out_count; i++) {
+        if (i > 0) {
+            *p++ = ',';
+        }
+        *p++ = '"';
+        memcpy(p, c->out[i].name.text, (size_t)c->out[i].name.size);
+        p += c->out[i].name.size;
+        *p++ = '"';
+        *p++ = ':';
+        memcpy(p, c->values[i].text, (size_t)c->values[i].size);
+        p += c->values[i].size;
+    }
+    *p++ = '}';
+    *p++ = '\n';
+    head->line_size = p - (block->lines.data + block->lines.size);
+    block->lines.size += head->line_size;
+    a->std = std_compared;
+    a->unified = unified;
+    a->native = mos;
+    a->scale = scale;
+    a->dropped = dropped;
+    head->nans = nans;
+    head->answered = 1;
+}
+
+/* Phase two, with the GIL: (digest, label, std, sort key, unified, native, dropped). */
+static PyObject *
+aggregate_answer(void *Py_UNUSED(context), const AnswerHead *head, const BlockOut *block)
+{
+    const AggregateAnswer *a = (const AggregateAnswer *)head;
+    PyObject *digest = PyBytes_FromStringAndSize((const char *)a->digest, 16);
+    PyObject *std = PyFloat_FromDouble(a->std);
+    PyObject *sort = PyBytes_FromStringAndSize(block->arena.data + a->sort_at, a->sort_size);
+    PyObject *unified = PyFloat_FromDouble(a->unified);
+    PyObject *native = PyFloat_FromDouble(a->native);
+    PyObject *tuple = digest == NULL || std == NULL || sort == NULL || unified == NULL || native == NULL
+                          ? NULL
+                          : PyTuple_Pack(7, digest, a->scale->label, std, sort, unified, native,
+                                         a->dropped ? Py_True : Py_False);
     Py_XDECREF(digest);
-    Py_XDECREF(line);
-    Py_XDECREF(sort_key);
-    return result;
+    Py_XDECREF(std);
+    Py_XDECREF(sort);
+    Py_XDECREF(unified);
+    Py_XDECREF(native);
+    return tuple;
+}
+
+static int
+scale_compare(const void *a, const void *b)
+{
+    const AggScale *x = a, *y = b;
+    return cp_bytes_compare(x->text, x->size, y->text, y->size);
+}
+
+static int
+out_compare(const void *a, const void *b)
+{
+    const OutField *x = a, *y = b;
+    return cp_bytes_compare(x->name.text, x->name.size, y->name.text, y->name.size);
+}
+
+/* The context's scales, unified fields and key positions as phase one reads them. */
+static int
+aggregate_setup(AggregateContext *c, PyObject *const *more, PyObject *override)
+{
+    PyObject *scales = more[0], *copied = more[3];
+    c->slack = PyFloat_AsDouble(more[1]);
+    c->std_unified = PyObject_IsTrue(more[2]);
+    if ((c->slack == -1.0 && PyErr_Occurred()) || c->std_unified < 0) {
+        return -1;
+    }
+    if (!PyDict_Check(scales) || !PyTuple_Check(copied) || !(override == Py_None || PyUnicode_CheckExact(override))) {
+        PyErr_SetString(PyExc_TypeError, "context: scales dict, copied tuple; override str or None");
+        return -1;
+    }
+    c->scales = PyMem_Calloc((size_t)PyDict_GET_SIZE(scales) + 1, sizeof(AggScale));
+    c->out_count = PyTuple_GET_SIZE(copied) + 4;
+    c->out = PyMem_Calloc((size_t)c->out_count, sizeof(OutField));
+    c->values = PyMem_Calloc((size_t)c->out_count, sizeof(OutValue));
+    c->numbers = PyMem_Malloc((size_t)c->out_count * 32);
+    c->key_out = PyMem_Calloc((size_t)PyTuple_GET_SIZE(c->row.key_fields) + 1, sizeof(Py_ssize_t));
+    if (c->scales == NULL || c->out == NULL || c->values == NULL || c->numbers == NULL || c->key_out == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    Py_ssize_t position = 0;
+    PyObject *label, *entry;
+    while (PyDict_Next(scales, &position, &label, &entry)) {
+        AggScale *s = &c->scales[c->scale_count];
+        if (!PyUnicode_CheckExact(label) || !PyTuple_Check(entry) || PyTuple_GET_SIZE(entry) != 7
+            || !PyUnicode_CheckExact(PyTuple_GET_ITEM(entry, 5)) || !PyBytes_Check(PyTuple_GET_ITEM(entry, 6))) {
+            PyErr_SetString(PyExc_TypeError,
+                            "scales: label -> (min, max, slope, intercept, span, scale label, its JSON text)");
+            return -1;
+        }
+        s->label = label;
+        s->text = PyUnicode_AsUTF8AndSize(label, &s->size);
+        s->native_min = PyFloat_AsDouble(PyTuple_GET_ITEM(entry, 0));
+        s->native_max = PyFloat_AsDouble(PyTuple_GET_ITEM(entry, 1));
+        s->slope = PyFloat_AsDouble(PyTuple_GET_ITEM(entry, 2));
+        s->intercept = PyFloat_AsDouble(PyTuple_GET_ITEM(entry, 3));
+        s->span = PyFloat_AsDouble(PyTuple_GET_ITEM(entry, 4));
+        s->scale_raw = PyUnicode_AsUTF8AndSize(PyTuple_GET_ITEM(entry, 5), &s->scale_raw_size);
+        s->scale_json = PyBytes_AS_STRING(PyTuple_GET_ITEM(entry, 6));
+        s->scale_json_size = PyBytes_GET_SIZE(PyTuple_GET_ITEM(entry, 6));
+        if (s->text == NULL || s->scale_raw == NULL || PyErr_Occurred()) {
+            return -1;
+        }
+        c->scale_count++;
+    }
+    qsort(c->scales, (size_t)c->scale_count, sizeof(AggScale), scale_compare);
+    static const struct {
+        PyObject **name;
+        int source;
+    } computed[4] = {{&mos_name, OUT_MOS}, {&mos_native_name, OUT_NATIVE}, {&mos_scale_name, OUT_SCALE},
+                     {&corpus_source_name, OUT_LABEL}};
+    for (Py_ssize_t i = 0; i < c->out_count; i++) {
+        OutField *f = &c->out[i];
+        PyObject *name;
+        if (i < 4) {
+            name = *computed[i].name;
+            f->source = computed[i].source;
+        } else {
+            PyObject *field = PyTuple_GET_ITEM(copied, i - 4);
+            if (!PyTuple_Check(field) || PyTuple_GET_SIZE(field) != 3 || !PyUnicode_CheckExact(PyTuple_GET_ITEM(field, 0))
+                || !PyBytes_Check(PyTuple_GET_ITEM(field, 2)) || PyBytes_GET_SIZE(PyTuple_GET_ITEM(field, 2)) == 0) {
+                PyErr_SetString(PyExc_TypeError, "copied: (name, kind code, default's JSON text) each");
+                return -1;
+            }
+            name = PyTuple_GET_ITEM(field, 0);
+            f->source = OUT_COPIED;
+            f->kind = (int)PyLong_AsLong(PyTuple_GET_ITEM(field, 1));
+            f->fallback = PyBytes_AS_STRING(PyTuple_GET_ITEM(field, 2));
+            f->fallback_size = PyBytes_GET_SIZE(PyTuple_GET_ITEM(field, 2));
+            f->is_corpus = PyUnicode_Compare(name, corpus_name) == 0;
+        }
+        f->name.name = name;
+        f->name.text = PyUnicode_AsUTF8AndSize(name, &f->name.size);
+        if (f->name.text == NULL || PyErr_Occurred()) {
+            return -1;
+        }
+    }
+    qsort(c->out, (size_t)c->out_count, sizeof(OutField), out_compare);
+    for (Py_ssize_t i = 1; i < c->out_count; i++) {
+        if (out_compare(&c->out[i - 1], &c->out[i]) == 0) {
+            PyErr_SetString(PyExc_ValueError, "copied: a field named twice, or one the stage computes");
+            return -1;
+        }
+    }
+    if (field_names(c->row.required, 1, &c->required, &c->required_count) < 0
+        || field_names(c->row.key_fields, 0, &c->keys, &c->key_count) < 0) {
+        return -1;
+    }
+    c->out_src = c->out_sha = -1;
+    for (Py_ssize_t i = 0; i < c->out_count; i++) {
+        if (cp_bytes_compare(c->out[i].name.text, c->out[i].name.size, "src", 3) == 0) {
+            c->out_src = i;
+        } else if (cp_bytes_compare(c->out[i].name.text, c->out[i].name.size, "src_sha256", 10) == 0) {
+            c->out_sha = i;
+        }
+    }
+    for (Py_ssize_t k = 0; k < c->key_count; k++) {
+        c->key_out[k] = -1;
+        for (Py_ssize_t i = 0; i < c->out_count; i++) {
+            if (field_compare(&c->keys[k], &c->out[i].name) == 0) {
+                c->key_out[k] = i;
+            }
+        }
+    }
+    c->has_override = override != Py_None;
+    if (c->has_override) {
+        Py_ssize_t size;
+        const char *text = PyUnicode_AsUTF8AndSize(override, &size);
+        if (text == NULL) {
+            PyErr_Clear(); /* a label with a lone surrogate: no scale has it */
+        } else {
+            c->override = find_scale(c, text, size);
+        }
+        c->override_json = PyObject_CallOneArg(c->row.dumps, override);
+        if (c->override_json == NULL) {
+            if (!PyErr_ExceptionMatches(PyExc_Exception)) {
+                return -1;
+            }
+            PyErr_Clear();
+            c->override = NULL;
+        } else if (!PyBytes_Check(c->override_json)) {
+            PyErr_SetString(PyExc_TypeError, "dumps: expected bytes");
+            return -1;
+        }
+    }
+    if (cp_init(&c->line) < 0) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    c->line.members_only = 1;
+    return 0;
 }
 
 static PyObject *
 aggregate_rows(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
 {
-    AggregateContext c;
     if (nargs != 3) {
         PyErr_SetString(PyExc_TypeError, "expected (lines, context, override)");
         return NULL;
     }
-    if (row_context(args[1], ROW_CONTEXT_ITEMS + 5, &c.row) < 0) {
+    AggregateContext c;
+    memset(&c, 0, sizeof c);
+    if (row_context(args[1], ROW_CONTEXT_ITEMS + 4, &c.row) < 0) {
         return NULL;
     }
-    PyObject *const *more = ((PyTupleObject *)args[1])->ob_item + ROW_CONTEXT_ITEMS;
-    c.scales = more[0];
-    c.slack = PyFloat_AsDouble(more[1]);
-    c.std_unified = PyObject_IsTrue(more[2]);
-    c.copied = more[3];
-    c.unified_names = more[4];
-    c.override = args[2];
-    if ((c.slack == -1.0 && PyErr_Occurred()) || c.std_unified < 0) {
-        return NULL;
+    PyObject *result = NULL;
+    if (aggregate_setup(&c, ((PyTupleObject *)args[1])->ob_item + ROW_CONTEXT_ITEMS, args[2]) == 0) {
+        result = answer_block(args[0], &c, aggregate_line_native, aggregate_answer, sizeof(AggregateAnswer));
     }
-    if (!PyDict_Check(c.scales) || !PyTuple_Check(c.copied) || !PyAnySet_Check(c.unified_names)
-        || !(c.override == Py_None || PyUnicode_CheckExact(c.override))) {
-        PyErr_SetString(PyExc_TypeError, "context: scales dict, copied tuple, unified names set, override str or None");
-        return NULL;
-    }
-    return block_answers(args[0], aggregate_line, &c);
+    PyMem_Free(c.scales);
+    PyMem_Free(c.out);
+    PyMem_Free(c.values);
+    PyMem_Free(c.numbers);
+    PyMem_Free(c.key_out);
+    PyMem_Free(c.required);
+    PyMem_Free(c.keys);
+    Py_XDECREF(c.override_json);
+    cp_release(&c.key_text);
+    cp_free(&c.line);
+    return result;
 }
-
 
 /* format_float(x): x as orjson writes it (the transcoder's float printer). */
 static PyObject *
@@ -1653,9 +1777,9 @@ static PyMethodDef bytescan_methods[] = {
     {"non_finite_count", (PyCFunction)non_finite_count, METH_O,
      "The NaN and infinite floats at any depth of a row's dicts and lists."},
     {"merge_rows", (PyCFunction)(void (*)(void))merge_rows, METH_FASTCALL,
-     "merge_rows(lines, context) -> ([(line, result) or None per line], non-finite values kept)."},
+     "merge_rows(lines, context) -> (answered, rows, lines, lengths, non-finite values kept)."},
     {"aggregate_rows", (PyCFunction)(void (*)(void))aggregate_rows, METH_FASTCALL,
-     "aggregate_rows(lines, context, override) -> ([(line, result) or None per line], non-finite values kept)."},
+     "aggregate_rows(lines, context, override) -> (answered, rows, lines, lengths, non-finite values kept)."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -379,6 +379,7 @@ typedef struct {
     CpMember *members;
     Py_ssize_t count, capacity;
     Py_ssize_t nans;  /* bare NaN values */
+    int members_only; /* set by the caller: sort and check the members, write no line */
     locale_t c_locale;
 } CpLine;
 
@@ -934,6 +935,9 @@ cp_transcode(CpLine *t, const unsigned char *data, Py_ssize_t size)
         if (b + 1 <= a && cp_key_compare(&members[b + 1], &moving) == 0) {
             return CP_REFUSED;
         }
+    }
+    if (t->members_only) {
+        return CP_OK;
     }
     /* Write it: {"key":value,...}\n */
     Py_ssize_t total = 3 + t->values.size;

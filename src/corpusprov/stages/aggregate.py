@@ -34,6 +34,7 @@ from corpusprov.stages.resolver import Resolver
 from corpusprov.stages.rowpolicy import (
     INVALID_ROW_REASONS,
     BlockResult,
+    NativeAnswers,
     Prepass,
     Verdict,
     judge_block,
@@ -49,6 +50,7 @@ __all__ = [
     "AggregateOutcome",
     "AggregatePrepass",
     "aggregate",
+    "aggregate_uses_threads",
     "gather_py",
     "native_prepass",
 ]
@@ -196,7 +198,7 @@ except ImportError:  # pragma: no cover - an install without a C compiler
     _gather = gather_py
     NATIVE_GATHER: Final = False  # type: ignore[misc]
 
-_aggregate_rows: Callable[[list[bytes], tuple[object, ...], str | None], tuple[list[Any], int]] | None
+_aggregate_rows: Callable[[list[bytes], tuple[object, ...], str | None], NativeAnswers] | None
 try:
     from corpusprov._bytescan import aggregate_rows as _aggregate_rows
 
@@ -210,9 +212,10 @@ except ImportError:  # pragma: no cover - an install without a C compiler
 _READ_BATCH_BYTES: Final = 1 << 20
 
 
-#: ``(lines of a block, the label override of its shard) -> ([(line, result) or None per line],
-#: non-finite values kept)``: the aggregate's native fast path, see :func:`native_prepass`.
-AggregatePrepass = Callable[[list[bytes], str | None], tuple[list[tuple[bytes, tuple[object, ...]] | None], int]]
+#: ``(lines of a block, the label override of its shard) ->``
+#: :data:`~corpusprov.stages.rowpolicy.NativeAnswers`: the aggregate's native fast path, see
+#: :func:`native_prepass`.
+AggregatePrepass = Callable[[list[bytes], str | None], NativeAnswers]
 
 
 def native_prepass(params: AggregateParams) -> AggregatePrepass | None:
@@ -220,15 +223,15 @@ def native_prepass(params: AggregateParams) -> AggregatePrepass | None:
     ``None`` where the install has no C extension or the output row is ``passthrough``.
 
     For each line it gives what the Python path (parse, :class:`AggregateJudge`, ``make_row``)
-    gives for a usable row, or ``None`` where only that path may answer; property-tested
-    against it block for block.
+    gives for a usable row, for the lines it can vouch for
+    (:data:`~corpusprov.stages.rowpolicy.NativeAnswers`); property-tested against it block for block.
     """
     if _aggregate_rows is None or params.output_row != "unified":
         return None
     context = native_aggregate_context(params)
     aggregate_rows = _aggregate_rows
 
-    def prepass(lines: list[bytes], override: str | None) -> tuple[list[tuple[bytes, tuple[object, ...]] | None], int]:
+    def prepass(lines: list[bytes], override: str | None) -> NativeAnswers:
         return aggregate_rows(lines, context, override)
 
     return prepass
@@ -237,7 +240,8 @@ def native_prepass(params: AggregateParams) -> AggregatePrepass | None:
 def aggregate_block_function(
     params: AggregateParams, overrides: dict[str, str], *, native: bool = True
 ) -> BlockFunction:
-    """The per-block work (runs in worker processes): parse, judge, build the output lines.
+    """The per-block work (in worker processes, or threads: see :func:`aggregate_uses_threads`):
+    parse, judge, build the output lines.
 
     A usable row's result is an :data:`~corpusprov.stages.resolver.OFFERED_ROW` tuple; its
     output line travels in the block's joined lines, so the main process spills a block in
@@ -251,47 +255,59 @@ def aggregate_block_function(
     options = params.jsonl
     policy = params.non_finite
     passthrough = params.output_row == "passthrough"
-    from_strings = [0]
-
-    def make_row(verdict: Verdict) -> tuple[bytes, tuple[Any, ...]]:
-        label = verdict.label or ""
-        out = verdict.row
-        if passthrough:
-            out = dict(out)
-            out["mos"] = verdict.unified
-            out["mos_native"] = verdict.native
-            out["mos_native_scale"] = params.scales[label].label
-            out["corpus_source"] = label
-        from_strings[0] += verdict.from_strings
-        return canonical_line(out, special=verdict.special), (
-            verdict.digest,
-            label,
-            verdict.std,
-            judge.sort_key(out, label),
-            verdict.unified,
-            verdict.native,
-            verdict.dropped,
-        )
 
     def run(block: Block) -> BlockResult:
         override = overrides.get(block.display)
+        from_strings = 0  # per call: threads may share this function
 
         def judge_line(line_no: int, row: Any, special: bool, error: LineError | None) -> Verdict:
             return judge.judge(line_no, row, special, error, block.display, override)
+
+        def make_row(verdict: Verdict) -> tuple[bytes, tuple[Any, ...]]:
+            nonlocal from_strings
+            label = verdict.label or ""
+            out = verdict.row
+            if passthrough:
+                out = dict(out)
+                out["mos"] = verdict.unified
+                out["mos_native"] = verdict.native
+                out["mos_native_scale"] = params.scales[label].label
+                out["corpus_source"] = label
+            from_strings += verdict.from_strings
+            return canonical_line(out, special=verdict.special), (
+                verdict.digest,
+                label,
+                verdict.std,
+                judge.sort_key(out, label),
+                verdict.unified,
+                verdict.native,
+                verdict.dropped,
+            )
 
         prepass: Prepass | None = None
         if native_rows is not None:
             rows_of = native_rows
 
-            def prepass(lines: list[bytes]) -> tuple[list[tuple[bytes, tuple[object, ...]] | None], int]:
+            def prepass(lines: list[bytes]) -> NativeAnswers:
                 return rows_of(lines, override)
 
-        from_strings[0] = 0
         result = judge_block(block, options, policy, judge_line, make_row, prepass=prepass)
-        result.tallies["numbers_from_strings"] = from_strings[0]
+        result.tallies["numbers_from_strings"] = from_strings
         return result
 
     return run
+
+
+def aggregate_uses_threads(params: AggregateParams) -> bool:
+    """Whether the blocks run in threads of the main process rather than in worker processes.
+
+    Where the native fast path answers for most rows, yes (as for merge: see
+    :func:`~corpusprov.stages.merge.merge_uses_threads`): it does a block's per-line work with
+    the GIL released, and threads spare the pickling of every block and result through pipes.
+    It writes unified rows only, and takes a row whose unified fields hold a NaN (a third of
+    real rows: ``mos_std_dev``) only with ``non_finite: keep``; otherwise processes run them.
+    """
+    return NATIVE_AGGREGATE_ROWS and params.output_row == "unified" and params.non_finite == "keep"
 
 
 def aggregate(
@@ -310,7 +326,8 @@ def aggregate(
     lengths = array("I")
     spill = _Spill(corpus.target, corpus.display)  # creates its file last: nothing to clean if it raises
     try:
-        with WorkerPool(jobs, aggregate_block_function, (params, overrides)) as pool:
+        threads = aggregate_uses_threads(params)
+        with WorkerPool(jobs, aggregate_block_function, (params, overrides), threads=threads) as pool:
             for counters, result in inputs.blocks(pool):
                 block_lengths = result.line_lengths()
                 offsets.extend(islice(accumulate(block_lengths, initial=spill.write(result.lines)), len(block_lengths)))

@@ -19,6 +19,7 @@ from corpusprov.stages.keys import DigestSet, DigestTable, NonFiniteKeyError, ke
 from corpusprov.stages.rowpolicy import (
     INVALID_ROW_REASONS,
     BlockResult,
+    NativeAnswers,
     Prepass,
     Verdict,
     apply_non_finite,
@@ -148,7 +149,7 @@ try:
 except ImportError:  # pragma: no cover - an install without a C compiler
     NATIVE_KEEP_FIRST: Final = False  # type: ignore[misc]
 
-_merge_rows: Callable[[list[bytes], tuple[object, ...]], tuple[list[tuple[bytes, tuple[object, ...]] | None], int]]
+_merge_rows: Callable[[list[bytes], tuple[object, ...]], NativeAnswers]
 try:
     from corpusprov._bytescan import merge_rows as _merge_rows
 
@@ -163,17 +164,18 @@ def native_prepass(params: MergeParams) -> Prepass | None:
     where the install has no C extension.
 
     For each line it gives what the Python path (parse, :class:`MergeJudge`, ``make_row``)
-    gives for a usable row, or ``None`` where only that path may answer; property-tested
-    against it line for line. It writes the canonical line with its own transcoder (orjson's
-    bytes, without building the row's ~60 objects): a real-shaped row costs the worker ~8 us
-    there, against ~14-20 us through orjson's loads and dumps and ~25 us on the Python path.
+    gives for a usable row, for the lines it can vouch for
+    (:data:`~corpusprov.stages.rowpolicy.NativeAnswers`); property-tested against it line for
+    line. It writes the canonical line with its own transcoder (orjson's bytes, without
+    building the row's ~60 objects): a real-shaped row costs ~6 us there, against ~14-20 us
+    through orjson's loads and dumps and ~25 us on the Python path.
     """
     if not NATIVE_MERGE_ROWS:
         return None
     context = (*native_context(params, params.dedup_key), _SOURCE_PERSON)
     merge_rows = _merge_rows
 
-    def prepass(lines: list[bytes]) -> tuple[list[tuple[bytes, tuple[object, ...]] | None], int]:
+    def prepass(lines: list[bytes]) -> NativeAnswers:
         return merge_rows(lines, context)
 
     return prepass

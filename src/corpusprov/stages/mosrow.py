@@ -250,15 +250,33 @@ def sort_text(value: Any) -> bytes:
     return canonical_line(value).rstrip(b"\n")
 
 
+def _utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _json_text(value: Any) -> bytes | None:
+    """``value``'s canonical JSON text, or ``None`` where orjson refuses it."""
+    try:
+        return canonical_line(value).rstrip(b"\n")
+    except TypeError:
+        return None
+
+
 #: The field kinds as ``_bytescan.aggregate_rows`` numbers them.
 _KIND_CODES: Final = {str: 0, int: 1, float: 2}
 
 
 def native_aggregate_context(params: AggregateParams) -> tuple[object, ...]:
     """``_bytescan.aggregate_rows``'s context: the shared part (:func:`native_context`), then
-    per label ``(native_min, native_max, slope, intercept, span, scale label)``, the range
-    slack, whether std-devs compare on the unified axis, the copied fields ``(name, kind
-    code, default)`` and the unified row's names."""
+    per label ``(native_min, native_max, slope, intercept, span, scale label, its JSON text)``,
+    the range slack, whether std-devs compare on the unified axis, and the copied fields
+    ``(name, kind code, the default's canonical text)``."""
+    # A label that is no valid UTF-8 (a lone surrogate from an escape in the YAML) is left
+    # out: its rows take the Python path, whatever it makes of them.
     scales = {
         label: (
             float(scale.native_min),
@@ -267,15 +285,16 @@ def native_aggregate_context(params: AggregateParams) -> tuple[object, ...]:
             scale.intercept,
             float(scale.span()),
             scale.label,
+            json_text,
         )
         for label, scale in params.scales.items()
+        if _utf8(label) and _utf8(scale.label) and (json_text := _json_text(scale.label)) is not None
     }
-    copied = tuple((name, _KIND_CODES[kind], default) for name, kind, default in _COPIED)
+    copied = tuple((name, _KIND_CODES[kind], canonical_line(default).rstrip(b"\n")) for name, kind, default in _COPIED)
     return (
         *native_context(params, params.dedup_key),
         scales,
         float(params.range_slack),
         params.std_dev_units == "unified",
         copied,
-        _UNIFIED_NAMES,
     )

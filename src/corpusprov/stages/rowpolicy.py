@@ -5,15 +5,13 @@ from __future__ import annotations
 import json
 from array import array
 from collections.abc import Callable, Sequence
+from itertools import accumulate
 from typing import Any, Final, NamedTuple
 
 import orjson
 
 from corpusprov.errors import DataError
 from corpusprov.io.canonical import (
-    CANONICAL_OPTIONS,
-    MARK_BYTES,
-    NON_FINITE_MARK,
     canonical_line,
     find_special_values,
     replace_non_finite,
@@ -26,6 +24,7 @@ from corpusprov.stages.keys import KEY_PERSON
 __all__ = [
     "INVALID_ROW_REASONS",
     "BlockResult",
+    "NativeAnswers",
     "Prepass",
     "Verdict",
     "apply_non_finite",
@@ -210,29 +209,30 @@ class BlockResult(NamedTuple):
         return lengths
 
 
-#: A stage's native fast path for a block: ``(raw lines) -> ([(output line, row tuple) or None
-#: per line], non-finite values those rows kept)``; see :func:`judge_block`.
-Prepass = Callable[[list[bytes]], tuple[list[tuple[bytes, tuple[object, ...]] | None], int]]
+#: What a stage's native fast path gives for a block: ``(answered, rows, lines, lengths, kept)``,
+#: one byte a line (1 where it answered), the answered lines' row tuples, their output lines
+#: joined, their lengths (an ``array("I")`` as bytes) and the non-finite values they keep.
+NativeAnswers = tuple[bytes, list[tuple[Any, ...]], bytes, bytes, int]
+
+#: A stage's native fast path for a block: ``(raw lines) ->`` :data:`NativeAnswers`; see :func:`judge_block`.
+Prepass = Callable[[list[bytes]], NativeAnswers]
 
 
 def native_context(params: RowPolicyParams, key_fields: Sequence[str]) -> tuple[object, ...]:
     """What both native block functions (``_bytescan.merge_rows``, ``aggregate_rows``) are told
-    first: orjson's loads and dumps and the canonical options, the key digest's
-    personalisation (the C code hashes with its own BLAKE2b), the required keys, the key
-    fields, the reader's CRLF and line-length options, the non-finite marker, and whether
-    non-finite values are kept as they are."""
+    first: orjson's loads (for the odd value a result reads: a list, an escaped string) and
+    dumps (for a label override's JSON text), the key digest's personalisation (the C code
+    hashes with its own BLAKE2b), the required keys, the key fields, the reader's CRLF and
+    line-length options, and whether non-finite values are kept as they are."""
     options = params.jsonl
     return (
         orjson.loads,
         orjson.dumps,
-        CANONICAL_OPTIONS,
         KEY_PERSON,
         tuple(params.required_keys),
         tuple(key_fields),
         options.crlf == "accept",
         options.max_line_bytes,
-        MARK_BYTES,
-        NON_FINITE_MARK,
         params.non_finite == "keep",
     )
 
@@ -255,15 +255,22 @@ def judge_block(
     raises for a row that fails the run. ``write``: a stage that writes rows as read gets
     each one's canonical line from the parser (``Verdict.line``). ``prepass``: a stage's
     native fast path, which answers for the usable rows it can vouch for in one call a block
-    (per line ``(output line, tuple)`` or ``None``, and the non-finite values those rows
-    kept); every other line takes the path above.
+    (:data:`NativeAnswers`); every other line takes the path above. Where it answers every
+    line, its rows, joined lines and lengths are the block's result as they come.
     """
     rows: list[tuple[Any, ...]] = []
     lines: list[bytes] = []
     rejects: list[bytes] = []
     tallies: dict[str, int] = {}
     blank = kept_total = nulled_total = 0
-    prepared, kept_total = prepass(block.lines) if prepass is not None else (None, 0)
+    prepared: list[tuple[bytes, tuple[Any, ...]] | None] | None = None
+    if prepass is not None:
+        answered, native_rows, native_lines, native_lengths, kept_total = prepass(block.lines)
+        if len(native_rows) == len(block.lines):  # every line: the block's result as it came
+            tallies = {"rows_in": len(native_rows), "blank_lines_skipped": 0}
+            tallies.update(non_finite_kept=kept_total, non_finite_nulled=0)
+            return BlockResult(tallies, rejects, native_rows, native_lines, native_lengths)
+        prepared = _per_line(answered, native_rows, native_lines, native_lengths)
     last = len(block.lines) - 1 if block.final_unterminated else -1
     for index, raw in enumerate(block.lines):
         if prepared is not None:
@@ -298,6 +305,23 @@ def judge_block(
     tallies["non_finite_kept"] = kept_total
     tallies["non_finite_nulled"] = nulled_total
     return BlockResult(tallies, rejects, rows, b"".join(lines), array("I", map(len, lines)).tobytes())
+
+
+def _per_line(
+    answered: bytes, rows: list[tuple[Any, ...]], lines: bytes, lengths: bytes
+) -> list[tuple[bytes, tuple[Any, ...]] | None]:
+    """A prepass's answers line by line: ``(output line, row)`` where it answered, else ``None``."""
+    line_lengths = array("I")
+    line_lengths.frombytes(lengths)
+    given = iter(zip(accumulate(line_lengths, initial=0), line_lengths, rows, strict=False))
+    per_line: list[tuple[bytes, tuple[Any, ...]] | None] = []
+    for taken in answered:
+        if taken:
+            start, length, row = next(given)
+            per_line.append((lines[start : start + length], row))
+        else:
+            per_line.append(None)
+    return per_line
 
 
 def reject_line(display: str, line_no: int, verdict: Verdict) -> bytes:
