@@ -1,8 +1,8 @@
 """The native modules: the main process's dedup tables (src/corpusprov/_digests.c), the
 parser's byte checks and both stages' per-block fast paths (src/corpusprov/_bytescan.c, with
-merge's transcoder in _canonical.h and its float tables in _pow10.h),
-aggregate's sorted spill read (src/corpusprov/_spillread.c) and its resolver step and
-per-corpus statistics (src/corpusprov/_aggregate.c).
+the stages' transcoder in _canonical.h and its float tables in _pow10.h),
+aggregate's sorted spill read (src/corpusprov/_spillread.c) and its resolver step,
+per-corpus statistics and output order (src/corpusprov/_aggregate.c).
 
 Optional: without a C compiler the install goes on and corpusprov.stages.keys,
 corpusprov.io.rowparse, corpusprov.stages.aggregate, merge and summary use their pure-Python

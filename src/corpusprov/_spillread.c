@@ -9,8 +9,7 @@
  * GIL released and comes back as one bytes object.
  *
  *   gather(fd, offsets, lengths, picks, start, max_bytes) -> (data, stop)
- *       picks: a list of bytes, each ending in the ordinal of the line it picks (8 bytes,
- *       big-endian: aggregate's sort entries, so the sorted list is read as it is);
+ *       picks: array('q'), the ordinals of the lines to read, in output order;
  *       data: the lines picks[start:stop] (line i at offsets[i], lengths[i] bytes) joined,
  *       stop: the first pick not read. Lines are taken until their total reaches max_bytes
  *       (always one at least, while picks remain).
@@ -24,18 +23,6 @@
 #include <unistd.h>
 
 #include "_arrays.h"
-
-/* The ordinal a sort entry ends in (8 bytes, big-endian); the caller checked it is bytes of 8+. */
-static uint64_t
-tail_ordinal(PyObject *entry)
-{
-    const unsigned char *tail = (const unsigned char *)PyBytes_AS_STRING(entry) + PyBytes_GET_SIZE(entry) - 8;
-    uint64_t ordinal = 0;
-    for (int k = 0; k < 8; k++) {
-        ordinal = (ordinal << 8) | tail[k];
-    }
-    return ordinal;
-}
 
 static PyObject *
 gather(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
@@ -55,7 +42,7 @@ gather(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     int fd = (int)fd_arg;
-    Py_buffer offsets_view, lengths_view;
+    Py_buffer offsets_view, lengths_view, picks_view;
     if (get_array(args[1], &offsets_view, "q", 8, "offsets", 0) < 0) {
         return NULL;
     }
@@ -63,16 +50,15 @@ gather(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
         PyBuffer_Release(&offsets_view);
         return NULL;
     }
-    PyObject *picks = args[3];
-    if (!PyList_Check(picks)) {
-        PyErr_SetString(PyExc_TypeError, "picks: expected a list of bytes");
+    if (get_array(args[3], &picks_view, "q", 8, "picks", 0) < 0) {
         PyBuffer_Release(&offsets_view);
         PyBuffer_Release(&lengths_view);
         return NULL;
     }
     const int64_t *offsets = offsets_view.buf;
     const uint32_t *lengths = lengths_view.buf;
-    Py_ssize_t lines = offsets_view.len / 8, npicks = PyList_GET_SIZE(picks);
+    const int64_t *picks = picks_view.buf;
+    Py_ssize_t lines = offsets_view.len / 8, npicks = picks_view.len / 8;
     PyObject *result = NULL, *data = NULL;
     int64_t *chosen = NULL;
     if (lengths_view.len / 4 != lines) {
@@ -83,16 +69,11 @@ gather(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
         PyErr_SetString(PyExc_IndexError, "start out of range");
         goto done;
     }
-    /* The batch: picks[start:stop], decoded and checked before anything is read. */
+    /* The batch: picks[start:stop], checked before anything is read. */
     Py_ssize_t stop = start, total = 0;
     while (stop < npicks && (stop == start || total < max_bytes)) {
-        PyObject *entry = PyList_GET_ITEM(picks, stop);
-        if (!PyBytes_Check(entry) || PyBytes_GET_SIZE(entry) < 8) {
-            PyErr_SetString(PyExc_TypeError, "picks: each must be bytes ending in an 8-byte ordinal");
-            goto done;
-        }
-        uint64_t ordinal = tail_ordinal(entry);
-        if (ordinal >= (uint64_t)lines || offsets[ordinal] < 0) {
+        int64_t ordinal = picks[stop];
+        if (ordinal < 0 || ordinal >= lines || offsets[ordinal] < 0) {
             PyErr_SetString(PyExc_IndexError, "pick out of range");
             goto done;
         }
@@ -103,15 +84,14 @@ gather(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
         total += lengths[ordinal];
         stop++;
     }
-    /* The reads run without the GIL, so they take the ordinals from a C array, not the list. */
+    /* The reads run without the GIL, from a copy of the batch (the array may change once the
+     * GIL is let go). */
     chosen = PyMem_Malloc(sizeof(int64_t) * (size_t)(stop - start + 1));
     if (chosen == NULL) {
         PyErr_NoMemory();
         goto done;
     }
-    for (Py_ssize_t i = start; i < stop; i++) {
-        chosen[i - start] = (int64_t)tail_ordinal(PyList_GET_ITEM(picks, i));
-    }
+    memcpy(chosen, picks + start, sizeof(int64_t) * (size_t)(stop - start));
     data = PyBytes_FromStringAndSize(NULL, total);
     if (data == NULL) {
         goto done;
@@ -157,6 +137,7 @@ done:
     PyMem_Free(chosen);
     PyBuffer_Release(&offsets_view);
     PyBuffer_Release(&lengths_view);
+    PyBuffer_Release(&picks_view);
     return result;
 }
 

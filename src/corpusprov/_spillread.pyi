@@ -3,5 +3,5 @@
 from array import array
 
 def gather(
-    fd: int, offsets: array[int], lengths: array[int], picks: list[bytes], start: int, max_bytes: int, /
+    fd: int, offsets: array[int], lengths: array[int], picks: array[int], start: int, max_bytes: int, /
 ) -> tuple[bytes, int]: ...

@@ -47,12 +47,14 @@ __all__ = [
     "AGGREGATE_COUNTERS",
     "NATIVE_AGGREGATE_ROWS",
     "NATIVE_GATHER",
+    "NATIVE_SORT",
     "AggregateOutcome",
     "AggregatePrepass",
     "aggregate",
     "aggregate_uses_threads",
     "gather_py",
     "native_prepass",
+    "sorted_ordinals_py",
 ]
 
 AGGREGATE_COUNTERS: Final = (
@@ -129,7 +131,7 @@ class _Spill:
         return start
 
     def lines_in_order(
-        self, offsets: array[int], lengths: array[int], picks: list[bytes]
+        self, offsets: array[int], lengths: array[int], picks: array[int]
     ) -> Iterator[tuple[bytes, int]]:
         """The lines ``picks`` name, in batches of (lines, count); see :func:`gather_py`."""
         self.flush()
@@ -161,24 +163,21 @@ class _Spill:
 
 
 def gather_py(
-    fd: int, offsets: array[int], lengths: array[int], picks: list[bytes], start: int, max_bytes: int
+    fd: int, offsets: array[int], lengths: array[int], picks: array[int], start: int, max_bytes: int
 ) -> tuple[bytes, int]:
     """``picks[start:stop]``'s lines joined, and ``stop``: lines are taken until they reach ``max_bytes``.
 
-    Each pick ends in the ordinal of its line (8 bytes, big-endian: the sort entries of
-    :func:`_write_sorted`); line ``i`` is ``lengths[i]`` bytes of the spill at ``offsets[i]``.
-    One line at least while picks remain. The native twin is ``_spillread.gather``, which reads
-    a batch with the GIL released (a pread per line here drops and retakes it every time).
+    ``picks`` holds line ordinals in output order (:func:`sorted_ordinals_py`); line ``i`` is
+    ``lengths[i]`` bytes of the spill at ``offsets[i]``. One line at least while picks remain.
+    The native twin is ``_spillread.gather``, which reads a batch with the GIL released (a
+    pread per line here drops and retakes it every time).
     """
     chosen: list[int] = []  # the batch, checked before anything is read
     total = 0
     stop = start
     while stop < len(picks) and (stop == start or total < max_bytes):
-        entry = picks[stop]
-        if len(entry) < 8:
-            raise TypeError("picks: each must be bytes ending in an 8-byte ordinal")
-        pick = int.from_bytes(entry[-8:], "big")
-        if pick >= len(offsets) or offsets[pick] < 0:
+        pick = picks[stop]
+        if pick < 0 or pick >= len(offsets) or offsets[pick] < 0:
             raise IndexError("pick out of range")
         chosen.append(pick)
         total += lengths[pick]
@@ -188,6 +187,25 @@ def gather_py(
         raise OSError("the spill file ended before a line it holds")
     return b"".join(parts), stop
 
+
+def sorted_ordinals_py(sort_keys: list[bytes], ordinals: array[int]) -> bytes:
+    """The winners' ordinals in output order, as int64 bytes (``array("q").frombytes``): sorted
+    as the entries ``sort_key + b"\\0" + ordinal.to_bytes(8, "big")`` sort as bytes (the key
+    first, the earlier row on a tie). The native twin is ``_aggregate.sorted_ordinals``.
+    """
+    entries = [key + b"\x00" + ordinal.to_bytes(8, "big") for key, ordinal in zip(sort_keys, ordinals, strict=True)]
+    entries.sort()
+    return array("q", [int.from_bytes(entry[-8:], "big") for entry in entries]).tobytes()
+
+
+try:
+    from corpusprov._aggregate import sorted_ordinals as _sorted_ordinals
+
+    #: True when the winners are sorted by the native ``_aggregate.sorted_ordinals``.
+    NATIVE_SORT: Final = True
+except ImportError:  # pragma: no cover - an install without a C compiler
+    _sorted_ordinals = sorted_ordinals_py
+    NATIVE_SORT: Final = False  # type: ignore[misc]
 
 try:
     from corpusprov._spillread import gather as _gather
@@ -367,10 +385,9 @@ def _write_sorted(
     """Copy the winners' unified lines from the spill, sorted; tally what was written."""
     summary = AggregateSummary({label: (scale.native_min, scale.native_max) for label, scale in params.scales.items()})
     labels = resolver.labels()
-    entries = [
-        sort_key + b"\x00" + ordinal.to_bytes(8, "big")
-        for sort_key, ordinal in zip(resolver.winner_sort, resolver.winner, strict=True)
-    ]
+    order = array("q")
+    order.frombytes(_sorted_ordinals(resolver.winner_sort, resolver.winner))
+    resolver.winner_sort.clear()
     rows_by_corpus: dict[str, int] = {}
     corpus_of = resolver.winner_corpus
     # Each corpus's winners in slot order, the corpora in the order their first winner holds.
@@ -382,8 +399,6 @@ def _write_sorted(
         rows_by_corpus[label] = summary.add_group(
             label, resolver.winner_unified, resolver.winner_native, corpus_of, corpus_id
         )
-    resolver.winner_sort.clear()
-    entries.sort()
-    for lines, count in spill.lines_in_order(offsets, lengths, entries):
+    for lines, count in spill.lines_in_order(offsets, lengths, order):
         corpus.write_lines(lines, count)
     return summary, dict(sorted(rows_by_corpus.items()))
