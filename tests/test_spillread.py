@@ -142,6 +142,23 @@ def test_native_sort_agrees_with_the_python_one(keys: list[bytes], ordinals: lis
     assert sorted(order) == sorted(picks)
 
 
+@settings(max_examples=60, deadline=None)
+@given(
+    prefix=st.binary(min_size=14, max_size=40),
+    tails=st.lists(st.binary(max_size=3), min_size=30, max_size=300),
+    seed=st.integers(0, 2**32),
+)
+def test_native_sort_agrees_on_long_runs_of_a_shared_prefix(prefix: bytes, tails: list[bytes], seed: int) -> None:
+    """Past sixteen shared bytes (a long corpus label) the radix pass ties everything: the
+    merge sort behind it orders the run, here hundreds of keys, many equal."""
+    sorted_ordinals = _sorter()
+    import random
+
+    keys = [prefix + tail for tail in tails]
+    picks = array("q", random.Random(seed).sample(range(10 * len(keys)), len(keys)))
+    assert sorted_ordinals(keys, picks) == sorted_ordinals_py(keys, picks)
+
+
 def test_the_native_sort_refuses_what_it_cannot_sort() -> None:
     sorted_ordinals = _sorter()
     with pytest.raises(ValueError, match="differ in length"):

@@ -333,8 +333,8 @@ done:
  * aggregate._write_sorted's order, natively (its twin is sorted_ordinals_py): the ordinals
  * sorted as the entries sort_key + b"\0" + ordinal.to_bytes(8, "big") sort as bytes. In
  * Python that is a bytes object a winner and a list sort, ~0.3 s for 386k winners, all of it
- * after the read; here an array of (key, ordinal) pairs and qsort, the first eight bytes of
- * each entry compared as one integer, with the GIL released.
+ * after the read; here an array of (key, ordinal) pairs, a radix sort on the entries' first
+ * sixteen bytes and a merge sort of what those leave tied, with the GIL released.
  *
  *   sorted_ordinals(sort_keys, ordinals) -> bytes
  *       sort_keys: a list of bytes; ordinals: array('q') of the same length, each >= 0;
@@ -345,7 +345,7 @@ typedef struct {
     const unsigned char *key;
     Py_ssize_t size;
     uint64_t ordinal;
-    uint64_t head; /* the entry's first eight bytes, big-endian */
+    uint64_t head, next; /* the entry's first sixteen bytes, big-endian */
 } SortEntry;
 
 /* Byte ``i`` of the entry key + b"\0" + ordinal (8 bytes, big-endian); i < size + 9. */
@@ -368,6 +368,9 @@ entry_compare(const void *x, const void *y)
     if (a->head != b->head) {
         return a->head < b->head ? -1 : 1;
     }
+    if (a->next != b->next) {
+        return a->next < b->next ? -1 : 1;
+    }
     Py_ssize_t common = a->size < b->size ? a->size : b->size;
     int order = memcmp(a->key, b->key, (size_t)common);
     if (order != 0) {
@@ -385,6 +388,114 @@ entry_compare(const void *x, const void *y)
         }
     }
     return (a_total > b_total) - (a_total < b_total);
+}
+
+typedef struct {
+    uint64_t head, next;
+    Py_ssize_t index; /* into the entries */
+} RadixItem;
+
+static inline int
+item_compare(const SortEntry *entries, const RadixItem *a, const RadixItem *b)
+{
+    return entry_compare(&entries[a->index], &entries[b->index]);
+}
+
+/* items[0:count] sorted by entry_compare: insertion sort for a few, else a merge sort through
+ * ``spare`` (as many items). */
+static void
+sort_run(const SortEntry *entries, RadixItem *items, RadixItem *spare, Py_ssize_t count)
+{
+    if (count <= 24) {
+        for (Py_ssize_t i = 1; i < count; i++) {
+            RadixItem moving = items[i];
+            Py_ssize_t j = i;
+            while (j > 0 && item_compare(entries, &items[j - 1], &moving) > 0) {
+                items[j] = items[j - 1];
+                j--;
+            }
+            items[j] = moving;
+        }
+        return;
+    }
+    Py_ssize_t half = count / 2;
+    sort_run(entries, items, spare, half);
+    sort_run(entries, items + half, spare + half, count - half);
+    Py_ssize_t i = 0, j = half, k = 0;
+    while (i < half && j < count) {
+        spare[k++] = item_compare(entries, &items[j], &items[i]) < 0 ? items[j++] : items[i++];
+    }
+    while (i < half) {
+        spare[k++] = items[i++];
+    }
+    while (j < count) {
+        spare[k++] = items[j++];
+    }
+    memcpy(items, spare, sizeof(RadixItem) * (size_t)count);
+}
+
+/* The entries' ordinals in entry order, at ``out``: a least-significant-digit radix sort on
+ * the first sixteen bytes (sixteen bits a pass, a pass skipped where every item has the same
+ * digit, as the bytes of a shared corpus label do), then each run of equal first sixteen
+ * bytes sorted by entry_compare. 0, or -1 out of memory. No Python objects touched. */
+static int
+sort_entries(const SortEntry *entries, Py_ssize_t count, int64_t *out)
+{
+    size_t slots = (size_t)(count > 0 ? count : 1);
+    RadixItem *items = malloc(sizeof(RadixItem) * slots);
+    RadixItem *spare = malloc(sizeof(RadixItem) * slots);
+    size_t *counts = malloc(sizeof(size_t) * 65536);
+    if (items == NULL || spare == NULL || counts == NULL) {
+        free(items);
+        free(spare);
+        free(counts);
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < count; i++) {
+        items[i].head = entries[i].head;
+        items[i].next = entries[i].next;
+        items[i].index = i;
+    }
+    for (int pass = 0; pass < 8; pass++) {
+        int shift = 16 * (pass % 4);
+        int in_head = pass >= 4;
+        memset(counts, 0, sizeof(size_t) * 65536);
+        for (Py_ssize_t i = 0; i < count; i++) {
+            counts[((in_head ? items[i].head : items[i].next) >> shift) & 0xffff]++;
+        }
+        if (count > 0 && counts[((in_head ? items[0].head : items[0].next) >> shift) & 0xffff] == (size_t)count) {
+            continue; /* one digit for all: the order stands */
+        }
+        size_t total = 0;
+        for (size_t digit = 0; digit < 65536; digit++) {
+            size_t here = counts[digit];
+            counts[digit] = total;
+            total += here;
+        }
+        for (Py_ssize_t i = 0; i < count; i++) {
+            spare[counts[((in_head ? items[i].head : items[i].next) >> shift) & 0xffff]++] = items[i];
+        }
+        RadixItem *swap = items;
+        items = spare;
+        spare = swap;
+    }
+    for (Py_ssize_t start = 0; start < count;) {
+        Py_ssize_t stop = start + 1;
+        while (stop < count && items[stop].head == items[start].head && items[stop].next == items[start].next) {
+            stop++;
+        }
+        if (stop - start > 1) {
+            sort_run(entries, items + start, spare + start, stop - start);
+        }
+        start = stop;
+    }
+    for (Py_ssize_t i = 0; i < count; i++) {
+        out[i] = (int64_t)entries[items[i].index].ordinal;
+    }
+    free(items);
+    free(spare);
+    free(counts);
+    return 0;
 }
 
 static PyObject *
@@ -426,9 +537,22 @@ sorted_ordinals(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t n
         e->key = (const unsigned char *)PyBytes_AS_STRING(key);
         e->size = PyBytes_GET_SIZE(key);
         e->ordinal = (uint64_t)ordinals[i];
-        e->head = 0;
-        for (Py_ssize_t k = 0; k < 8; k++) {
-            e->head = (e->head << 8) | entry_byte(e, k);
+        e->head = e->next = 0;
+        if (e->size >= 16) {
+            unsigned char first[16];
+            memcpy(first, e->key, 16);
+            for (int k = 0; k < 8; k++) {
+                e->head = (e->head << 8) | first[k];
+                e->next = (e->next << 8) | first[8 + k];
+            }
+        } else {
+            for (Py_ssize_t k = 0; k < 16 && k < e->size + 9; k++) {
+                uint64_t *word = k < 8 ? &e->head : &e->next;
+                *word = (*word << 8) | entry_byte(e, k);
+            }
+            if (e->size + 9 < 16) {
+                e->next <<= 8 * (16 - (e->size + 9)); /* a short entry: zeros after its end */
+            }
         }
     }
     result = PyBytes_FromStringAndSize(NULL, count * 8);
@@ -436,13 +560,15 @@ sorted_ordinals(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t n
         goto done;
     }
     int64_t *out = (int64_t *)PyBytes_AS_STRING(result);
+    int sorted;
     /* The list and its bytes stay as they are while this call holds them (the caller's own). */
     Py_BEGIN_ALLOW_THREADS
-    qsort(entries, (size_t)count, sizeof(SortEntry), entry_compare);
-    for (Py_ssize_t i = 0; i < count; i++) {
-        out[i] = (int64_t)entries[i].ordinal;
-    }
+    sorted = sort_entries(entries, count, out);
     Py_END_ALLOW_THREADS
+    if (sorted < 0) {
+        Py_CLEAR(result);
+        PyErr_NoMemory();
+    }
 done:
     PyMem_RawFree(entries);
     PyBuffer_Release(&view);
