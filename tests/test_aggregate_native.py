@@ -192,6 +192,9 @@ def test_each_line_the_native_path_takes_is_the_python_paths_usable_row(
         b'{"src": 2.0, "src_sha256": 5, "mos": 3, "corpus": "konvid", "pix_fmt": 4}',
         b'{"src": "a", "src_sha256": "aa", "mos": 9007199254740993, "corpus": "lsvq"}',
         b'{"src": "a", "src_sha256": "aa", "mos": -7.0, "corpus": "odd", "extra": 1}',
+        # The one field the unified row drops sorts after all of its fields, or before them.
+        b'{"src": "a", "src_sha256": "aa", "mos": 3, "corpus": "konvid", "zz_extra": 1}',
+        b'{"Zsrc": "a", "src": "a", "src_sha256": "aa", "mos": 3, "corpus": "konvid"}',
     ],
 )
 def test_edge_rows_come_out_the_same(raw: bytes) -> None:

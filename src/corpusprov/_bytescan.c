@@ -1077,6 +1077,8 @@ typedef struct {
     Py_ssize_t key_count;
     Py_ssize_t *key_out;        /* each key field's index in out, or -1 */
     Py_ssize_t out_src, out_sha; /* src's and src_sha256's index in out, or -1 */
+    Py_ssize_t out_corpus_source, out_corpus, out_mos, out_std; /* the same for the fields the judge reads */
+    const CpMember **found; /* per out field, the line's member of its name, or NULL */
     double slack;
     int std_unified;
     int has_override;            /* the shard has a label override... */
@@ -1102,6 +1104,7 @@ static const FieldName corpus_field = {"corpus", 6, NULL};
 static const FieldName mos_field = {"mos", 3, NULL};
 static const FieldName std_field = {"mos_std_dev", 11, NULL};
 static const FieldName src_field = {"src", 3, NULL};
+static const FieldName sha_field = {"src_sha256", 10, NULL};
 
 static const AggScale *
 find_scale(const AggregateContext *c, const char *text, Py_ssize_t size)
@@ -1185,6 +1188,13 @@ sort_text_of(const OutValue *v, const char **text, Py_ssize_t *size)
     return 1;
 }
 
+/* The line's member named ``name``, the walk's answer where it is a unified field (``index``). */
+static inline const CpMember *
+member_of(const AggregateContext *c, CpLine *t, Py_ssize_t index, const FieldName *name)
+{
+    return index >= 0 ? c->found[index] : find_member(t, name);
+}
+
 /* Phase one of an aggregate line, without the GIL: jsonl.parse_line + rowparse._parse_fast +
  * AggregateJudge.judge (label, scale, mos, std-dev, the unified row, the key) + the block
  * function's make_row (the unified line, the sort key), on the native transcoder. */
@@ -1207,6 +1217,28 @@ aggregate_line_native(void *context, const unsigned char *data, Py_ssize_t size,
     if (!has_required(t, c->required, c->required_count)) {
         return;
     }
+    /* Each unified field's member, and whether the row has a key the unified row does not
+     * (dropped): members and fields are both sorted, so one walk. */
+    int dropped = 0;
+    Py_ssize_t k = 0;
+    for (Py_ssize_t i = 0; i < c->out_count; i++) {
+        c->found[i] = NULL;
+        while (k < t->count) {
+            const CpMember *member = &t->members[k];
+            int order = cp_bytes_compare(member->key, member->key_size, c->out[i].name.text, c->out[i].name.size);
+            if (order < 0) {
+                dropped = 1;
+                k++;
+                continue;
+            }
+            if (order == 0) {
+                c->found[i] = member;
+                k++;
+            }
+            break;
+        }
+    }
+    dropped |= k < t->count;
     const char *values = t->values.data;
     /* The label: the override, else corpus_source unless missing, null or empty, else corpus. */
     const AggScale *scale;
@@ -1217,9 +1249,9 @@ aggregate_line_native(void *context, const unsigned char *data, Py_ssize_t size,
         label_json = PyBytes_AS_STRING(c->override_json);
         label_json_size = PyBytes_GET_SIZE(c->override_json);
     } else {
-        const CpMember *m = find_member(t, &corpus_source_field);
+        const CpMember *m = member_of(c, t, c->out_corpus_source, &corpus_source_field);
         if (m == NULL || m->kind == CP_NULL || (m->kind == CP_STRING && m->size == 2)) {
-            m = find_member(t, &corpus_field);
+            m = member_of(c, t, c->out_corpus, &corpus_field);
         }
         if (m == NULL || m->kind != CP_STRING || m->escaped) {
             return; /* no label, not a string (Python's path rejects), or one to decode */
@@ -1231,7 +1263,7 @@ aggregate_line_native(void *context, const unsigned char *data, Py_ssize_t size,
     if (scale == NULL) {
         return;
     }
-    const CpMember *m = find_member(t, &mos_field);
+    const CpMember *m = member_of(c, t, c->out_mos, &mos_field);
     double mos;
     if (m == NULL || !member_number(t, m, &mos)
         || !(scale->native_min - c->slack <= mos && mos <= scale->native_max + c->slack)) {
@@ -1244,7 +1276,7 @@ aggregate_line_native(void *context, const unsigned char *data, Py_ssize_t size,
     /* The std-dev the resolver compares (mosrow: unknown unless a positive finite number). */
     double std = 0.0;
     int std_known = 0;
-    m = find_member(t, &std_field);
+    m = member_of(c, t, c->out_std, &std_field);
     if (m != NULL) {
         if (m->kind == CP_STRING) {
             return; /* a numeric string (counted by Python), or no number */
@@ -1267,7 +1299,7 @@ aggregate_line_native(void *context, const unsigned char *data, Py_ssize_t size,
         char *number = c->numbers + 32 * i;
         int source = f->source;
         if (source == OUT_COPIED) {
-            m = find_member(t, &f->name);
+            m = c->found[i];
             if ((m == NULL || m->kind == CP_NULL) && f->is_corpus) {
                 source = OUT_LABEL; /* a missing corpus is the label */
             }
@@ -1344,24 +1376,10 @@ aggregate_line_native(void *context, const unsigned char *data, Py_ssize_t size,
     if (nans > 0 && !c->row.keep_non_finite) {
         return; /* the policy changes or rejects the row: Python's path */
     }
-    /* dropped: the input row has a key the unified row does not (both sorted: one walk). */
-    int dropped = 0;
-    Py_ssize_t at = 0;
-    for (Py_ssize_t k = 0; k < t->count && !dropped; k++) {
-        const CpMember *member = &t->members[k];
-        int order = 1;
-        while (at < c->out_count
-               && (order = cp_bytes_compare(c->out[at].name.text, c->out[at].name.size, member->key,
-                                            member->key_size))
-                      < 0) {
-            at++;
-        }
-        dropped = at >= c->out_count || order != 0;
-    }
     /* The key: mosrow.AggregateJudge._key, over the input row. */
     int keyed = 1;
     for (Py_ssize_t i = 0; i < c->key_count && keyed; i++) {
-        m = find_member(t, &c->keys[i]);
+        m = member_of(c, t, c->key_out[i], &c->keys[i]);
         keyed = m != NULL && m->kind == CP_STRING && m->size > 2;
     }
     if (keyed) {
@@ -1373,7 +1391,7 @@ aggregate_line_native(void *context, const unsigned char *data, Py_ssize_t size,
     } else {
         /* key_digest({"\0fallback": True, "src": src, "corpus_source": label}) */
         CpBuffer *text = &c->key_text;
-        m = find_member(t, &src_field);
+        m = member_of(c, t, c->out_src, &src_field);
         char whole[24];
         const char *src = "null";
         Py_ssize_t src_size = 4;
@@ -1558,9 +1576,11 @@ aggregate_setup(AggregateContext *c, PyObject *const *more, PyObject *override)
     c->out_count = PyTuple_GET_SIZE(copied) + 4;
     c->out = PyMem_Calloc((size_t)c->out_count, sizeof(OutField));
     c->values = PyMem_Calloc((size_t)c->out_count, sizeof(OutValue));
+    c->found = PyMem_Calloc((size_t)c->out_count, sizeof(CpMember *));
     c->numbers = PyMem_Malloc((size_t)c->out_count * 32);
     c->key_out = PyMem_Calloc((size_t)PyTuple_GET_SIZE(c->row.key_fields) + 1, sizeof(Py_ssize_t));
-    if (c->scales == NULL || c->out == NULL || c->values == NULL || c->numbers == NULL || c->key_out == NULL) {
+    if (c->scales == NULL || c->out == NULL || c->values == NULL || c->found == NULL || c->numbers == NULL
+        || c->key_out == NULL) {
         PyErr_NoMemory();
         return -1;
     }
@@ -1632,12 +1652,17 @@ aggregate_setup(AggregateContext *c, PyObject *const *more, PyObject *override)
         || field_names(c->row.key_fields, 0, &c->keys, &c->key_count) < 0) {
         return -1;
     }
-    c->out_src = c->out_sha = -1;
+    c->out_src = c->out_sha = c->out_corpus_source = c->out_corpus = c->out_mos = c->out_std = -1;
+    const struct {
+        const FieldName *field;
+        Py_ssize_t *index;
+    } read[6] = {{&src_field, &c->out_src}, {&sha_field, &c->out_sha}, {&corpus_source_field, &c->out_corpus_source},
+                 {&corpus_field, &c->out_corpus}, {&mos_field, &c->out_mos}, {&std_field, &c->out_std}};
     for (Py_ssize_t i = 0; i < c->out_count; i++) {
-        if (cp_bytes_compare(c->out[i].name.text, c->out[i].name.size, "src", 3) == 0) {
-            c->out_src = i;
-        } else if (cp_bytes_compare(c->out[i].name.text, c->out[i].name.size, "src_sha256", 10) == 0) {
-            c->out_sha = i;
+        for (int r = 0; r < 6; r++) {
+            if (field_compare(&c->out[i].name, read[r].field) == 0) {
+                *read[r].index = i;
+            }
         }
     }
     for (Py_ssize_t k = 0; k < c->key_count; k++) {
@@ -1696,6 +1721,7 @@ aggregate_rows(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t na
     PyMem_Free(c.scales);
     PyMem_Free(c.out);
     PyMem_Free(c.values);
+    PyMem_Free(c.found);
     PyMem_Free(c.numbers);
     PyMem_Free(c.key_out);
     PyMem_Free(c.required);
