@@ -654,18 +654,19 @@ def test_spill_file_is_removed_when_a_later_row_fails(
 ) -> None:
     """Rows already spilled, then an invalid row fails the run: the spill goes too."""
     import corpusprov.stages.aggregate as aggregate_module
+    from corpusprov.stages.spill import Spill
 
     write_params(tmp_path)
     write_jsonl(tmp_path / "in/a.jsonl", [mos_row(1), mos_row(2)])
     (tmp_path / "in/b.jsonl").write_text('{"broken": \n', encoding="utf-8")
     spills: list[Path] = []
 
-    class RecordingSpill(aggregate_module._Spill):
+    class RecordingSpill(Spill):
         def __init__(self, near: Path, display: str) -> None:
             super().__init__(near, display)
             spills.append(self.path)
 
-    monkeypatch.setattr(aggregate_module, "_Spill", RecordingSpill)
+    monkeypatch.setattr(aggregate_module, "Spill", RecordingSpill)
     (tmp_path / "out").mkdir()
 
     result = cli("aggregate", "in/a.jsonl", "in/b.jsonl", "--output", OUTPUT)

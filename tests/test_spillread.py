@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from corpusprov.stages.aggregate import NATIVE_GATHER, NATIVE_SORT, gather_py, sorted_ordinals_py
+from corpusprov.stages.spill import NATIVE_GATHER, NATIVE_SORT, gather_py, sorted_ordinals_py
 from tests.conftest import HAVE_C_COMPILER
 
 

@@ -1,6 +1,6 @@
 /* The aggregate's resolver step, its per-corpus statistics and its output order, native twins
  * of corpusprov.stages.resolver's Resolver.offer_block_py (see offer_block below), of
- * corpusprov.stages.summary's group_stats_py and of corpusprov.stages.aggregate's
+ * corpusprov.stages.summary's group_stats_py and of corpusprov.stages.spill's
  * sorted_ordinals_py (see sorted_ordinals below).
  *
  * After the read, the winners' unified and native scores lie in slot order with a corpus id

@@ -1,4 +1,4 @@
-/* Reading aggregate's spill back in sorted order (corpusprov.stages.aggregate), native twin of
+/* Reading aggregate's spill back in sorted order (corpusprov.stages.spill), native twin of
  * its gather_py.
  *
  * The winners' unified lines lie in the spill file in input order; the output wants them in

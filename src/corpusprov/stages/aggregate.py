@@ -2,28 +2,25 @@
 
 ``aggregate_corpora.py`` is the reference for which rows come out (same winners, labels,
 values and fields); the README's migration table lists where we differ on purpose.
-Each input is read once. Worker processes parse and judge the rows, count what each block
-holds and serialise its usable rows' output lines, handed back as one buffer per block; the
-main process spills each buffer in one write and offers the block's rows to the
-:class:`Resolver` (per unique key only what the rule needs: the winner, its std-dev, corpus
-and sort key). The winners are then copied from the spill in sorted order. Memory grows
+Each input is read once. Block threads (or worker processes, see :func:`aggregate_uses_threads`)
+parse and judge the rows, count what each block holds and serialise its usable rows' output
+lines, handed back as one buffer per block; the main thread spills each buffer in one write
+(:class:`~corpusprov.stages.spill.Spill`) and offers the block's rows to the :class:`Resolver`
+(per unique key only what the rule needs: the winner, its std-dev, corpus and sort key). The
+winners are then copied from the spill in sorted order. Memory grows
 with unique keys (plus 12 bytes per usable row for the spill index), never with row width.
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
 from array import array
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from itertools import accumulate, compress, islice
-from pathlib import Path
 from typing import Any, Final
 
-from corpusprov.errors import OutputError
 from corpusprov.io.canonical import canonical_line
-from corpusprov.io.fsutil import TEMP_PREFIX
 from corpusprov.io.inputs import InputFile
 from corpusprov.io.jsonl import Block, LineError
 from corpusprov.io.outputs import StagedFile
@@ -39,6 +36,7 @@ from corpusprov.stages.rowpolicy import (
     Verdict,
     judge_block,
 )
+from corpusprov.stages.spill import Spill, sorted_ordinals
 from corpusprov.stages.summary import AggregateSummary
 from corpusprov.stages.workers import BlockFunction, ProgressCallback, WorkerPool
 
@@ -46,15 +44,11 @@ __all__ = [
     "AGGREGATE_ACCOUNTING",
     "AGGREGATE_COUNTERS",
     "NATIVE_AGGREGATE_ROWS",
-    "NATIVE_GATHER",
-    "NATIVE_SORT",
     "AggregateOutcome",
     "AggregatePrepass",
     "aggregate",
     "aggregate_uses_threads",
-    "gather_py",
     "native_prepass",
-    "sorted_ordinals_py",
 ]
 
 AGGREGATE_COUNTERS: Final = (
@@ -103,119 +97,6 @@ class AggregateOutcome:
     """Unified and native MOS statistics per corpus of the rows written."""
 
 
-_WRITE_FAILED: Final = "cannot write the spill file next to the output"
-
-
-class _Spill:
-    """A temp file of unified lines in input order, read back in sorted order."""
-
-    def __init__(self, near: Path, display: str) -> None:
-        self.path = near.with_name(f"{TEMP_PREFIX}{os.getpid()}-{os.urandom(4).hex()}-spill-{near.name}")
-        self.display = display
-        self.offset = 0
-        try:
-            self._handle = open(self.path, "xb+")  # noqa: SIM115 -- closed in close()
-        except OSError as exc:
-            raise self._error("cannot create the spill file", exc, "check that the output folder is writable") from exc
-
-    def write(self, lines: bytes) -> int:
-        """Append ``lines``; return the offset they start at."""
-        start = self.offset
-        try:
-            self._handle.write(lines)
-        except OSError as exc:
-            raise self._error(
-                _WRITE_FAILED, exc, "check free space and file size limits (ulimit -f); nothing was written"
-            ) from exc
-        self.offset += len(lines)
-        return start
-
-    def lines_in_order(
-        self, offsets: array[int], lengths: array[int], picks: array[int]
-    ) -> Iterator[tuple[bytes, int]]:
-        """The lines ``picks`` name, in batches of (lines, count); see :func:`gather_py`."""
-        self.flush()
-        start = 0
-        while start < len(picks):
-            try:
-                data, stop = _gather(self._handle.fileno(), offsets, lengths, picks, start, _READ_BATCH_BYTES)
-            except OSError as exc:
-                raise self._error(
-                    "cannot read the spill file back", exc, "check the disk next to the output; nothing was written"
-                ) from exc
-            yield data, stop - start
-            start = stop
-
-    def flush(self) -> None:
-        try:
-            self._handle.flush()
-        except OSError as exc:
-            raise self._error(_WRITE_FAILED, exc, "check free space and file size limits") from exc
-
-    def _error(self, what: str, exc: OSError, fix: str) -> OutputError:
-        return OutputError(f"{what}: {exc.strerror or exc}", path=self.display, fix=fix)
-
-    def close(self) -> None:
-        with contextlib.suppress(OSError):
-            self._handle.close()
-        with contextlib.suppress(FileNotFoundError):
-            self.path.unlink()
-
-
-def gather_py(
-    fd: int, offsets: array[int], lengths: array[int], picks: array[int], start: int, max_bytes: int
-) -> tuple[bytes, int]:
-    """``picks[start:stop]``'s lines joined, and ``stop``: lines are taken until they reach ``max_bytes``.
-
-    ``picks`` holds line ordinals in output order (:func:`sorted_ordinals_py`); line ``i`` is
-    ``lengths[i]`` bytes of the spill at ``offsets[i]``. One line at least while picks remain.
-    The native twin is ``_spillread.gather``, which reads a batch with the GIL released (a
-    pread per line here drops and retakes it every time).
-    """
-    chosen: list[int] = []  # the batch, checked before anything is read
-    total = 0
-    stop = start
-    while stop < len(picks) and (stop == start or total < max_bytes):
-        pick = picks[stop]
-        if pick < 0 or pick >= len(offsets) or offsets[pick] < 0:
-            raise IndexError("pick out of range")
-        chosen.append(pick)
-        total += lengths[pick]
-        stop += 1
-    parts = [os.pread(fd, lengths[pick], offsets[pick]) for pick in chosen]
-    if any(len(part) != lengths[pick] for part, pick in zip(parts, chosen, strict=True)):
-        raise OSError("the spill file ended before a line it holds")
-    return b"".join(parts), stop
-
-
-def sorted_ordinals_py(sort_keys: list[bytes], ordinals: array[int]) -> bytes:
-    """The winners' ordinals in output order, as int64 bytes (``array("q").frombytes``): sorted
-    as the entries ``sort_key + b"\\0" + ordinal.to_bytes(8, "big")`` sort as bytes (the key
-    first, the earlier row on a tie). The native twin is ``_aggregate.sorted_ordinals``.
-    """
-    entries = [key + b"\x00" + ordinal.to_bytes(8, "big") for key, ordinal in zip(sort_keys, ordinals, strict=True)]
-    entries.sort()
-    return array("q", [int.from_bytes(entry[-8:], "big") for entry in entries]).tobytes()
-
-
-try:
-    from corpusprov._aggregate import sorted_ordinals as _sorted_ordinals
-
-    #: True when the winners are sorted by the native ``_aggregate.sorted_ordinals``.
-    NATIVE_SORT: Final = True
-except ImportError:  # pragma: no cover - an install without a C compiler
-    _sorted_ordinals = sorted_ordinals_py
-    NATIVE_SORT: Final = False  # type: ignore[misc]
-
-try:
-    from corpusprov._spillread import gather as _gather
-
-    #: True when the spill is read back by the native ``_spillread.gather``.
-    NATIVE_GATHER: Final = True
-except ImportError:  # pragma: no cover - an install without a C compiler
-    _gather = gather_py
-    NATIVE_GATHER: Final = False  # type: ignore[misc]
-
 _aggregate_rows: Callable[[list[bytes], tuple[object, ...], str | None], NativeAnswers] | None
 try:
     from corpusprov._bytescan import aggregate_rows as _aggregate_rows
@@ -225,9 +106,6 @@ try:
 except ImportError:  # pragma: no cover - an install without a C compiler
     _aggregate_rows = None
     NATIVE_AGGREGATE_ROWS: Final = False  # type: ignore[misc]
-
-#: About this much of the output is read from the spill at a time.
-_READ_BATCH_BYTES: Final = 1 << 20
 
 
 #: ``(lines of a block, the label override of its shard) ->``
@@ -342,7 +220,7 @@ def aggregate(
     overrides = _overrides_for(files, params)
     offsets = array("q")
     lengths = array("I")
-    spill = _Spill(corpus.target, corpus.display)  # creates its file last: nothing to clean if it raises
+    spill = Spill(corpus.target, corpus.display)  # creates its file last: nothing to clean if it raises
     try:
         threads = aggregate_uses_threads(params)
         with WorkerPool(jobs, aggregate_block_function, (params, overrides), threads=threads) as pool:
@@ -377,7 +255,7 @@ def _overrides_for(files: Sequence[InputFile], params: AggregateParams) -> dict[
 def _write_sorted(
     params: AggregateParams,
     resolver: Resolver,
-    spill: _Spill,
+    spill: Spill,
     offsets: array[int],
     lengths: array[int],
     corpus: StagedFile,
@@ -386,7 +264,7 @@ def _write_sorted(
     summary = AggregateSummary({label: (scale.native_min, scale.native_max) for label, scale in params.scales.items()})
     labels = resolver.labels()
     order = array("q")
-    order.frombytes(_sorted_ordinals(resolver.winner_sort, resolver.winner))
+    order.frombytes(sorted_ordinals(resolver.winner_sort, resolver.winner))
     resolver.winner_sort.clear()
     rows_by_corpus: dict[str, int] = {}
     corpus_of = resolver.winner_corpus
