@@ -650,6 +650,25 @@ typedef struct {
     CpBuffer arena; /* whatever else a stage's answers point into */
 } BlockOut;
 
+/* What phase one of both stages starts with: jsonl.parse_line's limits, the transcoder,
+ * check_line's required keys. 1 to go on; else 0 with ``head->answered`` set (0: the Python
+ * path answers; -1: out of memory). */
+static int
+transcode_line(const RowContext *row, CpLine *t, const FieldName *required, Py_ssize_t required_count,
+               const unsigned char *data, Py_ssize_t size, AnswerHead *head)
+{
+    head->answered = 0;
+    if (!line_body(row, data, &size)) {
+        return 0;
+    }
+    int status = cp_transcode(t, data, size);
+    if (status != CP_OK) {
+        head->answered = status == CP_NO_MEMORY ? -1 : 0;
+        return 0;
+    }
+    return has_required(t, required, required_count);
+}
+
 /* Append the ``size`` bytes at ``text`` to ``block->lines`` as ``head``'s line; -1 out of memory. */
 static int
 put_line(BlockOut *block, AnswerHead *head, const char *text, Py_ssize_t size)
@@ -898,17 +917,8 @@ merge_line_native(void *context, const unsigned char *data, Py_ssize_t size, Ans
 {
     MergeContext *c = context;
     MergeAnswer *a = (MergeAnswer *)head;
-    head->answered = 0;
-    if (!line_body(&c->row, data, &size)) {
-        return;
-    }
     CpLine *t = &c->line;
-    int status = cp_transcode(t, data, size);
-    if (status != CP_OK) {
-        head->answered = status == CP_NO_MEMORY ? -1 : 0;
-        return;
-    }
-    if (!has_required(t, c->required, c->required_count)) {
+    if (!transcode_line(&c->row, t, c->required, c->required_count, data, size, head)) {
         return;
     }
     if (t->nans > 0 && !c->row.keep_non_finite) {
@@ -1204,17 +1214,8 @@ aggregate_line_native(void *context, const unsigned char *data, Py_ssize_t size,
 {
     AggregateContext *c = context;
     AggregateAnswer *a = (AggregateAnswer *)head;
-    head->answered = 0;
-    if (!line_body(&c->row, data, &size)) {
-        return;
-    }
     CpLine *t = &c->line;
-    int status = cp_transcode(t, data, size);
-    if (status != CP_OK) {
-        head->answered = status == CP_NO_MEMORY ? -1 : 0;
-        return;
-    }
-    if (!has_required(t, c->required, c->required_count)) {
+    if (!transcode_line(&c->row, t, c->required, c->required_count, data, size, head)) {
         return;
     }
     /* Each unified field's member, and whether the row has a key the unified row does not
