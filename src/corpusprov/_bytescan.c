@@ -479,6 +479,14 @@ typedef struct {
     PyObject *name;
 } FieldName;
 
+/* The fields the stages' native lines read by name. */
+static const FieldName corpus_source_field = {"corpus_source", 13, NULL};
+static const FieldName corpus_field = {"corpus", 6, NULL};
+static const FieldName mos_field = {"mos", 3, NULL};
+static const FieldName std_field = {"mos_std_dev", 11, NULL};
+static const FieldName src_field = {"src", 3, NULL};
+static const FieldName sha_field = {"src_sha256", 10, NULL};
+
 static int
 field_compare(const void *a, const void *b)
 {
@@ -931,8 +939,7 @@ merge_line_native(void *context, const unsigned char *data, Py_ssize_t size, Ans
     }
     /* merge.source_digest: b"" unless src_sha256 is a non-empty string (one with escapes:
      * the Python path decodes it). */
-    static const FieldName source_field = {"src_sha256", 10, NULL};
-    CpMember *source = find_member(t, &source_field);
+    CpMember *source = find_member(t, &sha_field);
     a->has_source = source != NULL && source->kind == CP_STRING && source->size > 2;
     if (a->has_source) {
         if (source->escaped) {
@@ -1058,14 +1065,6 @@ typedef struct {
     Py_ssize_t scale_raw_size, scale_json_size;
 } AggScale;
 
-/* One field of the unified row. */
-typedef struct {
-    FieldName name;
-    int source, kind, is_corpus;
-    const char *fallback; /* a copied field's default, as canonical text (borrowed) */
-    Py_ssize_t fallback_size;
-} OutField;
-
 /* One unified value as phase one holds it: its canonical text, and a string's UTF-8. */
 typedef struct {
     const char *text;
@@ -1074,6 +1073,13 @@ typedef struct {
     const char *raw; /* a string's UTF-8; NULL for a string with escapes */
     Py_ssize_t raw_size;
 } OutValue;
+
+/* One field of the unified row. */
+typedef struct {
+    FieldName name;
+    int source, kind, is_corpus;
+    OutValue fallback; /* a copied field's default (its canonical text borrowed) */
+} OutField;
 
 typedef struct {
     RowContext row;
@@ -1109,12 +1115,6 @@ typedef struct {
     Py_ssize_t sort_at, sort_size; /* the sort key, in BlockOut.arena */
 } AggregateAnswer;
 
-static const FieldName corpus_source_field = {"corpus_source", 13, NULL};
-static const FieldName corpus_field = {"corpus", 6, NULL};
-static const FieldName mos_field = {"mos", 3, NULL};
-static const FieldName std_field = {"mos_std_dev", 11, NULL};
-static const FieldName src_field = {"src", 3, NULL};
-static const FieldName sha_field = {"src_sha256", 10, NULL};
 
 static const AggScale *
 find_scale(const AggregateContext *c, const char *text, Py_ssize_t size)
@@ -1330,12 +1330,7 @@ aggregate_line_native(void *context, const unsigned char *data, Py_ssize_t size,
             break;
         }
         if (m == NULL || m->kind == CP_NULL) {
-            v->text = f->fallback;
-            v->size = f->fallback_size;
-            v->kind = f->fallback[0] == '"' ? CP_STRING : f->fallback[0] == 'n' ? CP_NULL : CP_FLOAT;
-            if (v->kind == CP_STRING) {
-                string_value(v, f->fallback, f->fallback_size, memchr(f->fallback, '\\', (size_t)f->fallback_size) != NULL);
-            }
+            *v = f->fallback;
             continue;
         }
         v->text = values + m->at;
@@ -1632,8 +1627,16 @@ aggregate_setup(AggregateContext *c, PyObject *const *more, PyObject *override)
             name = PyTuple_GET_ITEM(field, 0);
             f->source = OUT_COPIED;
             f->kind = (int)PyLong_AsLong(PyTuple_GET_ITEM(field, 1));
-            f->fallback = PyBytes_AS_STRING(PyTuple_GET_ITEM(field, 2));
-            f->fallback_size = PyBytes_GET_SIZE(PyTuple_GET_ITEM(field, 2));
+            const char *text = PyBytes_AS_STRING(PyTuple_GET_ITEM(field, 2));
+            Py_ssize_t size = PyBytes_GET_SIZE(PyTuple_GET_ITEM(field, 2));
+            OutValue *v = &f->fallback;
+            if (text[0] == '"') {
+                string_value(v, text, size, memchr(text, '\\', (size_t)size) != NULL);
+            } else {
+                v->text = text;
+                v->size = size;
+                v->kind = text[0] == 'n' ? CP_NULL : CP_FLOAT; /* (the sort key reads strings and null only) */
+            }
             f->is_corpus = PyUnicode_Compare(name, corpus_name) == 0;
         }
         f->name.name = name;

@@ -275,8 +275,9 @@ def native_aggregate_context(params: AggregateParams) -> tuple[object, ...]:
     per label ``(native_min, native_max, slope, intercept, span, scale label, its JSON text)``,
     the range slack, whether std-devs compare on the unified axis, and the copied fields
     ``(name, kind code, the default's canonical text)``."""
-    # A label that is no valid UTF-8 (a lone surrogate from an escape in the YAML) is left
-    # out: its rows take the Python path, whatever it makes of them.
+    # A label or scale label that is no valid UTF-8 (a lone surrogate from an escape in the
+    # YAML; orjson refuses it) is left out: its rows take the Python path, whatever it makes
+    # of them.
     scales = {
         label: (
             float(scale.native_min),
@@ -288,7 +289,7 @@ def native_aggregate_context(params: AggregateParams) -> tuple[object, ...]:
             json_text,
         )
         for label, scale in params.scales.items()
-        if _utf8(label) and _utf8(scale.label) and (json_text := _json_text(scale.label)) is not None
+        if _utf8(label) and (json_text := _json_text(scale.label)) is not None
     }
     copied = tuple((name, _KIND_CODES[kind], canonical_line(default).rstrip(b"\n")) for name, kind, default in _COPIED)
     return (

@@ -267,8 +267,12 @@ def judge_block(
     if prepass is not None:
         answered, native_rows, native_lines, native_lengths, kept_total = prepass(block.lines)
         if len(native_rows) == len(block.lines):  # every line: the block's result as it came
-            tallies = {"rows_in": len(native_rows), "blank_lines_skipped": 0}
-            tallies.update(non_finite_kept=kept_total, non_finite_nulled=0)
+            tallies = {
+                "rows_in": len(native_rows),
+                "blank_lines_skipped": 0,
+                "non_finite_kept": kept_total,
+                "non_finite_nulled": 0,
+            }
             return BlockResult(tallies, rejects, native_rows, native_lines, native_lengths)
         prepared = _per_line(answered, native_rows, native_lines, native_lengths)
     last = len(block.lines) - 1 if block.final_unterminated else -1
