@@ -13,12 +13,28 @@ from pathlib import Path
 from typing import BinaryIO
 
 from corpusprov.errors import OutputError
-from corpusprov.io.fsutil import TEMP_PREFIX, atomic_writer, clean_stale_temps, fsync_folder, process_alive
+from corpusprov.io.fsutil import (
+    TEMP_PREFIX,
+    BackgroundWriter,
+    atomic_writer,
+    clean_stale_temps,
+    fsync_folder,
+    process_alive,
+)
 from corpusprov.io.hashing import Digest, ThreadedHasher
 
-__all__ = ["INTENT_PREFIX", "OutputRecord", "OutputSet", "StagedFile", "interrupted_commits", "recover_commits"]
+__all__ = [
+    "FLUSH_BYTES",
+    "INTENT_PREFIX",
+    "OutputRecord",
+    "OutputSet",
+    "StagedFile",
+    "interrupted_commits",
+    "recover_commits",
+]
 
-_FLUSH_BYTES = 1024 * 1024
+#: A staged file hands its buffer on (to be hashed and written) once it holds this much.
+FLUSH_BYTES = 1024 * 1024
 
 #: A commit's intent record: written into every output folder before the first rename, so a
 #: run killed between renames (SIGKILL cannot be held) leaves a record of the whole set.
@@ -48,7 +64,11 @@ def _write_error(display: str, exc: OSError) -> OutputError:
 
 
 class StagedFile:
-    """A temp file next to its target that hashes what is written to it."""
+    """A temp file next to its target that hashes what is written to it.
+
+    Buffers of at least ``FLUSH_BYTES`` are hashed and written in two background threads
+    (:class:`~corpusprov.io.hashing.ThreadedHasher`, :class:`~corpusprov.io.fsutil.BackgroundWriter`).
+    """
 
     def __init__(self, target: Path, display: str, role: str) -> None:
         self.target = target
@@ -59,6 +79,7 @@ class StagedFile:
         self._hasher = ThreadedHasher()
         self._buffer = bytearray()
         self._handle: BinaryIO | None = None
+        self._writer: BackgroundWriter | None = None
         self._final: Digest | None = None
         self.created_folders: list[Path] = []
 
@@ -83,7 +104,7 @@ class StagedFile:
         buffer = self._buffer
         buffer += lines
         self.rows += rows
-        if len(buffer) >= _FLUSH_BYTES:
+        if len(buffer) >= FLUSH_BYTES:
             self._flush()
 
     def write_bytes(self, data: bytes) -> None:
@@ -99,7 +120,7 @@ class StagedFile:
         self._buffer = bytearray()
         self._hasher.update_owned(block)
         try:
-            self._require_handle().write(block)
+            self._require_writer().put(block)
         except OSError as exc:
             raise _write_error(self.display, exc) from exc
 
@@ -108,12 +129,19 @@ class StagedFile:
             raise RuntimeError(f"staged output {self.display} written before open()")
         return self._handle
 
+    def _require_writer(self) -> BackgroundWriter:
+        if self._writer is None:
+            self._writer = BackgroundWriter(self._require_handle())
+        return self._writer
+
     def finish(self) -> Digest:
         """Flush, fsync and close; return the digest of everything written."""
         if self._final is None:
             self._flush()
             handle = self._require_handle()
             try:
+                if self._writer is not None:
+                    self._writer.close()
                 handle.flush()
                 os.fsync(handle.fileno())
                 handle.close()
@@ -129,6 +157,9 @@ class StagedFile:
         failure must not replace the error that explains what happened.
         """
         self._hasher.close()
+        if self._writer is not None:
+            with contextlib.suppress(OSError):
+                self._writer.close()
         if self._handle is not None and not self._handle.closed:
             with contextlib.suppress(OSError):
                 self._handle.close()
