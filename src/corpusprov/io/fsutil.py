@@ -3,24 +3,28 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import queue
 import secrets
+import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, cast
 
 from corpusprov.errors import OutputError
 
 __all__ = [
     "TEMP_PREFIX",
+    "WRITEBACK_BYTES",
     "WRITES_PENDING",
     "BackgroundWriter",
     "atomic_writer",
     "clean_stale_temps",
     "fsync_folder",
     "process_alive",
+    "start_writeback",
 ]
 
 #: Every temp file we create starts with this, so a later run can find and remove
@@ -107,6 +111,44 @@ def fsync_folder(folder: Path) -> None:
             os.close(fd)
 
 
+#: A :class:`BackgroundWriter` asks Linux to start writing its file back after this much.
+WRITEBACK_BYTES = 64 * 1024 * 1024
+
+#: ``sync_file_range`` flag (linux/fs.h): start writing the range's dirty pages, do not wait.
+_SYNC_FILE_RANGE_WRITE = 2
+
+
+@functools.cache
+def _sync_file_range() -> Callable[[int, int, int, int], int] | None:
+    """libc's ``sync_file_range``, or ``None`` off Linux or where ctypes cannot find it."""
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
+
+    try:
+        function = ctypes.CDLL(None, use_errno=True).sync_file_range
+    except (OSError, AttributeError):
+        return None
+    function.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
+    function.restype = ctypes.c_int
+    return cast("Callable[[int, int, int, int], int]", function)
+
+
+def start_writeback(fd: int, offset: int, length: int) -> None:
+    """Have Linux start writing ``length`` bytes of ``fd`` from ``offset`` to disk, without
+    waiting (best effort; a no-op elsewhere, and an error is ignored: the fsync at the end is
+    what makes the file durable).
+
+    Linux starts writeback only once a tenth of memory is dirty, so a 1.7 GB corpus would
+    otherwise wait whole for the final fsync (~0.7 s with a core idle); started as it is
+    written, the disk works while the stage does: merge on 1M real-shaped rows 10.1-10.5 ->
+    9.4-9.9 s.
+    """
+    function = _sync_file_range()
+    if function is not None:
+        function(fd, offset, length, _SYNC_FILE_RANGE_WRITE)
+
+
 #: Flushed buffers a :class:`BackgroundWriter` may hold before its :meth:`~BackgroundWriter.put` waits.
 WRITES_PENDING = 8
 
@@ -117,6 +159,7 @@ class BackgroundWriter:
     Copying a buffer into the page cache is the kernel's work and costs the writing thread
     its time (on a VM whose freed memory goes back to the host, ~3 ms a MiB of new pages):
     done here, the stage's main thread goes on reading and dispatching blocks meanwhile.
+    Every :data:`WRITEBACK_BYTES` it starts the disk writing them (:func:`start_writeback`).
     The first write's error (``OSError`` for a full disk or a size limit) is kept and raised
     by the next :meth:`put` or by :meth:`close`; later buffers are dropped (the temp file is
     deleted on any error), so the thread never dies with buffers waiting for it.
@@ -131,6 +174,8 @@ class BackgroundWriter:
         self._closed = False
 
     def _run(self) -> None:
+        fd = self._handle.fileno()
+        written = started = 0
         while True:
             block = self._queue.get()
             if block is None:
@@ -138,6 +183,10 @@ class BackgroundWriter:
             if self.error is None:
                 try:
                     self._handle.write(block)
+                    written += len(block)
+                    if written - started >= WRITEBACK_BYTES:
+                        start_writeback(fd, started, written - started)
+                        started = written
                 except Exception as exc:  # kept for the caller's thread to raise
                     self.error = exc
 
